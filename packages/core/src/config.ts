@@ -1,0 +1,183 @@
+import { hostname } from 'node:os';
+import { Ajv } from 'ajv';
+
+export type ProcessKind = 'gateway' | 'node' | 'standalone';
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+
+export interface CommonConfig {
+  etcdEndpoints: string[];
+  etcdPrefix: string;
+  memcachedServers: string[];
+  memcachedPrefix: string;
+  host: string;
+  port: number;
+  leaseTtlSeconds: number;
+  handshakeTimeoutSeconds: number;
+  logLevel: LogLevel;
+}
+
+export interface GatewayConfig extends CommonConfig {
+  sessionConflict: 'replace' | 'reject';
+  authJwtSecret?: string;
+  authJwksUrl?: string;
+}
+
+export interface NodeConfig extends CommonConfig {
+  internalPort: number;
+  nodeId: string;
+  publicUrl: string;
+  internalUrl: string;
+  clusterSecret?: string;
+  sessionTtlSeconds: number;
+  pendingTtlMs: number;
+  pendingMax: number;
+  maxMessageBytes: number;
+  drainTimeoutSeconds: number;
+  drainRatePerSecond: number;
+  rateMessagesPerSecond: number;
+  rateBurst: number;
+}
+
+export type StandaloneConfig = GatewayConfig & NodeConfig;
+export interface ConfigByKind {
+  gateway: GatewayConfig;
+  node: NodeConfig;
+  standalone: StandaloneConfig;
+}
+
+type FieldType = 'string' | 'list' | 'port' | 'integer' | 'url';
+interface Field {
+  env: string;
+  key: string;
+  type: FieldType;
+  kinds: readonly ProcessKind[];
+  /** Undefined: optional with no default. A function: derived from the other values. */
+  fallback?: string | number | ((partial: Record<string, unknown>, kind: ProcessKind) => unknown);
+  min?: number;
+  max?: number;
+  enum?: readonly string[];
+}
+
+const ALL = ['gateway', 'node', 'standalone'] as const;
+const NODE = ['node', 'standalone'] as const;
+const GATEWAY = ['gateway', 'standalone'] as const;
+
+/** Every variable of the contract's configuration table. The CLI maps `--flag-name` to `MSG_FLAG_NAME`. */
+export const CONFIG_FIELDS: readonly Field[] = [
+  { env: 'MSG_ETCD_ENDPOINTS', key: 'etcdEndpoints', type: 'list', kinds: ALL, fallback: 'http://127.0.0.1:2379' },
+  { env: 'MSG_ETCD_PREFIX', key: 'etcdPrefix', type: 'string', kinds: ALL, fallback: '/messaging-server/' },
+  { env: 'MSG_MEMCACHED_SERVERS', key: 'memcachedServers', type: 'list', kinds: ALL, fallback: '127.0.0.1:11211' },
+  { env: 'MSG_MEMCACHED_PREFIX', key: 'memcachedPrefix', type: 'string', kinds: ALL, fallback: 'ms:' },
+  { env: 'MSG_HOST', key: 'host', type: 'string', kinds: ALL, fallback: '0.0.0.0' },
+  { env: 'MSG_PORT', key: 'port', type: 'port', kinds: ALL, fallback: (_p, kind) => (kind === 'node' ? 8081 : 8080) },
+  { env: 'MSG_INTERNAL_PORT', key: 'internalPort', type: 'port', kinds: NODE, fallback: 9081 },
+  { env: 'MSG_NODE_ID', key: 'nodeId', type: 'string', kinds: NODE, fallback: (p) => `${hostname()}-${String(p['port'])}` },
+  { env: 'MSG_PUBLIC_URL', key: 'publicUrl', type: 'url', kinds: NODE, fallback: (p) => `http://127.0.0.1:${String(p['port'])}/ws` },
+  {
+    env: 'MSG_INTERNAL_URL',
+    key: 'internalUrl',
+    type: 'url',
+    kinds: NODE,
+    fallback: (p, kind) => `http://127.0.0.1:${String(kind === 'standalone' ? p['port'] : p['internalPort'])}`,
+  },
+  { env: 'MSG_CLUSTER_SECRET', key: 'clusterSecret', type: 'string', kinds: NODE },
+  { env: 'MSG_LEASE_TTL_SECONDS', key: 'leaseTtlSeconds', type: 'integer', kinds: ALL, fallback: 5, min: 1, max: 3600 },
+  { env: 'MSG_SESSION_TTL_SECONDS', key: 'sessionTtlSeconds', type: 'integer', kinds: NODE, fallback: 120, min: 3, max: 86400 },
+  { env: 'MSG_HANDSHAKE_TIMEOUT_SECONDS', key: 'handshakeTimeoutSeconds', type: 'integer', kinds: ALL, fallback: 30, min: 1, max: 3600 },
+  { env: 'MSG_PENDING_TTL_MS', key: 'pendingTtlMs', type: 'integer', kinds: NODE, fallback: 10000, min: 1, max: 3_600_000 },
+  { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
+  { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
+  { env: 'MSG_DRAIN_RATE_PER_SECOND', key: 'drainRatePerSecond', type: 'integer', kinds: NODE, fallback: 100, min: 1, max: 1_000_000 },
+  { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
+  { env: 'MSG_RATE_MESSAGES_PER_SECOND', key: 'rateMessagesPerSecond', type: 'integer', kinds: NODE, fallback: 1000, min: 1, max: 10_000_000 },
+  { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
+  { env: 'MSG_AUTH_JWT_SECRET', key: 'authJwtSecret', type: 'string', kinds: GATEWAY },
+  { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
+  { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
+  {
+    env: 'MSG_LOG_LEVEL',
+    key: 'logLevel',
+    type: 'string',
+    kinds: ALL,
+    fallback: 'info',
+    enum: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'],
+  },
+];
+
+/** The names of every variable the given process kind reads (for docs, manifests checks and `--help`). */
+export function configVariables(kind?: ProcessKind): string[] {
+  return CONFIG_FIELDS.filter((f) => kind === undefined || f.kinds.includes(kind)).map((f) => f.env);
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration: ${problems.join('; ')}`);
+  }
+}
+
+const ajv = new Ajv({ allErrors: true, coerceTypes: true, strict: true });
+
+function schemaOf(field: Field): object {
+  switch (field.type) {
+    case 'port':
+      return { type: 'integer', minimum: 0, maximum: 65535 };
+    case 'integer':
+      return { type: 'integer', minimum: field.min ?? 0, maximum: field.max ?? Number.MAX_SAFE_INTEGER };
+    case 'url':
+      return { type: 'string', pattern: '^https?://[^\\s]+$' };
+    case 'list':
+      return { type: 'string', pattern: '^[^\\s,]+(,[^\\s,]+)*$' };
+    case 'string':
+      return field.enum ? { type: 'string', enum: field.enum } : { type: 'string', minLength: 1 };
+  }
+}
+
+function explain(field: Field): string {
+  switch (field.type) {
+    case 'port':
+      return 'must be a port number (0–65535)';
+    case 'integer':
+      return `must be an integer from ${String(field.min ?? 0)} to ${String(field.max ?? Number.MAX_SAFE_INTEGER)}`;
+    case 'url':
+      return 'must be an http(s) URL';
+    case 'list':
+      return 'must be a comma-separated list without spaces';
+    case 'string':
+      return field.enum ? `must be one of ${field.enum.join(', ')}` : 'must not be empty';
+  }
+}
+
+// ajv coerces only inside objects, so each field is validated as the `value` property of a wrapper.
+const validators = new Map(
+  CONFIG_FIELDS.map((f) => [f.env, ajv.compile({ type: 'object', properties: { value: schemaOf(f) } })]),
+);
+
+/**
+ * Reads the configuration of one process kind from an environment-like map. Unknown `MSG_*` variables are
+ * ignored here (the CLI warns about them). Throws ConfigError listing every invalid variable at once.
+ */
+export function loadConfig<K extends ProcessKind>(kind: K, env: Readonly<Record<string, string | undefined>>): Readonly<ConfigByKind[K]> {
+  const problems: string[] = [];
+  const values: Record<string, unknown> = {};
+  const fields = CONFIG_FIELDS.filter((f) => f.kinds.includes(kind));
+  for (const field of fields) {
+    const raw = env[field.env];
+    if (raw === undefined || raw === '') continue;
+    const holder = { value: raw as unknown };
+    const validate = validators.get(field.env);
+    if (!validate || !validate(holder)) {
+      problems.push(`${field.env}=${JSON.stringify(raw)} ${explain(field)}`);
+      continue;
+    }
+    values[field.key] = field.type === 'list' ? String(holder.value).split(',') : holder.value;
+  }
+  // Derived defaults run after explicit values, in table order, so e.g. the node id can use the chosen port.
+  for (const field of fields) {
+    if (field.key in values || field.fallback === undefined) continue;
+    const fallback = typeof field.fallback === 'function' ? field.fallback(values, kind) : field.fallback;
+    values[field.key] = field.type === 'list' ? String(fallback).split(',') : fallback;
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(values) as unknown as Readonly<ConfigByKind[K]>;
+}

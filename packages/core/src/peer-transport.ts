@@ -1,0 +1,16 @@
+/**
+ * Node-to-node requests over the internal API (undici in production). One keep-alive connection pool per peer.
+ *
+ * `post` resolves with the peer's parsed JSON answer for a 2xx. It rejects with BackendError:
+ * - `PEER_UNREACHABLE`: connection refused/reset, DNS failure;
+ * - `PEER_TIMEOUT`: no complete answer within `timeoutMs` (default 1500, so delivery errors come within 2 s);
+ * - `PEER_REJECTED`: a non-2xx answer (the error carries `status`).
+ * Requests to one peer are sent in call order on one connection; callers that need per-pair order keep at most
+ * one request in flight per peer, or rely on this ordering.
+ */
+export interface PeerTransport {
+  post<T = unknown>(peerAddress: string, path: string, body: unknown, options?: { timeoutMs?: number }): Promise<T>;
+  /** Drops the pool for a peer that left the registry. */
+  forget(peerAddress: string): void;
+  close(): Promise<void>;
+}

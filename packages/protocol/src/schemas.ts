@@ -1,0 +1,99 @@
+import { Ajv, type ValidateFunction } from 'ajv';
+import type { ClientFrame, ConnectRequest } from './types.js';
+
+/** userId: 1–128 characters of `A-Z a-z 0-9 . _ ~ @ -`. */
+export const USER_ID_PATTERN = '^[A-Za-z0-9._~@-]{1,128}$';
+const USER_ID_REGEX = new RegExp(USER_ID_PATTERN);
+export const MESSAGE_ID_MAX_LENGTH = 64;
+
+export function isValidUserId(value: unknown): value is string {
+  return typeof value === 'string' && USER_ID_REGEX.test(value);
+}
+
+const userId = { type: 'string', pattern: USER_ID_PATTERN } as const;
+const messageId = { type: 'string', minLength: 1, maxLength: MESSAGE_ID_MAX_LENGTH } as const;
+
+export const connectRequestSchema = {
+  type: 'object',
+  required: ['userId'],
+  properties: {
+    userId: { type: 'string' },
+    avoid: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 256 } },
+  },
+} as const;
+
+export const messageFrameSchema = {
+  type: 'object',
+  required: ['to', 'content'],
+  properties: {
+    type: { const: 'message' },
+    to: userId,
+    from: { type: 'string' },
+    id: messageId,
+    content: {},
+  },
+} as const;
+
+export const pingFrameSchema = {
+  type: 'object',
+  required: ['type'],
+  properties: { type: { const: 'ping' }, id: messageId },
+} as const;
+
+// Unknown fields are ignored rather than rejected: the contract may grow new optional fields, and an older node
+// must not refuse a newer client's frame (the seed closed connections on unknown fields, defect 5).
+const ajv = new Ajv({ allErrors: false, strict: true });
+const validateConnect: ValidateFunction<ConnectRequest> = ajv.compile<ConnectRequest>(connectRequestSchema);
+const validateMessage = ajv.compile(messageFrameSchema);
+const validatePing = ajv.compile(pingFrameSchema);
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; id?: string };
+
+function describe(validate: ValidateFunction): string {
+  const first = validate.errors?.[0];
+  if (!first) return 'invalid frame';
+  const where = first.instancePath ? first.instancePath.slice(1) : 'frame';
+  return `${where} ${first.message ?? 'is invalid'}`;
+}
+
+function safeId(value: unknown): string | undefined {
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const id = (value as Record<string, unknown>)['id'];
+    if (typeof id === 'string' && id.length > 0 && id.length <= MESSAGE_ID_MAX_LENGTH) return id;
+  }
+  return undefined;
+}
+
+/** Validates an already-parsed client frame. A failed result carries the frame's `id` when it has a usable one. */
+export function validateClientFrame(value: unknown): ParseResult<ClientFrame> {
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return { ok: false, message: 'frame must be a JSON object' };
+  }
+  const type = (value as Record<string, unknown>)['type'];
+  const validate = type === 'ping' ? validatePing : validateMessage;
+  if (type !== undefined && type !== 'ping' && type !== 'message') {
+    return withId({ ok: false, message: 'type must be "message" or "ping"' }, safeId(value));
+  }
+  if (validate(value)) return { ok: true, value: value as ClientFrame };
+  return withId({ ok: false, message: describe(validate) }, safeId(value));
+}
+
+/** Parses and validates one SockJS text message from a client. */
+export function parseClientFrame(text: string): ParseResult<ClientFrame> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { ok: false, message: 'frame is not valid JSON' };
+  }
+  return validateClientFrame(value);
+}
+
+export function validateConnectRequest(value: unknown): ParseResult<ConnectRequest> {
+  if (validateConnect(value)) return { ok: true, value };
+  return { ok: false, message: describe(validateConnect) };
+}
+
+function withId<T>(result: { ok: false; message: string }, id: string | undefined): ParseResult<T> {
+  return id === undefined ? result : { ...result, id };
+}

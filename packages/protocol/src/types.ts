@@ -1,0 +1,95 @@
+import type { FrameErrorCode, ErrorCode } from './codes.js';
+
+/** JSON value as it travels in `content`. */
+export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+
+export interface ConnectRequest {
+  userId: string;
+  /** Node ids the client just failed to reach; the gateway avoids them when it can. */
+  avoid?: string[];
+}
+
+export interface Session {
+  userId: string;
+  listeningAddress: string;
+  listeningKey: string;
+  acked: boolean;
+  nodeId: string;
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+// Client → node
+export interface MessageFrame {
+  type?: 'message';
+  to: string;
+  content: JsonValue;
+  id?: string;
+  from?: string;
+}
+export interface PingFrame {
+  type: 'ping';
+  id?: string;
+}
+export type ClientFrame = MessageFrame | PingFrame;
+
+// Node → client
+export interface WelcomeFrame {
+  type: 'welcome';
+  userId: string;
+  nodeId: string;
+}
+export interface DeliveredMessageFrame {
+  type: 'message';
+  from: string;
+  to: string;
+  content: JsonValue;
+  id?: string;
+}
+export interface AckFrame {
+  type: 'ack';
+  id: string;
+}
+export interface ErrorFrame {
+  type: 'error';
+  code: FrameErrorCode;
+  message: string;
+  id?: string;
+}
+export interface PongFrame {
+  type: 'pong';
+  id?: string;
+}
+export type ServerFrame = WelcomeFrame | DeliveredMessageFrame | AckFrame | ErrorFrame | PongFrame;
+
+/** A session as stored in memcached (`<prefix>session:<userId>`). */
+export interface SessionRecord extends Session {
+  createdAt: string;
+}
+
+/** `<prefix>nodes/<nodeId>` in etcd. */
+export interface NodeRecord {
+  nodeId: string;
+  listeningAddress: string;
+  internalAddress: string;
+  state: 'active' | 'draining';
+  startedAt: string;
+  version: string;
+}
+
+/** `<prefix>load/<nodeId>` in etcd. */
+export interface LoadRecord {
+  connections: number;
+  pending: number;
+  updatedAt: string;
+}
+
+/** `<prefix>gateways/<gatewayId>` in etcd. */
+export interface GatewayRecord {
+  gatewayId: string;
+  address: string;
+  startedAt: string;
+  version: string;
+}

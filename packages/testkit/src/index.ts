@@ -1,0 +1,2 @@
+export * from './wait-for.js';
+export * from './free-port.js';
