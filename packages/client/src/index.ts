@@ -1,0 +1,5 @@
+export * from './errors.js';
+export * from './emitter.js';
+export * from './policy.js';
+export * from './transport.js';
+export * from './client.js';
