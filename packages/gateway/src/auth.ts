@@ -1,0 +1,46 @@
+import { createRemoteJWKSet, errors as joseErrors, jwtVerify, type JWTVerifyGetKey } from 'jose';
+import { HttpError } from './http-error.js';
+
+/**
+ * The authentication seam of POST /connect. It runs after the body is parsed (it needs the userId) and before a
+ * node is allocated. It resolves to let the request through and throws an HttpError (401 UNAUTHORIZED) to stop it.
+ */
+export type ConnectAuthenticator = (request: { authorization: string | undefined; userId: string }) => Promise<void>;
+
+export interface JwtAuthOptions {
+  /** HS256 shared secret (`MSG_AUTH_JWT_SECRET`). */
+  secret?: string;
+  /** JWKS URL (`MSG_AUTH_JWKS_URL`); keys are fetched and cached by jose. */
+  jwksUrl?: string;
+  /** Seconds of clock skew tolerated on exp/nbf. */
+  clockToleranceSeconds?: number;
+}
+
+const unauthorized = (message: string): HttpError =>
+  new HttpError('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
+
+/** `Authorization: Bearer <JWT>` whose `sub` equals the userId, verified with an HS256 secret or a JWKS. */
+export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenticator {
+  const { secret, jwksUrl, clockToleranceSeconds = 5 } = options;
+  if (secret === undefined && jwksUrl === undefined) throw new Error('jwt authentication needs a secret or a jwks url');
+  const secretKey = secret === undefined ? undefined : new TextEncoder().encode(secret);
+  const jwks: JWTVerifyGetKey | undefined = jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(jwksUrl));
+  return async ({ authorization, userId }) => {
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
+    const token = match?.[1];
+    if (token === undefined) throw unauthorized('a bearer token is required');
+    let subject: string | undefined;
+    try {
+      const verifyOptions = { clockTolerance: clockToleranceSeconds };
+      const result = secretKey
+        ? await jwtVerify(token, secretKey, { ...verifyOptions, algorithms: ['HS256'] })
+        : await jwtVerify(token, jwks as JWTVerifyGetKey, verifyOptions);
+      subject = result.payload.sub;
+    } catch (error) {
+      if (error instanceof joseErrors.JWTExpired) throw unauthorized('token expired');
+      if (error instanceof joseErrors.JOSEError) throw unauthorized('token is invalid');
+      throw error;
+    }
+    if (subject !== userId) throw unauthorized('token is for another user');
+  };
+}

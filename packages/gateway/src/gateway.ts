@@ -1,0 +1,368 @@
+import { createServer, type Server } from 'node:http';
+import { hostname } from 'node:os';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import Koa, { type Context, type Middleware } from 'koa';
+import type { GatewayRecord } from '@messaging-server/protocol';
+import type {
+  GatewayConfig,
+  GatewayRegistration,
+  Logger,
+  PeerTransport,
+  Registry,
+  RegistryEvent,
+  RegistryWatch,
+  SessionStore,
+} from '@messaging-server/core';
+import { HttpError, errorMiddleware } from './http-error.js';
+import { parseConnectRequest } from './connect-body.js';
+import { NodeView, type NodeViewOptions } from './node-view.js';
+import { SessionAllocator } from './session-allocator.js';
+import { GatewayMetrics } from './metrics.js';
+import { StoreProbe } from './readiness.js';
+import { createJwtAuthenticator, type ConnectAuthenticator } from './auth.js';
+import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
+
+export interface GatewayDeps {
+  config: Readonly<GatewayConfig>;
+  registry: Registry;
+  sessions: SessionStore;
+  transport: PeerTransport;
+  logger: Logger;
+  version?: string;
+  /** Demo page and browser bundle: `index.html` at GET /, any file at GET /static/<file>. */
+  publicDir?: string;
+  /** Default `gw-<hostname>-<port>`. */
+  gatewayId?: string;
+  /** Advertised in `gateways/<gatewayId>`. Default `http://<host or hostname>:<port>`. */
+  address?: string;
+  /** Overrides the JWT authenticator that `authJwtSecret`/`authJwksUrl` would turn on. */
+  authenticator?: ConnectAuthenticator;
+  /** Budget for the session store calls of one /connect and for the /readyz probe. Default 900 ms. */
+  storeTimeoutMs?: number;
+  /** Process default metrics on this gateway's registry (turn off when another registry already has them). Default true. */
+  defaultMetrics?: boolean;
+  nodeView?: NodeViewOptions;
+}
+
+export interface GatewayStartOptions {
+  /** The port the app is served on, for the default gatewayId and address. Default `config.port`. */
+  port?: number;
+}
+
+export interface Gateway {
+  readonly app: Koa;
+  /** Started, not closed, and the registry watch is live. (/readyz also requires the session store.) */
+  readonly ready: boolean;
+  readonly gatewayId: string | undefined;
+  readonly view: NodeView;
+  readonly metrics: GatewayMetrics;
+  /** Watches the registry (nodes/, load/) and registers `gateways/<gatewayId>`. Retries both in the background when the registry is unreachable. */
+  start(options?: GatewayStartOptions): Promise<void>;
+  /** Stops the watch and revokes the registration. Leaves registry, sessions and transport open (the caller owns them). */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID_PATTERN = /^[\w.:@-]{1,128}$/;
+const RETRY_MIN_MS = 500;
+const RETRY_MAX_MS = 5000;
+
+function requestIdMiddleware(logger: Logger): Middleware {
+  return async (ctx, next) => {
+    const given = ctx.get('x-request-id');
+    const reqId = REQUEST_ID_PATTERN.test(given) ? given : randomUUID();
+    ctx.state['reqId'] = reqId;
+    ctx.state['log'] = logger.child({ reqId });
+    ctx.set('x-request-id', reqId);
+    await next();
+  };
+}
+
+/** `*` on /connect for now; a later change brings an allow-list. */
+function setCors(ctx: Context): void {
+  ctx.set('access-control-allow-origin', '*');
+  ctx.set('access-control-expose-headers', 'x-request-id');
+}
+
+class KoaGateway implements Gateway {
+  readonly app = new Koa();
+  readonly view: NodeView;
+  readonly metrics: GatewayMetrics;
+  private readonly allocator: SessionAllocator;
+  private readonly storeProbe: StoreProbe;
+  private readonly authenticator: ConnectAuthenticator | undefined;
+  private readonly log: Logger;
+  private readonly version: string;
+  private watch: RegistryWatch | undefined;
+  private registration: GatewayRegistration | undefined;
+  private started = false;
+  private closed = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private id: string | undefined;
+
+  constructor(private readonly deps: GatewayDeps) {
+    this.log = deps.logger;
+    this.version = deps.version ?? '0.0.0';
+    this.id = deps.gatewayId;
+    this.view = new NodeView(deps.nodeView);
+    this.metrics = new GatewayMetrics(
+      { nodeCounts: () => this.view.countByState(), registrySynced: () => this.watch?.synced ?? false },
+      deps.defaultMetrics === undefined ? {} : { defaultMetrics: deps.defaultMetrics },
+    );
+    const storeTimeoutMs = deps.storeTimeoutMs ?? 900;
+    const onStoreError = (): void => this.metrics.sessionStoreErrors.inc();
+    this.allocator = new SessionAllocator({
+      view: this.view,
+      sessions: deps.sessions,
+      transport: deps.transport,
+      policy: deps.config.sessionConflict,
+      handshakeTimeoutSeconds: deps.config.handshakeTimeoutSeconds,
+      storeBudgetMs: storeTimeoutMs,
+      onStoreError,
+      onAllocated: (nodeId) => this.metrics.allocations.inc({ nodeId }),
+    });
+    this.storeProbe = new StoreProbe(deps.sessions, { timeoutMs: storeTimeoutMs, cacheMs: 1000, onError: onStoreError });
+    this.authenticator = deps.authenticator ?? this.jwtAuthenticatorFromConfig();
+    this.app.on('error', (error: unknown) => this.log.warn({ err: error }, 'http error'));
+    this.app.use(requestIdMiddleware(this.log));
+    this.app.use(errorMiddleware(this.log));
+    this.app.use((ctx) => this.route(ctx));
+  }
+
+  get ready(): boolean {
+    return this.started && !this.closed && (this.watch?.synced ?? false);
+  }
+
+  get gatewayId(): string | undefined {
+    return this.id;
+  }
+
+  async start(options: GatewayStartOptions = {}): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    const port = options.port ?? this.deps.config.port;
+    this.id ??= `gw-${hostname()}-${String(port)}`;
+    const host = this.deps.config.host;
+    const wildcard = host === '0.0.0.0' || host === '::' || host === '';
+    const record: GatewayRecord = {
+      gatewayId: this.id,
+      address: this.deps.address ?? `http://${wildcard ? hostname() : host}:${String(port)}`,
+      startedAt: new Date().toISOString(),
+      version: this.version,
+    };
+    await Promise.all([this.startWatch(RETRY_MIN_MS), this.register(record, RETRY_MIN_MS)]);
+    this.log.info({ gatewayId: this.id, synced: this.ready, nodes: this.view.nodes.size }, 'gateway started');
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    const results = await Promise.allSettled([this.watch?.close(), this.registration?.revoke()]);
+    for (const result of results) {
+      if (result.status === 'rejected') this.log.warn({ err: result.reason, gatewayId: this.id }, 'gateway close step failed');
+    }
+  }
+
+  private jwtAuthenticatorFromConfig(): ConnectAuthenticator | undefined {
+    const { authJwtSecret, authJwksUrl } = this.deps.config;
+    if (authJwtSecret === undefined && authJwksUrl === undefined) return undefined;
+    return createJwtAuthenticator({
+      ...(authJwtSecret === undefined ? {} : { secret: authJwtSecret }),
+      ...(authJwksUrl === undefined ? {} : { jwksUrl: authJwksUrl }),
+    });
+  }
+
+  private retryLater(task: () => void, delayMs: number): void {
+    if (this.closed) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      task();
+    }, delayMs);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  private onRegistryEvent(event: RegistryEvent): void {
+    if (event.type === 'delete' && event.kind === 'node') {
+      const gone = this.view.nodes.get(event.id);
+      if (gone) this.deps.transport.forget(gone.internalAddress);
+    }
+    this.view.apply(event);
+    if (event.type === 'status') this.log.info({ synced: event.synced }, 'registry watch status');
+    else if (event.type === 'put' && event.entry.kind === 'node') {
+      this.log.debug({ nodeId: event.entry.id, state: event.entry.value.state }, 'node updated');
+    } else if (event.type === 'delete' && event.kind === 'node') this.log.info({ nodeId: event.id }, 'node left');
+  }
+
+  private async startWatch(delayMs: number): Promise<void> {
+    try {
+      const watch = await this.deps.registry.watch((event) => this.onRegistryEvent(event));
+      if (this.closed) await watch.close();
+      else this.watch = watch;
+    } catch (error) {
+      this.log.warn({ err: error, retryInMs: delayMs }, 'registry watch failed to start');
+      this.retryLater(() => void this.startWatch(Math.min(delayMs * 2, RETRY_MAX_MS)), delayMs);
+    }
+  }
+
+  private async register(record: GatewayRecord, delayMs: number): Promise<void> {
+    try {
+      const registration = await this.deps.registry.registerGateway(record);
+      if (this.closed) {
+        await registration.revoke();
+        return;
+      }
+      this.registration = registration;
+      registration.on('lost', () => this.log.warn({ gatewayId: record.gatewayId }, 'gateway registration lost'));
+      registration.on('registered', () => this.log.info({ gatewayId: record.gatewayId }, 'gateway registered'));
+    } catch (error) {
+      this.log.warn({ err: error, gatewayId: record.gatewayId, retryInMs: delayMs }, 'gateway registration failed');
+      this.retryLater(() => void this.register(record, Math.min(delayMs * 2, RETRY_MAX_MS)), delayMs);
+    }
+  }
+
+  private async route(ctx: Context): Promise<void> {
+    const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
+    const path = ctx.path;
+    if (path === '/connect') {
+      setCors(ctx);
+      if (method === 'POST') return this.connect(ctx);
+      if (method === 'OPTIONS') return this.preflight(ctx);
+      throw new HttpError('INVALID_REQUEST', 'use POST /connect', { status: 405, headers: { allow: 'POST, OPTIONS' } });
+    }
+    if (method === 'GET') {
+      if (path === '/healthz') {
+        ctx.set('cache-control', 'no-store');
+        ctx.body = { status: 'ok' };
+        return;
+      }
+      if (path === '/readyz') return this.readyz(ctx);
+      if (path === '/metrics') return this.metricsPage(ctx);
+      if (path === '/' || path === '/index.html') return this.demoPage(ctx);
+      if (path.startsWith('/static/')) return this.staticFile(ctx, path.slice('/static/'.length));
+    }
+    throw new HttpError('NOT_FOUND', `${ctx.method} ${path} not found`);
+  }
+
+  private preflight(ctx: Context): void {
+    ctx.set('access-control-allow-methods', 'POST, OPTIONS');
+    ctx.set('access-control-allow-headers', 'content-type, authorization, x-request-id');
+    ctx.set('access-control-max-age', '600');
+    ctx.status = 204;
+  }
+
+  private async connect(ctx: Context): Promise<void> {
+    const startedAt = process.hrtime.bigint();
+    const log = (ctx.state['log'] as Logger | undefined) ?? this.log;
+    let result = 'ok';
+    let userId: string | undefined;
+    try {
+      const request = await parseConnectRequest(ctx.req);
+      userId = request.userId;
+      if (this.authenticator) await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId });
+      const session = await this.allocator.connect(request, log.child({ userId }));
+      ctx.set('cache-control', 'no-store');
+      ctx.body = session;
+    } catch (error) {
+      result = error instanceof HttpError ? error.code : 'INTERNAL';
+      if (error instanceof HttpError && error.status < 500) {
+        log.info({ userId, code: error.code, status: error.status }, 'connect refused');
+      } else if (error instanceof HttpError) {
+        log.warn({ userId, code: error.code }, 'connect unavailable');
+      }
+      throw error;
+    } finally {
+      const seconds = Number(process.hrtime.bigint() - startedAt) / 1e9;
+      this.metrics.connectRequests.inc({ result });
+      this.metrics.connectLatency.observe({ result }, seconds);
+    }
+  }
+
+  private async readyz(ctx: Context): Promise<void> {
+    ctx.set('cache-control', 'no-store');
+    const reasons: string[] = [];
+    if (!this.started) reasons.push('not_started');
+    if (this.closed) reasons.push('closing');
+    if (!(this.watch?.synced ?? false)) reasons.push('registry_not_synced');
+    if (!(await this.storeProbe.reachable())) reasons.push('session_store_unreachable');
+    ctx.status = reasons.length === 0 ? 200 : 503;
+    ctx.body = reasons.length === 0 ? { status: 'ready' } : { status: 'not_ready', reasons };
+  }
+
+  private async metricsPage(ctx: Context): Promise<void> {
+    ctx.set('content-type', this.metrics.registry.contentType);
+    ctx.body = await this.metrics.registry.metrics();
+  }
+
+  private async demoPage(ctx: Context): Promise<void> {
+    const dir = this.deps.publicDir;
+    const custom = dir === undefined ? undefined : await readFileIfExists(join(dir, 'index.html'));
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = custom ?? fallbackDemoPage(this.version);
+  }
+
+  private async staticFile(ctx: Context, relative: string): Promise<void> {
+    const dir = this.deps.publicDir;
+    const file = dir === undefined ? undefined : resolveInside(dir, relative);
+    const content = file === undefined ? undefined : await readFileIfExists(file);
+    if (file === undefined || content === undefined) throw new HttpError('NOT_FOUND', 'file not found');
+    ctx.set('content-type', contentTypeOf(file));
+    ctx.set('x-content-type-options', 'nosniff');
+    ctx.body = content;
+  }
+}
+
+/** The Koa gateway app with its registry watch and allocation. Call `start()` to follow the registry. */
+export function createGateway(deps: GatewayDeps): Gateway {
+  return new KoaGateway(deps);
+}
+
+export interface GatewayServer {
+  gateway: Gateway;
+  port: number;
+  server: Server;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the gateway, listens on `config.host:config.port` (port 0 picks a free one) and starts it. Rejects when
+ * the port cannot be bound.
+ */
+export async function startGatewayServer(deps: GatewayDeps): Promise<GatewayServer> {
+  const gateway = createGateway(deps);
+  const server = createServer(gateway.app.callback());
+  // A slow or stalled client must not hold a connection for node's default 5 minutes.
+  server.requestTimeout = 15_000;
+  server.headersTimeout = 10_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(deps.config.port, deps.config.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : deps.config.port;
+  try {
+    await gateway.start({ port });
+  } catch (error) {
+    server.close();
+    throw error;
+  }
+  deps.logger.info({ port, host: deps.config.host, gatewayId: gateway.gatewayId }, 'gateway listening');
+  let closing: Promise<void> | undefined;
+  const close = (): Promise<void> =>
+    (closing ??= (async () => {
+      await gateway.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        // In-flight requests get a moment; then the rest is cut.
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+    })());
+  return { gateway, port, server, close };
+}
+

@@ -1,0 +1,63 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface GatewayMetricsSource {
+  nodeCounts(): { active: number; draining: number };
+  registrySynced(): boolean;
+}
+
+/** The gateway's Prometheus metrics, on their own registry (never prom-client's global one). */
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly connectRequests: Counter<'result'>;
+  readonly connectLatency: Histogram<'result'>;
+  readonly allocations: Counter<'nodeId'>;
+  readonly sessionStoreErrors: Counter;
+
+  constructor(source: GatewayMetricsSource, options: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.connectRequests = new Counter({
+      name: 'msg_connect_requests_total',
+      help: 'POST /connect requests by result (an error code, or "ok")',
+      labelNames: ['result'],
+      registers,
+    });
+    this.connectLatency = new Histogram({
+      name: 'msg_connect_latency_seconds',
+      help: 'Time to answer POST /connect',
+      labelNames: ['result'],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.allocations = new Counter({
+      name: 'msg_allocations_total',
+      help: 'Sessions assigned to each node by this gateway',
+      labelNames: ['nodeId'],
+      registers,
+    });
+    this.sessionStoreErrors = new Counter({
+      name: 'msg_session_store_errors_total',
+      help: 'Session store operations that failed or timed out',
+      registers,
+    });
+    new Gauge({
+      name: 'msg_nodes',
+      help: 'Nodes in this gateway\'s view of the registry, by state',
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const counts = source.nodeCounts();
+        this.set({ state: 'active' }, counts.active);
+        this.set({ state: 'draining' }, counts.draining);
+      },
+    });
+    new Gauge({
+      name: 'msg_registry_synced',
+      help: '1 while the registry watch is live and caught up',
+      registers,
+      collect() {
+        this.set(source.registrySynced() ? 1 : 0);
+      },
+    });
+    if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+  }
+}

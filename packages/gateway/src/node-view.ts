@@ -1,0 +1,135 @@
+import type { LoadRecord, NodeRecord } from '@messaging-server/protocol';
+import type { RegistryEvent } from '@messaging-server/core';
+
+export interface NodeViewOptions {
+  /** How long an assignment counts as load when no load update arrives for its node (the client never connected). */
+  recentWindowMs?: number;
+  /**
+   * A load update received this long after an assignment is assumed to include it (the client has had time to
+   * open its connection); younger assignments keep counting on top of the reported load.
+   */
+  loadGraceMs?: number;
+  now?: () => number;
+  random?: () => number;
+}
+
+/**
+ * This gateway's picture of the cluster: nodes and their load from the registry watch ("snapshot + events"), plus
+ * the sessions it handed out itself since, so a burst of /connect spreads before any node reports its load.
+ * Kept as it is while the watch is not synced: the gateway allocates from its last view during an etcd outage.
+ */
+export class NodeView {
+  readonly nodes = new Map<string, NodeRecord>();
+  readonly loads = new Map<string, LoadRecord>();
+  /** Assignment times per node, oldest first. */
+  private readonly recent = new Map<string, number[]>();
+  private readonly recentWindowMs: number;
+  private readonly loadGraceMs: number;
+  private readonly now: () => number;
+  private readonly random: () => number;
+
+  constructor(options: NodeViewOptions = {}) {
+    this.recentWindowMs = options.recentWindowMs ?? 2000;
+    this.loadGraceMs = options.loadGraceMs ?? 250;
+    this.now = options.now ?? Date.now;
+    this.random = options.random ?? Math.random;
+  }
+
+  apply(event: RegistryEvent): void {
+    switch (event.type) {
+      case 'snapshot':
+        this.nodes.clear();
+        this.loads.clear();
+        for (const entry of event.entries) {
+          if (entry.kind === 'node') this.nodes.set(entry.id, entry.value);
+          else if (entry.kind === 'load') this.loads.set(entry.id, entry.value);
+        }
+        for (const id of this.recent.keys()) if (!this.nodes.has(id)) this.recent.delete(id);
+        break;
+      case 'put':
+        if (event.entry.kind === 'node') this.nodes.set(event.entry.id, event.entry.value);
+        else if (event.entry.kind === 'load') {
+          this.loads.set(event.entry.id, event.entry.value);
+          this.settle(event.entry.id);
+        }
+        break;
+      case 'delete':
+        if (event.kind === 'node') {
+          this.nodes.delete(event.id);
+          this.recent.delete(event.id);
+        } else if (event.kind === 'load') this.loads.delete(event.id);
+        break;
+      case 'status':
+        break;
+    }
+  }
+
+  /** Nodes in state `active`. */
+  activeNodes(): NodeRecord[] {
+    return [...this.nodes.values()].filter((node) => node.state === 'active');
+  }
+
+  countByState(): { active: number; draining: number } {
+    let active = 0;
+    let draining = 0;
+    for (const node of this.nodes.values()) {
+      if (node.state === 'active') active += 1;
+      else draining += 1;
+    }
+    return { active, draining };
+  }
+
+  /** Reported connections plus this gateway's assignments that the report cannot include yet. */
+  loadOf(nodeId: string): number {
+    return (this.loads.get(nodeId)?.connections ?? 0) + this.recentCount(nodeId);
+  }
+
+  /**
+   * Picks the least-loaded active node, skipping `avoid` when another active node exists; ties at random. Records
+   * the assignment at once (so concurrent requests see it). Undefined when no node is active.
+   */
+  allocate(avoid: readonly string[] = []): NodeRecord | undefined {
+    const active = this.activeNodes();
+    const preferred = avoid.length === 0 ? active : active.filter((node) => !avoid.includes(node.nodeId));
+    const candidates = preferred.length > 0 ? preferred : active;
+    let best: NodeRecord[] = [];
+    let bestLoad = Number.POSITIVE_INFINITY;
+    for (const node of candidates) {
+      const load = this.loadOf(node.nodeId);
+      if (load < bestLoad) {
+        bestLoad = load;
+        best = [node];
+      } else if (load === bestLoad) best.push(node);
+    }
+    const chosen = best[Math.floor(this.random() * best.length)] ?? best[0];
+    if (chosen) this.recordAssignment(chosen.nodeId);
+    return chosen;
+  }
+
+  /** Undoes one assignment whose session could not be stored. */
+  release(nodeId: string): void {
+    const times = this.recent.get(nodeId);
+    if (times && times.length > 0) times.pop();
+  }
+
+  private recordAssignment(nodeId: string): void {
+    const times = this.recent.get(nodeId);
+    if (times) times.push(this.now());
+    else this.recent.set(nodeId, [this.now()]);
+  }
+
+  private recentCount(nodeId: string): number {
+    const times = this.recent.get(nodeId);
+    if (!times) return 0;
+    const horizon = this.now() - this.recentWindowMs;
+    while (times.length > 0 && (times[0] ?? 0) <= horizon) times.shift();
+    return times.length;
+  }
+
+  private settle(nodeId: string): void {
+    const times = this.recent.get(nodeId);
+    if (!times) return;
+    const horizon = this.now() - this.loadGraceMs;
+    while (times.length > 0 && (times[0] ?? 0) <= horizon) times.shift();
+  }
+}

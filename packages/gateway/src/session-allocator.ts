@@ -1,0 +1,107 @@
+import { randomBytes } from 'node:crypto';
+import type { ConnectRequest, NodeRecord, Session, SessionRecord } from '@messaging-server/protocol';
+import type { Logger, PeerTransport, SessionStore } from '@messaging-server/core';
+import { HttpError } from './http-error.js';
+import { beforeDeadline } from './deadline.js';
+import type { NodeView } from './node-view.js';
+
+export type ConflictPolicy = 'replace' | 'reject';
+
+export interface SessionAllocatorOptions {
+  view: NodeView;
+  sessions: SessionStore;
+  transport: PeerTransport;
+  policy: ConflictPolicy;
+  handshakeTimeoutSeconds: number;
+  /** Budget for all session store calls of one /connect (the contract answers within about 1 s). */
+  storeBudgetMs: number;
+  onStoreError?: () => void;
+  onAllocated?: (nodeId: string) => void;
+}
+
+/** Internal API path on a node that closes the connection of a replaced session with 4503. */
+export const REPLACE_PATH = '/internal/v1/replace';
+
+export function newListeningKey(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+/**
+ * Turns a valid /connect request into a stored session on a chosen node, applying the session conflict policy.
+ * Throws HttpError for the contract's 409/503 answers.
+ */
+export class SessionAllocator {
+  constructor(private readonly options: SessionAllocatorOptions) {}
+
+  async connect(request: ConnectRequest, log: Logger): Promise<Session> {
+    const { view } = this.options;
+    const node = view.allocate(request.avoid);
+    if (!node) throw new HttpError('NO_NODE_AVAILABLE', 'no node is available; retry later');
+    const record: SessionRecord = {
+      userId: request.userId,
+      listeningAddress: node.listeningAddress,
+      listeningKey: newListeningKey(),
+      acked: false,
+      nodeId: node.nodeId,
+      createdAt: new Date().toISOString(),
+    };
+    const deadline = Date.now() + this.options.storeBudgetMs;
+    let previous: SessionRecord | undefined;
+    try {
+      previous = this.options.policy === 'reject' ? await this.createOrReject(record, deadline) : await this.replace(record, deadline);
+    } catch (error) {
+      view.release(node.nodeId);
+      if (error instanceof HttpError) throw error;
+      this.options.onStoreError?.();
+      log.warn({ err: error, userId: record.userId }, 'session store unavailable');
+      throw new HttpError('SESSION_STORE_UNAVAILABLE', 'session store unavailable; retry later', { cause: error });
+    }
+    this.options.onAllocated?.(node.nodeId);
+    if (previous) this.notifyReplaced(previous, log);
+    log.info({ userId: record.userId, nodeId: node.nodeId, replaced: previous !== undefined }, 'session allocated');
+    const { userId, listeningAddress, listeningKey, acked, nodeId } = record;
+    return { userId, listeningAddress, listeningKey, acked, nodeId };
+  }
+
+  private async replace(record: SessionRecord, deadline: number): Promise<SessionRecord | undefined> {
+    const { sessions, handshakeTimeoutSeconds } = this.options;
+    const previous = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
+    await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
+    return previous;
+  }
+
+  private async createOrReject(record: SessionRecord, deadline: number): Promise<SessionRecord | undefined> {
+    const { sessions, handshakeTimeoutSeconds } = this.options;
+    // Two rounds: the existing record may expire between the failed add and the read.
+    for (let round = 0; round < 2; round += 1) {
+      if (await beforeDeadline(sessions.create(record, handshakeTimeoutSeconds), deadline, 'session create')) return undefined;
+      const existing = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
+      if (!existing) continue;
+      if (this.isLive(existing)) throw new HttpError('USER_TAKEN', 'userId is already connected');
+      await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
+      return existing;
+    }
+    throw new HttpError('USER_TAKEN', 'userId is already connected');
+  }
+
+  /** Acked on a registered node, or un-acked and still within its handshake time. */
+  private isLive(session: SessionRecord): boolean {
+    if (session.acked) return this.options.view.nodes.has(session.nodeId);
+    const created = Date.parse(session.createdAt);
+    if (Number.isNaN(created)) return false;
+    return Date.now() - created < this.options.handshakeTimeoutSeconds * 1000;
+  }
+
+  private notifyReplaced(previous: SessionRecord, log: Logger): void {
+    const node: NodeRecord | undefined = this.options.view.nodes.get(previous.nodeId);
+    if (!node) {
+      log.debug({ userId: previous.userId, nodeId: previous.nodeId }, 'replaced session was on an unknown node');
+      return;
+    }
+    const body = { userId: previous.userId, listeningKey: previous.listeningKey };
+    this.options.transport.post(node.internalAddress, REPLACE_PATH, body).then(
+      () => log.debug({ userId: previous.userId, nodeId: node.nodeId }, 'replaced session notified'),
+      (error: unknown) => log.warn({ err: error, userId: previous.userId, nodeId: node.nodeId }, 'replace notification failed'),
+    );
+  }
+}
