@@ -1,0 +1,19 @@
+import type { FrameErrorCode, JsonValue } from '@messaging-server/protocol';
+
+/**
+ * Where a message's outcome (ack or error) goes: a connection on this node, or a sender connection on another
+ * node, reached by POSTing to `replyTo` + OUTCOMES_PATH. `cid` names one connection, so an outcome never reaches
+ * a later connection of the same user that did not send the message.
+ */
+export type Origin = { kind: 'local'; cid: string } | { kind: 'remote'; replyTo: string; cid: string };
+
+/** A message on its way, with its sender already stamped. */
+export interface Envelope {
+  from: string;
+  to: string;
+  content: JsonValue;
+  id?: string;
+  origin: Origin;
+}
+
+export type Outcome = 'delivered' | FrameErrorCode;

@@ -1,0 +1,14 @@
+export { createNode, type NodeDeps, type RelayNode } from './node.js';
+export { startNodeServer, type NodeServer } from './server.js';
+export {
+  CLUSTER_SECRET_HEADER,
+  DELIVER_PATH,
+  DRAIN_PATH,
+  OUTCOMES_PATH,
+  REPLACE_PATH,
+  type DeliverRequest,
+  type DeliverResponse,
+  type DeliverResult,
+  type ForwardedMessage,
+  type OutcomeReport,
+} from './internal-wire.js';

@@ -1,0 +1,106 @@
+import type { FrameErrorCode, JsonValue } from '@messaging-server/protocol';
+import { FRAME_ERROR_CODES, isValidUserId, MESSAGE_ID_MAX_LENGTH } from '@messaging-server/protocol';
+
+/**
+ * Node-to-node internal API (on the internal port, guarded by `x-cluster-secret` when configured).
+ *
+ * - POST REPLACE_PATH `{userId, listeningKey}` → 200 `{closed}`: closes (4503) this node's connection holding that
+ *   (old) key. Called by the gateway when a /connect replaced a session.
+ * - POST DRAIN_PATH → 202 `{draining: true}`: starts the drain (msgctl drain).
+ * - POST DELIVER_PATH `{fromNode, replyTo, messages: ForwardedMessage[]}` → 200 `{results: DeliverResult[]}`, one
+ *   result per message, same order. A sender node keeps one such request in flight per destination node, so
+ *   messages from one sender to one recipient stay in order.
+ * - POST OUTCOMES_PATH `{outcomes: OutcomeReport[]}` → 200 `{accepted}`: final outcomes of messages that the
+ *   recipient node answered `pending` for (held in its pending queue), reported to the sender's node.
+ */
+export const REPLACE_PATH = '/internal/v1/replace';
+export const DRAIN_PATH = '/internal/v1/drain';
+export const DELIVER_PATH = '/internal/v1/deliver';
+export const OUTCOMES_PATH = '/internal/v1/outcomes';
+export const CLUSTER_SECRET_HEADER = 'x-cluster-secret';
+
+export interface ForwardedMessage {
+  from: string;
+  to: string;
+  content: JsonValue;
+  id?: string;
+  /** The sender's connection id, echoed in a later outcome report. */
+  cid: string;
+}
+
+export interface DeliverRequest {
+  fromNode: string;
+  replyTo: string;
+  messages: ForwardedMessage[];
+}
+
+export type DeliverResult = { status: 'delivered' } | { status: 'pending' } | { status: 'error'; code: FrameErrorCode };
+
+export interface DeliverResponse {
+  results: DeliverResult[];
+}
+
+export interface OutcomeReport {
+  /** The sender's userId. */
+  userId: string;
+  cid: string;
+  id: string;
+  result: 'delivered' | FrameErrorCode;
+}
+
+const FRAME_CODES = new Set<string>(FRAME_ERROR_CODES);
+
+export function isFrameErrorCode(value: unknown): value is FrameErrorCode {
+  return typeof value === 'string' && FRAME_CODES.has(value);
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function isMessageId(value: unknown): value is string {
+  return typeof value === 'string' && value.length > 0 && value.length <= MESSAGE_ID_MAX_LENGTH;
+}
+
+export function parseDeliverRequest(value: unknown): DeliverRequest | undefined {
+  if (!isObject(value) || typeof value['fromNode'] !== 'string' || typeof value['replyTo'] !== 'string') return undefined;
+  const raw = value['messages'];
+  if (!Array.isArray(raw)) return undefined;
+  const messages: ForwardedMessage[] = [];
+  for (const m of raw) {
+    if (!isObject(m) || !isValidUserId(m['from']) || !isValidUserId(m['to']) || typeof m['cid'] !== 'string') return undefined;
+    if (!('content' in m)) return undefined;
+    const message: ForwardedMessage = { from: m['from'], to: m['to'], content: m['content'] as JsonValue, cid: m['cid'] };
+    if (m['id'] !== undefined) {
+      if (!isMessageId(m['id'])) return undefined;
+      message.id = m['id'];
+    }
+    messages.push(message);
+  }
+  return { fromNode: value['fromNode'], replyTo: value['replyTo'], messages };
+}
+
+/** Returns the results when the answer has exactly `count` well-formed results, else undefined. */
+export function parseDeliverResponse(value: unknown, count: number): DeliverResult[] | undefined {
+  if (!isObject(value) || !Array.isArray(value['results']) || value['results'].length !== count) return undefined;
+  const results: DeliverResult[] = [];
+  for (const r of value['results'] as unknown[]) {
+    if (!isObject(r)) return undefined;
+    if (r['status'] === 'delivered' || r['status'] === 'pending') results.push({ status: r['status'] });
+    else if (r['status'] === 'error') results.push({ status: 'error', code: isFrameErrorCode(r['code']) ? r['code'] : 'RELAY_FAILED' });
+    else return undefined;
+  }
+  return results;
+}
+
+export function parseOutcomes(value: unknown): OutcomeReport[] | undefined {
+  if (!isObject(value) || !Array.isArray(value['outcomes'])) return undefined;
+  const outcomes: OutcomeReport[] = [];
+  for (const o of value['outcomes'] as unknown[]) {
+    if (!isObject(o) || typeof o['userId'] !== 'string' || typeof o['cid'] !== 'string' || !isMessageId(o['id'])) return undefined;
+    const result = o['result'];
+    if (result !== 'delivered' && !isFrameErrorCode(result)) return undefined;
+    outcomes.push({ userId: o['userId'], cid: o['cid'], id: o['id'], result });
+  }
+  return outcomes;
+}

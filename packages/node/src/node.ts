@@ -1,0 +1,1009 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import sockjs from 'sockjs';
+import type { Connection } from 'sockjs';
+import {
+  isBackendError,
+  type Logger,
+  type NodeConfig,
+  type NodeRegistration,
+  type PeerTransport,
+  type Registry,
+  type RegistryEvent,
+  type RegistryWatch,
+  type SessionStore,
+} from '@messaging-server/core';
+import {
+  CLOSE_CODES,
+  isValidUserId,
+  parseClientFrame,
+  type CloseReason,
+  type FrameErrorCode,
+  type NodeRecord,
+  type ServerFrame,
+  type SessionRecord,
+} from '@messaging-server/protocol';
+import { Batcher } from './batcher.js';
+import type { Envelope, Outcome } from './envelope.js';
+import { BodyTooLargeError, readJson, sendError as httpError, sendJson } from './http-util.js';
+import {
+  CLUSTER_SECRET_HEADER,
+  DELIVER_PATH,
+  DRAIN_PATH,
+  OUTCOMES_PATH,
+  parseDeliverRequest,
+  parseDeliverResponse,
+  parseOutcomes,
+  REPLACE_PATH,
+  type DeliverRequest,
+  type DeliverResult,
+  type ForwardedMessage,
+  type OutcomeReport,
+} from './internal-wire.js';
+import { createNodeMetrics } from './metrics.js';
+import { PendingQueues } from './pending-queues.js';
+import { secretsEqual } from './secure-compare.js';
+import { TokenBucket } from './token-bucket.js';
+
+export interface NodeDeps {
+  config: NodeConfig;
+  registry: Registry;
+  sessions: SessionStore;
+  transport: PeerTransport;
+  logger: Logger;
+  version?: string;
+}
+
+export interface RelayNode {
+  readonly nodeId: string;
+  /** Mounts the SockJS endpoint (path from the pathname of config.publicUrl, default /ws) on an http.Server. */
+  installSockJs(server: Server): void;
+  /** Node http handler for the internal API (/internal/...), /healthz, /readyz, /metrics. Returns false if the path is not its own. */
+  handleInternal(req: IncomingMessage, res: ServerResponse): boolean;
+  /** Registers nodes/<id> and load/<id> and starts watching the registry. Rethrows ALREADY_REGISTERED. */
+  start(): Promise<void>;
+  /** The contract's drain; resolves when the node is empty or the drain timeout passed, with its keys revoked. */
+  drain(): Promise<void>;
+  /** Hard stop: closes connections without draining, revokes the registration. */
+  close(): Promise<void>;
+  /** Resolves when a drain (from drain(), POST /internal/v1/drain) has finished; the CLI exits then. */
+  readonly drained: Promise<void>;
+  readonly stats: { connections: number; pending: number };
+  /** The prom-client text exposition of this node's metrics. */
+  metricsText(): Promise<string>;
+}
+
+type ClientState = 'handshaking' | 'open' | 'closed';
+
+interface Client {
+  cid: string;
+  conn: Connection;
+  userId: string;
+  key: string;
+  state: ClientState;
+  /** Frames received before the handshake completed, processed right after welcome. */
+  early: string[];
+  bucket: TokenBucket;
+  /** Set once the session was written acked by this connection: its close then deletes the session. */
+  record?: SessionRecord | undefined;
+  replaced: boolean;
+  nextReassertAt: number;
+  reasserting: boolean;
+}
+
+type Location =
+  | { kind: 'self' }
+  | { kind: 'remote'; nodeId: string }
+  | { kind: 'none' }
+  | { kind: 'unknown' };
+
+interface Outbox {
+  queue: Envelope[];
+}
+
+const FORWARD_TIMEOUT_MS = 1500;
+const LOCATION_CACHE_MAX = 100_000;
+const LOCATION_CACHE_TTL_MS = 10 * 60_000;
+const REASSERT_CONCURRENCY = 16;
+const LOAD_INTERVAL_MS = 1000;
+const MAX_BATCH_BYTES = 1 << 20;
+
+function randomId(): string {
+  return randomBytes(12).toString('base64url');
+}
+
+function sockJsPrefix(publicUrl: string): string {
+  const path = new URL(publicUrl).pathname.replace(/\/+$/, '');
+  return path === '' ? '/ws' : path;
+}
+
+export function createNode(deps: NodeDeps): RelayNode {
+  const { config, registry, sessions, transport } = deps;
+  const nodeId = config.nodeId;
+  const log = deps.logger.child({ nodeId });
+  const version = deps.version ?? '0.0.0';
+  const pendingTotalMax = config.pendingMax * 100;
+  const reassertIntervalMs = (config.sessionTtlSeconds * 1000) / 3;
+  const bodyLimit = Math.max(8 << 20, config.maxMessageBytes * 4 + (64 << 10));
+
+  const clients = new Map<string, Client>(); // open clients by userId
+  const clientsByCid = new Map<string, Client>();
+  const handshakes = new Set<Client>();
+  const outboxes = new Map<string, Outbox>();
+  const peerLinks = new Map<string, Batcher<Envelope>>();
+  const outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
+  const locations = new Map<string, { nodeId: string; at: number }>();
+  const members = new Map<string, NodeRecord>();
+
+  let registration: NodeRegistration | undefined;
+  let watch: RegistryWatch | undefined;
+  let draining = false;
+  let closed = false;
+  let drainPromise: Promise<void> | undefined;
+  let resolveDrained!: () => void;
+  const drained = new Promise<void>((resolve) => {
+    resolveDrained = resolve;
+  });
+  let lastLoad = '';
+  const timers = new Set<NodeJS.Timeout>();
+
+  const pending = new PendingQueues(config.pendingMax, pendingTotalMax, config.pendingTtlMs, (envelope) =>
+    settle(envelope, 'EXPIRED'),
+  );
+  const metrics = createNodeMetrics({ connections: () => clients.size, pending: () => pending.size }, nodeId);
+
+  // ---- frames to clients -------------------------------------------------------------------------------------
+
+  function send(client: Client, frame: ServerFrame): boolean {
+    if (client.state === 'closed') return false;
+    return client.conn.write(JSON.stringify(frame));
+  }
+
+  function sendError(client: Client, code: FrameErrorCode, message: string, id?: string): void {
+    metrics.errors.inc({ code });
+    send(client, id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id });
+  }
+
+  function closeClient(client: Client, reason: CloseReason): void {
+    if (client.state === 'closed') return;
+    try {
+      client.conn.close(String(CLOSE_CODES[reason]), reason);
+    } catch (error) {
+      log.warn({ userId: client.userId, err: String(error) }, 'sockjs close failed');
+    }
+  }
+
+  const ERROR_TEXT: Record<FrameErrorCode, string> = {
+    INVALID_MESSAGE: 'invalid message',
+    MESSAGE_TOO_LARGE: 'message too large',
+    FORBIDDEN_SENDER: 'from must be your own userId',
+    PEER_UNAVAILABLE: 'recipient is not connected',
+    EXPIRED: 'recipient did not connect in time',
+    QUEUE_FULL: 'recipient queue is full',
+    RATE_LIMITED: 'rate limit exceeded',
+    RELAY_FAILED: 'recipient node did not answer',
+  };
+
+  /**
+   * Reports a message's final outcome to its sender: an ack or an error frame. Only messages with an id get one
+   * (id-less messages are fire-and-forget for delivery outcomes; frame rejections are always answered).
+   */
+  function settle(envelope: Envelope, outcome: Outcome): void {
+    if (envelope.id === undefined) return;
+    const origin = envelope.origin;
+    if (origin.kind === 'local') {
+      const sender = clientsByCid.get(origin.cid);
+      if (!sender || sender.state !== 'open') return;
+      if (outcome === 'delivered') {
+        metrics.acks.inc();
+        send(sender, { type: 'ack', id: envelope.id });
+      } else {
+        sendError(sender, outcome, ERROR_TEXT[outcome], envelope.id);
+      }
+      return;
+    }
+    outcomeLink(origin.replyTo).push({ userId: envelope.from, cid: origin.cid, id: envelope.id, result: outcome });
+  }
+
+  function writeMessage(recipient: Client, envelope: Envelope): boolean {
+    const frame: ServerFrame =
+      envelope.id === undefined
+        ? { type: 'message', from: envelope.from, to: envelope.to, content: envelope.content }
+        : { type: 'message', from: envelope.from, to: envelope.to, content: envelope.content, id: envelope.id };
+    return send(recipient, frame);
+  }
+
+  /** Hands a message to a connection here; returns its outcome. */
+  function deliverLocal(recipient: Client, envelope: Envelope): Outcome {
+    if (!writeMessage(recipient, envelope)) return 'PEER_UNAVAILABLE';
+    metrics.relayed.inc({ path: 'local' });
+    return 'delivered';
+  }
+
+  /** Delivers to a connection here, or holds for a recipient whose session is here but who is not connected yet. */
+  function deliverOrHold(envelope: Envelope): 'delivered' | 'pending' | FrameErrorCode {
+    const recipient = clients.get(envelope.to);
+    if (recipient) return deliverLocal(recipient, envelope);
+    return pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
+  }
+
+  // ---- routing ------------------------------------------------------------------------------------------------
+
+  function rememberLocation(userId: string, location: string): void {
+    locations.delete(userId);
+    locations.set(userId, { nodeId: location, at: Date.now() });
+    if (locations.size > LOCATION_CACHE_MAX) {
+      const oldest = locations.keys().next();
+      if (!oldest.done) locations.delete(oldest.value);
+    }
+  }
+
+  /** One session lookup; during a store outage, the recently known location (if any) stands in. */
+  async function locate(userId: string): Promise<Location> {
+    try {
+      const record = await sessions.get(userId);
+      if (!record) {
+        locations.delete(userId);
+        return { kind: 'none' };
+      }
+      rememberLocation(userId, record.nodeId);
+      return record.nodeId === nodeId ? { kind: 'self' } : { kind: 'remote', nodeId: record.nodeId };
+    } catch (error) {
+      const known = locations.get(userId);
+      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) {
+        return known.nodeId === nodeId ? { kind: 'self' } : { kind: 'remote', nodeId: known.nodeId };
+      }
+      log.warn({ userId, err: String(error) }, 'recipient lookup failed');
+      return { kind: 'unknown' };
+    }
+  }
+
+  /**
+   * Routes one message from a sender connected here. Messages to one recipient pass through one outbox while its
+   * location is looked up, so a later message never overtakes an earlier one whose lookup is slower.
+   */
+  function route(envelope: Envelope): void {
+    if (!outboxes.has(envelope.to)) {
+      const recipient = clients.get(envelope.to);
+      if (recipient) {
+        settle(envelope, deliverLocal(recipient, envelope));
+        return;
+      }
+      const box: Outbox = { queue: [envelope] };
+      outboxes.set(envelope.to, box);
+      void pump(envelope.to, box);
+      return;
+    }
+    outboxes.get(envelope.to)?.queue.push(envelope);
+  }
+
+  async function pump(to: string, box: Outbox): Promise<void> {
+    try {
+      while (box.queue.length > 0 && !closed) {
+        const location = await locate(to);
+        for (const envelope of box.queue.splice(0)) dispatch(envelope, location);
+      }
+    } catch (error) {
+      log.error({ userId: to, err: String(error) }, 'routing failed');
+      for (const envelope of box.queue.splice(0)) settle(envelope, 'RELAY_FAILED');
+    } finally {
+      outboxes.delete(to);
+    }
+  }
+
+  function dispatch(envelope: Envelope, location: Location): void {
+    switch (location.kind) {
+      case 'self': {
+        const outcome = deliverOrHold(envelope);
+        if (outcome !== 'pending') settle(envelope, outcome);
+        return;
+      }
+      case 'remote': {
+        if (!members.has(location.nodeId)) {
+          // The session points at a node that left the registry (crashed or drained away).
+          settle(envelope, 'PEER_UNAVAILABLE');
+          return;
+        }
+        peerLink(location.nodeId).push(envelope);
+        return;
+      }
+      case 'none':
+        settle(envelope, 'PEER_UNAVAILABLE');
+        return;
+      case 'unknown':
+        settle(envelope, 'RELAY_FAILED');
+        return;
+    }
+  }
+
+  function peerLink(peerId: string): Batcher<Envelope> {
+    let link = peerLinks.get(peerId);
+    if (!link) {
+      link = new Batcher<Envelope>(
+        (batch) => forward(peerId, batch),
+        (items) => {
+          for (const envelope of items) settle(envelope, 'RELAY_FAILED');
+        },
+        500,
+        (envelope) => (typeof envelope.content === 'string' ? envelope.content.length : 256),
+        MAX_BATCH_BYTES,
+      );
+      peerLinks.set(peerId, link);
+    }
+    return link;
+  }
+
+  async function forward(peerId: string, batch: Envelope[]): Promise<boolean> {
+    const address = members.get(peerId)?.internalAddress;
+    if (!address) {
+      for (const envelope of batch) settle(envelope, 'PEER_UNAVAILABLE');
+      return true;
+    }
+    const body: DeliverRequest = {
+      fromNode: nodeId,
+      replyTo: config.internalUrl,
+      messages: batch.map((e) => {
+        const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
+        if (e.id !== undefined) m.id = e.id;
+        return m;
+      }),
+    };
+    const started = process.hrtime.bigint();
+    let results: DeliverResult[] | undefined;
+    try {
+      const answer = await transport.post(address, DELIVER_PATH, body, { timeoutMs: FORWARD_TIMEOUT_MS });
+      results = parseDeliverResponse(answer, batch.length);
+      if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
+    } catch (error) {
+      log.warn({ peerId, count: batch.length, code: isBackendError(error) ? error.code : undefined, err: String(error) }, 'relay to peer failed');
+    }
+    metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (!results) {
+      for (const envelope of batch) {
+        locations.delete(envelope.to);
+        settle(envelope, 'RELAY_FAILED');
+      }
+      return false;
+    }
+    batch.forEach((envelope, i) => {
+      const result = results[i] as DeliverResult;
+      if (result.status === 'delivered') {
+        metrics.relayed.inc({ path: 'remote' });
+        settle(envelope, 'delivered');
+      } else if (result.status === 'pending') {
+        metrics.relayed.inc({ path: 'remote' });
+      } else {
+        if (result.code === 'PEER_UNAVAILABLE') locations.delete(envelope.to);
+        settle(envelope, result.code);
+      }
+    });
+    return true;
+  }
+
+  function outcomeLink(address: string): Batcher<OutcomeReport> {
+    let link = outcomeLinks.get(address);
+    if (!link) {
+      link = new Batcher<OutcomeReport>(
+        async (batch) => {
+          try {
+            await transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
+            return true;
+          } catch (error) {
+            // The sender's node is gone or unreachable: so is the sender's connection these outcomes were for.
+            log.warn({ peer: address, count: batch.length, err: String(error) }, 'outcome report failed');
+            return false;
+          }
+        },
+        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
+        1000,
+      );
+      outcomeLinks.set(address, link);
+    }
+    return link;
+  }
+
+  // ---- client connections -------------------------------------------------------------------------------------
+
+  function isClosed(client: Client): boolean {
+    return client.state === 'closed';
+  }
+
+  function onConnection(conn: Connection): void {
+    const client: Client = {
+      cid: randomId(),
+      conn,
+      userId: '',
+      key: '',
+      state: 'handshaking',
+      early: [],
+      bucket: new TokenBucket(config.rateMessagesPerSecond, config.rateBurst),
+      replaced: false,
+      nextReassertAt: 0,
+      reasserting: false,
+    };
+    // The first client frame can arrive in the same tick as the connection: listeners go on first.
+    conn.on('data', (text: string) => {
+      try {
+        if (client.state === 'handshaking') {
+          client.early.push(text);
+          if (client.early.length > Math.max(config.rateBurst, 100)) closeClient(client, 'protocol_violation');
+        } else if (client.state === 'open') {
+          onFrame(client, text);
+        }
+      } catch (error) {
+        log.error({ userId: client.userId, err: String(error) }, 'frame handler failed');
+      }
+    });
+    conn.on('close', () => {
+      try {
+        onClose(client);
+      } catch (error) {
+        log.error({ userId: client.userId, err: String(error) }, 'close handler failed');
+      }
+    });
+    handshakes.add(client);
+    handshake(client).catch((error: unknown) => {
+      log.error({ userId: client.userId, err: String(error) }, 'handshake failed');
+      rejectHandshake(client, 'store_unavailable');
+    });
+  }
+
+  function rejectHandshake(client: Client, reason: CloseReason): void {
+    metrics.handshakes.inc({ result: reason });
+    handshakes.delete(client);
+    if (reason !== 'node_shutdown') log.info({ userId: client.userId || undefined, reason }, 'handshake rejected');
+    closeClient(client, reason);
+  }
+
+  async function handshake(client: Client): Promise<void> {
+    if (draining || closed) return rejectHandshake(client, 'node_shutdown');
+    const query = new URL(client.conn.url ?? '', 'http://node.invalid').searchParams;
+    const userId = query.get('userId') ?? '';
+    const key = query.get('listeningKey') ?? query.get('token') ?? '';
+    client.userId = isValidUserId(userId) ? userId : '';
+    if (!client.userId || !key) return rejectHandshake(client, 'invalid_credentials');
+    client.key = key;
+
+    let record: SessionRecord | undefined;
+    try {
+      record = await sessions.get(userId);
+    } catch (error) {
+      log.warn({ userId, err: String(error) }, 'session lookup failed');
+      return rejectHandshake(client, 'store_unavailable');
+    }
+    if (isClosed(client)) return void handshakes.delete(client);
+    if (!record || !secretsEqual(record.listeningKey, key)) return rejectHandshake(client, 'invalid_credentials');
+    if (record.nodeId !== nodeId) return rejectHandshake(client, 'wrong_node');
+    for (const other of handshakes) {
+      if (other !== client && other.userId === userId && other.record !== undefined && secretsEqual(other.key, key)) {
+        return rejectHandshake(client, 'key_already_used');
+      }
+    }
+    const existing = clients.get(userId);
+    if (existing) {
+      if (secretsEqual(existing.key, key)) return rejectHandshake(client, 'key_already_used');
+      // A newer /connect for this user landed here again: the older connection was replaced.
+      existing.replaced = true;
+      closeClient(existing, 'session_replaced');
+    } else if (record.acked) {
+      return rejectHandshake(client, 'key_already_used');
+    }
+    if (draining || closed) return rejectHandshake(client, 'node_shutdown');
+
+    // Mark the key as taken before the write, so a racing second connection with the same key is refused.
+    const acked: SessionRecord = { ...record, acked: true };
+    client.record = acked;
+    try {
+      await sessions.put(acked, config.sessionTtlSeconds);
+    } catch (error) {
+      client.record = undefined;
+      log.warn({ userId, err: String(error) }, 'session ack write failed');
+      return rejectHandshake(client, 'store_unavailable');
+    }
+    handshakes.delete(client);
+    if (isClosed(client)) {
+      // Closed while the ack was written: the session it acked goes with it.
+      await sessions.deleteIfMatches(userId, key).catch(() => undefined);
+      return;
+    }
+    if (client.replaced) return rejectHandshake(client, 'session_replaced');
+    if (draining || closed) return rejectHandshake(client, 'node_shutdown');
+
+    const displaced = clients.get(userId);
+    if (displaced && displaced !== client) {
+      displaced.replaced = true;
+      closeClient(displaced, 'session_replaced');
+      clients.delete(userId);
+    }
+    // Welcome, pending flush and registration happen in one synchronous block: nothing can slip between them.
+    client.state = 'open';
+    clients.set(userId, client);
+    clientsByCid.set(client.cid, client);
+    client.nextReassertAt = Date.now() + reassertIntervalMs * (0.5 + Math.random() * 0.5);
+    metrics.handshakes.inc({ result: 'accepted' });
+    send(client, { type: 'welcome', userId, nodeId });
+    log.debug({ userId }, 'client connected');
+    for (const envelope of pending.take(userId)) {
+      settle(envelope, deliverLocal(client, envelope));
+    }
+    const early = client.early.splice(0);
+    for (const text of early) {
+      if (client.state !== 'open') break;
+      onFrame(client, text);
+    }
+  }
+
+  function onClose(client: Client): void {
+    const wasOpen = client.state === 'open';
+    client.state = 'closed';
+    client.early = [];
+    if (clients.get(client.userId) === client) clients.delete(client.userId);
+    clientsByCid.delete(client.cid);
+    if (wasOpen) log.debug({ userId: client.userId }, 'client disconnected');
+    // A session this connection acked goes with it, unless a newer session took its place (deleteIfMatches).
+    if (client.record && !handshakes.has(client)) {
+      sessions.deleteIfMatches(client.userId, client.key).catch((error: unknown) => {
+        log.warn({ userId: client.userId, err: String(error) }, 'session delete failed');
+      });
+    }
+  }
+
+  function onFrame(client: Client, text: string): void {
+    if (Buffer.byteLength(text, 'utf8') > config.maxMessageBytes) {
+      sendError(client, 'MESSAGE_TOO_LARGE', `frame exceeds ${String(config.maxMessageBytes)} bytes`);
+      return;
+    }
+    const parsed = parseClientFrame(text);
+    const id = parsed.ok ? parsed.value.id : parsed.id;
+    const rate = client.bucket.take();
+    if (rate !== 'ok') {
+      sendError(client, 'RATE_LIMITED', ERROR_TEXT.RATE_LIMITED, id);
+      if (rate === 'abusive') {
+        log.warn({ userId: client.userId }, 'closing connection far over its rate limit');
+        closeClient(client, 'protocol_violation');
+      }
+      return;
+    }
+    if (!parsed.ok) {
+      sendError(client, 'INVALID_MESSAGE', parsed.message, parsed.id);
+      return;
+    }
+    const frame = parsed.value;
+    if (frame.type === 'ping') {
+      send(client, frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+      return;
+    }
+    if (frame.from !== undefined && frame.from !== client.userId) {
+      sendError(client, 'FORBIDDEN_SENDER', ERROR_TEXT.FORBIDDEN_SENDER, frame.id);
+      return;
+    }
+    const envelope: Envelope = { from: client.userId, to: frame.to, content: frame.content, origin: { kind: 'local', cid: client.cid } };
+    if (frame.id !== undefined) envelope.id = frame.id;
+    route(envelope);
+  }
+
+  // ---- session re-assertion -----------------------------------------------------------------------------------
+
+  async function reassert(client: Client): Promise<void> {
+    const record = client.record;
+    if (!record) return;
+    let retryMs = reassertIntervalMs;
+    try {
+      const current = await sessions.get(client.userId);
+      if (client.state !== 'open') return;
+      if (!current) {
+        // memcached lost it (restart): write it back from the live connection.
+        const created = await sessions.create({ ...record, acked: true }, config.sessionTtlSeconds);
+        if (!created) retryMs = 1000;
+        else log.info({ userId: client.userId }, 'session re-created from live connection');
+      } else if (secretsEqual(current.listeningKey, client.key)) {
+        if (!current.acked || current.nodeId !== nodeId) await sessions.put({ ...record, acked: true }, config.sessionTtlSeconds);
+        else if (!(await sessions.touch(client.userId, config.sessionTtlSeconds))) retryMs = 1000;
+      } else {
+        client.replaced = true;
+        closeClient(client, 'session_replaced');
+      }
+    } catch (error) {
+      log.warn({ userId: client.userId, err: String(error) }, 'session re-assertion failed');
+      retryMs = Math.min(reassertIntervalMs, 5000);
+    } finally {
+      client.nextReassertAt = Date.now() + retryMs;
+      client.reasserting = false;
+    }
+  }
+
+  let reassertRunning = 0;
+  function reassertTick(): void {
+    const now = Date.now();
+    for (const client of clients.values()) {
+      if (reassertRunning >= REASSERT_CONCURRENCY) return;
+      if (client.reasserting || client.nextReassertAt > now) continue;
+      client.reasserting = true;
+      reassertRunning += 1;
+      void reassert(client).finally(() => {
+        reassertRunning -= 1;
+      });
+    }
+  }
+
+  // ---- registry -----------------------------------------------------------------------------------------------
+
+  function onRegistryEvent(event: RegistryEvent): void {
+    try {
+      if (event.type === 'snapshot') {
+        const before = new Map(members);
+        members.clear();
+        for (const entry of event.entries) if (entry.kind === 'node') members.set(entry.id, entry.value);
+        for (const [id, record] of before) if (!members.has(id)) forgetPeer(id, record);
+      } else if (event.type === 'put' && event.entry.kind === 'node') {
+        members.set(event.entry.id, event.entry.value);
+      } else if (event.type === 'delete' && event.kind === 'node') {
+        const record = members.get(event.id);
+        members.delete(event.id);
+        if (record) forgetPeer(event.id, record);
+      } else if (event.type === 'status') {
+        log.info({ synced: event.synced }, 'registry watch status');
+      }
+    } catch (error) {
+      log.error({ err: String(error) }, 'registry event handling failed');
+    }
+  }
+
+  function forgetPeer(peerId: string, record: NodeRecord): void {
+    if (peerId === nodeId) return;
+    log.info({ peerId }, 'peer left the registry');
+    const address = record.internalAddress;
+    if (![...members.values()].some((m) => m.internalAddress === address)) transport.forget(address);
+    const link = peerLinks.get(peerId);
+    if (link?.idle) peerLinks.delete(peerId);
+  }
+
+  function nodeRecord(state: NodeRecord['state']): NodeRecord {
+    return {
+      nodeId,
+      listeningAddress: config.publicUrl,
+      internalAddress: config.internalUrl,
+      state,
+      startedAt: registration?.record.startedAt ?? new Date().toISOString(),
+      version,
+    };
+  }
+
+  async function publishLoad(force = false): Promise<void> {
+    if (!registration || registration.state === 'revoked') return;
+    const connections = clients.size;
+    const held = pending.size;
+    const signature = `${String(connections)}/${String(held)}`;
+    if (!force && signature === lastLoad) return;
+    lastLoad = signature;
+    try {
+      await registration.putLoad({ connections, pending: held, updatedAt: new Date().toISOString() });
+    } catch (error) {
+      lastLoad = '';
+      log.warn({ err: String(error) }, 'load update failed');
+    }
+  }
+
+  function every(ms: number, fn: () => void): void {
+    const timer = setInterval(() => {
+      try {
+        fn();
+      } catch (error) {
+        log.error({ err: String(error) }, 'periodic task failed');
+      }
+    }, ms);
+    timer.unref();
+    timers.add(timer);
+  }
+
+  function stopTimers(): void {
+    for (const timer of timers) clearInterval(timer);
+    timers.clear();
+  }
+
+  // ---- internal HTTP API --------------------------------------------------------------------------------------
+
+  function authorized(req: IncomingMessage): boolean {
+    const secret = config.clusterSecret;
+    if (secret === undefined) return true;
+    const given = req.headers[CLUSTER_SECRET_HEADER];
+    return typeof given === 'string' && secretsEqual(given, secret);
+  }
+
+  async function handleDeliver(request: DeliverRequest): Promise<DeliverResult[]> {
+    const results: DeliverResult[] = new Array<DeliverResult>(request.messages.length);
+    const byRecipient = new Map<string, number[]>();
+    request.messages.forEach((m, i) => {
+      const list = byRecipient.get(m.to);
+      if (list) list.push(i);
+      else byRecipient.set(m.to, [i]);
+    });
+    await Promise.all(
+      [...byRecipient].map(async ([to, indexes]) => {
+        let here = clients.has(to) || pending.has(to);
+        let unknown = false;
+        if (!here) {
+          const location = await locate(to);
+          here = location.kind === 'self';
+          unknown = location.kind === 'unknown';
+        }
+        // Decided synchronously from here on, so a recipient connecting meanwhile gets them in order.
+        for (const i of indexes) {
+          const m = request.messages[i] as ForwardedMessage;
+          const envelope: Envelope = {
+            from: m.from,
+            to: m.to,
+            content: m.content,
+            origin: { kind: 'remote', replyTo: request.replyTo, cid: m.cid },
+          };
+          if (m.id !== undefined) envelope.id = m.id;
+          const recipient = clients.get(to);
+          let outcome: 'delivered' | 'pending' | FrameErrorCode;
+          if (recipient) outcome = deliverLocal(recipient, envelope);
+          else if (closed) outcome = 'RELAY_FAILED';
+          else if (here || pending.has(to)) outcome = pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
+          else outcome = unknown ? 'RELAY_FAILED' : 'PEER_UNAVAILABLE';
+          results[i] = outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
+        }
+      }),
+    );
+    return results;
+  }
+
+  function handleOutcomes(outcomes: OutcomeReport[]): number {
+    let accepted = 0;
+    for (const o of outcomes) {
+      const sender = clientsByCid.get(o.cid);
+      if (!sender || sender.userId !== o.userId || sender.state !== 'open') continue;
+      accepted += 1;
+      if (o.result === 'delivered') {
+        metrics.acks.inc();
+        send(sender, { type: 'ack', id: o.id });
+      } else {
+        sendError(sender, o.result, ERROR_TEXT[o.result], o.id);
+      }
+    }
+    return accepted;
+  }
+
+  function replace(userId: string, key: string): boolean {
+    let closedAny = false;
+    const client = clients.get(userId);
+    if (client && secretsEqual(client.key, key)) {
+      client.replaced = true;
+      closeClient(client, 'session_replaced');
+      closedAny = true;
+    }
+    for (const other of handshakes) {
+      if (other.userId === userId && secretsEqual(other.key, key)) {
+        other.replaced = true;
+        closedAny = true;
+      }
+    }
+    if (closedAny) log.info({ userId }, 'connection replaced by a newer session');
+    return closedAny;
+  }
+
+  async function handleInternalAsync(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (!authorized(req)) {
+      httpError(res, 401, 'UNAUTHORIZED', 'missing or wrong cluster secret');
+      req.resume();
+      return;
+    }
+    const route = [REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH].includes(path);
+    if (!route) {
+      req.resume();
+      return httpError(res, 404, 'NOT_FOUND', 'no such internal path');
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      res.setHeader('allow', 'POST');
+      return httpError(res, 405, 'INVALID_REQUEST', 'method not allowed');
+    }
+    let body: unknown;
+    try {
+      body = await readJson(req, bodyLimit);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) return httpError(res, 413, 'PAYLOAD_TOO_LARGE', 'body too large');
+      return httpError(res, 400, 'INVALID_REQUEST', 'body is not valid JSON');
+    }
+    switch (path) {
+      case REPLACE_PATH: {
+        const b = body as { userId?: unknown; listeningKey?: unknown } | undefined;
+        if (typeof b?.userId !== 'string' || typeof b.listeningKey !== 'string') {
+          return httpError(res, 400, 'INVALID_REQUEST', 'userId and listeningKey are required');
+        }
+        return sendJson(res, 200, { closed: replace(b.userId, b.listeningKey) });
+      }
+      case DRAIN_PATH:
+        void api.drain();
+        return sendJson(res, 202, { draining: true });
+      case DELIVER_PATH: {
+        const request = parseDeliverRequest(body);
+        if (!request) return httpError(res, 400, 'INVALID_REQUEST', 'malformed delivery request');
+        return sendJson(res, 200, { results: await handleDeliver(request) });
+      }
+      case OUTCOMES_PATH: {
+        const outcomes = parseOutcomes(body);
+        if (!outcomes) return httpError(res, 400, 'INVALID_REQUEST', 'malformed outcome report');
+        return sendJson(res, 200, { accepted: handleOutcomes(outcomes) });
+      }
+    }
+  }
+
+  function readiness() {
+    const registered = registration?.state === 'registered';
+    const synced = watch?.synced === true;
+    return { ready: registered && synced && !draining && !closed, registered, synced, draining };
+  }
+
+  // ---- lifecycle ----------------------------------------------------------------------------------------------
+
+  function idle(): boolean {
+    if (clients.size > 0 || handshakes.size > 0 || outboxes.size > 0) return false;
+    for (const link of peerLinks.values()) if (!link.idle) return false;
+    for (const link of outcomeLinks.values()) if (!link.idle) return false;
+    return true;
+  }
+
+  async function runDrain(): Promise<void> {
+    draining = true;
+    metrics.draining.set(1);
+    log.info({ connections: clients.size, timeoutSeconds: config.drainTimeoutSeconds }, 'drain started');
+    if (registration && registration.state !== 'revoked') {
+      await registration.update(nodeRecord('draining')).catch((error: unknown) => {
+        log.warn({ err: String(error) }, 'could not publish draining state');
+      });
+    }
+    const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
+    // Close clients at drainRatePerSecond, in random order, on a jittered tick, so reconnects spread out.
+    const order = [...clients.values()];
+    for (let i = order.length - 1; i > 0; i -= 1) {
+      const j = Math.floor(Math.random() * (i + 1));
+      [order[i], order[j]] = [order[j] as Client, order[i] as Client];
+    }
+    let budget = 1;
+    let last = Date.now();
+    while (Date.now() < deadline && !closed) {
+      const now = Date.now();
+      budget = Math.min(budget + ((now - last) / 1000) * config.drainRatePerSecond, Math.max(1, config.drainRatePerSecond));
+      last = now;
+      while (budget >= 1 && order.length > 0) {
+        const client = order.pop() as Client;
+        if (client.state === 'open') {
+          closeClient(client, 'node_shutdown');
+          budget -= 1;
+        }
+      }
+      // Clients that connected while the drain began (handshakes in flight) are refused with 4000 by handshake().
+      if (order.length === 0) for (const client of clients.values()) if (client.state === 'open') order.push(client);
+      if (idle()) break;
+      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 15));
+    }
+    for (const client of [...clients.values()]) closeClient(client, 'node_shutdown');
+    for (const envelope of pending.takeAll()) settle(envelope, 'RELAY_FAILED');
+    await finish();
+    log.info({ timedOut: Date.now() >= deadline }, 'drain finished');
+  }
+
+  async function finish(): Promise<void> {
+    stopTimers();
+    const reg = registration;
+    if (reg && reg.state !== 'revoked') {
+      await reg.revoke().catch((error: unknown) => log.warn({ err: String(error) }, 'registration revoke failed'));
+    }
+    metrics.leaseState.set(0);
+    const w = watch;
+    watch = undefined;
+    if (w) await w.close().catch(() => undefined);
+  }
+
+  const api: RelayNode = {
+    nodeId,
+    drained,
+    get stats() {
+      return { connections: clients.size, pending: pending.size };
+    },
+
+    installSockJs(server: Server): void {
+      const sock = sockjs.createServer({
+        prefix: sockJsPrefix(config.publicUrl),
+        log: (severity: string, message: string) => {
+          if (severity === 'error') log.warn({ detail: message }, 'sockjs error');
+        },
+      });
+      sock.on('connection', (conn: Connection | null) => {
+        // sockjs emits null for a connection that died during its opening request.
+        if (!conn) return;
+        try {
+          onConnection(conn);
+        } catch (error) {
+          log.error({ err: String(error) }, 'connection setup failed');
+        }
+      });
+      sock.installHandlers(server);
+    },
+
+    handleInternal(req: IncomingMessage, res: ServerResponse): boolean {
+      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      if (path === '/healthz') {
+        sendJson(res, 200, { status: 'ok', nodeId });
+        return true;
+      }
+      if (path === '/readyz') {
+        const r = readiness();
+        sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not_ready', nodeId, ...r });
+        return true;
+      }
+      if (path === '/metrics') {
+        metrics.registry
+          .metrics()
+          .then((text) => {
+            res.writeHead(200, { 'content-type': metrics.registry.contentType });
+            res.end(text);
+          })
+          .catch((error: unknown) => {
+            log.error({ err: String(error) }, 'metrics collection failed');
+            httpError(res, 500, 'INTERNAL', 'metrics collection failed');
+          });
+        return true;
+      }
+      if (!path.startsWith('/internal/')) return false;
+      handleInternalAsync(req, res, path).catch((error: unknown) => {
+        log.error({ path, err: String(error) }, 'internal request failed');
+        httpError(res, 500, 'INTERNAL', 'internal error');
+      });
+      return true;
+    },
+
+    async start(): Promise<void> {
+      if (registration) return;
+      registration = await registry.registerNode(nodeRecord('active'));
+      metrics.leaseState.set(1);
+      registration.on('lost', () => {
+        metrics.leaseState.set(0);
+        log.warn({}, 'registry lease lost; re-registering');
+      });
+      registration.on('registered', () => {
+        metrics.leaseState.set(1);
+        lastLoad = '';
+        log.info({}, 'registered again after lease loss');
+      });
+      try {
+        watch = await registry.watch(onRegistryEvent);
+      } catch (error) {
+        await registration.revoke().catch(() => undefined);
+        throw error;
+      }
+      await publishLoad(true);
+      every(LOAD_INTERVAL_MS, () => void publishLoad());
+      every(Math.max(100, Math.min(1000, reassertIntervalMs / 4)), reassertTick);
+      log.info({ listeningAddress: config.publicUrl, internalAddress: config.internalUrl }, 'node registered');
+    },
+
+    drain(): Promise<void> {
+      if (!drainPromise) {
+        drainPromise = runDrain()
+          .catch((error: unknown) => log.error({ err: String(error) }, 'drain failed'))
+          .finally(() => resolveDrained());
+      }
+      return drainPromise;
+    },
+
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      draining = true;
+      for (const client of [...clients.values(), ...handshakes]) closeClient(client, 'node_shutdown');
+      pending.close();
+      for (const link of peerLinks.values()) link.takeAll();
+      for (const link of outcomeLinks.values()) link.takeAll();
+      await finish();
+    },
+
+    metricsText(): Promise<string> {
+      return metrics.registry.metrics();
+    },
+  };
+  return api;
+}
