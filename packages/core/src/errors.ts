@@ -12,12 +12,15 @@ export type BackendErrorCode =
 
 export class BackendError extends Error {
   override readonly name = 'BackendError';
+  /** The peer's HTTP status, set on `PEER_REJECTED`. */
+  readonly status?: number;
   constructor(
     readonly code: BackendErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    if (options?.status !== undefined) this.status = options.status;
   }
 }
 

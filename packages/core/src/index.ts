@@ -4,3 +4,8 @@ export * from './registry.js';
 export * from './session-store.js';
 export * from './peer-transport.js';
 export * from './config.js';
+export * from './session-key.js';
+export * from './session-ttl.js';
+export * from './memory-session-store.js';
+export * from './memcached-session-store.js';
+export * from './undici-peer-transport.js';
