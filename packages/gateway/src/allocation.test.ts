@@ -1,0 +1,153 @@
+import { expect } from 'chai';
+import type { RegistryEntry } from '@messaging-server/core';
+import { NodeView } from './node-view.js';
+import { nodeRecord, startHarness, type Harness } from './harness.test.js';
+
+const load = (connections: number) => ({ connections, pending: 0, updatedAt: new Date().toISOString() });
+
+describe('NodeView allocation', () => {
+  let now: number;
+  let view: NodeView;
+  beforeEach(() => {
+    now = 1_000_000;
+    view = new NodeView({ now: () => now });
+    const entries: RegistryEntry[] = [
+      { kind: 'node', id: 'a', value: nodeRecord('a') },
+      { kind: 'node', id: 'b', value: nodeRecord('b') },
+      { kind: 'load', id: 'a', value: load(10) },
+      { kind: 'load', id: 'b', value: load(2) },
+    ];
+    view.apply({ type: 'snapshot', entries });
+  });
+
+  it('picks the least-loaded active node', () => {
+    expect(view.allocate()?.nodeId).to.equal('b');
+  });
+
+  it('counts its own assignments until the load catches up', () => {
+    const picks = Array.from({ length: 16 }, () => view.allocate()?.nodeId);
+    // b takes the first 8 (2 → 10), then they alternate.
+    expect(picks.slice(0, 8)).to.deep.equal(Array(8).fill('b'));
+    expect(picks.filter((id) => id === 'a')).to.have.length(4);
+    expect(view.loadOf('b')).to.equal(14);
+  });
+
+  it('forgets assignments that a later load report includes', () => {
+    for (let i = 0; i < 5; i += 1) view.allocate();
+    expect(view.loadOf('b')).to.equal(7);
+    now += 300;
+    view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(7) } });
+    expect(view.loadOf('b')).to.equal(7);
+  });
+
+  it('keeps counting assignments younger than the grace period after a load report', () => {
+    view.allocate();
+    now += 50;
+    view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(2) } });
+    expect(view.loadOf('b')).to.equal(3);
+  });
+
+  it('lets assignments decay when no load report comes', () => {
+    for (let i = 0; i < 5; i += 1) view.allocate();
+    now += 2001;
+    expect(view.loadOf('b')).to.equal(2);
+  });
+
+  it('breaks ties at random', () => {
+    const seen = new Set<string | undefined>();
+    for (let i = 0; i < 40; i += 1) {
+      const tie = new NodeView({ now: () => now });
+      tie.apply({ type: 'snapshot', entries: [{ kind: 'node', id: 'a', value: nodeRecord('a') }, { kind: 'node', id: 'b', value: nodeRecord('b') }] });
+      seen.add(tie.allocate()?.nodeId);
+    }
+    expect([...seen].sort()).to.deep.equal(['a', 'b']);
+  });
+
+  it('skips avoided nodes unless they are the only ones', () => {
+    expect(view.allocate(['b'])?.nodeId).to.equal('a');
+    expect(view.allocate(['a', 'b'])?.nodeId).to.be.oneOf(['a', 'b']);
+  });
+
+  it('never picks a draining or deleted node', () => {
+    view.apply({ type: 'put', entry: { kind: 'node', id: 'b', value: nodeRecord('b', 'draining') } });
+    expect(view.allocate()?.nodeId).to.equal('a');
+    view.apply({ type: 'delete', kind: 'node', id: 'a' });
+    expect(view.allocate()).to.equal(undefined);
+  });
+
+  it('keeps its view while the watch is not synced', () => {
+    view.apply({ type: 'status', synced: false });
+    expect(view.allocate()?.nodeId).to.equal('b');
+  });
+});
+
+describe('gateway allocation over HTTP', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+  });
+  afterEach(async () => h.close());
+
+  it('spreads a burst of 200 connects over two idle nodes', async () => {
+    await h.addNode('node-a');
+    await h.addNode('node-b');
+    const counts = new Map<string, number>();
+    const results = await Promise.all(Array.from({ length: 200 }, (_, i) => h.connect(`user-${String(i)}`)));
+    for (const { status, body } of results) {
+      expect(status).to.equal(200);
+      const nodeId = String(body['nodeId']);
+      counts.set(nodeId, (counts.get(nodeId) ?? 0) + 1);
+    }
+    expect(counts.get('node-a')).to.be.within(80, 120);
+    expect(counts.get('node-b')).to.be.within(80, 120);
+  });
+
+  it('sends new sessions to the least-loaded node', async () => {
+    await h.addNode('node-a', 50);
+    await h.addNode('node-b', 10);
+    for (let i = 0; i < 20; i += 1) expect((await h.connect(`u${String(i)}`)).body['nodeId']).to.equal('node-b');
+  });
+
+  it('honours avoid when another node is active', async () => {
+    await h.addNode('node-a', 0);
+    await h.addNode('node-b', 100);
+    expect((await h.connect('alice', { avoid: ['node-a'] })).body['nodeId']).to.equal('node-b');
+    await h.removeNode('node-b');
+    expect((await h.connect('alice', { avoid: ['node-a'] })).body['nodeId']).to.equal('node-a');
+  });
+
+  it('never picks a draining node, and a vanished one at once', async () => {
+    await h.addNode('node-a', 0);
+    await h.addNode('node-b', 100);
+    await h.addNode('node-c', 200);
+    await h.setState('node-a', 'draining');
+    for (let i = 0; i < 10; i += 1) expect((await h.connect(`u${String(i)}`)).body['nodeId']).to.equal('node-b');
+    await h.removeNode('node-b');
+    for (let i = 0; i < 10; i += 1) expect((await h.connect(`v${String(i)}`)).body['nodeId']).to.equal('node-c');
+  });
+
+  it('makes a new node eligible as soon as its registration arrives', async () => {
+    await h.addNode('node-a', 100);
+    expect((await h.connect('alice')).body['nodeId']).to.equal('node-a');
+    await h.addNode('node-new', 0);
+    expect((await h.connect('bob')).body['nodeId']).to.equal('node-new');
+  });
+
+  it('keeps allocating from its last view while the registry is away', async () => {
+    await h.addNode('node-a');
+    h.registry.setAvailable(false);
+    const { status, body } = await h.connect('alice');
+    expect(status).to.equal(200);
+    expect(body['nodeId']).to.equal('node-a');
+    h.registry.setAvailable(true);
+  });
+
+  it('counts allocations per node in /metrics', async () => {
+    await h.addNode('node-a');
+    await h.connect('alice');
+    await h.connect('bob');
+    const text = await (await fetch(`${h.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    expect(text).to.include('msg_allocations_total{nodeId="node-a"} 2');
+    expect(text).to.include('msg_nodes{state="active"} 1');
+  });
+});

@@ -1,0 +1,97 @@
+import { expect } from 'chai';
+import type { SessionRecord } from '@messaging-server/protocol';
+import { waitFor } from '@messaging-server/testkit';
+import { REPLACE_PATH } from './session-allocator.js';
+import { startHarness, type Harness } from './harness.test.js';
+
+function record(userId: string, overrides: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    userId,
+    listeningAddress: 'http://127.0.0.1:1/node-a/ws',
+    listeningKey: 'old-key',
+    acked: false,
+    nodeId: 'node-a',
+    createdAt: new Date().toISOString(),
+    ...overrides,
+  };
+}
+
+describe('session conflict: replace (default)', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness();
+    await h.addNode('node-a');
+  });
+  afterEach(async () => h.close());
+
+  it('replaces the session and tells the old node to close its connection', async () => {
+    const first = await h.connect('alice');
+    const second = await h.connect('alice');
+    expect(second.status).to.equal(200);
+    expect(second.body['listeningKey']).to.not.equal(first.body['listeningKey']);
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(second.body['listeningKey']);
+    await waitFor(() => h.transport.posts.length === 1, { what: 'replace notification' });
+    expect(h.transport.posts[0]).to.deep.equal({
+      peerAddress: 'http://127.0.0.1:2/node-a',
+      path: REPLACE_PATH,
+      body: { userId: 'alice', listeningKey: first.body['listeningKey'] },
+    });
+  });
+
+  it('does not notify anyone for a first session', async () => {
+    await h.connect('alice');
+    await h.connect('bob');
+    expect(h.transport.posts).to.have.length(0);
+  });
+
+  it('answers 200 even when the old node cannot be told', async () => {
+    h.transport.post = () => Promise.reject(new Error('refused'));
+    await h.connect('alice');
+    expect((await h.connect('alice')).status).to.equal(200);
+  });
+});
+
+describe('session conflict: reject', () => {
+  let h: Harness;
+  beforeEach(async () => {
+    h = await startHarness({ env: { MSG_SESSION_CONFLICT: 'reject', MSG_HANDSHAKE_TIMEOUT_SECONDS: '30' } });
+    await h.addNode('node-a');
+  });
+  afterEach(async () => h.close());
+
+  it('409 USER_TAKEN for a live un-acked session', async () => {
+    const first = await h.connect('alice');
+    const second = await h.connect('alice');
+    expect(second.status).to.equal(409);
+    expect(second.body).to.deep.equal({ error: { code: 'USER_TAKEN', message: 'userId is already connected' } });
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(first.body['listeningKey']);
+  });
+
+  it('409 USER_TAKEN for an acked session on a registered node', async () => {
+    await h.store.inner.put(record('alice', { acked: true }), 120);
+    expect((await h.connect('alice')).status).to.equal(409);
+  });
+
+  it('replaces an acked session whose node is gone', async () => {
+    await h.store.inner.put(record('alice', { acked: true, nodeId: 'node-dead' }), 120);
+    const { status, body } = await h.connect('alice');
+    expect(status).to.equal(200);
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(body['listeningKey']);
+  });
+
+  it('replaces an un-acked session older than the handshake timeout', async () => {
+    const old = new Date(Date.now() - 31_000).toISOString();
+    await h.store.inner.put(record('alice', { createdAt: old }), 120);
+    const { status, body } = await h.connect('alice');
+    expect(status).to.equal(200);
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(body['listeningKey']);
+    await waitFor(() => h.transport.posts.length === 1, { what: 'replace notification' });
+    expect(h.transport.posts[0]?.body).to.deep.equal({ userId: 'alice', listeningKey: 'old-key' });
+  });
+
+  it('of racing connects for one userId, exactly one wins', async () => {
+    const results = await Promise.all(Array.from({ length: 10 }, () => h.connect('alice')));
+    expect(results.filter((r) => r.status === 200)).to.have.length(1);
+    expect(results.filter((r) => r.status === 409)).to.have.length(9);
+  });
+});
