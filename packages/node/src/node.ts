@@ -167,7 +167,8 @@ export function createNode(deps: NodeDeps): RelayNode {
   function closeClient(client: Client, reason: CloseReason): void {
     if (client.state === 'closed') return;
     try {
-      client.conn.close(String(CLOSE_CODES[reason]), reason);
+      // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
+      (client.conn.close as (code: number, reason: string) => boolean)(CLOSE_CODES[reason], reason);
     } catch (error) {
       log.warn({ userId: client.userId, err: String(error) }, 'sockjs close failed');
     }

@@ -1,0 +1,81 @@
+// Shared helpers for this package's unit tests (no tests here): in-process nodes on the memory backends.
+import { randomBytes } from 'node:crypto';
+import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
+import type { SessionRecord } from '@messaging-server/protocol';
+import { TestSocket } from '@messaging-server/testkit';
+import { startNodeServer, type NodeServer } from './index.js';
+
+export interface TestNode extends NodeServer {
+  config: NodeConfig;
+  publicUrl: string;
+  internalUrl: string;
+  transport: UndiciPeerTransport;
+}
+
+export class TestWorld {
+  readonly registry = new MemoryRegistry({ leaseTtlSeconds: 5 });
+  readonly sessions = new MemorySessionStore();
+  private readonly nodes: TestNode[] = [];
+  private readonly sockets: TestSocket[] = [];
+
+  async startNode(nodeId: string, env: Record<string, string> = {}): Promise<TestNode> {
+    const config = loadConfig('node', { MSG_HOST: '127.0.0.1', MSG_PORT: '0', MSG_INTERNAL_PORT: '0', MSG_NODE_ID: nodeId, ...env });
+    const transport = new UndiciPeerTransport(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret });
+    const server = await startNodeServer({ config, registry: this.registry, sessions: this.sessions, transport, logger: silentLogger });
+    const node: TestNode = {
+      ...server,
+      config,
+      transport,
+      publicUrl: `http://127.0.0.1:${String(server.publicPort)}/ws`,
+      internalUrl: `http://127.0.0.1:${String(server.internalPort)}`,
+    };
+    this.nodes.push(node);
+    return node;
+  }
+
+  /** What the gateway does on /connect: a fresh un-acked session assigned to `node`. */
+  async session(userId: string, node: TestNode | string, publicUrl?: string): Promise<SessionRecord> {
+    const record: SessionRecord = {
+      userId,
+      listeningAddress: typeof node === 'string' ? (publicUrl ?? 'http://127.0.0.1:1/ws') : node.publicUrl,
+      listeningKey: randomBytes(24).toString('base64url'),
+      acked: false,
+      nodeId: typeof node === 'string' ? node : node.node.nodeId,
+      createdAt: new Date().toISOString(),
+    };
+    await this.sessions.put(record, 30);
+    return record;
+  }
+
+  socket(session: SessionRecord, options: { key?: string; keyParam?: 'listeningKey' | 'token'; address?: string } = {}): TestSocket {
+    const socket = TestSocket.forSession(session, options);
+    this.sockets.push(socket);
+    return socket;
+  }
+
+  /** A user with a session on `node` and an open, welcomed socket. */
+  async online(userId: string, node: TestNode): Promise<{ session: SessionRecord; socket: TestSocket }> {
+    const session = await this.session(userId, node);
+    const socket = this.socket(session);
+    await socket.welcomed();
+    return { session, socket };
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.close();
+    for (const node of this.nodes) {
+      await node.close();
+      await node.transport.close();
+    }
+    await this.registry.close();
+  }
+}
+
+export function internalPost(node: TestNode, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+  return fetch(`${node.internalUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+}

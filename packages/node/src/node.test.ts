@@ -1,0 +1,332 @@
+import { expect } from 'chai';
+import WebSocket from 'ws';
+import type { ServerFrame } from '@messaging-server/protocol';
+import { waitFor } from '@messaging-server/testkit';
+import { internalPost, TestWorld, type TestNode } from './fixtures.test.js';
+
+describe('relay node (one node)', function () {
+  let world: TestWorld;
+  let node: TestNode;
+
+  beforeEach(async function () {
+    world = new TestWorld();
+    node = await world.startNode('node-a', { MSG_RATE_BURST: '200', MSG_RATE_MESSAGES_PER_SECOND: '100' });
+  });
+  afterEach(async function () {
+    await world.close();
+  });
+
+  describe('handshake', function () {
+    it('welcomes first, then marks the session acked', async function () {
+      const session = await world.session('alice', node);
+      const socket = world.socket(session);
+      await socket.welcomed();
+      expect(socket.frames[0]).to.deep.equal({ type: 'welcome', userId: 'alice', nodeId: 'node-a' });
+      expect((await world.sessions.get('alice'))?.acked).to.equal(true);
+      expect(node.node.stats.connections).to.equal(1);
+    });
+
+    it('accepts the seed alias `token` for listeningKey', async function () {
+      const session = await world.session('alice', node);
+      await world.socket(session, { keyParam: 'token' }).welcomed();
+    });
+
+    it('closes 4500 for a wrong key, an unknown user and a missing key', async function () {
+      const session = await world.session('alice', node);
+      const wrong = world.socket(session, { key: 'not-the-key' });
+      const unknown = world.socket({ ...session, userId: 'nobody' });
+      const url = new URL(node.publicUrl);
+      url.searchParams.set('userId', 'alice');
+      const missing = world.socket(session, { address: url.toString(), key: '' });
+      for (const socket of [wrong, unknown, missing]) {
+        expect(await socket.closed()).to.deep.equal({ code: 4500, reason: 'invalid_credentials' });
+        expect(socket.framesOfType('welcome')).to.have.length(0);
+      }
+      expect((await world.sessions.get('alice'))?.acked).to.equal(false);
+    });
+
+    it('closes 4501 when the session belongs to another node', async function () {
+      const session = await world.session('alice', 'node-b', node.publicUrl);
+      const socket = world.socket(session, { address: node.publicUrl });
+      expect(await socket.closed()).to.deep.equal({ code: 4501, reason: 'wrong_node' });
+    });
+
+    it('closes 4502 for a second connection with the same key, and keeps the first', async function () {
+      const { session, socket: first } = await world.online('alice', node);
+      const second = world.socket(session);
+      expect(await second.closed()).to.deep.equal({ code: 4502, reason: 'key_already_used' });
+      first.send({ type: 'ping', id: 'still-here' });
+      await first.waitForFrame((f) => f.type === 'pong');
+      expect((await world.sessions.get('alice'))?.acked).to.equal(true);
+    });
+
+    it('closes 4502 when the session is already acked and no connection here holds it', async function () {
+      const session = await world.session('alice', node);
+      await world.sessions.put({ ...session, acked: true }, 30);
+      expect(await world.socket(session).closed()).to.deep.equal({ code: 4502, reason: 'key_already_used' });
+    });
+
+    it('processes frames sent before the welcome, after it and in order', async function () {
+      const session = await world.session('alice', node);
+      const url = `ws://127.0.0.1:${String(node.publicPort)}/ws/websocket?userId=alice&listeningKey=${session.listeningKey}`;
+      const ws = new WebSocket(url);
+      const frames: ServerFrame[] = [];
+      ws.on('message', (data) => frames.push(JSON.parse(String(data)) as ServerFrame));
+      ws.on('open', () => {
+        for (let i = 0; i < 5; i += 1) ws.send(JSON.stringify({ type: 'ping', id: `p${String(i)}` }));
+      });
+      try {
+        await waitFor(() => frames.length >= 6, { what: 'welcome and 5 pongs' });
+        expect(frames[0]).to.deep.equal({ type: 'welcome', userId: 'alice', nodeId: 'node-a' });
+        expect(frames.slice(1)).to.deep.equal([0, 1, 2, 3, 4].map((i) => ({ type: 'pong', id: `p${String(i)}` })));
+      } finally {
+        ws.close();
+      }
+    });
+
+    it('deletes the session on disconnect', async function () {
+      const { socket } = await world.online('alice', node);
+      socket.close();
+      await waitFor(async () => (await world.sessions.get('alice')) === undefined, { what: 'session deleted' });
+      await waitFor(() => node.node.stats.connections === 0, { what: 'connection gone' });
+    });
+
+    it('does not delete a newer session when an old connection closes', async function () {
+      const { session, socket } = await world.online('alice', node);
+      const newer = { ...session, listeningKey: 'newer-key-newer-key-newer-key', acked: false };
+      await world.sessions.put(newer, 30);
+      socket.close();
+      await waitFor(() => node.node.stats.connections === 0, { what: 'connection gone' });
+      expect((await world.sessions.get('alice'))?.listeningKey).to.equal(newer.listeningKey);
+    });
+  });
+
+  describe('frames', function () {
+    it('answers ping with pong, echoing the id', async function () {
+      const { socket } = await world.online('alice', node);
+      socket.send({ type: 'ping', id: 'p1' });
+      socket.send({ type: 'ping' });
+      await waitFor(() => socket.framesOfType('pong').length === 2, { what: 'two pongs' });
+      expect(socket.framesOfType('pong')).to.deep.equal([{ type: 'pong', id: 'p1' }, { type: 'pong' }]);
+    });
+
+    it('delivers locally with a server-stamped from and acks the sender', async function () {
+      const alice = await world.online('alice', node);
+      const bob = await world.online('bob', node);
+      alice.socket.send({ type: 'message', to: 'bob', content: { sdp: 'x' }, id: 'm1' });
+      alice.socket.send({ from: 'alice', to: 'bob', content: 'seed form' });
+      await waitFor(() => bob.socket.framesOfType('message').length === 2, { what: 'two messages' });
+      expect(bob.socket.framesOfType('message')).to.deep.equal([
+        { type: 'message', from: 'alice', to: 'bob', content: { sdp: 'x' }, id: 'm1' },
+        { type: 'message', from: 'alice', to: 'bob', content: 'seed form' },
+      ]);
+      await alice.socket.waitForFrame((f) => f.type === 'ack');
+      expect(alice.socket.framesOfType('ack')).to.deep.equal([{ type: 'ack', id: 'm1' }]);
+      expect(alice.socket.framesOfType('error')).to.have.length(0);
+    });
+
+    it('allows sending to yourself', async function () {
+      const alice = await world.online('alice', node);
+      alice.socket.send({ type: 'message', to: 'alice', content: 'hi me', id: 'self' });
+      await alice.socket.waitForFrame((f) => f.type === 'ack');
+      expect(alice.socket.framesOfType('message')).to.deep.equal([{ type: 'message', from: 'alice', to: 'alice', content: 'hi me', id: 'self' }]);
+    });
+
+    it('answers PEER_UNAVAILABLE for a recipient without a session', async function () {
+      const alice = await world.online('alice', node);
+      alice.socket.send({ type: 'message', to: 'ghost', content: 1, id: 'm1' });
+      const error = await alice.socket.waitForFrame((f) => f.type === 'error');
+      expect(error).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
+    });
+
+    it('answers FORBIDDEN_SENDER when from is someone else', async function () {
+      const alice = await world.online('alice', node);
+      const bob = await world.online('bob', node);
+      alice.socket.send({ type: 'message', from: 'bob', to: 'bob', content: 'spoof', id: 'm1' });
+      const error = await alice.socket.waitForFrame((f) => f.type === 'error');
+      expect(error).to.include({ code: 'FORBIDDEN_SENDER', id: 'm1' });
+      bob.socket.send({ type: 'ping', id: 'sync' });
+      await bob.socket.waitForFrame((f) => f.type === 'pong');
+      expect(bob.socket.framesOfType('message')).to.have.length(0);
+    });
+
+    it('answers malformed frames with error frames and keeps the connection open', async function () {
+      const alice = await world.online('alice', node);
+      alice.socket.send('not json');
+      alice.socket.send('[1,2]');
+      alice.socket.send({ type: 'message', content: 'no to', id: 'm-noto' });
+      alice.socket.send({ type: 'message', to: 5, content: 'x', id: 'm-type' });
+      alice.socket.send({ type: 'frobnicate', id: 'm-kind' });
+      alice.socket.send({ type: 'message', to: 'alice', content: 'x'.repeat(70_000), id: 'm-big' });
+      await waitFor(() => alice.socket.framesOfType('error').length === 6, { what: 'six errors' });
+      const errors = alice.socket.framesOfType('error');
+      expect(errors.map((e) => e.code)).to.deep.equal([
+        'INVALID_MESSAGE',
+        'INVALID_MESSAGE',
+        'INVALID_MESSAGE',
+        'INVALID_MESSAGE',
+        'INVALID_MESSAGE',
+        'MESSAGE_TOO_LARGE',
+      ]);
+      expect(errors.map((e) => e.id)).to.deep.equal([undefined, undefined, 'm-noto', 'm-type', 'm-kind', undefined]);
+      alice.socket.send({ type: 'ping', id: 'alive' });
+      await alice.socket.waitForFrame((f) => f.type === 'pong');
+      expect(alice.socket.closeEvent).to.equal(undefined);
+      expect(alice.socket.framesOfType('message')).to.have.length(0);
+    });
+  });
+
+  describe('pending queue', function () {
+    it('holds messages for a recipient that has not connected yet and delivers them in order after welcome', async function () {
+      const alice = await world.online('alice', node);
+      const bobSession = await world.session('bob', node);
+      for (let i = 0; i < 20; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: i, id: `m${String(i)}` });
+      await waitFor(() => node.node.stats.pending === 20, { what: '20 pending' });
+      expect(alice.socket.framesOfType('ack')).to.have.length(0);
+      const bob = world.socket(bobSession);
+      await waitFor(() => bob.framesOfType('message').length === 20, { what: '20 delivered' });
+      expect(bob.frames[0]?.type).to.equal('welcome');
+      expect(bob.framesOfType('message').map((m) => m.content)).to.deep.equal([...Array(20).keys()]);
+      await waitFor(() => alice.socket.framesOfType('ack').length === 20, { what: '20 acks' });
+      expect(alice.socket.framesOfType('ack').map((a) => a.id)).to.deep.equal([...Array(20).keys()].map((i) => `m${String(i)}`));
+      expect(node.node.stats.pending).to.equal(0);
+    });
+  });
+
+  describe('rate limit', function () {
+    it('answers RATE_LIMITED beyond the burst, with the frame id', async function () {
+      const alice = await world.online('alice', node);
+      for (let i = 0; i < 260; i += 1) alice.socket.send({ type: 'ping', id: `p${String(i)}` });
+      await waitFor(() => alice.socket.framesOfType('pong').length + alice.socket.framesOfType('error').length === 260, {
+        what: 'an answer for every ping',
+      });
+      const limited = alice.socket.framesOfType('error');
+      expect(limited.length).to.be.greaterThan(30);
+      expect(limited.every((e) => e.code === 'RATE_LIMITED' && typeof e.id === 'string')).to.equal(true);
+      expect(alice.socket.closeEvent).to.equal(undefined);
+    });
+  });
+
+  describe('internal API', function () {
+    it('closes the replaced connection with 4503 when the gateway reports a replace', async function () {
+      const alice = await world.online('alice', node);
+      const miss = await internalPost(node, '/internal/v1/replace', { userId: 'alice', listeningKey: 'other-key' });
+      expect(await miss.json()).to.deep.equal({ closed: false });
+      const hit = await internalPost(node, '/internal/v1/replace', { userId: 'alice', listeningKey: alice.session.listeningKey });
+      expect(hit.status).to.equal(200);
+      expect(await hit.json()).to.deep.equal({ closed: true });
+      expect(await alice.socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
+    });
+
+    it('serves healthz, readyz and metrics; unknown paths are 404 and the public port serves only SockJS', async function () {
+      const health = await fetch(`${node.internalUrl}/healthz`);
+      expect(health.status).to.equal(200);
+      await waitFor(async () => (await fetch(`${node.internalUrl}/readyz`)).status === 200, { what: 'ready' });
+      await world.online('alice', node);
+      const metrics = await (await fetch(`${node.internalUrl}/metrics`)).text();
+      expect(metrics).to.match(/msg_connections\{node_id="node-a"\} 1/);
+      expect(metrics).to.match(/msg_handshakes_total\{result="accepted",node_id="node-a"\} 1/);
+      expect(metrics).to.include('process_cpu_user_seconds_total');
+      expect((await fetch(`${node.internalUrl}/nope`)).status).to.equal(404);
+      expect((await fetch(`${node.internalUrl}/internal/v1/nope`, { method: 'POST' })).status).to.equal(404);
+      expect((await fetch(`http://127.0.0.1:${String(node.publicPort)}/internal/v1/replace`, { method: 'POST' })).status).to.equal(404);
+      expect((await fetch(`http://127.0.0.1:${String(node.publicPort)}/metrics`)).status).to.equal(404);
+      expect((await fetch(`http://127.0.0.1:${String(node.publicPort)}/ws`)).status).to.equal(200);
+    });
+
+    it('publishes its registration and load in the registry', async function () {
+      await world.online('alice', node);
+      const snapshot = await waitFor(async () => {
+        const s = await world.registry.list();
+        return s.loads.get('node-a')?.connections === 1 ? s : undefined;
+      }, { what: 'load with one connection' });
+      expect(snapshot.nodes.get('node-a')).to.include({ state: 'active', listeningAddress: node.publicUrl, internalAddress: node.internalUrl });
+    });
+  });
+
+  describe('drain', function () {
+    it('goes draining at once, closes clients with 4000, fails readyz and revokes its keys', async function () {
+      const alice = await world.online('alice', node);
+      const bob = await world.online('bob', node);
+      const states: string[] = [];
+      const watch = await world.registry.watch((event) => {
+        if (event.type === 'put' && event.entry.kind === 'node' && event.entry.id === 'node-a') states.push(event.entry.value.state);
+        if (event.type === 'delete' && event.kind === 'node' && event.id === 'node-a') states.push('deleted');
+      });
+      const drained = node.node.drain();
+      expect(await alice.socket.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+      expect(await bob.socket.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+      expect((await fetch(`${node.internalUrl}/readyz`)).status).to.equal(503);
+      await drained;
+      await node.node.drained;
+      expect((await world.registry.list()).nodes.has('node-a')).to.equal(false);
+      await waitFor(() => states.includes('deleted'), { what: 'registration deleted' });
+      expect(states).to.deep.equal(['draining', 'deleted']);
+      await watch.close();
+      const late = world.socket(await world.session('carol', node));
+      expect(await late.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+    });
+
+    it('starts on POST /internal/v1/drain with 202', async function () {
+      const alice = await world.online('alice', node);
+      const res = await internalPost(node, '/internal/v1/drain', {});
+      expect(res.status).to.equal(202);
+      expect(await alice.socket.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+      await node.node.drained;
+      expect((await world.registry.list()).nodes.has('node-a')).to.equal(false);
+    });
+  });
+});
+
+describe('relay node (limits)', function () {
+  let world: TestWorld;
+  afterEach(async function () {
+    await world.close();
+  });
+
+  it('answers EXPIRED when the recipient does not connect within the pending TTL', async function () {
+    world = new TestWorld();
+    const node = await world.startNode('node-a', { MSG_PENDING_TTL_MS: '200' });
+    const alice = await world.online('alice', node);
+    await world.session('bob', node);
+    alice.socket.send({ type: 'message', to: 'bob', content: 1, id: 'm1' });
+    alice.socket.send({ type: 'message', to: 'bob', content: 2, id: 'm2' });
+    await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two EXPIRED' });
+    expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
+      ['EXPIRED', 'm1'],
+      ['EXPIRED', 'm2'],
+    ]);
+    expect(node.node.stats.pending).to.equal(0);
+  });
+
+  it('answers QUEUE_FULL beyond pendingMax for one recipient', async function () {
+    world = new TestWorld();
+    const node = await world.startNode('node-a', { MSG_PENDING_MAX: '3' });
+    const alice = await world.online('alice', node);
+    const bobSession = await world.session('bob', node);
+    for (let i = 0; i < 5; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: i, id: `m${String(i)}` });
+    await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two QUEUE_FULL' });
+    expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
+      ['QUEUE_FULL', 'm3'],
+      ['QUEUE_FULL', 'm4'],
+    ]);
+    const bob = world.socket(bobSession);
+    await waitFor(() => bob.framesOfType('message').length === 3, { what: 'three delivered' });
+    expect(bob.framesOfType('message').map((m) => m.content)).to.deep.equal([0, 1, 2]);
+  });
+
+  it('closes 4504 when a connection stays far over its rate', async function () {
+    this.timeout(15_000);
+    world = new TestWorld();
+    const node = await world.startNode('node-a', { MSG_RATE_MESSAGES_PER_SECOND: '5', MSG_RATE_BURST: '5' });
+    const alice = await world.online('alice', node);
+    const timer = setInterval(() => {
+      if (!alice.socket.closeEvent) for (let i = 0; i < 10; i += 1) alice.socket.send({ type: 'ping' });
+    }, 50);
+    try {
+      expect(await alice.socket.closed(10_000)).to.deep.equal({ code: 4504, reason: 'protocol_violation' });
+    } finally {
+      clearInterval(timer);
+    }
+  });
+});
