@@ -3,3 +3,4 @@ export * from './emitter.js';
 export * from './policy.js';
 export * from './transport.js';
 export * from './client.js';
+export * from './webrtc.js';
