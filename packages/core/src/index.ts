@@ -8,4 +8,6 @@ export * from './session-key.js';
 export * from './session-ttl.js';
 export * from './memory-session-store.js';
 export * from './memcached-session-store.js';
+export * from './memory-registry.js';
+export * from './etcd-registry.js';
 export * from './undici-peer-transport.js';

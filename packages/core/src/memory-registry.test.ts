@@ -51,7 +51,7 @@ describe('MemoryRegistry', function () {
     expect(list.loads.get('a')?.connections).to.equal(9);
     const leases = new Set(list.entries.map((entry) => entry.leaseId));
     expect(leases.size).to.equal(1);
-    await waitFor(() => recorder.has('node', 'a') && recorder.view.get('load/a')?.value.connections === 9, { what: 'watch view' });
+    await waitFor(async () => recorder.has('node', 'a') && (await registry.list()).loads.get('a')?.connections === 9 && JSON.stringify(recorder.view.get('load/a')?.value).includes('"connections":9'), { what: 'watch view' });
     expect(recorder.trail().slice(0, 2).sort()).to.deep.equal(['delete load/a', 'delete node/a']);
   });
 
