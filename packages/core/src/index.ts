@@ -11,3 +11,4 @@ export * from './memcached-session-store.js';
 export * from './memory-registry.js';
 export * from './etcd-registry.js';
 export * from './undici-peer-transport.js';
+export * from './pino-logger.js';

@@ -1,0 +1,237 @@
+import { hostname } from 'node:os';
+import { expect } from 'chai';
+import { CONFIG_FIELDS, ConfigError, configVariables, loadConfig, type ProcessKind } from './config.js';
+
+function problemsOf(kind: ProcessKind, env: Record<string, string>): string[] {
+  try {
+    loadConfig(kind, env);
+  } catch (error) {
+    expect(error).to.be.instanceOf(ConfigError);
+    return (error as ConfigError).problems;
+  }
+  throw new Error(`expected ${JSON.stringify(env)} to be rejected`);
+}
+
+describe('loadConfig', () => {
+  describe('defaults', () => {
+    it('gives a gateway the contract defaults and nothing node-specific', () => {
+      const config = loadConfig('gateway', {});
+      expect(config).to.deep.equal({
+        etcdEndpoints: ['http://127.0.0.1:2379'],
+        etcdPrefix: '/messaging-server/',
+        memcachedServers: ['127.0.0.1:11211'],
+        memcachedPrefix: 'ms:',
+        host: '0.0.0.0',
+        port: 8080,
+        leaseTtlSeconds: 5,
+        handshakeTimeoutSeconds: 30,
+        sessionConflict: 'replace',
+        logLevel: 'info',
+      });
+    });
+
+    it('gives a node port 8081, internal port 9081 and addresses derived from them', () => {
+      const config = loadConfig('node', {});
+      expect(config).to.include({
+        port: 8081,
+        internalPort: 9081,
+        nodeId: `${hostname()}-8081`,
+        publicUrl: 'http://127.0.0.1:8081/ws',
+        internalUrl: 'http://127.0.0.1:9081',
+        sessionTtlSeconds: 120,
+        handshakeTimeoutSeconds: 30,
+        pendingTtlMs: 10000,
+        pendingMax: 256,
+        maxMessageBytes: 65536,
+        drainTimeoutSeconds: 25,
+        drainRatePerSecond: 100,
+        rateMessagesPerSecond: 1000,
+        rateBurst: 2000,
+        leaseTtlSeconds: 5,
+      });
+      expect(config).to.not.have.property('clusterSecret');
+      expect(config).to.not.have.property('sessionConflict');
+    });
+
+    it('gives standalone one port for everything, with gateway and node settings', () => {
+      const config = loadConfig('standalone', {});
+      expect(config).to.include({
+        port: 8080,
+        publicUrl: 'http://127.0.0.1:8080/ws',
+        internalUrl: 'http://127.0.0.1:8080',
+        nodeId: `${hostname()}-8080`,
+        sessionConflict: 'replace',
+        sessionTtlSeconds: 120,
+      });
+    });
+
+    it('leaves optional secrets unset rather than empty', () => {
+      const config = loadConfig('standalone', { MSG_CLUSTER_SECRET: '', MSG_AUTH_JWT_SECRET: '' });
+      expect(config).to.not.have.property('clusterSecret');
+      expect(config).to.not.have.property('authJwtSecret');
+      expect(config).to.not.have.property('authJwksUrl');
+    });
+
+    it('returns a frozen object', () => {
+      const config = loadConfig('node', {});
+      expect(Object.isFrozen(config)).to.equal(true);
+    });
+  });
+
+  describe('coercion and parsing', () => {
+    it('turns numeric strings into numbers', () => {
+      const config = loadConfig('node', {
+        MSG_PORT: '9000',
+        MSG_INTERNAL_PORT: '9001',
+        MSG_LEASE_TTL_SECONDS: '2',
+        MSG_PENDING_TTL_MS: '2500',
+        MSG_RATE_BURST: '10',
+      });
+      expect(config).to.include({ port: 9000, internalPort: 9001, leaseTtlSeconds: 2, pendingTtlMs: 2500, rateBurst: 10 });
+      expect(config.port).to.be.a('number');
+    });
+
+    it('splits comma-separated lists', () => {
+      const config = loadConfig('gateway', {
+        MSG_ETCD_ENDPOINTS: 'http://10.0.0.1:2379,http://10.0.0.2:2379,http://10.0.0.3:2379',
+        MSG_MEMCACHED_SERVERS: 'mc-0:11211,mc-1:11211',
+      });
+      expect(config.etcdEndpoints).to.deep.equal(['http://10.0.0.1:2379', 'http://10.0.0.2:2379', 'http://10.0.0.3:2379']);
+      expect(config.memcachedServers).to.deep.equal(['mc-0:11211', 'mc-1:11211']);
+      expect(loadConfig('gateway', { MSG_MEMCACHED_SERVERS: 'one:1' }).memcachedServers).to.deep.equal(['one:1']);
+    });
+
+    it('keeps strings, secrets and enums as given', () => {
+      const config = loadConfig('standalone', {
+        MSG_ETCD_PREFIX: '/other/',
+        MSG_MEMCACHED_PREFIX: 'x:',
+        MSG_HOST: '127.0.0.1',
+        MSG_CLUSTER_SECRET: 'shh',
+        MSG_AUTH_JWT_SECRET: 'jwt-secret',
+        MSG_AUTH_JWKS_URL: 'https://issuer.example/.well-known/jwks.json',
+        MSG_SESSION_CONFLICT: 'reject',
+        MSG_LOG_LEVEL: 'debug',
+      });
+      expect(config).to.include({
+        etcdPrefix: '/other/',
+        memcachedPrefix: 'x:',
+        host: '127.0.0.1',
+        clusterSecret: 'shh',
+        authJwtSecret: 'jwt-secret',
+        authJwksUrl: 'https://issuer.example/.well-known/jwks.json',
+        sessionConflict: 'reject',
+        logLevel: 'debug',
+      });
+    });
+
+    it('treats an empty variable as unset', () => {
+      expect(loadConfig('node', { MSG_PORT: '', MSG_LOG_LEVEL: '' })).to.include({ port: 8081, logLevel: 'info' });
+    });
+
+    it('accepts the bounds of each range', () => {
+      expect(loadConfig('node', { MSG_PORT: '0', MSG_DRAIN_TIMEOUT_SECONDS: '0', MSG_SESSION_TTL_SECONDS: '3' })).to.include({
+        port: 0,
+        drainTimeoutSeconds: 0,
+        sessionTtlSeconds: 3,
+      });
+      expect(loadConfig('node', { MSG_PORT: '65535' }).port).to.equal(65535);
+    });
+  });
+
+  describe('derived defaults', () => {
+    it('derive node id and public URL from the chosen port, internal URL from the internal port', () => {
+      const config = loadConfig('node', { MSG_PORT: '8181', MSG_INTERNAL_PORT: '9191' });
+      expect(config).to.include({
+        nodeId: `${hostname()}-8181`,
+        publicUrl: 'http://127.0.0.1:8181/ws',
+        internalUrl: 'http://127.0.0.1:9191',
+      });
+    });
+
+    it('derive the standalone internal URL from its single port', () => {
+      expect(loadConfig('standalone', { MSG_PORT: '7000' }).internalUrl).to.equal('http://127.0.0.1:7000');
+    });
+
+    it('yield to explicit values', () => {
+      const config = loadConfig('node', {
+        MSG_PORT: '8181',
+        MSG_NODE_ID: 'node-a',
+        MSG_PUBLIC_URL: 'https://chat.example/ws',
+        MSG_INTERNAL_URL: 'http://node-a.internal:9081',
+      });
+      expect(config).to.include({ nodeId: 'node-a', publicUrl: 'https://chat.example/ws', internalUrl: 'http://node-a.internal:9081' });
+    });
+  });
+
+  describe('invalid values', () => {
+    const cases: Array<[ProcessKind, string, string]> = [
+      ['gateway', 'MSG_PORT', 'abc'],
+      ['gateway', 'MSG_PORT', '70000'],
+      ['gateway', 'MSG_PORT', '-1'],
+      ['gateway', 'MSG_PORT', '80.5'],
+      ['node', 'MSG_INTERNAL_PORT', 'nine'],
+      ['gateway', 'MSG_LEASE_TTL_SECONDS', '0'],
+      ['node', 'MSG_SESSION_TTL_SECONDS', '2'],
+      ['node', 'MSG_PENDING_TTL_MS', '0'],
+      ['node', 'MSG_MAX_MESSAGE_BYTES', '10'],
+      ['node', 'MSG_PENDING_MAX', '1e9'],
+      ['node', 'MSG_RATE_BURST', 'lots'],
+      ['node', 'MSG_PUBLIC_URL', 'ftp://example/ws'],
+      ['node', 'MSG_INTERNAL_URL', 'not a url'],
+      ['gateway', 'MSG_AUTH_JWKS_URL', 'jwks.json'],
+      ['gateway', 'MSG_SESSION_CONFLICT', 'maybe'],
+      ['gateway', 'MSG_LOG_LEVEL', 'verbose'],
+      ['gateway', 'MSG_ETCD_ENDPOINTS', 'http://a:2379, http://b:2379'],
+      ['gateway', 'MSG_MEMCACHED_SERVERS', 'a:1,,b:2'],
+      ['gateway', 'MSG_MEMCACHED_SERVERS', ','],
+    ];
+    for (const [kind, variable, value] of cases) {
+      it(`${variable}=${JSON.stringify(value)} is a ConfigError naming ${variable}`, () => {
+        const problems = problemsOf(kind, { [variable]: value });
+        expect(problems).to.have.length(1);
+        expect(problems[0]).to.include(variable);
+        expect(problems[0]).to.include(JSON.stringify(value));
+      });
+    }
+
+    it('reports every invalid variable at once, in the error message too', () => {
+      let caught: unknown;
+      try {
+        loadConfig('standalone', { MSG_PORT: 'x', MSG_LOG_LEVEL: 'loud', MSG_RATE_BURST: '0', MSG_HOST: 'fine' });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).to.be.instanceOf(ConfigError);
+      const error = caught as ConfigError;
+      expect(error.problems).to.have.length(3);
+      for (const variable of ['MSG_PORT', 'MSG_LOG_LEVEL', 'MSG_RATE_BURST']) {
+        expect(error.problems.some((p) => p.includes(variable)), variable).to.equal(true);
+        expect(error.message).to.include(variable);
+      }
+    });
+
+    it('says what a valid value looks like', () => {
+      expect(problemsOf('gateway', { MSG_PORT: 'x' })[0]).to.match(/port number/);
+      expect(problemsOf('gateway', { MSG_SESSION_CONFLICT: 'x' })[0]).to.include('replace, reject');
+      expect(problemsOf('gateway', { MSG_LEASE_TTL_SECONDS: '0' })[0]).to.match(/integer from 1 to 3600/);
+    });
+
+    it('ignores variables the process kind does not read, and unknown ones', () => {
+      const config = loadConfig('gateway', { MSG_INTERNAL_PORT: 'garbage', MSG_RATE_BURST: '-5', MSG_WHATEVER: 'x' });
+      expect(config).to.not.have.property('internalPort');
+      expect(config).to.not.have.property('rateBurst');
+      expect(() => loadConfig('node', { MSG_SESSION_CONFLICT: 'maybe' })).to.not.throw();
+    });
+  });
+
+  describe('configVariables', () => {
+    it('lists every contract variable, and per kind only what that kind reads', () => {
+      const all = configVariables();
+      expect(all).to.have.length(CONFIG_FIELDS.length);
+      expect(all).to.include.members(['MSG_ETCD_ENDPOINTS', 'MSG_CLUSTER_SECRET', 'MSG_AUTH_JWKS_URL', 'MSG_LOG_LEVEL']);
+      expect(configVariables('gateway')).to.include('MSG_SESSION_CONFLICT').and.not.include('MSG_INTERNAL_PORT');
+      expect(configVariables('node')).to.include('MSG_INTERNAL_PORT').and.not.include('MSG_AUTH_JWT_SECRET');
+      expect(configVariables('standalone')).to.have.length(all.length);
+    });
+  });
+});
