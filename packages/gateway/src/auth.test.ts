@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { createServer, type Server } from 'node:http';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
+import { freePort } from '@messaging-server/testkit';
 import { startHarness, type Harness } from './harness.test.js';
 
 const SECRET = 'test-secret-that-is-long-enough-for-hs256';
@@ -83,5 +84,20 @@ describe('gateway /connect authentication with a JWKS URL', () => {
     expect((await connectWith(h, 'alice', await sign('alice'))).status).to.equal(200);
     expect(await connectWith(h, 'alice', await sign('bob'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
     expect(await connectWith(h, 'alice', await hs256('alice'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
+  });
+});
+
+describe('gateway /connect authentication with an unreachable JWKS URL', () => {
+  it('answers 500 INTERNAL (retryable), not 401, and hides the cause', async () => {
+    const port = await freePort();
+    const h = await startHarness({ env: { MSG_AUTH_JWKS_URL: `http://127.0.0.1:${String(port)}/jwks.json` } });
+    try {
+      await h.addNode('node-a');
+      const response = await h.post({ userId: 'alice' }, { 'content-type': 'application/json', authorization: `Bearer ${await hs256('alice')}` });
+      expect(response.status).to.equal(500);
+      expect(await response.json()).to.deep.equal({ error: { code: 'INTERNAL', message: 'internal error' } });
+    } finally {
+      await h.close();
+    }
   });
 });

@@ -24,7 +24,7 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
   const { secret, jwksUrl, clockToleranceSeconds = 5 } = options;
   if (secret === undefined && jwksUrl === undefined) throw new Error('jwt authentication needs a secret or a jwks url');
   const secretKey = secret === undefined ? undefined : new TextEncoder().encode(secret);
-  const jwks: JWTVerifyGetKey | undefined = jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(jwksUrl));
+  const jwks: JWTVerifyGetKey | undefined = jwksUrl === undefined ? undefined : createRemoteJWKSet(new URL(jwksUrl), { timeoutDuration: 2000 });
   return async ({ authorization, userId }) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
     const token = match?.[1];
@@ -38,6 +38,8 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
       subject = result.payload.sub;
     } catch (error) {
       if (error instanceof joseErrors.JWTExpired) throw unauthorized('token expired');
+      // An unreachable key set is our failure, not the caller's: a 500 with the details in the log.
+      if (error instanceof joseErrors.JWKSTimeout) throw error;
       if (error instanceof joseErrors.JOSEError) throw unauthorized('token is invalid');
       throw error;
     }
