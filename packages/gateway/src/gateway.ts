@@ -262,7 +262,7 @@ class KoaGateway implements Gateway {
       const request = await parseConnectRequest(ctx.req);
       userId = request.userId;
       if (this.authenticator) await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId });
-      const session = await this.allocator.connect(request, log.child({ userId }));
+      const session = await this.allocator.connect(request, log);
       ctx.set('cache-control', 'no-store');
       ctx.body = session;
     } catch (error) {
