@@ -330,3 +330,66 @@ describe('relay node (limits)', function () {
     }
   });
 });
+
+describe('relay node (sessions and registry)', function () {
+  let world: TestWorld;
+  let node: TestNode;
+  beforeEach(async function () {
+    world = new TestWorld();
+    node = await world.startNode('node-a', { MSG_SESSION_TTL_SECONDS: '3' });
+  });
+  afterEach(async function () {
+    await world.close();
+  });
+
+  it('re-creates a live session that the store lost (memcached restarted empty)', async function () {
+    const alice = await world.online('alice', node);
+    await world.sessions.deleteIfMatches('alice', alice.session.listeningKey);
+    const back = await waitFor(() => world.sessions.get('alice'), { what: 'session re-asserted', timeoutMs: 3000 });
+    expect(back).to.include({ userId: 'alice', listeningKey: alice.session.listeningKey, acked: true, nodeId: 'node-a' });
+    expect(alice.socket.closeEvent).to.equal(undefined);
+  });
+
+  it('keeps a live session alive past its TTL', async function () {
+    this.timeout(10_000);
+    const alice = await world.online('alice', node);
+    await new Promise((resolve) => setTimeout(resolve, 4500));
+    expect(await world.sessions.get('alice')).to.include({ listeningKey: alice.session.listeningKey, acked: true });
+  });
+
+  it('closes 4503 when re-assertion finds another key (replaced without a replace call)', async function () {
+    const alice = await world.online('alice', node);
+    await world.sessions.put({ ...alice.session, listeningKey: 'someone-else-took-it-0123456789' }, 30);
+    expect(await alice.socket.closed(3000)).to.deep.equal({ code: 4503, reason: 'session_replaced' });
+  });
+
+  it('closes 4002 when the session store is unreachable during the handshake', async function () {
+    const session = await world.session('alice', node);
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+    const original = store.get.bind(world.sessions);
+    store.get = () => Promise.reject(new Error('memcached down'));
+    try {
+      expect(await world.socket(session).closed()).to.deep.equal({ code: 4002, reason: 'store_unavailable' });
+    } finally {
+      store.get = original;
+    }
+  });
+
+  it('reports a lost lease in its metrics and readiness, and recovers by itself', async function () {
+    const leaseState = async () => /msg_lease_state\{node_id="node-a"\} (\d)/.exec(await node.node.metricsText())?.[1];
+    expect(await leaseState()).to.equal('1');
+    world.registry.simulateLeaseLoss('node-a');
+    // The memory registry emits `lost` synchronously and re-registers on a timer: the gauge shows the gap.
+    expect(await leaseState()).to.equal('0');
+    await waitFor(async () => (await leaseState()) === '1' && (await world.registry.list()).nodes.has('node-a'), { what: 're-registered' });
+    await waitFor(async () => (await fetch(`${node.internalUrl}/readyz`)).status === 200, { what: 'ready again' });
+  });
+
+  it('refuses to start a second node with the same id', async function () {
+    let error: unknown;
+    await world.startNode('node-a').catch((e: unknown) => {
+      error = e;
+    });
+    expect(error).to.have.property('code', 'ALREADY_REGISTERED');
+  });
+});

@@ -168,7 +168,8 @@ export function createNode(deps: NodeDeps): RelayNode {
     if (client.state === 'closed') return;
     try {
       // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
-      (client.conn.close as (code: number, reason: string) => boolean)(CLOSE_CODES[reason], reason);
+      const close = client.conn.close.bind(client.conn) as unknown as (code: number, reason: string) => boolean;
+      close(CLOSE_CODES[reason], reason);
     } catch (error) {
       log.warn({ userId: client.userId, err: String(error) }, 'sockjs close failed');
     }
@@ -587,9 +588,9 @@ export function createNode(deps: NodeDeps): RelayNode {
 
   async function reassert(client: Client): Promise<void> {
     const record = client.record;
-    if (!record) return;
     let retryMs = reassertIntervalMs;
     try {
+      if (!record) return;
       const current = await sessions.get(client.userId);
       if (client.state !== 'open') return;
       if (!current) {
@@ -613,16 +614,28 @@ export function createNode(deps: NodeDeps): RelayNode {
     }
   }
 
+  // Due connections are collected once per tick and worked off by a small pool, so a large node re-asserts
+  // thousands of sessions per interval without flooding the store.
   let reassertRunning = 0;
+  let reassertQueue: Client[] = [];
+  let reassertNext = 0;
   function reassertTick(): void {
-    const now = Date.now();
-    for (const client of clients.values()) {
-      if (reassertRunning >= REASSERT_CONCURRENCY) return;
-      if (client.reasserting || client.nextReassertAt > now) continue;
-      client.reasserting = true;
+    if (reassertNext >= reassertQueue.length) {
+      const now = Date.now();
+      reassertQueue = [];
+      reassertNext = 0;
+      for (const client of clients.values()) {
+        if (client.reasserting || client.nextReassertAt > now) continue;
+        client.reasserting = true;
+        reassertQueue.push(client);
+      }
+    }
+    while (reassertRunning < REASSERT_CONCURRENCY && reassertNext < reassertQueue.length) {
+      const client = reassertQueue[reassertNext++] as Client;
       reassertRunning += 1;
       void reassert(client).finally(() => {
         reassertRunning -= 1;
+        if (!closed && reassertNext < reassertQueue.length) reassertTick();
       });
     }
   }

@@ -1,0 +1,139 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net';
+import { expect } from 'chai';
+import { waitFor } from '@messaging-server/testkit';
+import { internalPost, TestWorld, type TestNode } from './fixtures.test.js';
+
+const SECRET = 'cluster-secret-for-tests';
+
+describe('relay nodes (two in one process)', function () {
+  let world: TestWorld;
+  let a: TestNode;
+  let b: TestNode;
+
+  beforeEach(async function () {
+    world = new TestWorld();
+    a = await world.startNode('node-a', { MSG_CLUSTER_SECRET: SECRET });
+    b = await world.startNode('node-b', { MSG_CLUSTER_SECRET: SECRET });
+    // Each node follows the registry; wait until both see each other through readiness and membership.
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, {
+      what: 'both ready',
+    });
+  });
+  afterEach(async function () {
+    await world.close();
+  });
+
+  it('relays across nodes in order (1000 messages), with one ack each', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    for (let i = 0; i < 1000; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: i, id: `m${String(i)}` });
+    await waitFor(() => bob.socket.framesOfType('message').length === 1000, { what: '1000 messages at bob' });
+    expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal([...Array(1000).keys()]);
+    expect(bob.socket.framesOfType('message').every((m) => m.from === 'alice')).to.equal(true);
+    await waitFor(() => alice.socket.framesOfType('ack').length === 1000, { what: '1000 acks' });
+    expect(new Set(alice.socket.framesOfType('ack').map((f) => f.id)).size).to.equal(1000);
+    expect(alice.socket.framesOfType('error')).to.have.length(0);
+    const metrics = await (await fetch(`${a.internalUrl}/metrics`)).text();
+    expect(metrics).to.match(/msg_messages_relayed_total\{path="remote",node_id="node-a"\} 1000/);
+  });
+
+  it('acks through the recipient node once a pending message is delivered there', async function () {
+    const alice = await world.online('alice', a);
+    const bobSession = await world.session('bob', b);
+    for (let i = 0; i < 3; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: i, id: `m${String(i)}` });
+    await waitFor(() => b.node.stats.pending === 3, { what: 'three pending on node-b' });
+    expect(alice.socket.framesOfType('ack')).to.have.length(0);
+    const bob = world.socket(bobSession);
+    await waitFor(() => bob.framesOfType('message').length === 3, { what: 'three delivered' });
+    expect(bob.framesOfType('message').map((m) => m.content)).to.deep.equal([0, 1, 2]);
+    await waitFor(() => alice.socket.framesOfType('ack').length === 3, { what: 'three acks on node-a' });
+    expect(alice.socket.framesOfType('ack').map((f) => f.id)).to.deep.equal(['m0', 'm1', 'm2']);
+  });
+
+  it('reports EXPIRED from the recipient node to the sender', async function () {
+    await world.close();
+    world = new TestWorld();
+    a = await world.startNode('node-a');
+    b = await world.startNode('node-b', { MSG_PENDING_TTL_MS: '150' });
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200, { what: 'a ready' });
+    const alice = await world.online('alice', a);
+    await world.session('bob', b);
+    await waitFor(async () => (await world.registry.list()).nodes.size === 2, { what: 'two nodes' });
+    alice.socket.send({ type: 'message', to: 'bob', content: 'late', id: 'm1' });
+    const error = await alice.socket.waitForFrame((f) => f.type === 'error');
+    expect(error).to.include({ code: 'EXPIRED', id: 'm1' });
+  });
+
+  it('answers RELAY_FAILED within 2 s when the recipient node does not answer', async function () {
+    // A "node" that accepts connections and never answers, as a hung or crashed peer whose lease has not expired yet.
+    const sockets = new Set<Socket>();
+    const hung = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+    const port = (hung.address() as AddressInfo).port;
+    const registration = await world.registry.registerNode({
+      nodeId: 'node-hung',
+      listeningAddress: 'http://127.0.0.1:1/ws',
+      internalAddress: `http://127.0.0.1:${String(port)}`,
+      state: 'active',
+      startedAt: new Date().toISOString(),
+      version: 'test',
+    });
+    try {
+      const alice = await world.online('alice', a);
+      await world.session('bob', 'node-hung');
+      await new Promise((resolve) => setImmediate(resolve));
+      const sentAt = Date.now();
+      alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
+      alice.socket.send({ type: 'message', to: 'bob', content: 'y', id: 'm2' });
+      await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two errors', timeoutMs: 3000 });
+      expect(Date.now() - sentAt).to.be.lessThan(2000);
+      expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
+        ['RELAY_FAILED', 'm1'],
+        ['RELAY_FAILED', 'm2'],
+      ]);
+    } finally {
+      await registration.revoke();
+      for (const socket of sockets) socket.destroy();
+      hung.close();
+    }
+  });
+
+  it('answers PEER_UNAVAILABLE when the recipient session points at a node that left the registry', async function () {
+    const alice = await world.online('alice', a);
+    await world.session('bob', 'node-gone');
+    alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
+    expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
+  });
+
+  it('rejects internal requests without the cluster secret; health stays open', async function () {
+    const alice = await world.online('alice', a);
+    const denied = await internalPost(a, '/internal/v1/replace', { userId: 'alice', listeningKey: alice.session.listeningKey });
+    expect(denied.status).to.equal(401);
+    expect(await denied.json()).to.have.nested.property('error.code', 'UNAUTHORIZED');
+    const wrong = await internalPost(a, '/internal/v1/deliver', { fromNode: 'x', replyTo: 'http://x', messages: [] }, { 'x-cluster-secret': 'nope' });
+    expect(wrong.status).to.equal(401);
+    expect((await fetch(`${a.internalUrl}/healthz`)).status).to.equal(200);
+    expect((await fetch(`${a.internalUrl}/metrics`)).status).to.equal(200);
+    const ok = await internalPost(a, '/internal/v1/replace', { userId: 'alice', listeningKey: alice.session.listeningKey }, { 'x-cluster-secret': SECRET });
+    expect(await ok.json()).to.deep.equal({ closed: true });
+    expect(await alice.socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
+  });
+
+  it('keeps relaying from known locations while the session store is down', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    alice.socket.send({ type: 'message', to: 'bob', content: 'before', id: 'm1' });
+    await alice.socket.waitForFrame((f) => f.type === 'ack');
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+    const original = store.get.bind(world.sessions);
+    store.get = () => Promise.reject(new Error('memcached down'));
+    try {
+      alice.socket.send({ type: 'message', to: 'bob', content: 'during', id: 'm2' });
+      await waitFor(() => bob.socket.framesOfType('message').length === 2, { what: 'second message' });
+      alice.socket.send({ type: 'message', to: 'carol', content: 'unknown', id: 'm3' });
+      expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'RELAY_FAILED', id: 'm3' });
+    } finally {
+      store.get = original;
+    }
+  });
+});
