@@ -20,7 +20,7 @@ import { NodeView, type NodeViewOptions } from './node-view.js';
 import { SessionAllocator } from './session-allocator.js';
 import { GatewayMetrics } from './metrics.js';
 import { StoreProbe } from './readiness.js';
-import { createJwtAuthenticator, type ConnectAuthenticator } from './auth.js';
+import { createJwtAuthenticator, ensureJwtSupport, type ConnectAuthenticator } from './auth.js';
 import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
 
 export interface GatewayDeps {
@@ -139,6 +139,7 @@ class KoaGateway implements Gateway {
 
   async start(options: GatewayStartOptions = {}): Promise<void> {
     if (this.started) return;
+    if (this.deps.authenticator === undefined && this.authenticator !== undefined) await ensureJwtSupport();
     this.started = true;
     const port = options.port ?? this.deps.config.port;
     this.id ??= `gw-${hostname()}-${String(port)}`;
