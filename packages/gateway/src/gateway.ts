@@ -57,6 +57,8 @@ export interface Gateway {
   readonly gatewayId: string | undefined;
   readonly view: NodeView;
   readonly metrics: GatewayMetrics;
+  /** What GET /readyz answers: the reasons are `not_started`, `closing`, `registry_not_synced`, `session_store_unreachable`. */
+  checkReadiness(): Promise<{ ready: boolean; reasons: string[] }>;
   /** Watches the registry (nodes/, load/) and registers `gateways/<gatewayId>`. Retries both in the background when the registry is unreachable. */
   start(options?: GatewayStartOptions): Promise<void>;
   /** Stops the watch and revokes the registration. Leaves registry, sessions and transport open (the caller owns them). */
@@ -281,13 +283,18 @@ class KoaGateway implements Gateway {
     }
   }
 
-  private async readyz(ctx: Context): Promise<void> {
-    ctx.set('cache-control', 'no-store');
+  async checkReadiness(): Promise<{ ready: boolean; reasons: string[] }> {
     const reasons: string[] = [];
     if (!this.started) reasons.push('not_started');
     if (this.closed) reasons.push('closing');
     if (!(this.watch?.synced ?? false)) reasons.push('registry_not_synced');
     if (!(await this.storeProbe.reachable())) reasons.push('session_store_unreachable');
+    return { ready: reasons.length === 0, reasons };
+  }
+
+  private async readyz(ctx: Context): Promise<void> {
+    ctx.set('cache-control', 'no-store');
+    const { reasons } = await this.checkReadiness();
     ctx.status = reasons.length === 0 ? 200 : 503;
     ctx.body = reasons.length === 0 ? { status: 'ready' } : { status: 'not_ready', reasons };
   }
