@@ -22,7 +22,16 @@ const K8S = path.join(ROOT, 'k8s');
 const ENTRYPOINT = ['node', 'packages/cli/dist/bin/messaging-server.js'];
 /** Time a node needs after its drain timeout: closing servers, revoking its lease, exiting. */
 const DRAIN_MARGIN_SECONDS = 10;
-const HEALTH_PATHS = { readiness: '/readyz', liveness: '/healthz' } as const;
+/**
+ * Which health endpoint each probe must use. Liveness never depends on etcd or memcached. A node leaves readiness
+ * while it drains or its registry is out of sync; a gateway must be synced to start, then stays in rotation through
+ * backend outages, as the contract's failure behaviour wants (k8s/base/gateway.yaml says why).
+ */
+const PROBE_PATHS: Record<'gateway' | 'node', Partial<Record<ProbeKind, string>>> = {
+  node: { readiness: '/readyz', liveness: '/healthz' },
+  gateway: { startup: '/readyz', readiness: '/healthz', liveness: '/healthz' },
+};
+type ProbeKind = 'readiness' | 'liveness' | 'startup';
 /** The one scraper allowed on the node's internal port besides nodes and gateways (docs/operations.md). */
 const SCRAPER = { namespace: 'monitoring', labels: { 'app.kubernetes.io/name': 'prometheus' } };
 /** Secrets an operator creates out of band (docs/operations.md); only overlays that ship no Secret may omit them. */
@@ -389,16 +398,23 @@ function messagingProblems(w: Workload, container: IContainer, at: string, ctx: 
     throw error;
   }
   const probePort = kind === 'node' ? (config as { internalPort: number }).internalPort : config.port;
-  for (const [probeKind, probe] of [
-    ['readiness', container.readinessProbe],
-    ['liveness', container.livenessProbe],
-  ] as const) {
-    const target = probeTarget(probe);
+  const probes: Record<ProbeKind, IProbe | undefined> = {
+    readiness: container.readinessProbe,
+    liveness: container.livenessProbe,
+    startup: container.startupProbe,
+  };
+  for (const [probeKind, path] of Object.entries(PROBE_PATHS[kind]) as Array<[ProbeKind, string]>) {
+    const target = probeTarget(probes[probeKind]);
     if (!target) {
       problems.push(`${at}: no ${probeKind} probe`);
       continue;
     }
-    if (target.path !== HEALTH_PATHS[probeKind]) problems.push(`${at}: ${probeKind} probe path ${String(target.path)} is not ${HEALTH_PATHS[probeKind]}`);
+    if (target.path !== path) problems.push(`${at}: ${probeKind} probe path ${String(target.path)} is not ${path}`);
+  }
+  for (const [probeKind, probe] of Object.entries(probes)) {
+    const target = probeTarget(probe);
+    if (!target) continue;
+    if (!Object.values(PROBE_PATHS[kind]).includes(target.path ?? '')) problems.push(`${at}: ${probeKind} probe path ${String(target.path)} is not served`);
     if (containerPort(container, target.port) !== probePort)
       problems.push(`${at}: ${probeKind} probe port ${String(target.port)} is not the port that serves health (${String(probePort)})`);
   }
