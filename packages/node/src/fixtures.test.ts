@@ -47,7 +47,7 @@ export class TestWorld {
     return record;
   }
 
-  socket(session: SessionRecord, options: { key?: string; keyParam?: 'listeningKey' | 'token'; address?: string } = {}): TestSocket {
+  socket(session: SessionRecord, options: { key?: string; keyParam?: 'listeningKey' | 'token'; address?: string; transports?: string[] } = {}): TestSocket {
     const socket = TestSocket.forSession(session, options);
     this.sockets.push(socket);
     return socket;

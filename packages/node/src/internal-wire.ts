@@ -44,7 +44,8 @@ export interface OutcomeReport {
   /** The sender's userId. */
   userId: string;
   cid: string;
-  id: string;
+  /** Absent for an id-less message (only failures of those are reported). */
+  id?: string;
   result: 'delivered' | FrameErrorCode;
 }
 
@@ -97,10 +98,13 @@ export function parseOutcomes(value: unknown): OutcomeReport[] | undefined {
   if (!isObject(value) || !Array.isArray(value['outcomes'])) return undefined;
   const outcomes: OutcomeReport[] = [];
   for (const o of value['outcomes'] as unknown[]) {
-    if (!isObject(o) || typeof o['userId'] !== 'string' || typeof o['cid'] !== 'string' || !isMessageId(o['id'])) return undefined;
+    if (!isObject(o) || typeof o['userId'] !== 'string' || typeof o['cid'] !== 'string') return undefined;
+    if (o['id'] !== undefined && !isMessageId(o['id'])) return undefined;
     const result = o['result'];
     if (result !== 'delivered' && !isFrameErrorCode(result)) return undefined;
-    outcomes.push({ userId: o['userId'], cid: o['cid'], id: o['id'], result });
+    const report: OutcomeReport = { userId: o['userId'], cid: o['cid'], result };
+    if (o['id'] !== undefined) report.id = o['id'];
+    outcomes.push(report);
   }
   return outcomes;
 }

@@ -135,8 +135,12 @@ describe('relay node (one node)', function () {
     it('answers PEER_UNAVAILABLE for a recipient without a session', async function () {
       const alice = await world.online('alice', node);
       alice.socket.send({ type: 'message', to: 'ghost', content: 1, id: 'm1' });
-      const error = await alice.socket.waitForFrame((f) => f.type === 'error');
-      expect(error).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
+      alice.socket.send({ type: 'message', to: 'ghost', content: 2 });
+      await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two errors' });
+      expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
+        ['PEER_UNAVAILABLE', 'm1'],
+        ['PEER_UNAVAILABLE', undefined],
+      ]);
     });
 
     it('answers FORBIDDEN_SENDER when from is someone else', async function () {
@@ -392,4 +396,28 @@ describe('relay node (sessions and registry)', function () {
     });
     expect(error).to.have.property('code', 'ALREADY_REGISTERED');
   });
+});
+
+describe('relay node (SockJS transports)', function () {
+  let world: TestWorld;
+  let node: TestNode;
+  before(async function () {
+    world = new TestWorld();
+    node = await world.startNode('node-a');
+  });
+  after(async function () {
+    await world.close();
+  });
+
+  for (const transport of ['websocket', 'xhr-streaming', 'xhr-polling']) {
+    it(`handshakes and relays over ${transport}`, async function () {
+      const alice = world.socket(await world.session(`alice-${transport}`, node), { transports: [transport] });
+      await alice.welcomed();
+      alice.send({ type: 'message', to: `alice-${transport}`, content: 'echo', id: 'm1' });
+      await alice.waitForFrame((f) => f.type === 'ack');
+      expect(alice.framesOfType('message')).to.have.length(1);
+      await internalPost(node, '/internal/v1/replace', { userId: `alice-${transport}`, listeningKey: (await world.sessions.get(`alice-${transport}`))?.listeningKey });
+      expect(await alice.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
+    });
+  }
 });

@@ -187,24 +187,27 @@ export function createNode(deps: NodeDeps): RelayNode {
   };
 
   /**
-   * Reports a message's final outcome to its sender: an ack or an error frame. Only messages with an id get one
-   * (id-less messages are fire-and-forget for delivery outcomes; frame rejections are always answered).
+   * Reports a message's final outcome to its sender's connection. A message with an id gets exactly one ack or
+   * error frame carrying it. A message without id gets no ack, but a failure still gets an error frame (without
+   * id), so nothing fails silently.
    */
   function settle(envelope: Envelope, outcome: Outcome): void {
-    if (envelope.id === undefined) return;
+    if (envelope.id === undefined && outcome === 'delivered') return;
     const origin = envelope.origin;
     if (origin.kind === 'local') {
       const sender = clientsByCid.get(origin.cid);
       if (!sender || sender.state !== 'open') return;
       if (outcome === 'delivered') {
         metrics.acks.inc();
-        send(sender, { type: 'ack', id: envelope.id });
+        send(sender, { type: 'ack', id: envelope.id as string });
       } else {
         sendError(sender, outcome, ERROR_TEXT[outcome], envelope.id);
       }
       return;
     }
-    outcomeLink(origin.replyTo).push({ userId: envelope.from, cid: origin.cid, id: envelope.id, result: outcome });
+    const report: OutcomeReport = { userId: envelope.from, cid: origin.cid, result: outcome };
+    if (envelope.id !== undefined) report.id = envelope.id;
+    outcomeLink(origin.replyTo).push(report);
   }
 
   function writeMessage(recipient: Client, envelope: Envelope): boolean {
@@ -771,6 +774,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       if (!sender || sender.userId !== o.userId || sender.state !== 'open') continue;
       accepted += 1;
       if (o.result === 'delivered') {
+        if (o.id === undefined) continue;
         metrics.acks.inc();
         send(sender, { type: 'ack', id: o.id });
       } else {
