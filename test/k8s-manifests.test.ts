@@ -4,7 +4,7 @@
 // cannot see: images, env variables the config schema knows, probes on ports the process serves, a grace period
 // above the drain timeout, and references between objects (Services, HPAs, PDBs, NetworkPolicies, Secrets).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -608,6 +608,37 @@ async function createChecker(renders: K8sObject[][]): Promise<Checker> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+
+// The manifests start the image's entrypoint; the image must run it with every workspace it needs at run time.
+describe('Dockerfile', function () {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const readJson = (file: string): { workspaces?: string[]; bin?: Record<string, string>; dependencies?: Record<string, string> } =>
+    JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as never;
+  const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
+
+  it('starts the CLI that the manifests expect, as the unprivileged node user', function () {
+    expect(runtime).to.match(/^USER node$/m);
+    const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)?.[1];
+    expect(JSON.parse(entrypoint ?? 'null')).to.deep.equal(ENTRYPOINT);
+    const bin = readJson('packages/cli/package.json').bin?.['messaging-server'];
+    expect(path.join('packages/cli', bin ?? '')).to.equal(ENTRYPOINT[1]);
+  });
+
+  it('copies every workspace manifest before npm ci, and the build output of every runtime workspace', function () {
+    const workspaces = readJson('package.json').workspaces ?? [];
+    for (const stage of dockerfile.split(/^FROM /m).slice(1)) {
+      const ci = stage.indexOf('RUN npm ci');
+      for (const ws of workspaces) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
+    }
+    // The CLI's workspace dependencies, transitively, plus the client (its browser bundle is the demo page).
+    const needed = new Set(['packages/cli', 'packages/client']);
+    for (const ws of needed) {
+      for (const dep of Object.keys(readJson(`${ws}/package.json`).dependencies ?? {}))
+        if (dep.startsWith('@messaging-server/')) needed.add(`packages/${dep.slice('@messaging-server/'.length)}`);
+    }
+    for (const ws of needed) expect(runtime, ws).to.include(`COPY --from=build /app/${ws}/dist ${ws}/dist`);
+  });
+});
 
 describe('Kubernetes manifests (k8s/)', function () {
   this.timeout(60_000);
