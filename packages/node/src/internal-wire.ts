@@ -17,7 +17,7 @@ export const REPLACE_PATH = '/internal/v1/replace';
 export const DRAIN_PATH = '/internal/v1/drain';
 export const DELIVER_PATH = '/internal/v1/deliver';
 export const OUTCOMES_PATH = '/internal/v1/outcomes';
-export const CLUSTER_SECRET_HEADER = 'x-cluster-secret';
+export { CLUSTER_SECRET_HEADER } from '@messaging-server/core';
 
 export interface ForwardedMessage {
   from: string;

@@ -25,16 +25,11 @@ import {
 } from '@messaging-server/protocol';
 import { Batcher } from './batcher.js';
 import type { Envelope, Outcome } from './envelope.js';
-import { BodyTooLargeError, readJson, sendError as httpError, sendJson } from './http-util.js';
+import { createInternalApi, type Readiness } from './internal-api.js';
 import {
-  CLUSTER_SECRET_HEADER,
   DELIVER_PATH,
-  DRAIN_PATH,
   OUTCOMES_PATH,
-  parseDeliverRequest,
   parseDeliverResponse,
-  parseOutcomes,
-  REPLACE_PATH,
   type DeliverRequest,
   type DeliverResult,
   type ForwardedMessage,
@@ -718,14 +713,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     timers.clear();
   }
 
-  // ---- internal HTTP API --------------------------------------------------------------------------------------
-
-  function authorized(req: IncomingMessage): boolean {
-    const secret = config.clusterSecret;
-    if (secret === undefined) return true;
-    const given = req.headers[CLUSTER_SECRET_HEADER];
-    return typeof given === 'string' && secretsEqual(given, secret);
-  }
+  // ---- internal API handlers ----------------------------------------------------------------------------------
 
   async function handleDeliver(request: DeliverRequest): Promise<DeliverResult[]> {
     const results: DeliverResult[] = new Array<DeliverResult>(request.messages.length);
@@ -802,54 +790,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     return closedAny;
   }
 
-  async function handleInternalAsync(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    if (!authorized(req)) {
-      httpError(res, 401, 'UNAUTHORIZED', 'missing or wrong cluster secret');
-      req.resume();
-      return;
-    }
-    const route = [REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH].includes(path);
-    if (!route) {
-      req.resume();
-      return httpError(res, 404, 'NOT_FOUND', 'no such internal path');
-    }
-    if (req.method !== 'POST') {
-      req.resume();
-      res.setHeader('allow', 'POST');
-      return httpError(res, 405, 'INVALID_REQUEST', 'method not allowed');
-    }
-    let body: unknown;
-    try {
-      body = await readJson(req, bodyLimit);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) return httpError(res, 413, 'PAYLOAD_TOO_LARGE', 'body too large');
-      return httpError(res, 400, 'INVALID_REQUEST', 'body is not valid JSON');
-    }
-    switch (path) {
-      case REPLACE_PATH: {
-        const b = body as { userId?: unknown; listeningKey?: unknown } | undefined;
-        if (typeof b?.userId !== 'string' || typeof b.listeningKey !== 'string') {
-          return httpError(res, 400, 'INVALID_REQUEST', 'userId and listeningKey are required');
-        }
-        return sendJson(res, 200, { closed: replace(b.userId, b.listeningKey) });
-      }
-      case DRAIN_PATH:
-        void api.drain();
-        return sendJson(res, 202, { draining: true });
-      case DELIVER_PATH: {
-        const request = parseDeliverRequest(body);
-        if (!request) return httpError(res, 400, 'INVALID_REQUEST', 'malformed delivery request');
-        return sendJson(res, 200, { results: await handleDeliver(request) });
-      }
-      case OUTCOMES_PATH: {
-        const outcomes = parseOutcomes(body);
-        if (!outcomes) return httpError(res, 400, 'INVALID_REQUEST', 'malformed outcome report');
-        return sendJson(res, 200, { accepted: handleOutcomes(outcomes) });
-      }
-    }
-  }
-
-  function readiness() {
+  function readiness(): Readiness {
     const registered = registration?.state === 'registered';
     const synced = watch?.synced === true;
     return { ready: registered && synced && !draining && !closed, registered, synced, draining };
@@ -916,6 +857,21 @@ export function createNode(deps: NodeDeps): RelayNode {
     if (w) await w.close().catch(() => undefined);
   }
 
+  const internalApi = createInternalApi({
+    nodeId,
+    clusterSecret: config.clusterSecret,
+    bodyLimit,
+    metrics: metrics.registry,
+    log,
+    handlers: {
+      replace,
+      drain: () => void api.drain(),
+      deliver: handleDeliver,
+      outcomes: handleOutcomes,
+      readiness,
+    },
+  });
+
   const api: RelayNode = {
     nodeId,
     drained,
@@ -943,35 +899,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     },
 
     handleInternal(req: IncomingMessage, res: ServerResponse): boolean {
-      const path = (req.url ?? '/').split('?')[0] ?? '/';
-      if (path === '/healthz') {
-        sendJson(res, 200, { status: 'ok', nodeId });
-        return true;
-      }
-      if (path === '/readyz') {
-        const r = readiness();
-        sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not_ready', nodeId, ...r });
-        return true;
-      }
-      if (path === '/metrics') {
-        metrics.registry
-          .metrics()
-          .then((text) => {
-            res.writeHead(200, { 'content-type': metrics.registry.contentType });
-            res.end(text);
-          })
-          .catch((error: unknown) => {
-            log.error({ err: String(error) }, 'metrics collection failed');
-            httpError(res, 500, 'INTERNAL', 'metrics collection failed');
-          });
-        return true;
-      }
-      if (!path.startsWith('/internal/')) return false;
-      handleInternalAsync(req, res, path).catch((error: unknown) => {
-        log.error({ path, err: String(error) }, 'internal request failed');
-        httpError(res, 500, 'INTERNAL', 'internal error');
-      });
-      return true;
+      return internalApi(req, res);
     },
 
     async start(): Promise<void> {

@@ -1,0 +1,136 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from '@messaging-server/core';
+import type { Registry as MetricsRegistry } from 'prom-client';
+import { BodyTooLargeError, readJson, sendError, sendJson } from './http-util.js';
+import {
+  CLUSTER_SECRET_HEADER,
+  DELIVER_PATH,
+  DRAIN_PATH,
+  OUTCOMES_PATH,
+  parseDeliverRequest,
+  parseOutcomes,
+  REPLACE_PATH,
+  type DeliverRequest,
+  type DeliverResult,
+  type OutcomeReport,
+} from './internal-wire.js';
+import { secretsEqual } from './secure-compare.js';
+
+export interface Readiness {
+  ready: boolean;
+  registered: boolean;
+  synced: boolean;
+  draining: boolean;
+}
+
+/** What the node does for each internal request; the HTTP surface (auth, parsing, status codes) lives here. */
+export interface InternalApiHandlers {
+  replace(userId: string, listeningKey: string): boolean;
+  drain(): void;
+  deliver(request: DeliverRequest): Promise<DeliverResult[]>;
+  outcomes(reports: OutcomeReport[]): number;
+  readiness(): Readiness;
+}
+
+export interface InternalApiOptions {
+  nodeId: string;
+  clusterSecret?: string | undefined;
+  bodyLimit: number;
+  metrics: MetricsRegistry;
+  log: Logger;
+  handlers: InternalApiHandlers;
+}
+
+const ROUTES = new Set([REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH]);
+
+/**
+ * The node's internal port: `/healthz` (always 200 while the process runs), `/readyz`, `/metrics` (open for
+ * probes and scrapers), and `/internal/…` (401 without the cluster secret when one is configured). Returns false for
+ * any other path, so a combined server (standalone mode) can route it elsewhere.
+ */
+export function createInternalApi(options: InternalApiOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
+  const { nodeId, clusterSecret, bodyLimit, metrics, log, handlers } = options;
+
+  function authorized(req: IncomingMessage): boolean {
+    if (clusterSecret === undefined) return true;
+    const given = req.headers[CLUSTER_SECRET_HEADER];
+    return typeof given === 'string' && secretsEqual(given, clusterSecret);
+  }
+
+  async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    if (!authorized(req)) {
+      req.resume();
+      return sendError(res, 401, 'UNAUTHORIZED', 'missing or wrong cluster secret');
+    }
+    if (!ROUTES.has(path)) {
+      req.resume();
+      return sendError(res, 404, 'NOT_FOUND', 'no such internal path');
+    }
+    if (req.method !== 'POST') {
+      req.resume();
+      res.setHeader('allow', 'POST');
+      return sendError(res, 405, 'INVALID_REQUEST', 'method not allowed');
+    }
+    let body: unknown;
+    try {
+      body = await readJson(req, bodyLimit);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) return sendError(res, 413, 'PAYLOAD_TOO_LARGE', 'body too large');
+      return sendError(res, 400, 'INVALID_REQUEST', 'body is not valid JSON');
+    }
+    switch (path) {
+      case REPLACE_PATH: {
+        const b = body as { userId?: unknown; listeningKey?: unknown } | undefined;
+        if (typeof b?.userId !== 'string' || typeof b.listeningKey !== 'string') {
+          return sendError(res, 400, 'INVALID_REQUEST', 'userId and listeningKey are required');
+        }
+        return sendJson(res, 200, { closed: handlers.replace(b.userId, b.listeningKey) });
+      }
+      case DRAIN_PATH:
+        handlers.drain();
+        return sendJson(res, 202, { draining: true });
+      case DELIVER_PATH: {
+        const request = parseDeliverRequest(body);
+        if (!request) return sendError(res, 400, 'INVALID_REQUEST', 'malformed delivery request');
+        return sendJson(res, 200, { results: await handlers.deliver(request) });
+      }
+      case OUTCOMES_PATH: {
+        const reports = parseOutcomes(body);
+        if (!reports) return sendError(res, 400, 'INVALID_REQUEST', 'malformed outcome report');
+        return sendJson(res, 200, { accepted: handlers.outcomes(reports) });
+      }
+    }
+  }
+
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (path === '/healthz') {
+      sendJson(res, 200, { status: 'ok', nodeId });
+      return true;
+    }
+    if (path === '/readyz') {
+      const r = handlers.readiness();
+      sendJson(res, r.ready ? 200 : 503, { status: r.ready ? 'ready' : 'not_ready', nodeId, ...r });
+      return true;
+    }
+    if (path === '/metrics') {
+      metrics
+        .metrics()
+        .then((text) => {
+          res.writeHead(200, { 'content-type': metrics.contentType });
+          res.end(text);
+        })
+        .catch((error: unknown) => {
+          log.error({ err: String(error) }, 'metrics collection failed');
+          sendError(res, 500, 'INTERNAL', 'metrics collection failed');
+        });
+      return true;
+    }
+    if (!path.startsWith('/internal/')) return false;
+    handle(req, res, path).catch((error: unknown) => {
+      log.error({ path, err: String(error) }, 'internal request failed');
+      sendError(res, 500, 'INTERNAL', 'internal error');
+    });
+    return true;
+  };
+}
