@@ -124,7 +124,7 @@ function createFieldWalker(kinds: Iterable<string>): (o: K8sObject) => string[] 
     if (!ts.isTypeAliasDeclaration(statement)) continue;
     const type = checker.getTypeAtLocation(statement.name);
     const key = list[Number(statement.name.text.slice(1))];
-    // An unresolved import types as `any`: that kind has no definition (reported by schemaProblems).
+    // An unresolved import types as `any`: that kind has no definition, which the walker reports.
     if (key !== undefined && !(type.flags & ts.TypeFlags.Any)) types.set(key, type);
   }
 
@@ -176,7 +176,6 @@ function schemaProblems(o: K8sObject, models: Map<string, ModelClass>): string[]
 interface Workload {
   object: K8sObject;
   template: IPodTemplateSpec;
-  replicas: number;
 }
 
 function workloadsOf(objects: K8sObject[]): Workload[] {
@@ -184,8 +183,8 @@ function workloadsOf(objects: K8sObject[]): Workload[] {
   return objects
     .filter((o) => kinds.has(o.kind))
     .map((object) => {
-      const spec = (object['spec'] ?? {}) as { template?: IPodTemplateSpec; replicas?: number };
-      return { object, template: spec.template ?? {}, replicas: spec.replicas ?? 1 };
+      const spec = (object['spec'] ?? {}) as { template?: IPodTemplateSpec };
+      return { object, template: spec.template ?? {} };
     });
 }
 
@@ -391,13 +390,16 @@ function messagingProblems(w: Workload, container: IContainer, at: string, ctx: 
     if (name.startsWith('MSG_') && !known.has(name)) problems.push(`${at}: sets ${name}, which a ${kind} does not read`);
   }
   let config;
+  let node;
   try {
     config = loadConfig(kind, env);
+    node = kind === 'node' ? loadConfig('node', env) : undefined;
   } catch (error) {
     if (error instanceof ConfigError) return [...problems, `${at}: ${error.message}`];
     throw error;
   }
-  const probePort = kind === 'node' ? (config as { internalPort: number }).internalPort : config.port;
+  // A node serves health and metrics on its internal port, a gateway on its one port.
+  const probePort = node?.internalPort ?? config.port;
   const probes: Record<ProbeKind, IProbe | undefined> = {
     readiness: container.readinessProbe,
     liveness: container.livenessProbe,
@@ -423,8 +425,7 @@ function messagingProblems(w: Workload, container: IContainer, at: string, ctx: 
   const scrapePort = w.template.metadata?.annotations?.['prometheus.io/port'];
   if (scrapePort !== undefined && Number(scrapePort) !== probePort)
     problems.push(`${at}: prometheus.io/port ${scrapePort} is not the port that serves /metrics (${String(probePort)})`);
-  if (kind === 'node') {
-    const node = loadConfig('node', env);
+  if (node) {
     if (!ports.has(node.internalPort)) problems.push(`${at}: MSG_INTERNAL_PORT ${String(node.internalPort)} is not a container port`);
     const publicPort = ports.get(config.port);
     const advertised = Number(new URL(node.publicUrl).port || 80);
@@ -525,6 +526,10 @@ function networkPolicyProblems(ctx: Context): string[] {
   const policies = ctx.objects.filter((o) => o.kind === 'NetworkPolicy');
   for (const { w, c } of nodes) {
     const internalPort = c.ports?.find((p) => p.name === 'internal')?.containerPort;
+    if (internalPort === undefined) {
+      problems.push(`${label(w.object)}: the node container has no port named internal`);
+      continue;
+    }
     const publicPort = c.ports?.find((p) => p.hostPort !== undefined)?.containerPort ?? c.ports?.find((p) => p.name === 'public')?.containerPort;
     const covering = policies.filter((p) => selects((p['spec'] as { podSelector?: LabelSelector }).podSelector, w.template.metadata?.labels));
     if (covering.length === 0) {
