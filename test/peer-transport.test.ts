@@ -163,7 +163,7 @@ describe('UndiciPeerTransport against a real HTTP server', function () {
     const port = await freePort();
     const { error, ms } = await failure(transport.post(`http://127.0.0.1:${String(port)}`, '/internal/x', {}));
     expect(error.code).to.equal('PEER_UNREACHABLE');
-    expect(ms).to.be.below(200);
+    expect(ms).to.be.below(300);
   });
 
   it('rejects a non-2xx answer with PEER_REJECTED and its status', async () => {

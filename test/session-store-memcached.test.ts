@@ -75,6 +75,21 @@ describe('MemcachedSessionStore against a real memcached', function () {
 
   describeSessionStoreContract('memcached', (prefix) => new MemcachedSessionStore({ servers: [memcached.address], prefix }));
 
+  it('refuses a prefix that cannot start a memcached key, and an empty server list', () => {
+    expect(() => new MemcachedSessionStore({ servers: [memcached.address], prefix: 'has space:' })).to.throw(TypeError);
+    expect(() => new MemcachedSessionStore({ servers: [memcached.address], prefix: 'x'.repeat(101) })).to.throw(TypeError);
+    expect(() => new MemcachedSessionStore({ servers: [], prefix: 'ms:' })).to.throw(TypeError);
+  });
+
+  it('rejects every call after close', async () => {
+    const store = new MemcachedSessionStore({ servers: [memcached.address], prefix: `${uniqueName('closed')}:` });
+    await store.put(sessionRecord('alice', 'k1'), 30);
+    await store.close();
+    const error = await store.get('alice').catch((e: unknown) => e);
+    expect(error).to.be.instanceOf(BackendError);
+    expect((error as BackendError).code).to.equal('SESSION_STORE_UNAVAILABLE');
+  });
+
   describe('layout', () => {
     let store: MemcachedSessionStore;
     let prefix: string;
