@@ -491,6 +491,9 @@ function scalingProblems(ctx: Context): string[] {
       continue;
     }
     if ((spec.minReplicas ?? 1) > spec.maxReplicas) problems.push(`${label(hpa)}: minReplicas is above maxReplicas`);
+    // Every `kubectl apply` would reset the count the HPA chose.
+    if ((target.object['spec'] as { replicas?: number }).replicas !== undefined)
+      problems.push(`${label(target.object)}: sets replicas, which its HPA owns`);
     for (const metric of spec.metrics ?? []) {
       if (metric.type !== 'Resource' || metric.resource?.target.type !== 'Utilization') continue;
       const resource = metric.resource.name;
@@ -720,7 +723,14 @@ describe('Kubernetes manifests (k8s/)', function () {
       const problems = problemsAfter((o) => {
         (find(o, 'StatefulSet/msg-node')['spec'] as Record<string, unknown>)['replicas'] = 'two';
       });
-      expect(problems.join('\n')).to.match(/StatefulSet\/msg-node: .*replicas/);
+      expect(problems.join('\n')).to.match(/StatefulSet\/msg-node: .*replicas.* must be integer/);
+    });
+
+    it('reports a replica count on a workload that an HPA scales', function () {
+      const problems = problemsAfter((o) => {
+        (find(o, 'Deployment/msg-gateway')['spec'] as Record<string, unknown>)['replicas'] = 2;
+      });
+      expect(problems).to.include('Deployment/msg-gateway: sets replicas, which its HPA owns');
     });
 
     it('reports an unknown field, which the schema accepts', function () {
