@@ -1,11 +1,11 @@
 import { expect } from 'chai';
+import { spawn } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { EtcdRegistry, isBackendError, type LogFields, type Logger, type RegistryWatch } from '@messaging-server/core';
 import {
   describeEntries,
   describeRegistryContract,
-  ManagedProcess,
   nodeRecord,
   RegistryRecorder,
   startEtcd,
@@ -67,17 +67,8 @@ describe('Registry on etcd (one etcd for this file)', function () {
       return handle;
     }
 
-    async function startChild(prefix: string, nodeId: string): Promise<{ child: ManagedProcess; leaseId: string }> {
-      const child = new ManagedProcess(`registry-child-${nodeId}`, process.execPath, [
-        '--conditions=source',
-        '--import',
-        'tsx',
-        CHILD,
-        etcd.endpoint,
-        prefix,
-        nodeId,
-        String(TTL_SECONDS),
-      ], process.env);
+    async function startChild(prefix: string, nodeId: string): Promise<{ child: Child; leaseId: string }> {
+      const child = new Child([CHILD, etcd.endpoint, prefix, nodeId, String(TTL_SECONDS)]);
       cleanups.push(() => child.kill());
       const line = await waitFor(
         () => {
@@ -238,6 +229,42 @@ describe('Registry on etcd (one etcd for this file)', function () {
   });
 
 });
+
+/** A registry-child.ts process; its exit is always awaited (PID 1 here does not reap orphans). */
+class Child {
+  private output = '';
+  private exitedFlag = false;
+  private readonly exited: Promise<void>;
+  private readonly proc;
+
+  constructor(args: string[]) {
+    this.proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const collect = (chunk: Buffer): void => {
+      this.output += chunk.toString();
+    };
+    this.proc.stdout.on('data', collect);
+    this.proc.stderr.on('data', collect);
+    this.exited = new Promise((resolve) => {
+      this.proc.once('exit', () => {
+        this.exitedFlag = true;
+        resolve();
+      });
+    });
+  }
+
+  get running(): boolean {
+    return !this.exitedFlag;
+  }
+
+  logs(): string {
+    return this.output;
+  }
+
+  async kill(): Promise<void> {
+    if (this.running) this.proc.kill('SIGKILL');
+    await this.exited;
+  }
+}
 
 class RecordingLogger implements Logger {
   readonly lines: { level: string; message: string; fields: LogFields }[] = [];
