@@ -37,6 +37,38 @@ describe('relay nodes (two in one process)', function () {
     expect(metrics).to.match(/msg_messages_relayed_total\{path="remote",node_id="node-a"\} 1000/);
   });
 
+  it('keeps order while the first lookup of the recipient is slow', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+    const original = store.get.bind(world.sessions);
+    let calls = 0;
+    store.get = async (userId: string) => {
+      calls += 1;
+      if (calls === 1) await new Promise((resolve) => setTimeout(resolve, 300));
+      return original(userId);
+    };
+    try {
+      alice.socket.send({ type: 'message', to: 'bob', content: 0, id: 'm0' });
+      await waitFor(() => calls === 1, { what: 'first lookup started' });
+      for (let i = 1; i < 10; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: i, id: `m${String(i)}` });
+      await waitFor(() => bob.socket.framesOfType('message').length === 10, { what: '10 messages' });
+      expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal([...Array(10).keys()]);
+    } finally {
+      store.get = original;
+    }
+  });
+
+  it('splits large messages into several node-to-node requests, still in order', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    const blob = 'x'.repeat(60_000);
+    for (let i = 0; i < 40; i += 1) alice.socket.send({ type: 'message', to: 'bob', content: { i, blob }, id: `m${String(i)}` });
+    await waitFor(() => alice.socket.framesOfType('ack').length + alice.socket.framesOfType('error').length === 40, { what: '40 answers' });
+    expect(alice.socket.framesOfType('error')).to.have.length(0);
+    expect(bob.socket.framesOfType('message').map((m) => (m.content as { i: number }).i)).to.deep.equal([...Array(40).keys()]);
+  });
+
   it('acks through the recipient node once a pending message is delivered there', async function () {
     const alice = await world.online('alice', a);
     const bobSession = await world.session('bob', b);

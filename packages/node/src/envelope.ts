@@ -14,6 +14,8 @@ export interface Envelope {
   content: JsonValue;
   id?: string;
   origin: Origin;
+  /** Approximate wire size in bytes (the client frame's length), to bound node-to-node batches. */
+  size: number;
 }
 
 export type Outcome = 'delivered' | FrameErrorCode;

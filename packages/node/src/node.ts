@@ -325,7 +325,7 @@ export function createNode(deps: NodeDeps): RelayNode {
           for (const envelope of items) settle(envelope, 'RELAY_FAILED');
         },
         500,
-        (envelope) => (typeof envelope.content === 'string' ? envelope.content.length : 256),
+        (envelope) => envelope.size,
         MAX_BATCH_BYTES,
       );
       peerLinks.set(peerId, link);
@@ -577,7 +577,13 @@ export function createNode(deps: NodeDeps): RelayNode {
       sendError(client, 'FORBIDDEN_SENDER', ERROR_TEXT.FORBIDDEN_SENDER, frame.id);
       return;
     }
-    const envelope: Envelope = { from: client.userId, to: frame.to, content: frame.content, origin: { kind: 'local', cid: client.cid } };
+    const envelope: Envelope = {
+      from: client.userId,
+      to: frame.to,
+      content: frame.content,
+      origin: { kind: 'local', cid: client.cid },
+      size: text.length,
+    };
     if (frame.id !== undefined) envelope.id = frame.id;
     route(envelope);
   }
@@ -740,6 +746,7 @@ export function createNode(deps: NodeDeps): RelayNode {
             to: m.to,
             content: m.content,
             origin: { kind: 'remote', replyTo: request.replyTo, cid: m.cid },
+            size: 0,
           };
           if (m.id !== undefined) envelope.id = m.id;
           const recipient = clients.get(to);
