@@ -5,6 +5,8 @@ export type ProcessKind = 'gateway' | 'node' | 'standalone';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 
 export interface CommonConfig {
+  /** Nodes require it on their internal API; gateways send it with the replace notice. */
+  clusterSecret?: string;
   etcdEndpoints: string[];
   etcdPrefix: string;
   memcachedServers: string[];
@@ -27,7 +29,6 @@ export interface NodeConfig extends CommonConfig {
   nodeId: string;
   publicUrl: string;
   internalUrl: string;
-  clusterSecret?: string;
   sessionTtlSeconds: number;
   pendingTtlMs: number;
   pendingMax: number;
@@ -80,7 +81,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
     kinds: NODE,
     fallback: (p, kind) => `http://127.0.0.1:${String(kind === 'standalone' ? p['port'] : p['internalPort'])}`,
   },
-  { env: 'MSG_CLUSTER_SECRET', key: 'clusterSecret', type: 'string', kinds: NODE },
+  { env: 'MSG_CLUSTER_SECRET', key: 'clusterSecret', type: 'string', kinds: ALL },
   { env: 'MSG_LEASE_TTL_SECONDS', key: 'leaseTtlSeconds', type: 'integer', kinds: ALL, fallback: 5, min: 1, max: 3600 },
   { env: 'MSG_SESSION_TTL_SECONDS', key: 'sessionTtlSeconds', type: 'integer', kinds: NODE, fallback: 120, min: 3, max: 86400 },
   { env: 'MSG_HANDSHAKE_TIMEOUT_SECONDS', key: 'handshakeTimeoutSeconds', type: 'integer', kinds: ALL, fallback: 30, min: 1, max: 3600 },
