@@ -160,6 +160,7 @@
         append('chat-log', `${call.peerId}: ${event.data}`, 'peer');
       });
       channel.addEventListener('close', () => {
+        if (demo.call !== call) return;
         demo.channelState = 'closed';
         text('channel-state', 'closed');
         $('chat-send').disabled = true;
@@ -231,7 +232,7 @@
       return;
     }
     if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-      logSys('camera: not available in this browser');
+      logSys(window.isSecureContext ? 'camera: not available in this browser' : 'camera: needs https or localhost');
       return;
     }
     try {

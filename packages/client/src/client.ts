@@ -311,7 +311,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
       if (generation === this.#generation) this.#onFrame(event.data);
     };
     socket.onclose = (event) => {
-        // sockjs (the server) passes the code through as given, so a server that closes with '4503' yields a string.
+      // sockjs (the server) passes the code through as given, so a server that closes with '4503' yields a string.
       if (generation === this.#generation) this.#onSocketClosed(Number(event.code), String(event.reason ?? ''));
     };
     const handshakeMs = this.#options.handshakeTimeoutMs ?? 10_000;
