@@ -1,0 +1,231 @@
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { startEtcd, uniquePrefix, type EtcdServer } from './etcd-server.js';
+import { freePort } from './free-port.js';
+import { startMemcached, type MemcachedServer } from './memcached-server.js';
+import { ManagedProcess, type ExitStatus } from './process.js';
+import { waitFor } from './wait-for.js';
+
+const CLI = fileURLToPath(new URL('../../cli/dist/bin/messaging-server.js', import.meta.url));
+
+export interface ClusterOptions {
+  nodes?: number;
+  gateways?: number;
+  /** Extra MSG_* variables for every process. */
+  env?: Record<string, string>;
+  /** Fixed ports for `make run`; tests leave them out and get free ports. */
+  gatewayPorts?: number[];
+  nodePorts?: { port: number; internalPort: number }[];
+  /** Prints each process's log lines, prefixed with its name. */
+  echo?: (name: string, line: string) => void;
+  /** Start a new etcd/memcached (default), or use existing ones. */
+  etcdEndpoint?: string;
+  memcachedAddress?: string;
+  /** Each process's output is also appended to `<logDir>/<name>.log`. */
+  logDir?: string;
+  /** Defaults to a unique prefix, so runs never see each other's keys. */
+  prefix?: string;
+}
+
+export interface ClusterGateway {
+  readonly name: string;
+  readonly port: number;
+  readonly url: string;
+  readonly process: ManagedProcess;
+}
+
+export interface ClusterNode {
+  readonly nodeId: string;
+  readonly port: number;
+  readonly internalPort: number;
+  readonly listeningAddress: string;
+  readonly internalUrl: string;
+  readonly process: ManagedProcess;
+}
+
+async function fetchOk(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * A local cluster of real processes: etcd, memcached, gateways and nodes (the built CLI), all children of this
+ * process. Used by integration tests (`startCluster`) and by `make run` (scripts/cluster.ts).
+ */
+export class LocalCluster {
+  readonly gateways: ClusterGateway[] = [];
+  readonly nodes = new Map<string, ClusterNode>();
+  private nextNodeIndex = 1;
+
+  private constructor(
+    readonly options: ClusterOptions,
+    readonly etcd: EtcdServer | undefined,
+    readonly memcached: MemcachedServer | undefined,
+    readonly etcdEndpoint: string,
+    readonly memcachedAddress: string,
+    readonly prefix: string,
+  ) {}
+
+  static async start(options: ClusterOptions = {}): Promise<LocalCluster> {
+    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`make build\` first`);
+    const [etcd, memcached] = await Promise.all([
+      options.etcdEndpoint ? undefined : startEtcd(),
+      options.memcachedAddress ? undefined : startMemcached(),
+    ]);
+    const cluster = new LocalCluster(
+      options,
+      etcd,
+      memcached,
+      options.etcdEndpoint ?? (etcd as EtcdServer).endpoint,
+      options.memcachedAddress ?? (memcached as MemcachedServer).address,
+      options.prefix ?? `${uniquePrefix('cluster')}`,
+    );
+    try {
+      const nodeCount = options.nodes ?? 2;
+      await Promise.all(Array.from({ length: nodeCount }, (_, i) => cluster.addNode({ ports: options.nodePorts?.[i] })));
+      const gatewayCount = options.gateways ?? 1;
+      await Promise.all(Array.from({ length: gatewayCount }, (_, i) => cluster.addGateway(options.gatewayPorts?.[i])));
+      await cluster.waitForGatewaysToSee(nodeCount);
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
+    return cluster;
+  }
+
+  get gatewayUrl(): string {
+    const first = this.gateways[0];
+    if (!first) throw new Error('cluster has no gateway');
+    return first.url;
+  }
+
+  /** The environment every process gets: the cluster's etcd, memcached and prefixes, plus the options' extras. */
+  baseEnv(): NodeJS.ProcessEnv {
+    return {
+      PATH: process.env['PATH'],
+      MSG_ETCD_ENDPOINTS: this.etcdEndpoint,
+      MSG_ETCD_PREFIX: this.prefix,
+      MSG_MEMCACHED_SERVERS: this.memcachedAddress,
+      MSG_MEMCACHED_PREFIX: `${this.prefix.replaceAll('/', '')}:`,
+      MSG_HOST: '127.0.0.1',
+      ...this.options.env,
+    };
+  }
+
+  private spawn(name: string, command: 'gateway' | 'node', env: NodeJS.ProcessEnv): ManagedProcess {
+    const echo = this.options.echo;
+    const logFile = this.options.logDir ? `${this.options.logDir}/${name}.log` : undefined;
+    return new ManagedProcess(name, process.execPath, [CLI, command], env, echo ? (line) => echo(name, line) : undefined, logFile);
+  }
+
+  async addGateway(port?: number): Promise<ClusterGateway> {
+    const name = `gateway-${String(this.gateways.length + 1)}`;
+    const chosen = port ?? (await freePort());
+    const proc = this.spawn(name, 'gateway', { ...this.baseEnv(), MSG_PORT: String(chosen) });
+    const gateway = { name, port: chosen, url: `http://127.0.0.1:${String(chosen)}`, process: proc };
+    this.gateways.push(gateway);
+    await this.waitReady(proc, `${gateway.url}/healthz`);
+    return gateway;
+  }
+
+  async addNode(options: { nodeId?: string; ports?: { port: number; internalPort: number } | undefined; env?: Record<string, string> } = {}): Promise<ClusterNode> {
+    const nodeId = options.nodeId ?? `node-${String(this.nextNodeIndex++)}`;
+    const port = options.ports?.port ?? (await freePort());
+    const internalPort = options.ports?.internalPort ?? (await freePort());
+    const proc = this.spawn(nodeId, 'node', {
+      ...this.baseEnv(),
+      MSG_NODE_ID: nodeId,
+      MSG_PORT: String(port),
+      MSG_INTERNAL_PORT: String(internalPort),
+      ...options.env,
+    });
+    const node: ClusterNode = {
+      nodeId,
+      port,
+      internalPort,
+      listeningAddress: `http://127.0.0.1:${String(port)}/ws`,
+      internalUrl: `http://127.0.0.1:${String(internalPort)}`,
+      process: proc,
+    };
+    this.nodes.set(nodeId, node);
+    await this.waitReady(proc, `${node.internalUrl}/readyz`);
+    return node;
+  }
+
+  private async waitReady(proc: ManagedProcess, url: string): Promise<void> {
+    await waitFor(
+      async () => {
+        if (!proc.running) throw new Error(`${proc.name} exited: ${proc.logs().slice(-2000)}`);
+        return fetchOk(url);
+      },
+      { timeoutMs: 20_000, what: `${proc.name} at ${url}` },
+    ).catch((error: unknown) => {
+      if (!proc.running) throw new Error(`${proc.name} exited during start:\n${proc.logs().slice(-3000)}`);
+      throw error;
+    });
+  }
+
+  /** Resolves once every gateway reports `count` active nodes in its metrics (its view of the registry). */
+  async waitForGatewaysToSee(count: number, timeoutMs = 10_000): Promise<void> {
+    await Promise.all(
+      this.gateways.map((g) =>
+        waitFor(
+          async () => {
+            const res = await fetch(`${g.url}/metrics`, { signal: AbortSignal.timeout(1000) });
+            const text = await res.text();
+            const match = /^msg_nodes\{state="active"\} (\d+)/m.exec(text);
+            return match !== null && Number(match[1]) === count;
+          },
+          { timeoutMs, what: `${g.name} to see ${String(count)} active nodes` },
+        ),
+      ),
+    );
+  }
+
+  node(nodeId: string): ClusterNode {
+    const node = this.nodes.get(nodeId);
+    if (!node) throw new Error(`no node ${nodeId} in this cluster`);
+    return node;
+  }
+
+  /** SIGTERM: the node drains and exits; resolves with its exit status. */
+  async drainNode(nodeId: string, graceMs = 60_000): Promise<ExitStatus> {
+    const status = await this.node(nodeId).process.stop(graceMs);
+    this.nodes.delete(nodeId);
+    return status;
+  }
+
+  /** SIGKILL: a crash. */
+  async killNode(nodeId: string): Promise<void> {
+    await this.node(nodeId).process.kill();
+    this.nodes.delete(nodeId);
+  }
+
+  /** Adds or drains nodes until `count` run. */
+  async scale(count: number): Promise<void> {
+    while (this.nodes.size < count) await this.addNode();
+    const extra = [...this.nodes.keys()].slice(count);
+    await Promise.all(extra.map((id) => this.drainNode(id)));
+  }
+
+  logs(): string {
+    return [...this.gateways.map((g) => g.process), ...[...this.nodes.values()].map((n) => n.process)]
+      .map((p) => p.logs())
+      .join('\n');
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.nodes.values()].map((n) => n.process.stop(15_000)));
+    await Promise.all(this.gateways.map((g) => g.process.stop(5_000)));
+    await Promise.all([this.etcd?.remove(), this.memcached?.stop()]);
+  }
+}
+
+export function startCluster(options: ClusterOptions = {}): Promise<LocalCluster> {
+  return LocalCluster.start(options);
+}
