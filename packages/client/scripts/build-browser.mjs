@@ -36,7 +36,7 @@ export async function buildBrowser({ minify = true } = {}) {
     bundle: true,
     format: 'iife',
     platform: 'browser',
-    target: ['es2020'],
+    target: ['es2022'],
     conditions: ['source'],
     define: { global: 'globalThis', 'process.env.NODE_ENV': '"production"' },
     minify,
