@@ -26,6 +26,7 @@ install: node_modules/.package-lock.json
 
 build: install
 	node_modules/.bin/tsc -b
+	npm run -s build:browser -w @messaging-server/client
 
 # Unit tests live beside each package; integration tests (real etcd, memcached, processes, browser) in test/.
 test: deps build
@@ -38,7 +39,7 @@ test-integration: deps build
 	$(MOCHA) 'test/**/*.test.ts'
 
 run: deps build
-	node scripts/cluster.mjs run
+	node --import tsx scripts/cluster.ts run
 
 bench: deps build
 	node --import tsx scripts/bench/index.ts
