@@ -3,7 +3,6 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import sockjs from 'sockjs';
 import type { Connection } from 'sockjs';
 import {
-  isBackendError,
   type Logger,
   type NodeConfig,
   type NodeRegistration,
@@ -23,20 +22,12 @@ import {
   type ServerFrame,
   type SessionRecord,
 } from '@messaging-server/protocol';
-import { Batcher } from './batcher.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
-import {
-  DELIVER_PATH,
-  OUTCOMES_PATH,
-  parseDeliverResponse,
-  type DeliverRequest,
-  type DeliverResult,
-  type ForwardedMessage,
-  type OutcomeReport,
-} from './internal-wire.js';
+import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
 import { createNodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
+import { Router } from './router.js';
 import { secretsEqual } from './secure-compare.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -86,22 +77,8 @@ interface Client {
   reasserting: boolean;
 }
 
-type Location =
-  | { kind: 'self' }
-  | { kind: 'remote'; nodeId: string }
-  | { kind: 'none' }
-  | { kind: 'unknown' };
-
-interface Outbox {
-  queue: Envelope[];
-}
-
-const FORWARD_TIMEOUT_MS = 1500;
-const LOCATION_CACHE_MAX = 100_000;
-const LOCATION_CACHE_TTL_MS = 10 * 60_000;
 const REASSERT_CONCURRENCY = 16;
 const LOAD_INTERVAL_MS = 1000;
-const MAX_BATCH_BYTES = 1 << 20;
 
 function randomId(): string {
   return randomBytes(12).toString('base64url');
@@ -124,11 +101,6 @@ export function createNode(deps: NodeDeps): RelayNode {
   const clients = new Map<string, Client>(); // open clients by userId
   const clientsByCid = new Map<string, Client>();
   const handshakes = new Set<Client>();
-  const outboxes = new Map<string, Outbox>();
-  const peerLinks = new Map<string, Batcher<Envelope>>();
-  const outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
-  const locations = new Map<string, { nodeId: string; at: number }>();
-  const members = new Map<string, NodeRecord>();
 
   let registration: NodeRegistration | undefined;
   let watch: RegistryWatch | undefined;
@@ -146,6 +118,20 @@ export function createNode(deps: NodeDeps): RelayNode {
     settle(envelope, 'EXPIRED'),
   );
   const metrics = createNodeMetrics({ connections: () => clients.size, pending: () => pending.size }, nodeId);
+  const router = new Router({
+    nodeId,
+    replyTo: config.internalUrl,
+    sessions,
+    transport,
+    log,
+    metrics,
+    deliverIfConnected: (envelope) => {
+      const recipient = clients.get(envelope.to);
+      return recipient ? deliverLocal(recipient, envelope) : undefined;
+    },
+    deliverOrHold: (envelope) => deliverOrHold(envelope),
+    settle: (envelope, outcome) => settle(envelope, outcome),
+  });
 
   // ---- frames to clients -------------------------------------------------------------------------------------
 
@@ -202,7 +188,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     }
     const report: OutcomeReport = { userId: envelope.from, cid: origin.cid, result: outcome };
     if (envelope.id !== undefined) report.id = envelope.id;
-    outcomeLink(origin.replyTo).push(report);
+    router.report(origin.replyTo, report);
   }
 
   function writeMessage(recipient: Client, envelope: Envelope): boolean {
@@ -225,181 +211,6 @@ export function createNode(deps: NodeDeps): RelayNode {
     const recipient = clients.get(envelope.to);
     if (recipient) return deliverLocal(recipient, envelope);
     return pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
-  }
-
-  // ---- routing ------------------------------------------------------------------------------------------------
-
-  function rememberLocation(userId: string, location: string): void {
-    locations.delete(userId);
-    locations.set(userId, { nodeId: location, at: Date.now() });
-    if (locations.size > LOCATION_CACHE_MAX) {
-      const oldest = locations.keys().next();
-      if (!oldest.done) locations.delete(oldest.value);
-    }
-  }
-
-  /** One session lookup; during a store outage, the recently known location (if any) stands in. */
-  async function locate(userId: string): Promise<Location> {
-    try {
-      const record = await sessions.get(userId);
-      if (!record) {
-        locations.delete(userId);
-        return { kind: 'none' };
-      }
-      rememberLocation(userId, record.nodeId);
-      return record.nodeId === nodeId ? { kind: 'self' } : { kind: 'remote', nodeId: record.nodeId };
-    } catch (error) {
-      const known = locations.get(userId);
-      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) {
-        return known.nodeId === nodeId ? { kind: 'self' } : { kind: 'remote', nodeId: known.nodeId };
-      }
-      log.warn({ userId, err: String(error) }, 'recipient lookup failed');
-      return { kind: 'unknown' };
-    }
-  }
-
-  /**
-   * Routes one message from a sender connected here. Messages to one recipient pass through one outbox while its
-   * location is looked up, so a later message never overtakes an earlier one whose lookup is slower.
-   */
-  function route(envelope: Envelope): void {
-    if (!outboxes.has(envelope.to)) {
-      const recipient = clients.get(envelope.to);
-      if (recipient) {
-        settle(envelope, deliverLocal(recipient, envelope));
-        return;
-      }
-      const box: Outbox = { queue: [envelope] };
-      outboxes.set(envelope.to, box);
-      void pump(envelope.to, box);
-      return;
-    }
-    outboxes.get(envelope.to)?.queue.push(envelope);
-  }
-
-  async function pump(to: string, box: Outbox): Promise<void> {
-    try {
-      while (box.queue.length > 0 && !closed) {
-        const location = await locate(to);
-        for (const envelope of box.queue.splice(0)) dispatch(envelope, location);
-      }
-    } catch (error) {
-      log.error({ userId: to, err: String(error) }, 'routing failed');
-      for (const envelope of box.queue.splice(0)) settle(envelope, 'RELAY_FAILED');
-    } finally {
-      outboxes.delete(to);
-    }
-  }
-
-  function dispatch(envelope: Envelope, location: Location): void {
-    switch (location.kind) {
-      case 'self': {
-        const outcome = deliverOrHold(envelope);
-        if (outcome !== 'pending') settle(envelope, outcome);
-        return;
-      }
-      case 'remote': {
-        if (!members.has(location.nodeId)) {
-          // The session points at a node that left the registry (crashed or drained away).
-          settle(envelope, 'PEER_UNAVAILABLE');
-          return;
-        }
-        peerLink(location.nodeId).push(envelope);
-        return;
-      }
-      case 'none':
-        settle(envelope, 'PEER_UNAVAILABLE');
-        return;
-      case 'unknown':
-        settle(envelope, 'RELAY_FAILED');
-        return;
-    }
-  }
-
-  function peerLink(peerId: string): Batcher<Envelope> {
-    let link = peerLinks.get(peerId);
-    if (!link) {
-      link = new Batcher<Envelope>(
-        (batch) => forward(peerId, batch),
-        (items) => {
-          for (const envelope of items) settle(envelope, 'RELAY_FAILED');
-        },
-        500,
-        (envelope) => envelope.size,
-        MAX_BATCH_BYTES,
-      );
-      peerLinks.set(peerId, link);
-    }
-    return link;
-  }
-
-  async function forward(peerId: string, batch: Envelope[]): Promise<boolean> {
-    const address = members.get(peerId)?.internalAddress;
-    if (!address) {
-      for (const envelope of batch) settle(envelope, 'PEER_UNAVAILABLE');
-      return true;
-    }
-    const body: DeliverRequest = {
-      fromNode: nodeId,
-      replyTo: config.internalUrl,
-      messages: batch.map((e) => {
-        const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
-        if (e.id !== undefined) m.id = e.id;
-        return m;
-      }),
-    };
-    const started = process.hrtime.bigint();
-    let results: DeliverResult[] | undefined;
-    try {
-      const answer = await transport.post(address, DELIVER_PATH, body, { timeoutMs: FORWARD_TIMEOUT_MS });
-      results = parseDeliverResponse(answer, batch.length);
-      if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
-    } catch (error) {
-      log.warn({ peerId, count: batch.length, code: isBackendError(error) ? error.code : undefined, err: String(error) }, 'relay to peer failed');
-    }
-    metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (!results) {
-      for (const envelope of batch) {
-        locations.delete(envelope.to);
-        settle(envelope, 'RELAY_FAILED');
-      }
-      return false;
-    }
-    batch.forEach((envelope, i) => {
-      const result = results[i] as DeliverResult;
-      if (result.status === 'delivered') {
-        metrics.relayed.inc({ path: 'remote' });
-        settle(envelope, 'delivered');
-      } else if (result.status === 'pending') {
-        metrics.relayed.inc({ path: 'remote' });
-      } else {
-        if (result.code === 'PEER_UNAVAILABLE') locations.delete(envelope.to);
-        settle(envelope, result.code);
-      }
-    });
-    return true;
-  }
-
-  function outcomeLink(address: string): Batcher<OutcomeReport> {
-    let link = outcomeLinks.get(address);
-    if (!link) {
-      link = new Batcher<OutcomeReport>(
-        async (batch) => {
-          try {
-            await transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
-            return true;
-          } catch (error) {
-            // The sender's node is gone or unreachable: so is the sender's connection these outcomes were for.
-            log.warn({ peer: address, count: batch.length, err: String(error) }, 'outcome report failed');
-            return false;
-          }
-        },
-        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
-        1000,
-      );
-      outcomeLinks.set(address, link);
-    }
-    return link;
   }
 
   // ---- client connections -------------------------------------------------------------------------------------
@@ -585,7 +396,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       size: text.length,
     };
     if (frame.id !== undefined) envelope.id = frame.id;
-    route(envelope);
+    router.route(envelope);
   }
 
   // ---- session re-assertion -----------------------------------------------------------------------------------
@@ -648,32 +459,10 @@ export function createNode(deps: NodeDeps): RelayNode {
 
   function onRegistryEvent(event: RegistryEvent): void {
     try {
-      if (event.type === 'snapshot') {
-        const before = new Map(members);
-        members.clear();
-        for (const entry of event.entries) if (entry.kind === 'node') members.set(entry.id, entry.value);
-        for (const [id, record] of before) if (!members.has(id)) forgetPeer(id, record);
-      } else if (event.type === 'put' && event.entry.kind === 'node') {
-        members.set(event.entry.id, event.entry.value);
-      } else if (event.type === 'delete' && event.kind === 'node') {
-        const record = members.get(event.id);
-        members.delete(event.id);
-        if (record) forgetPeer(event.id, record);
-      } else if (event.type === 'status') {
-        log.info({ synced: event.synced }, 'registry watch status');
-      }
+      router.onRegistryEvent(event);
     } catch (error) {
       log.error({ err: String(error) }, 'registry event handling failed');
     }
-  }
-
-  function forgetPeer(peerId: string, record: NodeRecord): void {
-    if (peerId === nodeId) return;
-    log.info({ peerId }, 'peer left the registry');
-    const address = record.internalAddress;
-    if (![...members.values()].some((m) => m.internalAddress === address)) transport.forget(address);
-    const link = peerLinks.get(peerId);
-    if (link?.idle) peerLinks.delete(peerId);
   }
 
   function nodeRecord(state: NodeRecord['state']): NodeRecord {
@@ -734,7 +523,7 @@ export function createNode(deps: NodeDeps): RelayNode {
         let here = clients.has(to) || pending.has(to);
         let unknown = false;
         if (!here) {
-          const location = await locate(to);
+          const location = await router.locate(to);
           here = location.kind === 'self';
           unknown = location.kind === 'unknown';
         }
@@ -806,10 +595,7 @@ export function createNode(deps: NodeDeps): RelayNode {
   // ---- lifecycle ----------------------------------------------------------------------------------------------
 
   function idle(): boolean {
-    if (clients.size > 0 || handshakes.size > 0 || outboxes.size > 0) return false;
-    for (const link of peerLinks.values()) if (!link.idle) return false;
-    for (const link of outcomeLinks.values()) if (!link.idle) return false;
-    return true;
+    return clients.size === 0 && handshakes.size === 0 && router.idle;
   }
 
   async function runDrain(): Promise<void> {
@@ -949,8 +735,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       draining = true;
       for (const client of [...clients.values(), ...handshakes]) closeClient(client, 'node_shutdown');
       pending.close();
-      for (const link of peerLinks.values()) link.takeAll();
-      for (const link of outcomeLinks.values()) link.takeAll();
+      router.stop();
       await finish();
     },
 

@@ -1,0 +1,279 @@
+import { isBackendError, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
+import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
+import { Batcher } from './batcher.js';
+import type { Envelope, Outcome } from './envelope.js';
+import {
+  DELIVER_PATH,
+  OUTCOMES_PATH,
+  parseDeliverResponse,
+  type DeliverRequest,
+  type DeliverResult,
+  type ForwardedMessage,
+  type OutcomeReport,
+} from './internal-wire.js';
+import type { NodeMetrics } from './metrics.js';
+
+export type Location = { kind: 'self' } | { kind: 'remote'; nodeId: string } | { kind: 'none' } | { kind: 'unknown' };
+
+export interface RouterDeps {
+  nodeId: string;
+  /** This node's internal address, where recipient nodes report outcomes of held messages. */
+  replyTo: string;
+  sessions: SessionStore;
+  transport: PeerTransport;
+  log: Logger;
+  metrics: Pick<NodeMetrics, 'relayed' | 'relayLatency'>;
+  /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
+  deliverIfConnected(envelope: Envelope): Outcome | undefined;
+  /** Delivers here, or holds it in this node's pending queue. */
+  deliverOrHold(envelope: Envelope): Outcome | 'pending';
+  /** Reports the final outcome to the sender. */
+  settle(envelope: Envelope, outcome: Outcome): void;
+}
+
+const FORWARD_TIMEOUT_MS = 1500;
+const MAX_BATCH_MESSAGES = 500;
+const MAX_BATCH_BYTES = 1 << 20;
+const LOCATION_CACHE_MAX = 100_000;
+const LOCATION_CACHE_TTL_MS = 10 * 60_000;
+
+/**
+ * Where messages go: the recipient's connection here, this node's pending queue, or another node.
+ *
+ * Order per (sender, recipient): messages to one recipient pass through one outbox while its location is looked up
+ * (one lookup at a time, later messages wait behind it), and all messages to one node go through one Batcher with
+ * one request in flight. The cluster membership comes from the registry watch and outlives an etcd outage
+ * (last known view). Recipient locations are cached, and used only when the session store cannot answer.
+ */
+export class Router {
+  readonly members = new Map<string, NodeRecord>();
+  private readonly outboxes = new Map<string, Envelope[]>();
+  private readonly peerLinks = new Map<string, Batcher<Envelope>>();
+  private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
+  private readonly locations = new Map<string, { nodeId: string; at: number }>();
+  private stopped = false;
+
+  constructor(private readonly deps: RouterDeps) {}
+
+  /** Routes one message from a sender connected here. */
+  route(envelope: Envelope): void {
+    const box = this.outboxes.get(envelope.to);
+    if (box) {
+      box.push(envelope);
+      return;
+    }
+    const outcome = this.deps.deliverIfConnected(envelope);
+    if (outcome !== undefined) {
+      this.deps.settle(envelope, outcome);
+      return;
+    }
+    const queue = [envelope];
+    this.outboxes.set(envelope.to, queue);
+    void this.pump(envelope.to, queue);
+  }
+
+  /** One session lookup; during a store outage, the recently known location (if any) stands in. */
+  async locate(userId: string): Promise<Location> {
+    try {
+      const record = await this.deps.sessions.get(userId);
+      if (!record) {
+        this.locations.delete(userId);
+        return { kind: 'none' };
+      }
+      this.remember(userId, record.nodeId);
+      return this.locationOf(record.nodeId);
+    } catch (error) {
+      const known = this.locations.get(userId);
+      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) return this.locationOf(known.nodeId);
+      this.deps.log.warn({ userId, err: String(error) }, 'recipient lookup failed');
+      return { kind: 'unknown' };
+    }
+  }
+
+  /** Sends the outcome of a message held here to the sender's node (batched per node). */
+  report(replyTo: string, report: OutcomeReport): void {
+    if (this.stopped) return;
+    this.outcomeLink(replyTo).push(report);
+  }
+
+  onRegistryEvent(event: RegistryEvent): void {
+    if (event.type === 'snapshot') {
+      const before = new Map(this.members);
+      this.members.clear();
+      for (const entry of event.entries) if (entry.kind === 'node') this.members.set(entry.id, entry.value);
+      for (const [id, record] of before) if (!this.members.has(id)) this.forgetPeer(id, record);
+    } else if (event.type === 'put' && event.entry.kind === 'node') {
+      this.members.set(event.entry.id, event.entry.value);
+    } else if (event.type === 'delete' && event.kind === 'node') {
+      const record = this.members.get(event.id);
+      this.members.delete(event.id);
+      if (record) this.forgetPeer(event.id, record);
+    } else if (event.type === 'status') {
+      this.deps.log.info({ synced: event.synced }, 'registry watch status');
+    }
+  }
+
+  /** True when nothing is being looked up or sent. */
+  get idle(): boolean {
+    if (this.outboxes.size > 0) return false;
+    for (const link of this.peerLinks.values()) if (!link.idle) return false;
+    for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
+    return true;
+  }
+
+  /** Hard stop: drops everything queued (the connections it was for are closing). */
+  stop(): void {
+    this.stopped = true;
+    for (const queue of this.outboxes.values()) queue.splice(0);
+    for (const link of this.peerLinks.values()) link.takeAll();
+    for (const link of this.outcomeLinks.values()) link.takeAll();
+  }
+
+  private locationOf(nodeId: string): Location {
+    return nodeId === this.deps.nodeId ? { kind: 'self' } : { kind: 'remote', nodeId };
+  }
+
+  private remember(userId: string, nodeId: string): void {
+    this.locations.delete(userId);
+    this.locations.set(userId, { nodeId, at: Date.now() });
+    if (this.locations.size > LOCATION_CACHE_MAX) {
+      const oldest = this.locations.keys().next();
+      if (!oldest.done) this.locations.delete(oldest.value);
+    }
+  }
+
+  private async pump(to: string, queue: Envelope[]): Promise<void> {
+    try {
+      while (queue.length > 0 && !this.stopped) {
+        const location = await this.locate(to);
+        for (const envelope of queue.splice(0)) this.dispatch(envelope, location);
+      }
+    } catch (error) {
+      this.deps.log.error({ userId: to, err: String(error) }, 'routing failed');
+      for (const envelope of queue.splice(0)) this.deps.settle(envelope, 'RELAY_FAILED');
+    } finally {
+      this.outboxes.delete(to);
+    }
+  }
+
+  private dispatch(envelope: Envelope, location: Location): void {
+    const { settle } = this.deps;
+    switch (location.kind) {
+      case 'self': {
+        const outcome = this.deps.deliverOrHold(envelope);
+        if (outcome !== 'pending') settle(envelope, outcome);
+        return;
+      }
+      case 'remote':
+        // A session on a node that left the registry (crashed or drained away) has no one to deliver to.
+        if (!this.members.has(location.nodeId)) settle(envelope, 'PEER_UNAVAILABLE');
+        else this.peerLink(location.nodeId).push(envelope);
+        return;
+      case 'none':
+        settle(envelope, 'PEER_UNAVAILABLE');
+        return;
+      case 'unknown':
+        settle(envelope, 'RELAY_FAILED');
+        return;
+    }
+  }
+
+  private peerLink(peerId: string): Batcher<Envelope> {
+    let link = this.peerLinks.get(peerId);
+    if (!link) {
+      link = new Batcher<Envelope>(
+        (batch) => this.forward(peerId, batch),
+        (items) => {
+          for (const envelope of items) this.deps.settle(envelope, 'RELAY_FAILED');
+        },
+        MAX_BATCH_MESSAGES,
+        (envelope) => envelope.size,
+        MAX_BATCH_BYTES,
+      );
+      this.peerLinks.set(peerId, link);
+    }
+    return link;
+  }
+
+  /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
+  private async forward(peerId: string, batch: Envelope[]): Promise<boolean> {
+    const { settle, metrics, log } = this.deps;
+    const address = this.members.get(peerId)?.internalAddress;
+    if (!address) {
+      for (const envelope of batch) settle(envelope, 'PEER_UNAVAILABLE');
+      return true;
+    }
+    const body: DeliverRequest = {
+      fromNode: this.deps.nodeId,
+      replyTo: this.deps.replyTo,
+      messages: batch.map((e) => {
+        const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
+        if (e.id !== undefined) m.id = e.id;
+        return m;
+      }),
+    };
+    const started = process.hrtime.bigint();
+    let results: DeliverResult[] | undefined;
+    try {
+      const answer = await this.deps.transport.post(address, DELIVER_PATH, body, { timeoutMs: FORWARD_TIMEOUT_MS });
+      results = parseDeliverResponse(answer, batch.length);
+      if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
+    } catch (error) {
+      const code = isBackendError(error) ? error.code : undefined;
+      log.warn({ peerId, count: batch.length, code, err: String(error) }, 'relay to peer failed');
+    }
+    metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (!results) {
+      for (const envelope of batch) {
+        this.locations.delete(envelope.to);
+        settle(envelope, 'RELAY_FAILED');
+      }
+      return false;
+    }
+    batch.forEach((envelope, i) => {
+      const result = results[i] as DeliverResult;
+      if (result.status !== 'error') metrics.relayed.inc({ path: 'remote' });
+      if (result.status === 'delivered') settle(envelope, 'delivered');
+      else if (result.status === 'error') this.fail(envelope, result.code);
+      // 'pending': held on the recipient's node, which reports the outcome later (OUTCOMES_PATH).
+    });
+    return true;
+  }
+
+  private fail(envelope: Envelope, code: FrameErrorCode): void {
+    if (code === 'PEER_UNAVAILABLE') this.locations.delete(envelope.to);
+    this.deps.settle(envelope, code);
+  }
+
+  private outcomeLink(address: string): Batcher<OutcomeReport> {
+    let link = this.outcomeLinks.get(address);
+    if (!link) {
+      const log = this.deps.log;
+      link = new Batcher<OutcomeReport>(
+        async (batch) => {
+          try {
+            await this.deps.transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
+            return true;
+          } catch (error) {
+            // The sender's node is gone or unreachable, and with it the connections these outcomes were for.
+            log.warn({ peer: address, count: batch.length, err: String(error) }, 'outcome report failed');
+            return false;
+          }
+        },
+        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
+        1000,
+      );
+      this.outcomeLinks.set(address, link);
+    }
+    return link;
+  }
+
+  private forgetPeer(peerId: string, record: NodeRecord): void {
+    if (peerId === this.deps.nodeId) return;
+    this.deps.log.info({ peerId }, 'peer left the registry');
+    const address = record.internalAddress;
+    if (![...this.members.values()].some((m) => m.internalAddress === address)) this.deps.transport.forget(address);
+    const link = this.peerLinks.get(peerId);
+    if (link?.idle) this.peerLinks.delete(peerId);
+  }
+}
