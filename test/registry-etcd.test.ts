@@ -165,6 +165,8 @@ describe('Registry on etcd (one etcd for this file)', function () {
       const owner = registry(prefix);
       const registration = await owner.registerNode(nodeRecord('survivor'));
       const oldLease = (await owner.list()).entries[0]?.leaseId;
+      const recorder = new RegistryRecorder();
+      await watch(registry(prefix), recorder);
       const events: string[] = [];
       registration.on('lost', () => events.push('lost'));
       registration.on('registered', () => events.push('registered'));
@@ -201,9 +203,31 @@ describe('Registry on etcd (one etcd for this file)', function () {
         expect(ttl, `ttl at sample ${String(i)}`).to.be.above(0);
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
+      // The key was taken over from the restored old lease, never deleted in between.
+      expect(recorder.trail().filter((line) => line.startsWith('delete'))).to.deep.equal([]);
+      const expectedView = JSON.stringify(describeEntries(list.entries));
+      await waitFor(() => JSON.stringify(recorder.describe()) === expectedView, { what: 'watch view equals list()' });
       const later = await owner.list();
       expect(later.entries.find((entry) => entry.kind === 'node')?.leaseId).to.equal(newLease);
       expect(registration.state).to.equal('registered');
+    });
+
+    it('a write rejected during an etcd blip is still written once etcd answers again', async () => {
+      const prefix = uniquePrefix('blip');
+      const owner = registry(prefix);
+      const registration = await owner.registerNode(nodeRecord('blip'));
+      await etcd.stop();
+      let caught: unknown;
+      try {
+        await registration.update(nodeRecord('blip', { state: 'draining' }));
+      } catch (error) {
+        caught = error;
+      }
+      expect(isBackendError(caught, 'REGISTRY_UNAVAILABLE'), String(caught)).to.equal(true);
+      expect(registration.record.state).to.equal('draining');
+      await etcd.restart();
+      await waitFor(async () => (await owner.list()).nodes.get('blip')?.state === 'draining', { what: 'remembered write', timeoutMs: 8000 });
+      await waitFor(() => registration.state === 'registered', { what: 'registered' });
     });
 
     it('fails fast with REGISTRY_UNAVAILABLE when etcd is down, and works again when it is back', async () => {

@@ -34,6 +34,14 @@ type OwnKind = 'node' | 'gateway';
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
 
+/**
+ * After an etcd restart our old lease is back with one fresh TTL; retrying at least four times per TTL takes the
+ * key over before that lease expires, so watchers see no delete/put flap.
+ */
+function retryCapMs(ttlSeconds: number): number {
+  return Math.max(RETRY_MIN_MS, Math.min(RETRY_MAX_MS, (ttlSeconds * 1000) / 4));
+}
+
 /** The etcd v3 Registry (see registry.ts for the contract). */
 export class EtcdRegistry implements Registry {
   private readonly connection: EtcdConnection;
@@ -299,7 +307,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
 
   private backoff(): void {
     const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
+    this.retryDelayMs = Math.min(retryCapMs(this.ttlSeconds), this.retryDelayMs * 2);
     this.scheduleRetry(delay);
   }
 

@@ -105,7 +105,10 @@ export class EtcdWatch implements RegistryWatch {
       this.onBroken(stream, compacted ? 'watch revision compacted' : `watch canceled: ${response.cancel_reason}`, 0);
       return;
     }
-    for (const event of response.events) this.apply(event.type, event.kv);
+    for (const event of response.events) {
+      if (this.closed) return;
+      this.apply(event.type, event.kv);
+    }
   }
 
   private apply(type: string, kv: IKeyValue): void {

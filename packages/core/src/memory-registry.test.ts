@@ -69,10 +69,17 @@ describe('MemoryRegistry', function () {
       caught = error;
     }
     expect(isBackendError(caught, 'REGISTRY_UNAVAILABLE')).to.equal(true);
+    caught = undefined;
+    try {
+      await node.update(nodeRecord('b', { state: 'draining' }));
+    } catch (error) {
+      caught = error;
+    }
+    expect(isBackendError(caught, 'REGISTRY_UNAVAILABLE'), 'a write during a short outage rejects').to.equal(true);
     registry.setAvailable(true);
     await waitFor(() => recorder.trail().includes('status true'), { what: 'status true' });
     expect(node.state).to.equal('registered');
-    expect((await registry.list()).nodes.has('b')).to.equal(true);
+    expect((await registry.list()).nodes.get('b')?.state, 'and is written once the backend is back').to.equal('draining');
   });
 
   it('outage longer than the TTL: lost, then registered again on the old key without a delete', async () => {

@@ -257,6 +257,8 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
   private lastAck = Date.now();
+  /** A write failed during an outage; written again when the backend is back (as etcd's keepalive ack does). */
+  private dirty = false;
 
   constructor(
     private readonly registry: MemoryRegistry,
@@ -285,6 +287,7 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   private async writeOwn(kind: RegistryKind, value: StoredValue): Promise<void> {
     await Promise.resolve();
     if (this.state !== 'registered' || this.leaseId === undefined) return;
+    if (!this.registry.isAvailable) this.dirty = true;
     this.registry.assertUsable();
     if (!this.registry.leaseExists(this.leaseId)) {
       this.markLost();
@@ -336,7 +339,14 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   }
 
   onBackendBack(): void {
-    if (this.state === 'registered') this.lastAck = Date.now();
+    if (this.state === 'registered') {
+      this.lastAck = Date.now();
+      if (this.dirty && this.leaseId !== undefined) {
+        this.dirty = false;
+        this.registry.write(this.kind, this.id, this.record, this.leaseId);
+        if (this.load && this.kind === 'node') this.registry.write('load', this.id, this.load, this.leaseId);
+      }
+    }
     if (this.state === 'lost') this.scheduleRetry(0);
   }
 
@@ -380,6 +390,7 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
     if (this.load && this.kind === 'node') this.registry.write('load', this.id, this.load, lease.id);
     if (oldLease !== undefined && oldLease !== lease.id) this.registry.revokeLease(oldLease);
     this.state = 'registered';
+    this.dirty = false;
     this.attach(lease.id);
     this.emit('registered');
   }
