@@ -319,6 +319,35 @@ describe('relay node (limits)', function () {
     expect(bob.framesOfType('message').map((m) => m.content)).to.deep.equal([0, 1, 2]);
   });
 
+  it('closes clients at the drain rate, starting at once', async function () {
+    world = new TestWorld();
+    const node = await world.startNode('node-a', { MSG_DRAIN_RATE_PER_SECOND: '10' });
+    const users = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => world.online(`u${String(i)}`, node)));
+    const start = Date.now();
+    const drained = node.node.drain();
+    const closedAfter = await Promise.all(
+      users.map(async (u) => {
+        expect(await u.socket.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+        return Date.now() - start;
+      }),
+    );
+    await drained;
+    closedAfter.sort((x, y) => x - y);
+    expect(closedAfter[0]).to.be.lessThan(200);
+    expect(closedAfter[5]).to.be.greaterThan(350); // six clients at 10/s: about half a second
+  });
+
+  it('stops waiting after the drain timeout and closes whoever is left', async function () {
+    world = new TestWorld();
+    const node = await world.startNode('node-a', { MSG_DRAIN_RATE_PER_SECOND: '1', MSG_DRAIN_TIMEOUT_SECONDS: '1' });
+    const users = await Promise.all([0, 1, 2, 3, 4].map((i) => world.online(`u${String(i)}`, node)));
+    const start = Date.now();
+    await node.node.drain();
+    expect(Date.now() - start).to.be.within(900, 1500);
+    for (const u of users) expect(await u.socket.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
+    expect((await world.registry.list()).nodes.has('node-a')).to.equal(false);
+  });
+
   it('closes 4504 when a connection stays far over its rate', async function () {
     this.timeout(15_000);
     world = new TestWorld();
