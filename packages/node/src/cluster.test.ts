@@ -151,6 +151,22 @@ describe('relay nodes (two in one process)', function () {
     expect(await alice.socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
   });
 
+  it('keeps relaying from the last known membership while the registry is down, and is ready again after', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    world.registry.setAvailable(false);
+    try {
+      await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: 'a not ready' });
+      expect((await fetch(`${a.internalUrl}/healthz`)).status).to.equal(200);
+      alice.socket.send({ type: 'message', to: 'bob', content: 'during outage', id: 'm1' });
+      await alice.socket.waitForFrame((f) => f.type === 'ack');
+      expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['during outage']);
+    } finally {
+      world.registry.setAvailable(true);
+    }
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200, { what: 'a ready again' });
+  });
+
   it('keeps relaying from known locations while the session store is down', async function () {
     const alice = await world.online('alice', a);
     const bob = await world.online('bob', b);
