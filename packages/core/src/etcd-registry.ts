@@ -126,6 +126,8 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   private keeper: LeaseKeeper | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
+  /** Detached (registry closed or registration abandoned): nothing is scheduled any more. */
+  private stopped = false;
   /** A write failed while registered; re-put everything on the next keepalive acknowledgement. */
   private dirty = false;
   private queue: Promise<unknown> = Promise.resolve();
@@ -226,6 +228,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
 
   /** Stops keepalive and retries without revoking (registry closing). */
   detach(): void {
+    this.stopped = true;
     this.keeper?.stop();
     this.keeper = undefined;
     if (this.retryTimer) clearTimeout(this.retryTimer);
@@ -296,7 +299,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   }
 
   private scheduleRetry(delayMs: number): void {
-    if (this.state !== 'lost') return;
+    if (this.state !== 'lost' || this.stopped) return;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
@@ -346,8 +349,8 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
           return;
         }
       }
-      if (this.state !== 'lost') {
-        // revoked while we were re-registering
+      if (this.state !== 'lost' || this.stopped) {
+        // revoked or detached while we were re-registering
         this.dropLease(leaseId);
         return;
       }

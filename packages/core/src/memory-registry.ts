@@ -35,6 +35,7 @@ interface Lease {
 
 const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
+const LOST_GAP_MS = 50;
 
 function keyOf(kind: RegistryKind, id: string): string {
   return `${kind}/${id}`;
@@ -335,7 +336,8 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
     this.stopTimers();
     this.emit('lost');
     this.retryDelayMs = RETRY_MIN_MS;
-    this.scheduleRetry(0);
+    // A short gap, as etcd's round trips would leave, so owners can observe the `lost` state.
+    this.scheduleRetry(LOST_GAP_MS);
   }
 
   onBackendBack(): void {
