@@ -131,6 +131,7 @@ export class EtcdWatch implements RegistryWatch {
   private onBroken(stream: WatchStream, reason: string, delayMs?: number): void {
     if (stream !== this.stream || this.closed) return;
     this.teardown();
+    if (this.isSynced) this.logger.warn({ reason, revision: this.lastRevision }, 'registry watch lost its stream');
     this.setSynced(false);
     this.scheduleRetry(reason, delayMs);
   }
