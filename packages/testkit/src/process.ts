@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createWriteStream, type WriteStream } from 'node:fs';
 
 export interface ExitStatus {
@@ -78,7 +78,7 @@ export class ManagedProcess {
     return this.exited;
   }
 
-  /** Resolves when a line of output matches, rejects if the process exits first. */
+  /** Resolves when the output matches, rejects if the process exits first or the time runs out. */
   async waitForOutput(pattern: RegExp, timeoutMs = 10_000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
@@ -86,7 +86,7 @@ export class ManagedProcess {
       if (match) return match[0];
       if (!this.running) throw new Error(`${this.name} exited (${JSON.stringify(this.exitStatus)}) before printing ${String(pattern)}:\n${this.output.slice(-2000)}`);
       if (Date.now() > deadline) throw new Error(`${this.name} did not print ${String(pattern)} within ${String(timeoutMs)} ms:\n${this.output.slice(-2000)}`);
-      await Promise.race([once(this.child.stdout ?? this.child, 'data'), new Promise((r) => setTimeout(r, 100))]);
+      await sleep(50);
     }
   }
 }

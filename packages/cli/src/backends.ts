@@ -1,0 +1,59 @@
+import {
+  EtcdRegistry,
+  MemcachedSessionStore,
+  MemoryRegistry,
+  MemorySessionStore,
+  UndiciPeerTransport,
+  type CommonConfig,
+  type Logger,
+  type PeerTransport,
+  type Registry,
+  type SessionStore,
+} from '@messaging-server/core';
+
+export interface Backends {
+  registry: Registry;
+  sessions: SessionStore;
+  transport: PeerTransport;
+  close(): Promise<void>;
+}
+
+/**
+ * The one place that chooses implementations: etcd + memcached for clustered processes, memory for standalone.
+ * Everything downstream sees only the contracts.
+ */
+export function createBackends(
+  config: CommonConfig & { clusterSecret?: string },
+  logger: Logger,
+  mode: 'distributed' | 'memory',
+): Backends {
+  const registry: Registry =
+    mode === 'memory'
+      ? new MemoryRegistry({ leaseTtlSeconds: config.leaseTtlSeconds })
+      : new EtcdRegistry({
+          endpoints: config.etcdEndpoints,
+          prefix: config.etcdPrefix,
+          leaseTtlSeconds: config.leaseTtlSeconds,
+          logger: logger.child({ component: 'registry' }),
+        });
+  const sessions: SessionStore =
+    mode === 'memory'
+      ? new MemorySessionStore()
+      : new MemcachedSessionStore({
+          servers: config.memcachedServers,
+          prefix: config.memcachedPrefix,
+          logger: logger.child({ component: 'sessions' }),
+        });
+  const transport = new UndiciPeerTransport({
+    ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
+    logger: logger.child({ component: 'transport' }),
+  });
+  return {
+    registry,
+    sessions,
+    transport,
+    async close() {
+      await Promise.allSettled([transport.close(), sessions.close(), registry.close()]);
+    },
+  };
+}

@@ -1,0 +1,110 @@
+#!/usr/bin/env node
+import {
+  EtcdRegistry,
+  MemcachedSessionStore,
+  UndiciPeerTransport,
+  isBackendError,
+  loadConfig,
+  silentLogger,
+  type PeerTransport,
+  type Registry,
+  type SessionStore,
+} from '@messaging-server/core';
+import { parseArgs, UsageError } from '../flags.js';
+import { EXIT, failAndExit } from '../lifecycle.js';
+import {
+  drainCommand,
+  gatewaysCommand,
+  NotFoundError,
+  nodesCommand,
+  sessionCommand,
+  watchCommand,
+  type MsgctlContext,
+} from '../msgctl/commands.js';
+
+const USAGE = `usage: msgctl <command> [--endpoints URLS] [--prefix PREFIX] [--json]
+
+  nodes              live nodes: state, address, connections, lease time left, age
+  gateways           live gateways
+  session <userId>   the session record (without its key) and whether its node is alive; exit 1 if none
+  watch              one JSON line per registry change, until Ctrl-C
+  drain <nodeId>     the node drains as on SIGTERM; waits until it is gone (--no-wait to return at once)
+
+Also every MSG_* variable as a flag (--memcached-servers, --cluster-secret, …). Exit codes: 0 ok, 1 not found or
+backend unavailable, 2 usage, 78 invalid configuration.
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const args = parseArgs(argv, { json: 'boolean', help: 'boolean', 'no-wait': 'boolean', endpoints: 'string', prefix: 'string' });
+  const [command, operand, ...extra] = args.positionals;
+  if (args.options['help'] || command === undefined) {
+    process.stdout.write(USAGE);
+    process.exit(command === undefined && !args.options['help'] ? EXIT.usage : EXIT.ok);
+  }
+  const env: Record<string, string | undefined> = { ...process.env, ...args.configFlags };
+  if (typeof args.options['endpoints'] === 'string') env['MSG_ETCD_ENDPOINTS'] = args.options['endpoints'];
+  if (typeof args.options['prefix'] === 'string') env['MSG_ETCD_PREFIX'] = args.options['prefix'];
+  const config = loadConfig('gateway', env);
+  const clusterSecret = env['MSG_CLUSTER_SECRET'];
+
+  const opened: { close(): Promise<void> }[] = [];
+  const lazy = <T extends { close(): Promise<void> }>(make: () => T): (() => T) => {
+    let value: T | undefined;
+    return () => {
+      if (!value) opened.push((value = make()));
+      return value;
+    };
+  };
+  const ctx: MsgctlContext = {
+    config,
+    json: args.options['json'] === true,
+    out: (text) => process.stdout.write(text),
+    registry: lazy<Registry>(
+      () => new EtcdRegistry({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, leaseTtlSeconds: config.leaseTtlSeconds, logger: silentLogger }),
+    ),
+    sessions: lazy<SessionStore>(() => new MemcachedSessionStore({ servers: config.memcachedServers, prefix: config.memcachedPrefix, logger: silentLogger })),
+    transport: lazy<PeerTransport>(() => new UndiciPeerTransport(clusterSecret ? { clusterSecret } : {})),
+  };
+  const needsOperand = command === 'session' || command === 'drain';
+  if ((needsOperand && (operand === undefined || extra.length > 0)) || (!needsOperand && operand !== undefined)) {
+    throw new UsageError(`wrong arguments for ${command} (try --help)`);
+  }
+  try {
+    switch (command) {
+      case 'nodes':
+        await nodesCommand(ctx);
+        break;
+      case 'gateways':
+        await gatewaysCommand(ctx);
+        break;
+      case 'session':
+        await sessionCommand(ctx, operand ?? '');
+        break;
+      case 'drain':
+        await drainCommand(ctx, operand ?? '', args.options['no-wait'] !== true);
+        break;
+      case 'watch': {
+        const stop = new AbortController();
+        process.once('SIGINT', () => stop.abort());
+        process.once('SIGTERM', () => stop.abort());
+        await watchCommand(ctx, stop.signal);
+        break;
+      }
+      default:
+        throw new UsageError(`unknown command ${command} (try --help)`);
+    }
+  } finally {
+    await Promise.allSettled(opened.map((o) => o.close()));
+  }
+}
+
+main(process.argv.slice(2)).then(
+  () => process.exit(EXIT.ok),
+  (error: unknown) => {
+    if (error instanceof NotFoundError || isBackendError(error)) {
+      process.stderr.write(`msgctl: ${error.message}\n`);
+      process.exit(EXIT.failure);
+    }
+    failAndExit('msgctl', error);
+  },
+);

@@ -1,0 +1,23 @@
+import { createPinoLogger, loadConfig } from '@messaging-server/core';
+import { startGatewayServer } from '@messaging-server/gateway';
+import { createBackends } from './backends.js';
+import { onShutdownSignal } from './lifecycle.js';
+import { publicDir } from './public-dir.js';
+import { VERSION } from './version.js';
+
+export async function runGateway(env: Record<string, string | undefined>): Promise<void> {
+  const config = loadConfig('gateway', env);
+  const logger = createPinoLogger({ level: config.logLevel, name: 'gateway' });
+  const backends = createBackends(config, logger, 'distributed');
+  const dir = publicDir();
+  const started = await startGatewayServer({ config, ...backends, logger, version: VERSION, ...(dir === undefined ? {} : { publicDir: dir }) });
+  logger.info({ port: started.port, gatewayId: started.gateway.gatewayId }, 'gateway listening');
+  onShutdownSignal(
+    async (signal) => {
+      logger.info({ signal }, 'gateway stopping');
+      await started.close();
+      await backends.close();
+    },
+    (error) => logger.error({ err: error }, 'gateway stop failed'),
+  );
+}
