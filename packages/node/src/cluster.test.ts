@@ -137,6 +137,17 @@ describe('relay nodes (two in one process)', function () {
     expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
   });
 
+  it('waits briefly for a node that registered but is not in its view yet', async function () {
+    const alice = await world.online('alice', a);
+    const bobSession = await world.session('bob', 'node-c');
+    alice.socket.send({ type: 'message', to: 'bob', content: 'early', id: 'm1' });
+    const c = await world.startNode('node-c', { MSG_CLUSTER_SECRET: SECRET });
+    const bob = world.socket(bobSession, { address: c.publicUrl });
+    await waitFor(() => bob.framesOfType('message').length === 1, { what: 'message at bob' });
+    expect(bob.framesOfType('message')[0]).to.include({ from: 'alice', content: 'early', id: 'm1' });
+    expect(await alice.socket.waitForFrame((f) => f.type === 'ack' || f.type === 'error')).to.deep.equal({ type: 'ack', id: 'm1' });
+  });
+
   it('rejects internal requests without the cluster secret; health stays open', async function () {
     const alice = await world.online('alice', a);
     const denied = await internalPost(a, '/internal/v1/replace', { userId: 'alice', listeningKey: alice.session.listeningKey });

@@ -21,6 +21,8 @@ export interface Readiness {
   registered: boolean;
   synced: boolean;
   draining: boolean;
+  /** Nodes in this node's view of the registry (itself included). */
+  nodes: number;
 }
 
 /** What the node does for each internal request; the HTTP surface (auth, parsing, status codes) lives here. */

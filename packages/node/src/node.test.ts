@@ -143,6 +143,15 @@ describe('relay node (one node)', function () {
       ]);
     });
 
+    it('answers PEER_UNAVAILABLE at once for a stale acked session whose connection is gone', async function () {
+      const alice = await world.online('alice', node);
+      const bob = await world.session('bob', node);
+      await world.sessions.put({ ...bob, acked: true }, 30);
+      alice.socket.send({ type: 'message', to: 'bob', content: 1, id: 'm1' });
+      expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
+      expect(node.node.stats.pending).to.equal(0);
+    });
+
     it('answers FORBIDDEN_SENDER when from is someone else', async function () {
       const alice = await world.online('alice', node);
       const bob = await world.online('bob', node);

@@ -27,7 +27,7 @@ import { createInternalApi, type Readiness } from './internal-api.js';
 import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
 import { createNodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
-import { Router } from './router.js';
+import { Router, type Location } from './router.js';
 import { secretsEqual } from './secure-compare.js';
 import { TokenBucket } from './token-bucket.js';
 
@@ -129,7 +129,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       const recipient = clients.get(envelope.to);
       return recipient ? deliverLocal(recipient, envelope) : undefined;
     },
-    deliverOrHold: (envelope) => deliverOrHold(envelope),
+    deliverOrHold: (envelope, acked) => deliverOrHold(envelope, acked),
     settle: (envelope, outcome) => settle(envelope, outcome),
   });
 
@@ -206,11 +206,21 @@ export function createNode(deps: NodeDeps): RelayNode {
     return 'delivered';
   }
 
-  /** Delivers to a connection here, or holds for a recipient whose session is here but who is not connected yet. */
-  function deliverOrHold(envelope: Envelope): 'delivered' | 'pending' | FrameErrorCode {
+  /**
+   * For a recipient whose session is on this node: delivers to its connection, or holds the message until it
+   * connects. A session already acked with no connection here (and none opening) is stale: its connection is gone.
+   */
+  function deliverOrHold(envelope: Envelope, acked: boolean): 'delivered' | 'pending' | FrameErrorCode {
     const recipient = clients.get(envelope.to);
     if (recipient) return deliverLocal(recipient, envelope);
+    if (closed) return 'RELAY_FAILED';
+    if (acked && !pending.has(envelope.to) && !handshaking(envelope.to)) return 'PEER_UNAVAILABLE';
     return pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
+  }
+
+  function handshaking(userId: string): boolean {
+    for (const client of handshakes) if (client.userId === userId) return true;
+    return false;
   }
 
   // ---- client connections -------------------------------------------------------------------------------------
@@ -520,13 +530,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     });
     await Promise.all(
       [...byRecipient].map(async ([to, indexes]) => {
-        let here = clients.has(to) || pending.has(to);
-        let unknown = false;
-        if (!here) {
-          const location = await router.locate(to);
-          here = location.kind === 'self';
-          unknown = location.kind === 'unknown';
-        }
+        const location: Location = clients.has(to) || pending.has(to) ? { kind: 'self', acked: false } : await router.locate(to);
         // Decided synchronously from here on, so a recipient connecting meanwhile gets them in order.
         for (const i of indexes) {
           const m = request.messages[i] as ForwardedMessage;
@@ -538,12 +542,10 @@ export function createNode(deps: NodeDeps): RelayNode {
             size: 0,
           };
           if (m.id !== undefined) envelope.id = m.id;
-          const recipient = clients.get(to);
           let outcome: 'delivered' | 'pending' | FrameErrorCode;
-          if (recipient) outcome = deliverLocal(recipient, envelope);
-          else if (closed) outcome = 'RELAY_FAILED';
-          else if (here || pending.has(to)) outcome = pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
-          else outcome = unknown ? 'RELAY_FAILED' : 'PEER_UNAVAILABLE';
+          if (location.kind === 'self') outcome = deliverOrHold(envelope, location.acked);
+          else if (clients.has(to)) outcome = deliverOrHold(envelope, false); // connected while we looked it up
+          else outcome = location.kind === 'unknown' ? 'RELAY_FAILED' : 'PEER_UNAVAILABLE';
           results[i] = outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
         }
       }),
@@ -589,7 +591,8 @@ export function createNode(deps: NodeDeps): RelayNode {
   function readiness(): Readiness {
     const registered = registration?.state === 'registered';
     const synced = watch?.synced === true;
-    return { ready: registered && synced && !draining && !closed, registered, synced, draining };
+    const nodes = router.members.size;
+    return { ready: registered && synced && !draining && !closed, registered, synced, draining, nodes };
   }
 
   // ---- lifecycle ----------------------------------------------------------------------------------------------

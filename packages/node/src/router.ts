@@ -13,7 +13,12 @@ import {
 } from './internal-wire.js';
 import type { NodeMetrics } from './metrics.js';
 
-export type Location = { kind: 'self' } | { kind: 'remote'; nodeId: string } | { kind: 'none' } | { kind: 'unknown' };
+/** `self.acked`: the session was already acked (false when it came from the cache during a store outage). */
+export type Location =
+  | { kind: 'self'; acked: boolean }
+  | { kind: 'remote'; nodeId: string }
+  | { kind: 'none' }
+  | { kind: 'unknown' };
 
 export interface RouterDeps {
   nodeId: string;
@@ -25,8 +30,8 @@ export interface RouterDeps {
   metrics: Pick<NodeMetrics, 'relayed' | 'relayLatency'>;
   /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
   deliverIfConnected(envelope: Envelope): Outcome | undefined;
-  /** Delivers here, or holds it in this node's pending queue. */
-  deliverOrHold(envelope: Envelope): Outcome | 'pending';
+  /** For a session on this node: delivers here, or holds it in this node's pending queue. */
+  deliverOrHold(envelope: Envelope, acked: boolean): Outcome | 'pending';
   /** Reports the final outcome to the sender. */
   settle(envelope: Envelope, outcome: Outcome): void;
 }
@@ -36,6 +41,8 @@ const MAX_BATCH_MESSAGES = 500;
 const MAX_BATCH_BYTES = 1 << 20;
 const LOCATION_CACHE_MAX = 100_000;
 const LOCATION_CACHE_TTL_MS = 10 * 60_000;
+/** How long a message waits for a node that a session names but this node's registry view does not know yet. */
+const UNKNOWN_NODE_WAIT_MS = 1000;
 
 /**
  * Where messages go: the recipient's connection here, this node's pending queue, or another node.
@@ -43,7 +50,7 @@ const LOCATION_CACHE_TTL_MS = 10 * 60_000;
  * Order per (sender, recipient): messages to one recipient pass through one outbox while its location is looked up
  * (one lookup at a time, later messages wait behind it), and all messages to one node go through one Batcher with
  * one request in flight. The cluster membership comes from the registry watch and outlives an etcd outage
- * (last known view). Recipient locations are cached, and used only when the session store cannot answer.
+ * (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached, and used only when the session store cannot answer.
  */
 export class Router {
   readonly members = new Map<string, NodeRecord>();
@@ -51,6 +58,8 @@ export class Router {
   private readonly peerLinks = new Map<string, Batcher<Envelope>>();
   private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
   private readonly locations = new Map<string, { nodeId: string; at: number }>();
+  private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
+  private synced = true;
   private stopped = false;
 
   constructor(private readonly deps: RouterDeps) {}
@@ -81,10 +90,10 @@ export class Router {
         return { kind: 'none' };
       }
       this.remember(userId, record.nodeId);
-      return this.locationOf(record.nodeId);
+      return this.locationOf(record.nodeId, record.acked);
     } catch (error) {
       const known = this.locations.get(userId);
-      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) return this.locationOf(known.nodeId);
+      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) return this.locationOf(known.nodeId, false);
       this.deps.log.warn({ userId, err: String(error) }, 'recipient lookup failed');
       return { kind: 'unknown' };
     }
@@ -102,20 +111,23 @@ export class Router {
       this.members.clear();
       for (const entry of event.entries) if (entry.kind === 'node') this.members.set(entry.id, entry.value);
       for (const [id, record] of before) if (!this.members.has(id)) this.forgetPeer(id, record);
+      for (const id of this.members.keys()) this.nodeArrived(id);
     } else if (event.type === 'put' && event.entry.kind === 'node') {
       this.members.set(event.entry.id, event.entry.value);
+      this.nodeArrived(event.entry.id);
     } else if (event.type === 'delete' && event.kind === 'node') {
       const record = this.members.get(event.id);
       this.members.delete(event.id);
       if (record) this.forgetPeer(event.id, record);
     } else if (event.type === 'status') {
+      this.synced = event.synced;
       this.deps.log.info({ synced: event.synced }, 'registry watch status');
     }
   }
 
   /** True when nothing is being looked up or sent. */
   get idle(): boolean {
-    if (this.outboxes.size > 0) return false;
+    if (this.outboxes.size > 0 || this.awaitingNode.size > 0) return false;
     for (const link of this.peerLinks.values()) if (!link.idle) return false;
     for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
     return true;
@@ -125,12 +137,14 @@ export class Router {
   stop(): void {
     this.stopped = true;
     for (const queue of this.outboxes.values()) queue.splice(0);
+    for (const waiting of this.awaitingNode.values()) clearTimeout(waiting.timer);
+    this.awaitingNode.clear();
     for (const link of this.peerLinks.values()) link.takeAll();
     for (const link of this.outcomeLinks.values()) link.takeAll();
   }
 
-  private locationOf(nodeId: string): Location {
-    return nodeId === this.deps.nodeId ? { kind: 'self' } : { kind: 'remote', nodeId };
+  private locationOf(nodeId: string, acked: boolean): Location {
+    return nodeId === this.deps.nodeId ? { kind: 'self', acked } : { kind: 'remote', nodeId };
   }
 
   private remember(userId: string, nodeId: string): void {
@@ -160,14 +174,13 @@ export class Router {
     const { settle } = this.deps;
     switch (location.kind) {
       case 'self': {
-        const outcome = this.deps.deliverOrHold(envelope);
+        const outcome = this.deps.deliverOrHold(envelope, location.acked);
         if (outcome !== 'pending') settle(envelope, outcome);
         return;
       }
       case 'remote':
-        // A session on a node that left the registry (crashed or drained away) has no one to deliver to.
-        if (!this.members.has(location.nodeId)) settle(envelope, 'PEER_UNAVAILABLE');
-        else this.peerLink(location.nodeId).push(envelope);
+        if (this.members.has(location.nodeId)) this.peerLink(location.nodeId).push(envelope);
+        else this.awaitNode(location.nodeId, envelope);
         return;
       case 'none':
         settle(envelope, 'PEER_UNAVAILABLE');
@@ -176,6 +189,39 @@ export class Router {
         settle(envelope, 'RELAY_FAILED');
         return;
     }
+  }
+
+  /**
+   * A session names a node this view does not hold: it just registered (our watch lags the gateway's by a few ms)
+   * or it left (crashed, drained). Messages wait for it, in order, up to UNKNOWN_NODE_WAIT_MS, then get
+   * PEER_UNAVAILABLE. With the watch out of sync (etcd away) no news will come, so they fail at once.
+   */
+  private awaitNode(nodeId: string, envelope: Envelope): void {
+    const waiting = this.awaitingNode.get(nodeId);
+    if (waiting) {
+      waiting.envelopes.push(envelope);
+      return;
+    }
+    if (!this.synced || this.stopped) {
+      this.deps.settle(envelope, 'PEER_UNAVAILABLE');
+      return;
+    }
+    const timer = setTimeout(() => {
+      const gone = this.awaitingNode.get(nodeId);
+      this.awaitingNode.delete(nodeId);
+      for (const e of gone?.envelopes ?? []) this.deps.settle(e, 'PEER_UNAVAILABLE');
+    }, UNKNOWN_NODE_WAIT_MS);
+    timer.unref();
+    this.awaitingNode.set(nodeId, { envelopes: [envelope], timer });
+  }
+
+  private nodeArrived(nodeId: string): void {
+    const waiting = this.awaitingNode.get(nodeId);
+    if (!waiting) return;
+    clearTimeout(waiting.timer);
+    this.awaitingNode.delete(nodeId);
+    const link = this.peerLink(nodeId);
+    for (const envelope of waiting.envelopes) link.push(envelope);
   }
 
   private peerLink(peerId: string): Batcher<Envelope> {
