@@ -1,4 +1,4 @@
-import { createServer } from 'node:http';
+import { createServer, type ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { createPinoLogger, loadConfig } from '@messaging-server/core';
 import { createGateway } from '@messaging-server/gateway';
@@ -20,14 +20,26 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
   const server = createServer();
   const node = createNode({ config, ...backends, logger, version: VERSION });
   const dir = publicDir();
-  const gateway = createGateway({ config, ...backends, logger, version: VERSION, ...(dir === undefined ? {} : { publicDir: dir }) });
+  // The node's registry already collects the process metrics; a second copy would repeat metric names.
+  const gateway = createGateway({
+    config,
+    ...backends,
+    logger,
+    version: VERSION,
+    defaultMetrics: false,
+    ...(dir === undefined ? {} : { publicDir: dir }),
+  });
   const gatewayHandler = gateway.app.callback();
-  node.installSockJs(server);
+  // Registered before SockJS installs itself, so SockJS hands this listener only the requests outside its prefix.
   server.on('request', (req, res) => {
     if (req.url?.startsWith('/internal/') && node.handleInternal(req, res)) return;
-    if (res.headersSent || res.writableEnded) return; // answered by SockJS
+    if (req.method === 'GET' && req.url === '/metrics') {
+      void servePrometheus(res, [gateway.metrics.registry.metrics(), node.metricsText()]);
+      return;
+    }
     void gatewayHandler(req, res);
   });
+  node.installSockJs(server);
   server.listen(config.port, config.host);
   await once(server, 'listening');
   await node.start();
@@ -42,4 +54,14 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
     },
     (error) => logger.error({ err: error }, 'standalone stop failed'),
   );
+}
+
+/** One /metrics for both halves of the process. */
+async function servePrometheus(res: ServerResponse, parts: Promise<string>[]): Promise<void> {
+  try {
+    const texts = await Promise.all(parts);
+    res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(texts.join('\n'));
+  } catch {
+    res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"code":"INTERNAL","message":"metrics unavailable"}}');
+  }
 }
