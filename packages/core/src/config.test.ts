@@ -27,6 +27,9 @@ describe('loadConfig', () => {
         handshakeTimeoutSeconds: 30,
         sessionConflict: 'replace',
         logLevel: 'info',
+        production: false,
+        allowedOrigins: ['*'],
+        connectRatePerIpPerMinute: 0,
       });
     });
 
@@ -232,6 +235,45 @@ describe('loadConfig', () => {
       expect(configVariables('gateway')).to.include('MSG_SESSION_CONFLICT').and.not.include('MSG_INTERNAL_PORT');
       expect(configVariables('node')).to.include('MSG_INTERNAL_PORT').and.not.include('MSG_AUTH_JWT_SECRET');
       expect(configVariables('standalone')).to.have.length(all.length);
+    });
+  });
+
+  describe('hardening variables', () => {
+    it('gives nodes byte rate, connection and idle limits by default', () => {
+      expect(loadConfig('node', {})).to.include({
+        rateBytesPerSecond: 1_048_576,
+        rateBytesBurst: 4_194_304,
+        maxConnections: 10_000,
+        idleTimeoutSeconds: 300,
+        production: false,
+      });
+    });
+
+    it('reads origins, per-IP /connect limit and trusted proxies for gateways', () => {
+      const config = loadConfig('gateway', {
+        MSG_ALLOWED_ORIGINS: 'https://app.example.com,http://localhost:3000',
+        MSG_CONNECT_RATE_PER_IP_PER_MINUTE: '60',
+        MSG_TRUSTED_PROXIES: '10.0.0.0/8,::1,192.168.1.7',
+      });
+      expect(config.allowedOrigins).to.deep.equal(['https://app.example.com', 'http://localhost:3000']);
+      expect(config.connectRatePerIpPerMinute).to.equal(60);
+      expect(config.trustedProxies).to.deep.equal(['10.0.0.0/8', '::1', '192.168.1.7']);
+    });
+
+    it('rejects proxies that are not IPs or CIDRs and origins with a path', () => {
+      const problems = problemsOf('gateway', { MSG_TRUSTED_PROXIES: '10.0.0.0/33,proxy.local', MSG_ALLOWED_ORIGINS: 'https://a.example/x' });
+      expect(problems.join('\n')).to.match(/MSG_TRUSTED_PROXIES.*10\.0\.0\.0\/33, proxy\.local/).and.match(/MSG_ALLOWED_ORIGINS/);
+    });
+
+    it('refuses a node without cluster secret in production mode, by flag or NODE_ENV', () => {
+      expect(problemsOf('node', { MSG_PRODUCTION: 'true' })).to.deep.equal([
+        'MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+      ]);
+      expect(problemsOf('standalone', { NODE_ENV: 'production' })).to.have.length(1);
+      expect(loadConfig('node', { NODE_ENV: 'production', MSG_CLUSTER_SECRET: 's' }).production).to.equal(true);
+      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes' }).production).to.equal(true);
+      expect(loadConfig('node', { MSG_PRODUCTION: '0' }).production).to.equal(false);
+      expect(problemsOf('node', { MSG_PRODUCTION: 'maybe' })[0]).to.match(/^MSG_PRODUCTION="maybe" must be one of/);
     });
   });
 });

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
 
 export type ProcessKind = 'gateway' | 'node' | 'standalone';
@@ -7,6 +8,10 @@ export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' |
 export interface CommonConfig {
   /** Nodes require it on their internal API; gateways send it with the replace notice. */
   clusterSecret?: string;
+  /** `MSG_PRODUCTION` (or `NODE_ENV=production`): nodes refuse to start without a cluster secret. */
+  production: boolean;
+  /** Browser origins allowed on /connect (CORS) and on SockJS handshakes; `['*']` allows any. */
+  allowedOrigins: string[];
   etcdEndpoints: string[];
   etcdPrefix: string;
   memcachedServers: string[];
@@ -22,6 +27,10 @@ export interface GatewayConfig extends CommonConfig {
   sessionConflict: 'replace' | 'reject';
   authJwtSecret?: string;
   authJwksUrl?: string;
+  /** Per client IP; 0 turns the limit off. */
+  connectRatePerIpPerMinute: number;
+  /** Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. */
+  trustedProxies?: string[];
 }
 
 export interface NodeConfig extends CommonConfig {
@@ -37,6 +46,12 @@ export interface NodeConfig extends CommonConfig {
   drainRatePerSecond: number;
   rateMessagesPerSecond: number;
   rateBurst: number;
+  rateBytesPerSecond: number;
+  rateBytesBurst: number;
+  /** Open and opening SockJS connections per node; 0 means no limit. */
+  maxConnections: number;
+  /** A connection that sent nothing for this long is closed (4004); 0 turns it off. */
+  idleTimeoutSeconds: number;
 }
 
 export type StandaloneConfig = GatewayConfig & NodeConfig;
@@ -46,7 +61,7 @@ export interface ConfigByKind {
   standalone: StandaloneConfig;
 }
 
-type FieldType = 'string' | 'list' | 'port' | 'integer' | 'url';
+type FieldType = 'string' | 'list' | 'port' | 'integer' | 'url' | 'boolean';
 interface Field {
   env: string;
   key: string;
@@ -92,6 +107,22 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
   { env: 'MSG_RATE_MESSAGES_PER_SECOND', key: 'rateMessagesPerSecond', type: 'integer', kinds: NODE, fallback: 1000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
+  { env: 'MSG_RATE_BYTES_PER_SECOND', key: 'rateBytesPerSecond', type: 'integer', kinds: NODE, fallback: 1_048_576, min: 256, max: 1 << 30 },
+  { env: 'MSG_RATE_BYTES_BURST', key: 'rateBytesBurst', type: 'integer', kinds: NODE, fallback: 4_194_304, min: 256, max: 1 << 30 },
+  { env: 'MSG_MAX_CONNECTIONS', key: 'maxConnections', type: 'integer', kinds: NODE, fallback: 10_000, min: 0, max: 10_000_000 },
+  { env: 'MSG_IDLE_TIMEOUT_SECONDS', key: 'idleTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 300, min: 0, max: 86400 },
+  { env: 'MSG_ALLOWED_ORIGINS', key: 'allowedOrigins', type: 'list', kinds: ALL, fallback: '*' },
+  {
+    env: 'MSG_CONNECT_RATE_PER_IP_PER_MINUTE',
+    key: 'connectRatePerIpPerMinute',
+    type: 'integer',
+    kinds: GATEWAY,
+    fallback: 0,
+    min: 0,
+    max: 10_000_000,
+  },
+  { env: 'MSG_TRUSTED_PROXIES', key: 'trustedProxies', type: 'list', kinds: GATEWAY },
+  { env: 'MSG_PRODUCTION', key: 'production', type: 'boolean', kinds: ALL, fallback: 'false' },
   { env: 'MSG_AUTH_JWT_SECRET', key: 'authJwtSecret', type: 'string', kinds: GATEWAY },
   { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
   { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
@@ -131,8 +162,13 @@ function schemaOf(field: Field): object {
       return { type: 'string', pattern: '^[^\\s,]+(,[^\\s,]+)*$' };
     case 'string':
       return field.enum ? { type: 'string', enum: field.enum } : { type: 'string', minLength: 1 };
+    case 'boolean':
+      return { type: 'string', enum: [...TRUE_WORDS, ...FALSE_WORDS] };
   }
 }
+
+const TRUE_WORDS = ['true', '1', 'yes'];
+const FALSE_WORDS = ['false', '0', 'no'];
 
 function explain(field: Field): string {
   switch (field.type) {
@@ -146,7 +182,45 @@ function explain(field: Field): string {
       return 'must be a comma-separated list without spaces';
     case 'string':
       return field.enum ? `must be one of ${field.enum.join(', ')}` : 'must not be empty';
+    case 'boolean':
+      return `must be one of ${[...TRUE_WORDS, ...FALSE_WORDS].join(', ')}`;
   }
+}
+
+function valueOf(field: Field, raw: unknown): unknown {
+  if (field.type === 'list') return String(raw).split(',');
+  if (field.type === 'boolean') return typeof raw === 'boolean' ? raw : TRUE_WORDS.includes(String(raw));
+  return raw;
+}
+
+/** An IPv4/IPv6 address, optionally with a /prefix. */
+export function isIpOrCidr(text: string): boolean {
+  const [address, prefix, ...rest] = text.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  if (!/^\d{1,3}$/.test(prefix)) return false;
+  return Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/** Rules that span several variables, or need more than a pattern. */
+function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): string[] {
+  const problems: string[] = [];
+  const proxies = values['trustedProxies'];
+  if (Array.isArray(proxies)) {
+    const bad = proxies.filter((item) => !isIpOrCidr(String(item)));
+    if (bad.length > 0) problems.push(`MSG_TRUSTED_PROXIES has entries that are not IPs or CIDRs: ${bad.join(', ')}`);
+  }
+  const origins = values['allowedOrigins'];
+  if (Array.isArray(origins)) {
+    const bad = origins.filter((item) => item !== '*' && !/^https?:\/\/[^/\s]+$/.test(String(item)));
+    if (bad.length > 0) problems.push(`MSG_ALLOWED_ORIGINS entries must be * or scheme://host[:port]: ${bad.join(', ')}`);
+  }
+  const production = values['production'] === true || env['NODE_ENV'] === 'production';
+  if (production && kind !== 'gateway' && values['clusterSecret'] === undefined) {
+    problems.push('MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)');
+  }
+  return problems;
 }
 
 // ajv coerces only inside objects, so each field is validated as the `value` property of a wrapper.
@@ -171,14 +245,16 @@ export function loadConfig<K extends ProcessKind>(kind: K, env: Readonly<Record<
       problems.push(`${field.env}=${JSON.stringify(raw)} ${explain(field)}`);
       continue;
     }
-    values[field.key] = field.type === 'list' ? String(holder.value).split(',') : holder.value;
+    values[field.key] = valueOf(field, holder.value);
   }
   // Derived defaults run after explicit values, in table order, so e.g. the node id can use the chosen port.
   for (const field of fields) {
     if (field.key in values || field.fallback === undefined) continue;
     const fallback = typeof field.fallback === 'function' ? field.fallback(values, kind) : field.fallback;
-    values[field.key] = field.type === 'list' ? String(fallback).split(',') : fallback;
+    values[field.key] = valueOf(field, fallback);
   }
+  if (values['production'] === false && env['NODE_ENV'] === 'production') values['production'] = true;
+  problems.push(...crossFieldProblems(kind, values, env));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(values) as unknown as Readonly<ConfigByKind[K]>;
 }
