@@ -12,3 +12,4 @@ export * from './memory-registry.js';
 export * from './etcd-registry.js';
 export * from './undici-peer-transport.js';
 export * from './pino-logger.js';
+export * from './instrumented-backends.js';

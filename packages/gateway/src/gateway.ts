@@ -4,15 +4,17 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Koa, { type Context, type Middleware } from 'koa';
 import type { GatewayRecord } from '@messaging-server/protocol';
-import type {
-  GatewayConfig,
-  GatewayRegistration,
-  Logger,
-  PeerTransport,
-  Registry,
-  RegistryEvent,
-  RegistryWatch,
-  SessionStore,
+import {
+  instrumentRegistry,
+  instrumentSessionStore,
+  type GatewayConfig,
+  type GatewayRegistration,
+  type Logger,
+  type PeerTransport,
+  type Registry,
+  type RegistryEvent,
+  type RegistryWatch,
+  type SessionStore,
 } from '@messaging-server/core';
 import { HttpError, errorMiddleware } from './http-error.js';
 import { parseConnectRequest } from './connect-body.js';
@@ -95,6 +97,8 @@ class KoaGateway implements Gateway {
   private readonly authenticator: ConnectAuthenticator | undefined;
   private readonly log: Logger;
   private readonly version: string;
+  private readonly registry: Registry;
+  private readonly sessions: SessionStore;
   private watch: RegistryWatch | undefined;
   private registration: GatewayRegistration | undefined;
   private started = false;
@@ -111,11 +115,14 @@ class KoaGateway implements Gateway {
       { nodeCounts: () => this.view.countByState(), registrySynced: () => this.watch?.synced ?? false },
       deps.defaultMetrics === undefined ? {} : { defaultMetrics: deps.defaultMetrics },
     );
+    // Every etcd and memcached call of this gateway is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
+    this.registry = instrumentRegistry(deps.registry, this.metrics.etcd);
+    this.sessions = instrumentSessionStore(deps.sessions, this.metrics.memcached);
     const storeTimeoutMs = deps.storeTimeoutMs ?? 900;
     const onStoreError = (): void => this.metrics.sessionStoreErrors.inc();
     this.allocator = new SessionAllocator({
       view: this.view,
-      sessions: deps.sessions,
+      sessions: this.sessions,
       transport: deps.transport,
       policy: deps.config.sessionConflict,
       handshakeTimeoutSeconds: deps.config.handshakeTimeoutSeconds,
@@ -123,7 +130,7 @@ class KoaGateway implements Gateway {
       onStoreError,
       onAllocated: (nodeId) => this.metrics.allocations.inc({ nodeId }),
     });
-    this.storeProbe = new StoreProbe(deps.sessions, { timeoutMs: storeTimeoutMs, cacheMs: 1000, onError: onStoreError });
+    this.storeProbe = new StoreProbe(this.sessions, { timeoutMs: storeTimeoutMs, cacheMs: 1000, onError: onStoreError });
     this.authenticator = deps.authenticator ?? this.jwtAuthenticatorFromConfig();
     this.app.on('error', (error: unknown) => this.log.warn({ err: error }, 'http error'));
     this.app.use(requestIdMiddleware(this.log));
@@ -201,7 +208,7 @@ class KoaGateway implements Gateway {
 
   private async startWatch(delayMs: number): Promise<void> {
     try {
-      const watch = await this.deps.registry.watch((event) => this.onRegistryEvent(event));
+      const watch = await this.registry.watch((event) => this.onRegistryEvent(event));
       if (this.closed) await watch.close();
       else this.watch = watch;
     } catch (error) {
@@ -212,14 +219,22 @@ class KoaGateway implements Gateway {
 
   private async register(record: GatewayRecord, delayMs: number): Promise<void> {
     try {
-      const registration = await this.deps.registry.registerGateway(record);
+      const registration = await this.registry.registerGateway(record);
       if (this.closed) {
         await registration.revoke();
         return;
       }
       this.registration = registration;
-      registration.on('lost', () => this.log.warn({ gatewayId: record.gatewayId }, 'gateway registration lost'));
-      registration.on('registered', () => this.log.info({ gatewayId: record.gatewayId }, 'gateway registered'));
+      this.metrics.leaseState.set(1);
+      registration.on('lost', () => {
+        this.metrics.leaseState.set(0);
+        this.log.warn({ gatewayId: record.gatewayId }, 'gateway registration lost');
+      });
+      registration.on('registered', () => {
+        this.metrics.leaseState.set(1);
+        this.log.info({ gatewayId: record.gatewayId }, 'gateway registered');
+      });
+      registration.on('revoked', () => this.metrics.leaseState.set(0));
     } catch (error) {
       this.log.warn({ err: error, gatewayId: record.gatewayId, retryInMs: delayMs }, 'gateway registration failed');
       this.retryLater(() => void this.register(record, Math.min(delayMs * 2, RETRY_MAX_MS)), delayMs);

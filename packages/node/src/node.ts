@@ -3,6 +3,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import sockjs from 'sockjs';
 import type { Connection } from 'sockjs';
 import {
+  instrumentRegistry,
+  instrumentSessionStore,
   type Logger,
   type NodeConfig,
   type NodeRegistration,
@@ -90,7 +92,7 @@ function sockJsPrefix(publicUrl: string): string {
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
-  const { config, registry, sessions, transport } = deps;
+  const { config, transport } = deps;
   const nodeId = config.nodeId;
   const log = deps.logger.child({ nodeId });
   const version = deps.version ?? '0.0.0';
@@ -118,6 +120,9 @@ export function createNode(deps: NodeDeps): RelayNode {
     settle(envelope, 'EXPIRED'),
   );
   const metrics = createNodeMetrics({ connections: () => clients.size, pending: () => pending.size }, nodeId);
+  // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
+  const registry = instrumentRegistry(deps.registry, metrics.etcd);
+  const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);
   const router = new Router({
     nodeId,
     replyTo: config.internalUrl,
