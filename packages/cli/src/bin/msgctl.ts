@@ -30,9 +30,20 @@ const USAGE = `usage: msgctl <command> [--endpoints URLS] [--prefix PREFIX] [--j
   watch              one JSON line per registry change, until Ctrl-C
   drain <nodeId>     the node drains as on SIGTERM; waits until it is gone (--no-wait to return at once)
 
-Also every MSG_* variable as a flag (--memcached-servers, --cluster-secret, …). Exit codes: 0 ok, 1 not found or
-backend unavailable, 2 usage, 78 invalid configuration.
+Every command takes --endpoints (MSG_ETCD_ENDPOINTS) and --prefix (MSG_ETCD_PREFIX); --json prints JSON for
+scripts instead of a table. Every other MSG_* variable is a flag too (--memcached-servers, --memcached-prefix,
+--cluster-secret, …). drain needs the cluster secret when the nodes have one (MSG_CLUSTER_SECRET or --cluster-secret).
+
+Exit codes:
+  0   ok
+  1   not found: no session for that userId, no live node with that id
+  2   usage: unknown command or flag, wrong arguments
+  3   a backend failed or refused: etcd, memcached or the node unreachable, or the node refused the request
+  78  invalid configuration (a MSG_* value)
 `;
+
+/** msgctl's own code for "a backend failed", so scripts can tell it from "not found". */
+const EXIT_BACKEND = 3;
 
 async function main(argv: string[]): Promise<void> {
   const args = parseArgs(argv, { json: 'boolean', help: 'boolean', 'no-wait': 'boolean', endpoints: 'string', prefix: 'string' });
@@ -101,9 +112,13 @@ async function main(argv: string[]): Promise<void> {
 main(process.argv.slice(2)).then(
   () => process.exit(EXIT.ok),
   (error: unknown) => {
-    if (error instanceof NotFoundError || isBackendError(error)) {
+    if (error instanceof NotFoundError) {
       process.stderr.write(`msgctl: ${error.message}\n`);
       process.exit(EXIT.failure);
+    }
+    if (isBackendError(error)) {
+      process.stderr.write(`msgctl: ${error.message}\n`);
+      process.exit(EXIT_BACKEND);
     }
     failAndExit('msgctl', error);
   },

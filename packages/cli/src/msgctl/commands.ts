@@ -1,11 +1,13 @@
 import {
   BackendError,
+  isBackendError,
   type GatewayConfig,
   type PeerTransport,
   type Registry,
   type RegistryEvent,
   type SessionStore,
 } from '@messaging-server/core';
+import { DRAIN_PATH } from '@messaging-server/node';
 import { formatAge, renderTable } from './table.js';
 
 export interface MsgctlContext {
@@ -100,7 +102,17 @@ export async function drainCommand(ctx: MsgctlContext, nodeId: string, wait: boo
   const { nodes } = await registry.list();
   const node = nodes.get(nodeId);
   if (!node) throw new NotFoundError(`no live node ${nodeId}`);
-  await ctx.transport().post(node.internalAddress, '/internal/v1/drain', {});
+  try {
+    await ctx.transport().post(node.internalAddress, DRAIN_PATH, {});
+  } catch (error) {
+    if (isBackendError(error, 'PEER_REJECTED') && error.status === 401) {
+      throw new BackendError('PEER_REJECTED', `${nodeId} refused the drain: set MSG_CLUSTER_SECRET (or --cluster-secret) to the cluster's secret`, {
+        cause: error,
+        status: 401,
+      });
+    }
+    throw error;
+  }
   ctx.out(ctx.json ? JSON.stringify({ nodeId, state: 'draining' }) + '\n' : `${nodeId}: draining\n`);
   if (!wait) return;
   await new Promise<void>((resolve, reject) => {
