@@ -10,6 +10,7 @@ export const ERROR_CODES = {
   PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },
   RATE_LIMITED: { httpStatus: 429, retryable: true },
+  ORIGIN_NOT_ALLOWED: { httpStatus: 403, retryable: false },
   NO_NODE_AVAILABLE: { httpStatus: 503, retryable: true },
   SESSION_STORE_UNAVAILABLE: { httpStatus: 503, retryable: true },
   NOT_FOUND: { httpStatus: 404, retryable: false },
@@ -55,11 +56,14 @@ export const CLOSE_CODES = {
   node_shutdown: 4000,
   session_expired: 4001,
   store_unavailable: 4002,
+  node_full: 4003,
+  idle_timeout: 4004,
   invalid_credentials: 4500,
   wrong_node: 4501,
   key_already_used: 4502,
   session_replaced: 4503,
   protocol_violation: 4504,
+  origin_not_allowed: 4505,
 } as const;
 
 export type CloseReason = keyof typeof CLOSE_CODES;

@@ -84,6 +84,8 @@ export interface LoadRecord {
   connections: number;
   pending: number;
   updatedAt: string;
+  /** The node's MSG_MAX_CONNECTIONS (absent: no limit). Gateways skip a node whose connections reached it. */
+  maxConnections?: number;
 }
 
 /** `<prefix>gateways/<gatewayId>` in etcd. */
