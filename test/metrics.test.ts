@@ -1,0 +1,257 @@
+import { expect } from 'chai';
+import type { Session } from '@messaging-server/protocol';
+import { requestSession, startCluster, TestSocket, uniqueName, waitFor, type ClusterNode, type LocalCluster } from '@messaging-server/testkit';
+
+/** One Prometheus text exposition, parsed: `value(name, labels)` sums the samples whose labels include `labels`. */
+class Exposition {
+  private readonly samples: { name: string; labels: Record<string, string>; value: number }[] = [];
+  readonly types = new Map<string, string>();
+
+  constructor(readonly text: string) {
+    for (const line of text.split('\n')) {
+      const type = /^# TYPE (\S+) (\S+)$/.exec(line);
+      if (type) this.types.set(type[1] as string, type[2] as string);
+      if (line === '' || line.startsWith('#')) continue;
+      const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+      if (!match) throw new Error(`unparsable exposition line: ${line}`);
+      const labels: Record<string, string> = {};
+      for (const pair of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[pair[1] as string] = pair[2] as string;
+      this.samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
+    }
+  }
+
+  value(name: string, labels: Record<string, string> = {}): number {
+    return this.samples
+      .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .reduce((sum, s) => sum + s.value, 0);
+  }
+
+  has(name: string): boolean {
+    return this.samples.some((s) => s.name === name);
+  }
+}
+
+async function scrape(url: string): Promise<Exposition> {
+  const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
+  expect(res.status).to.equal(200);
+  expect(res.headers.get('content-type')).to.match(/^text\/plain/);
+  return new Exposition(await res.text());
+}
+
+describe('metrics on the gateway and on each node (/metrics, msg_*)', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster;
+  let nodeA: ClusterNode;
+  let nodeB: ClusterNode;
+  const sockets: TestSocket[] = [];
+
+  const gateway = (): Promise<Exposition> => scrape(cluster.gatewayUrl);
+  const node = (n: ClusterNode): Promise<Exposition> => scrape(n.internalUrl);
+
+  async function sessionOn(target: ClusterNode, label: string): Promise<Session> {
+    const avoid = [...cluster.nodes.keys()].filter((id) => id !== target.nodeId);
+    const session = await requestSession(cluster.gatewayUrl, uniqueName(label), { avoid });
+    expect(session.nodeId).to.equal(target.nodeId);
+    return session;
+  }
+
+  async function connectOn(target: ClusterNode, label: string): Promise<{ session: Session; socket: TestSocket }> {
+    const session = await sessionOn(target, label);
+    const socket = TestSocket.forSession(session);
+    sockets.push(socket);
+    await socket.welcomed();
+    return { session, socket };
+  }
+
+  before(async function () {
+    this.timeout(60_000);
+    cluster = await startCluster({ nodes: 2, gateways: 1, env: { MSG_CLUSTER_SECRET: 'metrics-secret', MSG_LEASE_TTL_SECONDS: '2' } });
+    [nodeA, nodeB] = [...cluster.nodes.values()] as [ClusterNode, ClusterNode];
+  });
+  after(async () => {
+    for (const socket of sockets) socket.close();
+    await cluster?.stop();
+  });
+
+  it('exposes the documented metric families, all named msg_*, on the gateway and on a node', async () => {
+    const [g, n] = await Promise.all([gateway(), node(nodeA)]);
+    for (const name of [
+      'msg_connect_requests_total',
+      'msg_connect_latency_seconds',
+      'msg_allocations_total',
+      'msg_nodes',
+      'msg_registry_synced',
+      'msg_lease_state',
+      'msg_etcd_operation_seconds',
+      'msg_etcd_errors_total',
+      'msg_memcached_operation_seconds',
+      'msg_memcached_errors_total',
+      'msg_session_store_errors_total',
+    ]) {
+      expect(g.types.has(name), `gateway ${name}`).to.equal(true);
+    }
+    for (const name of [
+      'msg_connections',
+      'msg_handshakes_total',
+      'msg_messages_relayed_total',
+      'msg_acks_total',
+      'msg_message_errors_total',
+      'msg_pending_messages',
+      'msg_relay_latency_seconds',
+      'msg_etcd_operation_seconds',
+      'msg_etcd_errors_total',
+      'msg_memcached_operation_seconds',
+      'msg_memcached_errors_total',
+      'msg_lease_state',
+      'msg_draining',
+    ]) {
+      expect(n.types.has(name), `node ${name}`).to.equal(true);
+    }
+    expect(g.value('msg_lease_state')).to.equal(1);
+    expect(n.value('msg_lease_state')).to.equal(1);
+    expect(n.value('msg_draining')).to.equal(0);
+    expect(g.value('msg_nodes', { state: 'active' })).to.equal(2);
+    // Everything this project defines is msg_*; the rest is prom-client's process defaults.
+    const own = [...g.types.keys(), ...n.types.keys()].filter((name) => !/^(process_|nodejs_)/.test(name));
+    for (const name of own) expect(name).to.match(/^msg_/);
+  });
+
+  it('counts connects and rejects by code, allocations and handshakes, and the connection gauge moves', async () => {
+    const [g0, a0] = await Promise.all([gateway(), node(nodeA)]);
+    const { session } = await connectOn(nodeA, 'conn');
+    const bad = await fetch(`${cluster.gatewayUrl}/connect`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'not allowed!' }),
+    });
+    expect(bad.status).to.equal(400);
+    const wrongKey = TestSocket.forSession(await sessionOn(nodeA, 'wrongkey'), { key: 'not-the-key' });
+    sockets.push(wrongKey);
+    expect((await wrongKey.closed()).code).to.equal(4500);
+
+    const [g1, a1] = await Promise.all([gateway(), node(nodeA)]);
+    expect(g1.value('msg_connect_requests_total', { result: 'ok' }) - g0.value('msg_connect_requests_total', { result: 'ok' })).to.equal(2);
+    expect(g1.value('msg_connect_requests_total', { result: 'INVALID_USER_ID' }) - g0.value('msg_connect_requests_total', { result: 'INVALID_USER_ID' })).to.equal(1);
+    expect(g1.value('msg_connect_latency_seconds_count') - g0.value('msg_connect_latency_seconds_count')).to.equal(3);
+    expect(g1.value('msg_allocations_total', { nodeId: session.nodeId }) - g0.value('msg_allocations_total', { nodeId: session.nodeId })).to.equal(2);
+    expect(a1.value('msg_handshakes_total', { result: 'accepted' }) - a0.value('msg_handshakes_total', { result: 'accepted' })).to.equal(1);
+    expect(a1.value('msg_handshakes_total', { result: 'invalid_credentials' }) - a0.value('msg_handshakes_total', { result: 'invalid_credentials' })).to.equal(1);
+    expect(a1.value('msg_connections') - a0.value('msg_connections')).to.equal(1);
+  });
+
+  it('counts messages relayed locally and across nodes, acks, errors by code, and times node-to-node relays', async () => {
+    const alice = await connectOn(nodeA, 'alice');
+    const carol = await connectOn(nodeA, 'carol');
+    const bob = await connectOn(nodeB, 'bob');
+    const [a0, b0] = await Promise.all([node(nodeA), node(nodeB)]);
+
+    alice.socket.send({ to: carol.session.userId, content: 'local', id: 'l1' });
+    alice.socket.send({ to: bob.session.userId, content: 'remote', id: 'r1' });
+    alice.socket.send({ to: bob.session.userId, content: 'remote', id: 'r2' });
+    alice.socket.send({ to: uniqueName('nobody'), content: 'x', id: 'u1' });
+    alice.socket.send('not json');
+    for (const id of ['l1', 'r1', 'r2']) await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === id);
+    await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'u1');
+    await alice.socket.waitForFrame((f) => f.type === 'error' && f.code === 'INVALID_MESSAGE');
+
+    const [a1, b1] = await Promise.all([node(nodeA), node(nodeB)]);
+    const delta = (after: Exposition, before: Exposition, name: string, labels: Record<string, string> = {}): number =>
+      after.value(name, labels) - before.value(name, labels);
+    expect(delta(a1, a0, 'msg_messages_relayed_total', { path: 'local' })).to.equal(1);
+    expect(delta(a1, a0, 'msg_messages_relayed_total', { path: 'remote' })).to.equal(2);
+    // On bob's node the two forwarded messages are handed to a local connection.
+    expect(delta(b1, b0, 'msg_messages_relayed_total', { path: 'local' })).to.equal(2);
+    expect(delta(a1, a0, 'msg_acks_total')).to.equal(3);
+    expect(delta(a1, a0, 'msg_message_errors_total', { code: 'PEER_UNAVAILABLE' })).to.equal(1);
+    expect(delta(a1, a0, 'msg_message_errors_total', { code: 'INVALID_MESSAGE' })).to.equal(1);
+    expect(delta(a1, a0, 'msg_relay_latency_seconds_count')).to.be.at.least(1);
+    expect(a1.value('msg_relay_latency_seconds_bucket', { le: '+Inf' })).to.equal(a1.value('msg_relay_latency_seconds_count'));
+  });
+
+  it('shows the pending queue depth for a recipient that has not connected yet, and empties it on connect', async () => {
+    const sender = await connectOn(nodeA, 'sender');
+    const late = await sessionOn(nodeB, 'late');
+    for (let i = 0; i < 3; i++) sender.socket.send({ to: late.userId, content: i, id: `p${String(i)}` });
+    await waitFor(async () => (await node(nodeB)).value('msg_pending_messages') === 3, { what: 'msg_pending_messages 3' });
+    const socket = TestSocket.forSession(late);
+    sockets.push(socket);
+    await socket.welcomed();
+    await waitFor(() => socket.framesOfType('message').length === 3, { what: 'the held messages' });
+    expect((await node(nodeB)).value('msg_pending_messages')).to.equal(0);
+    for (let i = 0; i < 3; i++) await sender.socket.waitForFrame((f) => f.type === 'ack' && f.id === `p${String(i)}`);
+  });
+
+  it('times etcd and memcached operations on both the gateway and the node', async () => {
+    const [g0, a0] = await Promise.all([gateway(), node(nodeA)]);
+    await connectOn(nodeA, 'backend');
+    // The node publishes its load (an etcd write) at most once a second after a change.
+    await waitFor(async () => (await node(nodeA)).value('msg_etcd_operation_seconds_count', { operation: 'put_load' }) > a0.value('msg_etcd_operation_seconds_count', { operation: 'put_load' }), {
+      what: 'a timed put_load on the node',
+    });
+    const [g1, a1] = await Promise.all([gateway(), node(nodeA)]);
+    // /connect reads and writes the session; the handshake reads it and writes it acked.
+    expect(g1.value('msg_memcached_operation_seconds_count', { operation: 'get' })).to.be.greaterThan(g0.value('msg_memcached_operation_seconds_count', { operation: 'get' }));
+    expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'get' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'get' }));
+    expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'put' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'put' }));
+    for (const e of [g1, a1]) {
+      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'register' })).to.equal(1);
+      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'watch' })).to.be.at.least(1);
+    }
+    expect(a1.value('msg_memcached_operation_seconds_sum')).to.be.greaterThan(0);
+  });
+
+  it('shows the drain state on the node and the draining node on the gateway', async () => {
+    // A slow drain rate keeps the node draining (and scrapable) for a few seconds.
+    const slow = await cluster.addNode({ env: { MSG_DRAIN_RATE_PER_SECOND: '1' } });
+    await cluster.waitForGatewaysToSee(3);
+    for (let i = 0; i < 3; i++) await connectOn(slow, 'drained');
+    expect((await node(slow)).value('msg_draining')).to.equal(0);
+    const drained = cluster.drainNode(slow.nodeId);
+    await waitFor(async () => (await node(slow)).value('msg_draining') === 1, { what: 'msg_draining 1' });
+    await waitFor(async () => (await gateway()).value('msg_nodes', { state: 'draining' }) === 1, { what: 'msg_nodes{state="draining"} 1' });
+    expect((await drained).code).to.equal(0);
+    await waitFor(async () => (await gateway()).value('msg_nodes', { state: 'draining' }) === 0, { what: 'the drained node gone' });
+  });
+
+  it('counts memcached and etcd errors, and shows the lease lost and held again across an etcd outage', async () => {
+    const memcached = cluster.memcached;
+    const etcd = cluster.etcd;
+    if (!memcached || !etcd) throw new Error('the cluster runs its own etcd and memcached');
+    const sender = await connectOn(nodeA, 'outage');
+    const [g0, a0] = await Promise.all([gateway(), node(nodeA)]);
+
+    await memcached.stop();
+    try {
+      const refused = await fetch(`${cluster.gatewayUrl}/connect`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ userId: uniqueName('down') }),
+      });
+      expect(refused.status).to.equal(503);
+      // An unknown recipient needs a session lookup on the node, which fails now.
+      sender.socket.send({ to: uniqueName('unknown'), content: 'x', id: 'm-down' });
+      await sender.socket.waitForFrame((f) => f.type === 'error' && f.id === 'm-down');
+    } finally {
+      await memcached.restart();
+    }
+    const [g1, a1] = await Promise.all([gateway(), node(nodeA)]);
+    expect(g1.value('msg_memcached_errors_total')).to.be.greaterThan(g0.value('msg_memcached_errors_total'));
+    expect(g1.value('msg_connect_requests_total', { result: 'SESSION_STORE_UNAVAILABLE' })).to.be.greaterThan(g0.value('msg_connect_requests_total', { result: 'SESSION_STORE_UNAVAILABLE' }));
+    expect(a1.value('msg_memcached_errors_total', { operation: 'get' })).to.be.greaterThan(a0.value('msg_memcached_errors_total', { operation: 'get' }));
+
+    await etcd.stop();
+    try {
+      // Keepalives fail past the 2 s TTL: the lease is lost on both.
+      await waitFor(async () => (await node(nodeA)).value('msg_lease_state') === 0, { timeoutMs: 20_000, what: 'node lease lost' });
+      await waitFor(async () => (await gateway()).value('msg_lease_state') === 0, { timeoutMs: 20_000, what: 'gateway lease lost' });
+      const [g2, a2] = await Promise.all([gateway(), node(nodeA)]);
+      expect(g2.value('msg_etcd_errors_total', { operation: 'watch' })).to.be.greaterThan(g1.value('msg_etcd_errors_total', { operation: 'watch' }));
+      expect(a2.value('msg_etcd_errors_total')).to.be.greaterThan(a1.value('msg_etcd_errors_total'));
+      expect(g2.value('msg_registry_synced')).to.equal(0);
+    } finally {
+      await etcd.restart();
+    }
+    await waitFor(async () => (await node(nodeA)).value('msg_lease_state') === 1, { timeoutMs: 30_000, what: 'node lease held again' });
+    await waitFor(async () => (await gateway()).value('msg_lease_state') === 1, { timeoutMs: 30_000, what: 'gateway lease held again' });
+  });
+});
