@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { expect } from 'chai';
-import { CONFIG_FIELDS, ConfigError, configVariables, loadConfig, type ProcessKind } from './config.js';
+import { CONFIG_FIELDS, ConfigError, configVariables, loadConfig, originAllowed, type ProcessKind } from './config.js';
 
 function problemsOf(kind: ProcessKind, env: Record<string, string>): string[] {
   try {
@@ -274,6 +274,18 @@ describe('loadConfig', () => {
       expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes' }).production).to.equal(true);
       expect(loadConfig('node', { MSG_PRODUCTION: '0' }).production).to.equal(false);
       expect(problemsOf('node', { MSG_PRODUCTION: 'maybe' })[0]).to.match(/^MSG_PRODUCTION="maybe" must be one of/);
+    });
+  });
+
+  describe('originAllowed', () => {
+    it('allows listed origins, any origin with *, and requests without Origin', () => {
+      const list = ['https://app.example.com', 'http://localhost:3000'];
+      expect(originAllowed(list, 'https://app.example.com')).to.equal(true);
+      expect(originAllowed(list, 'HTTPS://APP.example.com')).to.equal(true);
+      expect(originAllowed(list, 'https://evil.example.com')).to.equal(false);
+      expect(originAllowed(list, 'null')).to.equal(false);
+      expect(originAllowed(list, undefined)).to.equal(true);
+      expect(originAllowed(['*'], 'https://evil.example.com')).to.equal(true);
     });
   });
 });

@@ -203,6 +203,16 @@ export function isIpOrCidr(text: string): boolean {
   return Number(prefix) <= (family === 4 ? 32 : 128);
 }
 
+/**
+ * The `MSG_ALLOWED_ORIGINS` rule, shared by gateways (/connect) and nodes (SockJS): `*` allows any origin; a request
+ * without Origin (not a browser) is allowed, since only browsers send one and any other client could forge it.
+ */
+export function originAllowed(allowed: readonly string[], origin: string | undefined): boolean {
+  if (origin === undefined || origin === '' || allowed.includes('*')) return true;
+  const normalized = origin.toLowerCase().replace(/\/+$/, '');
+  return allowed.some((item) => item.toLowerCase() === normalized);
+}
+
 /** Rules that span several variables, or need more than a pattern. */
 function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): string[] {
   const problems: string[] = [];

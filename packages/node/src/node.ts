@@ -5,6 +5,7 @@ import type { Connection } from 'sockjs';
 import {
   instrumentRegistry,
   instrumentSessionStore,
+  originAllowed,
   type Logger,
   type NodeConfig,
   type NodeRegistration,
@@ -72,6 +73,10 @@ interface Client {
   /** Frames received before the handshake completed, processed right after welcome. */
   early: string[];
   bucket: TokenBucket;
+  bytes: TokenBucket;
+  /** Last frame received (or the connection's start): an idle connection is closed after idleTimeoutSeconds. */
+  lastActivity: number;
+  openedAt: number;
   /** Set once the session was written acked by this connection: its close then deletes the session. */
   record?: SessionRecord | undefined;
   replaced: boolean;
@@ -81,6 +86,10 @@ interface Client {
 
 const REASSERT_CONCURRENCY = 16;
 const LOAD_INTERVAL_MS = 1000;
+/** A handshake normally takes one or two store calls; one stuck longer than this is refused (4002, recoverable). */
+const HANDSHAKE_DEADLINE_MS = 10_000;
+/** Query parameter set by the node itself (never trusted from the client) on requests whose Origin is not allowed. */
+const ORIGIN_DENIED_PARAM = 'msg_origin_denied';
 
 function randomId(): string {
   return randomBytes(12).toString('base64url');
@@ -99,6 +108,11 @@ export function createNode(deps: NodeDeps): RelayNode {
   const pendingTotalMax = config.pendingMax * 100;
   const reassertIntervalMs = (config.sessionTtlSeconds * 1000) / 3;
   const bodyLimit = Math.max(8 << 20, config.maxMessageBytes * 4 + (64 << 10));
+  // A frame of maxMessageBytes must always fit, or the byte bucket would refuse it forever.
+  const bytesBurst = Math.max(config.rateBytesBurst, config.maxMessageBytes);
+  // sockjs-client escapes some characters as \uXXXX and wraps frames in a JSON array: leave room for that, so an
+  // over-limit frame still gets MESSAGE_TOO_LARGE; far larger WebSocket frames are cut by the transport (1009).
+  const transportFrameLimit = config.maxMessageBytes * 8 + 4096;
 
   const clients = new Map<string, Client>(); // open clients by userId
   const clientsByCid = new Map<string, Client>();
@@ -243,12 +257,16 @@ export function createNode(deps: NodeDeps): RelayNode {
       state: 'handshaking',
       early: [],
       bucket: new TokenBucket(config.rateMessagesPerSecond, config.rateBurst),
+      bytes: new TokenBucket(config.rateBytesPerSecond, bytesBurst),
+      lastActivity: Date.now(),
+      openedAt: Date.now(),
       replaced: false,
       nextReassertAt: 0,
       reasserting: false,
     };
     // The first client frame can arrive in the same tick as the connection: listeners go on first.
     conn.on('data', (text: string) => {
+      client.lastActivity = Date.now();
       try {
         if (client.state === 'handshaking') {
           client.early.push(text);
@@ -284,6 +302,11 @@ export function createNode(deps: NodeDeps): RelayNode {
   async function handshake(client: Client): Promise<void> {
     if (draining || closed) return rejectHandshake(client, 'node_shutdown');
     const query = new URL(client.conn.url ?? '', 'http://node.invalid').searchParams;
+    if (query.has(ORIGIN_DENIED_PARAM)) return rejectHandshake(client, 'origin_not_allowed');
+    // handshakes already holds this one.
+    if (config.maxConnections > 0 && clients.size + handshakes.size > config.maxConnections) {
+      return rejectHandshake(client, 'node_full');
+    }
     const userId = query.get('userId') ?? '';
     const key = query.get('listeningKey') ?? query.get('token') ?? '';
     client.userId = isValidUserId(userId) ? userId : '';
@@ -375,14 +398,18 @@ export function createNode(deps: NodeDeps): RelayNode {
   }
 
   function onFrame(client: Client, text: string): void {
-    if (Buffer.byteLength(text, 'utf8') > config.maxMessageBytes) {
+    const size = Buffer.byteLength(text, 'utf8');
+    // Oversized frames are charged too, so a flood of them is rate limited like any other.
+    const now = Date.now();
+    let rate = client.bucket.take(now);
+    if (rate === 'ok') rate = client.bytes.take(now, size);
+    if (rate === 'ok' && size > config.maxMessageBytes) {
       sendError(client, 'MESSAGE_TOO_LARGE', `frame exceeds ${String(config.maxMessageBytes)} bytes`);
       return;
     }
-    const parsed = parseClientFrame(text);
-    const id = parsed.ok ? parsed.value.id : parsed.id;
-    const rate = client.bucket.take();
-    if (rate !== 'ok') {
+    const parsed = size > config.maxMessageBytes ? undefined : parseClientFrame(text);
+    const id = parsed === undefined ? undefined : parsed.ok ? parsed.value.id : parsed.id;
+    if (rate !== 'ok' || parsed === undefined) {
       sendError(client, 'RATE_LIMITED', ERROR_TEXT.RATE_LIMITED, id);
       if (rate === 'abusive') {
         log.warn({ userId: client.userId }, 'closing connection far over its rate limit');
@@ -437,7 +464,9 @@ export function createNode(deps: NodeDeps): RelayNode {
       }
     } catch (error) {
       log.warn({ userId: client.userId, err: String(error) }, 'session re-assertion failed');
-      retryMs = Math.min(reassertIntervalMs, 5000);
+      // Retry well inside the interval: a memcached that comes back empty must hold every live session again
+      // within TTL/3 (the contract), counted from its return, not from this failure.
+      retryMs = Math.min(reassertIntervalMs / 3, 5000);
     } finally {
       client.nextReassertAt = Date.now() + retryMs;
       client.reasserting = false;
@@ -470,6 +499,37 @@ export function createNode(deps: NodeDeps): RelayNode {
     }
   }
 
+  /** Closes connections that went silent (no frame, SDK pings included) and handshakes stuck on the store. */
+  function sweepIdle(): void {
+    const now = Date.now();
+    for (const client of handshakes) {
+      if (client.state === 'handshaking' && now - client.openedAt > HANDSHAKE_DEADLINE_MS) {
+        log.warn({ userId: client.userId || undefined }, 'handshake timed out');
+        rejectHandshake(client, 'store_unavailable');
+      }
+    }
+    if (config.idleTimeoutSeconds <= 0) return;
+    const horizon = now - config.idleTimeoutSeconds * 1000;
+    for (const client of clients.values()) {
+      if (client.state === 'open' && client.lastActivity < horizon) {
+        log.info({ userId: client.userId }, 'closing idle connection');
+        closeClient(client, 'idle_timeout');
+      }
+    }
+  }
+
+  /**
+   * Browsers send Origin on every SockJS transport request; sockjs hides it from the connection (its header
+   * whitelist), so the request that opens a session is marked here and refused in the handshake with 4505.
+   */
+  function markDisallowedOrigin(req: IncomingMessage, prefix: string): void {
+    const url = req.url ?? '';
+    if (!url.startsWith(`${prefix}/`)) return;
+    const origin = req.headers.origin;
+    if (originAllowed(config.allowedOrigins, origin)) return;
+    req.url = `${url}${url.includes('?') ? '&' : '?'}${ORIGIN_DENIED_PARAM}=1`;
+  }
+
   // ---- registry -----------------------------------------------------------------------------------------------
 
   function onRegistryEvent(event: RegistryEvent): void {
@@ -499,7 +559,12 @@ export function createNode(deps: NodeDeps): RelayNode {
     if (!force && signature === lastLoad) return;
     lastLoad = signature;
     try {
-      await registration.putLoad({ connections, pending: held, updatedAt: new Date().toISOString() });
+      await registration.putLoad({
+        connections,
+        pending: held,
+        updatedAt: new Date().toISOString(),
+        ...(config.maxConnections > 0 ? { maxConnections: config.maxConnections } : {}),
+      });
     } catch (error) {
       lastLoad = '';
       log.warn({ err: String(error) }, 'load update failed');
@@ -681,8 +746,11 @@ export function createNode(deps: NodeDeps): RelayNode {
     },
 
     installSockJs(server: Server): void {
+      const prefix = sockJsPrefix(config.publicUrl);
       const sock = sockjs.createServer({
-        prefix: sockJsPrefix(config.publicUrl),
+        prefix,
+        // Passed through to faye-websocket; @types/sockjs does not list it.
+        ...({ faye_server_options: { maxLength: transportFrameLimit } } as object),
         log: (severity: string, message: string) => {
           if (severity === 'error') log.warn({ detail: message }, 'sockjs error');
         },
@@ -697,6 +765,11 @@ export function createNode(deps: NodeDeps): RelayNode {
         }
       });
       sock.installHandlers(server);
+      // Prepended after sockjs took over the listeners, so these run before it on every request and upgrade.
+      if (!config.allowedOrigins.includes('*')) {
+        server.prependListener('request', (req: IncomingMessage) => markDisallowedOrigin(req, prefix));
+        server.prependListener('upgrade', (req: IncomingMessage) => markDisallowedOrigin(req, prefix));
+      }
     },
 
     handleInternal(req: IncomingMessage, res: ServerResponse): boolean {
@@ -725,6 +798,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       await publishLoad(true);
       every(LOAD_INTERVAL_MS, () => void publishLoad());
       every(Math.max(100, Math.min(1000, reassertIntervalMs / 4)), reassertTick);
+      every(1000, sweepIdle);
       log.info({ listeningAddress: config.publicUrl, internalAddress: config.internalUrl }, 'node registered');
     },
 

@@ -60,6 +60,9 @@ export async function startNodeServer(deps: NodeDeps): Promise<NodeServer> {
     if (!node.handleInternal(req, res)) sendError(res, 404, 'NOT_FOUND', 'not found');
   });
   internalServer.keepAliveTimeout = 65_000;
+  // A client that opens a TCP connection and stalls before its request is complete is cut (resources stay bounded).
+  publicServer.headersTimeout = 10_000;
+  publicServer.requestTimeout = 30_000;
   try {
     const publicPort = await listen(publicServer, deps.config.port, deps.config.host);
     const internalPort = await listen(internalServer, deps.config.internalPort, deps.config.host);

@@ -21,11 +21,13 @@ export class TokenBucket {
     this.last = now;
   }
 
-  take(now = Date.now()): 'ok' | 'limited' | 'abusive' {
+  /** Takes `cost` tokens (1 for a message, the frame's size for a byte bucket); a cost above the burst is capped to it. */
+  take(now = Date.now(), cost = 1): 'ok' | 'limited' | 'abusive' {
     this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.ratePerSecond);
     this.last = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
+    const need = Math.min(cost, this.burst);
+    if (this.tokens >= need) {
+      this.tokens -= need;
       return 'ok';
     }
     if (this.streakStart === undefined || now - this.lastRejected > 1000) {
@@ -33,7 +35,7 @@ export class TokenBucket {
       this.rejectedInStreak = 0;
     }
     this.lastRejected = now;
-    this.rejectedInStreak += 1;
+    this.rejectedInStreak += need;
     const streakMs = now - this.streakStart;
     if (streakMs >= this.abuseAfterMs && this.rejectedInStreak >= (this.ratePerSecond * streakMs) / 1000) return 'abusive';
     return 'limited';

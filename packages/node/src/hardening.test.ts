@@ -1,0 +1,102 @@
+import { expect } from 'chai';
+import WebSocket from 'ws';
+import type { ServerFrame, SessionRecord } from '@messaging-server/protocol';
+import { waitFor } from '@messaging-server/testkit';
+import { TestWorld, type TestNode } from './fixtures.test.js';
+
+/** A raw WebSocket on the sockjs `/websocket` endpoint, recording frames and the close code. */
+function rawSocket(node: TestNode, session: SessionRecord, headers: Record<string, string> = {}) {
+  const url = `ws://127.0.0.1:${String(node.publicPort)}/ws/websocket?userId=${session.userId}&listeningKey=${session.listeningKey}`;
+  const ws = new WebSocket(url, { headers });
+  const frames: ServerFrame[] = [];
+  let close: { code: number; reason: string } | undefined;
+  ws.on('message', (data) => frames.push(JSON.parse(String(data)) as ServerFrame));
+  ws.on('close', (code, reason) => (close = { code, reason: String(reason) }));
+  ws.on('error', () => undefined);
+  return {
+    ws,
+    frames,
+    closed: async () => {
+      await waitFor(() => close !== undefined, { what: 'close', timeoutMs: 10_000 });
+      return close as { code: number; reason: string };
+    },
+  };
+}
+
+describe('relay node hardening', function () {
+  this.timeout(20_000);
+  let world: TestWorld;
+
+  beforeEach(() => {
+    world = new TestWorld();
+  });
+  afterEach(async () => {
+    await world.close();
+  });
+
+  it('refuses handshakes past MSG_MAX_CONNECTIONS with 4003 and publishes its capacity', async function () {
+    const node = await world.startNode('node-a', { MSG_MAX_CONNECTIONS: '2' });
+    await world.online('u1', node);
+    await world.online('u2', node);
+    const third = world.socket(await world.session('u3', node));
+    expect(await third.closed()).to.deep.equal({ code: 4003, reason: 'node_full' });
+    await waitFor(async () => (await world.registry.list()).loads.get('node-a')?.connections === 2, { what: 'load report' });
+    expect((await world.registry.list()).loads.get('node-a')?.maxConnections).to.equal(2);
+  });
+
+  it('refuses a SockJS handshake from an origin outside MSG_ALLOWED_ORIGINS with 4505, allows listed and absent origins', async function () {
+    const node = await world.startNode('node-a', { MSG_ALLOWED_ORIGINS: 'https://app.example.com' });
+    const evil = rawSocket(node, await world.session('u1', node), { origin: 'https://evil.example.com' });
+    expect(await evil.closed()).to.deep.equal({ code: 4505, reason: 'origin_not_allowed' });
+    const listed = rawSocket(node, await world.session('u2', node), { origin: 'https://app.example.com' });
+    await waitFor(() => listed.frames[0]?.type === 'welcome', { what: 'welcome' });
+    const none = rawSocket(node, await world.session('u3', node));
+    await waitFor(() => none.frames[0]?.type === 'welcome', { what: 'welcome' });
+    // A client cannot lift the mark by sending the parameter itself: it only ever refuses.
+    listed.ws.close();
+    none.ws.close();
+  });
+
+  it('closes a connection that sent nothing for MSG_IDLE_TIMEOUT_SECONDS with 4004, and keeps one that pings', async function () {
+    const node = await world.startNode('node-a', { MSG_IDLE_TIMEOUT_SECONDS: '2' });
+    const { socket: idle } = await world.online('idle', node);
+    const { socket: busy } = await world.online('busy', node);
+    const timer = setInterval(() => busy.send({ type: 'ping' }), 500);
+    try {
+      expect(await idle.closed()).to.deep.equal({ code: 4004, reason: 'idle_timeout' });
+      busy.send({ type: 'ping', id: 'alive' });
+      await busy.waitForFrame((f) => f.type === 'pong' && f.id === 'alive');
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it('limits bytes per second: RATE_LIMITED once the byte burst is spent, within the message rate', async function () {
+    const node = await world.startNode('node-a', {
+      MSG_RATE_BYTES_PER_SECOND: '2048',
+      MSG_RATE_BYTES_BURST: '8192',
+      MSG_MAX_MESSAGE_BYTES: '4096',
+    });
+    const { socket } = await world.online('alice', node);
+    await world.online('bob', node);
+    const content = 'x'.repeat(1000);
+    for (let i = 0; i < 20; i += 1) socket.send({ type: 'message', to: 'bob', content, id: `m${String(i)}` });
+    await waitFor(() => socket.framesOfType('ack').length + socket.framesOfType('error').length >= 20, { what: '20 outcomes' });
+    const limited = socket.framesOfType('error').filter((f) => f.code === 'RATE_LIMITED');
+    expect(socket.framesOfType('ack').length).to.be.within(6, 9);
+    expect(limited.length).to.equal(20 - socket.framesOfType('ack').length);
+  });
+
+  it('charges oversized frames too, so a flood of them is rate limited like any other', async function () {
+    const node = await world.startNode('node-a', { MSG_RATE_MESSAGES_PER_SECOND: '10', MSG_RATE_BURST: '10' });
+    const { socket } = await world.online('alice', node);
+    const big = 'y'.repeat(70_000);
+    for (let i = 0; i < 30; i += 1) socket.send(JSON.stringify({ type: 'message', to: 'alice', content: big }));
+    await waitFor(() => socket.framesOfType('error').length >= 30, { what: '30 errors' });
+    const codes = socket.framesOfType('error').map((f) => f.code);
+    // The burst of 10, plus what refilled at 10/s while the frames arrived.
+    const tooLarge = codes.filter((c) => c === 'MESSAGE_TOO_LARGE').length;
+    expect(tooLarge).to.be.within(10, 14);
+    expect(codes.filter((c) => c === 'RATE_LIMITED')).to.have.length(30 - tooLarge);
+  });
+});
