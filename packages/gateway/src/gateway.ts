@@ -7,6 +7,7 @@ import type { GatewayRecord } from '@messaging-server/protocol';
 import {
   instrumentRegistry,
   instrumentSessionStore,
+  originAllowed,
   type GatewayConfig,
   type GatewayRegistration,
   type Logger,
@@ -23,6 +24,8 @@ import { SessionAllocator } from './session-allocator.js';
 import { GatewayMetrics } from './metrics.js';
 import { StoreProbe } from './readiness.js';
 import { createJwtAuthenticator, ensureJwtSupport, type ConnectAuthenticator } from './auth.js';
+import { ClientIpResolver } from './client-ip.js';
+import { IpRateLimiter } from './ip-rate-limiter.js';
 import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
 
 export interface GatewayDeps {
@@ -82,10 +85,20 @@ function requestIdMiddleware(logger: Logger): Middleware {
   };
 }
 
-/** `*` on /connect for now; a later change brings an allow-list. */
-function setCors(ctx: Context): void {
-  ctx.set('access-control-allow-origin', '*');
+/**
+ * CORS for /connect from `MSG_ALLOWED_ORIGINS`: `*` answers any origin; a list reflects a listed Origin, and a
+ * request from any other origin is refused outright (403), not merely hidden from the page: /connect has effects.
+ */
+function applyCors(ctx: Context, allowed: readonly string[]): void {
   ctx.set('access-control-expose-headers', 'x-request-id');
+  if (allowed.includes('*')) {
+    ctx.set('access-control-allow-origin', '*');
+    return;
+  }
+  ctx.vary('origin');
+  const origin = ctx.get('origin') || undefined;
+  if (!originAllowed(allowed, origin)) throw new HttpError('ORIGIN_NOT_ALLOWED', 'origin is not allowed');
+  if (origin !== undefined) ctx.set('access-control-allow-origin', origin);
 }
 
 class KoaGateway implements Gateway {
@@ -95,6 +108,8 @@ class KoaGateway implements Gateway {
   private readonly allocator: SessionAllocator;
   private readonly storeProbe: StoreProbe;
   private readonly authenticator: ConnectAuthenticator | undefined;
+  private readonly clientIp: ClientIpResolver;
+  private readonly connectLimiter: IpRateLimiter | undefined;
   private readonly log: Logger;
   private readonly version: string;
   private readonly registry: Registry;
@@ -132,6 +147,9 @@ class KoaGateway implements Gateway {
     });
     this.storeProbe = new StoreProbe(this.sessions, { timeoutMs: storeTimeoutMs, cacheMs: 1000, onError: onStoreError });
     this.authenticator = deps.authenticator ?? this.jwtAuthenticatorFromConfig();
+    this.clientIp = new ClientIpResolver(deps.config.trustedProxies ?? []);
+    const perMinute = deps.config.connectRatePerIpPerMinute ?? 0;
+    this.connectLimiter = perMinute > 0 ? new IpRateLimiter(perMinute) : undefined;
     this.app.on('error', (error: unknown) => this.log.warn({ err: error }, 'http error'));
     this.app.use(requestIdMiddleware(this.log));
     this.app.use(errorMiddleware(this.log));
@@ -245,7 +263,7 @@ class KoaGateway implements Gateway {
     const method = ctx.method === 'HEAD' ? 'GET' : ctx.method;
     const path = ctx.path;
     if (path === '/connect') {
-      setCors(ctx);
+      applyCors(ctx, this.deps.config.allowedOrigins ?? ['*']);
       if (method === 'POST') return this.connect(ctx);
       if (method === 'OPTIONS') return this.preflight(ctx);
       throw new HttpError('INVALID_REQUEST', 'use POST /connect', { status: 405, headers: { allow: 'POST, OPTIONS' } });
@@ -277,6 +295,16 @@ class KoaGateway implements Gateway {
     let result = 'ok';
     let userId: string | undefined;
     try {
+      // Before the body is read: a flood from one address costs as little as possible.
+      if (this.connectLimiter) {
+        const ip = this.clientIp.resolve(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
+        const retryAfter = this.connectLimiter.take(ip);
+        if (retryAfter > 0) {
+          throw new HttpError('RATE_LIMITED', 'too many /connect requests from this address', {
+            headers: { 'retry-after': String(retryAfter) },
+          });
+        }
+      }
       const request = await parseConnectRequest(ctx.req);
       userId = request.userId;
       if (this.authenticator) await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId });

@@ -85,11 +85,11 @@ export class NodeView {
   }
 
   /**
-   * Picks the least-loaded active node, skipping `avoid` when another active node exists; ties at random. Records
+   * Picks the least-loaded active node that is not full, skipping `avoid` when another one exists; ties at random. Records
    * the assignment at once (so concurrent requests see it). Undefined when no node is active.
    */
   allocate(avoid: readonly string[] = []): NodeRecord | undefined {
-    const active = this.activeNodes();
+    const active = this.activeNodes().filter((node) => !this.isFull(node.nodeId));
     const preferred = avoid.length === 0 ? active : active.filter((node) => !avoid.includes(node.nodeId));
     const candidates = preferred.length > 0 ? preferred : active;
     let best: NodeRecord[] = [];
@@ -104,6 +104,12 @@ export class NodeView {
     const chosen = best[Math.floor(this.random() * best.length)] ?? best[0];
     if (chosen) this.recordAssignment(chosen.nodeId);
     return chosen;
+  }
+
+  /** The node reported a connection limit and its load (with this gateway's recent assignments) reached it. */
+  isFull(nodeId: string): boolean {
+    const max = this.loads.get(nodeId)?.maxConnections;
+    return max !== undefined && max > 0 && this.loadOf(nodeId) >= max;
   }
 
   /** Undoes one assignment whose session could not be stored. */
