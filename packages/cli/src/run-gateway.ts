@@ -8,6 +8,14 @@ import { VERSION } from './version.js';
 export async function runGateway(env: Record<string, string | undefined>): Promise<void> {
   const config = loadConfig('gateway', env);
   const logger = createPinoLogger({ level: config.logLevel, name: 'gateway' });
+  if (config.production) {
+    // Allowed, but worth a line an operator sees at start: each is a documented risk (docs/security.md).
+    if (config.authJwtSecret === undefined && config.authJwksUrl === undefined) {
+      logger.warn({}, 'production mode without /connect authentication: userIds are unauthenticated');
+    }
+    if (config.allowedOrigins.includes('*')) logger.warn({}, 'production mode with MSG_ALLOWED_ORIGINS=*');
+    if (config.connectRatePerIpPerMinute === 0) logger.warn({}, 'production mode without a per-IP /connect limit');
+  }
   const backends = createBackends(config, logger, 'distributed');
   const dir = publicDir();
   const started = await startGatewayServer({ config, ...backends, logger, version: VERSION, ...(dir === undefined ? {} : { publicDir: dir }) });

@@ -7,6 +7,8 @@ import { VERSION } from './version.js';
 export async function runNode(env: Record<string, string | undefined>): Promise<void> {
   const config = loadConfig('node', env);
   const logger = createPinoLogger({ level: config.logLevel, name: 'node', bindings: { nodeId: config.nodeId } });
+  // Without a cluster secret, production mode already stopped in loadConfig.
+  if (config.production && config.allowedOrigins.includes('*')) logger.warn({}, 'production mode with MSG_ALLOWED_ORIGINS=*');
   const backends = createBackends(config, logger, 'distributed');
   let started: Awaited<ReturnType<typeof startNodeServer>>;
   try {
