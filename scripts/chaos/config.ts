@@ -1,0 +1,89 @@
+/** One scheduled fault; `at` is seconds after traffic starts. Steps run in order, each waiting for its time. */
+export type FaultStep =
+  /** Add a node to the loaded cluster, then let a wave of new pairs join: the new node should take most of them. */
+  | { at: number; kind: 'scale-out' }
+  /** SIGTERM the oldest node: it drains (4000 closes) and exits 0. */
+  | { at: number; kind: 'drain' }
+  /** Add a node first (never drop to zero), then SIGKILL the oldest one. */
+  | { at: number; kind: 'kill' }
+  /** Stop etcd, keep it down `downSeconds`, start it again on the same data dir. */
+  | { at: number; kind: 'etcd-restart'; downSeconds: number }
+  /** Stop memcached, keep it down `downSeconds`, start it again empty. */
+  | { at: number; kind: 'memcached-restart'; downSeconds: number };
+
+export interface ChaosConfig {
+  name: string;
+  /** Pairs connected before traffic starts. */
+  pairs: number;
+  /** Pairs that join right after the scale-out node is visible. */
+  scaleOutPairs: number;
+  initialNodes: number;
+  gateways: number;
+  /** Each open client sends one message to its partner per interval. */
+  intervalMs: number;
+  maxInflightPerStream: number;
+  /** Traffic time; faults happen inside it. */
+  durationSeconds: number;
+  faults: FaultStep[];
+  /** MSG_* variables for every process. */
+  env: Record<string, string>;
+  /** The SDK's per-send deadline: a send still unanswered after it counts as silently lost. */
+  sendTimeoutMs: number;
+  /** Acceptance 6: the share of the scale-out wave that must land on the new node. */
+  minScaleOutShare: number;
+  progressEverySeconds: number;
+}
+
+const env = {
+  MSG_LEASE_TTL_SECONDS: '3',
+  // Re-assertion happens within TTL/3, so after memcached comes back empty sessions return within 10 s.
+  MSG_SESSION_TTL_SECONDS: '30',
+  MSG_LOG_LEVEL: 'warn',
+};
+
+/** `make chaos`: about two and a half minutes. */
+export const FULL: ChaosConfig = {
+  name: 'full',
+  pairs: 40,
+  scaleOutPairs: 15,
+  initialNodes: 3,
+  gateways: 2,
+  intervalMs: 250,
+  maxInflightPerStream: 20,
+  durationSeconds: 120,
+  faults: [
+    { at: 10, kind: 'scale-out' },
+    { at: 30, kind: 'drain' },
+    { at: 45, kind: 'kill' },
+    { at: 62, kind: 'etcd-restart', downSeconds: 8 },
+    { at: 88, kind: 'memcached-restart', downSeconds: 4 },
+    { at: 105, kind: 'kill' },
+  ],
+  env,
+  sendTimeoutMs: 30_000,
+  minScaleOutShare: 0.6,
+  progressEverySeconds: 5,
+};
+
+/** The run inside `make test` (test/chaos.test.ts): the same faults, compressed, well under a minute. */
+export const SHORT: ChaosConfig = {
+  name: 'short',
+  pairs: 10,
+  scaleOutPairs: 6,
+  initialNodes: 2,
+  gateways: 1,
+  intervalMs: 200,
+  maxInflightPerStream: 20,
+  durationSeconds: 32,
+  faults: [
+    { at: 3, kind: 'scale-out' },
+    { at: 8, kind: 'drain' },
+    { at: 12, kind: 'kill' },
+    { at: 17, kind: 'etcd-restart', downSeconds: 4 },
+    { at: 25, kind: 'memcached-restart', downSeconds: 2 },
+  ],
+  env,
+  sendTimeoutMs: 20_000,
+  minScaleOutShare: 0.6,
+  progressEverySeconds: 5,
+};

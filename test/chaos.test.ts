@@ -1,0 +1,117 @@
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { SHORT } from '../scripts/chaos/config.js';
+import { Ledger } from '../scripts/chaos/ledger.js';
+import { writeReport } from '../scripts/chaos/report.js';
+import { runChaos, type ChaosResult } from '../scripts/chaos/run.js';
+import { verdict } from '../scripts/chaos/verdict.js';
+
+/** The chaos run's bookkeeping must catch what it claims to catch, or a "0 silently lost" means nothing. */
+describe('chaos ledger', () => {
+  it('counts acked-and-received as fine and errors by code, with no silent loss', () => {
+    const ledger = new Ledger(() => 0);
+    const a = ledger.send('a>b');
+    const b = ledger.send('a>b');
+    ledger.settle('a>b', a);
+    ledger.receive('a>b', a);
+    ledger.settle('a>b', b, 'RELAY_FAILED');
+    const t = ledger.totals();
+    expect(t).to.include({ sent: 2, acked: 1, errored: 1, silentlyLost: 0, duplicates: 0, ackedOutOfOrder: 0 });
+    expect(t.erroredByCode).to.deep.equal({ RELAY_FAILED: 1 });
+  });
+
+  it('counts an acked message that never arrived, a TIMEOUT and an unanswered send as silently lost', () => {
+    const ledger = new Ledger(() => 0);
+    ledger.settle('a>b', ledger.send('a>b'));
+    ledger.settle('a>b', ledger.send('a>b'), 'TIMEOUT');
+    ledger.send('a>b');
+    const t = ledger.totals();
+    expect(t.silentlyLost).to.equal(3);
+    expect(t.silentlyLostBy).to.deep.equal({ ackedNeverArrived: 1, noAnswer: 1, unsettled: 1 });
+    expect(ledger.unsettled).to.equal(1);
+    expect(ledger.ackedNotReceived).to.equal(1);
+  });
+
+  it('flags duplicates and acked messages that overtook each other, but not an errored one arriving late', () => {
+    const ledger = new Ledger(() => 0);
+    const [m1, m2, m3, m4] = [1, 2, 3, 4].map(() => ledger.send('a>b')) as [number, number, number, number];
+    for (const m of [m1, m2, m4]) ledger.settle('a>b', m);
+    ledger.settle('a>b', m3, 'CONNECTION_LOST');
+    ledger.receive('a>b', m2);
+    ledger.receive('a>b', m1); // acked, overtaken by acked m2
+    ledger.receive('a>b', m4);
+    ledger.receive('a>b', m3); // its send errored: "fate unknown", so a late arrival is not an acked inversion
+    ledger.receive('a>b', m4);
+    const t = ledger.totals();
+    expect(t).to.include({ ackedOutOfOrder: 1, outOfOrderAny: 2, duplicates: 1, silentlyLost: 0 });
+    expect(t.erroredButDeliveredByCode).to.deep.equal({ CONNECTION_LOST: 1 });
+  });
+});
+
+/**
+ * Issue 5, acceptance 1 and 6 on a short schedule: pairs of SDK clients exchange numbered messages while a node
+ * is added, one drained, one SIGKILLed, and etcd and memcached restart. Nothing may be lost silently, and the
+ * added node takes most of the sessions that arrive after it.
+ */
+describe('chaos run (short)', function () {
+  this.timeout(120_000);
+  let result: ChaosResult;
+  let dir: string;
+
+  before(async () => {
+    result = await runChaos(SHORT);
+    dir = mkdtempSync(join(tmpdir(), 'chaos-report-'));
+  });
+
+  after(() => {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loses no message silently, delivers none twice and keeps acked messages in order', () => {
+    const t = result.totals;
+    const summary = JSON.stringify({ totals: t, anomalies: result.anomalies, timeline: result.timeline });
+    expect(t.sent, summary).to.be.greaterThan(1000);
+    // Most traffic gets through; errors are allowed (the sender is told) but must stay the exception.
+    expect(t.acked, summary).to.be.greaterThan(t.sent * 0.8);
+    expect(t.silentlyLost, summary).to.equal(0);
+    expect(t.duplicates, summary).to.equal(0);
+    expect(t.ackedOutOfOrder, summary).to.equal(0);
+    expect(verdict(result), summary).to.deep.equal([]);
+  });
+
+  it('applied every fault, and every client came back through the SDK', () => {
+    const events = result.timeline.map((e) => e.event);
+    for (const e of ['scale-out', 'drain (SIGTERM)', 'drained', 'SIGKILL', 'etcd restarted', 'memcached restarted (empty)']) {
+      expect(events, JSON.stringify(result.timeline)).to.include(e);
+    }
+    expect(result.anomalies).to.deep.equal([]);
+    expect(result.terminalCloses).to.equal(0);
+    // The drained and the killed node's clients reconnected elsewhere.
+    expect(result.reconnects.count).to.be.greaterThanOrEqual(SHORT.pairs);
+    expect(result.reconnects.unfinished).to.equal(0);
+    expect(result.reconnects.max).to.be.a('number').below(15_000);
+  });
+
+  it('sends most new sessions to the node added by the scale-out (acceptance 6)', () => {
+    const [scale] = result.scaleOut;
+    expect(scale, JSON.stringify(result.scaleOut)).to.not.equal(undefined);
+    expect(scale?.share, JSON.stringify(scale)).to.be.at.least(SHORT.minScaleOutShare);
+    // And the load samples show it rising from nothing.
+    const onNew = result.samples.map((s) => s.connections[scale?.nodeId ?? '']).filter((c) => c !== undefined);
+    expect(Math.max(...onNew)).to.be.at.least(scale?.onNewNode ?? 1);
+  });
+
+  it('writes a Markdown report with the totals, reconnect percentiles and sessions per node, plus JSON and SVG', () => {
+    const path = writeReport(result, dir);
+    const md = readFileSync(path, 'utf8');
+    expect(md).to.match(/\*\*Silently lost: 0\*\*/);
+    expect(md).to.include('## Fault timeline');
+    expect(md).to.match(/\| whole run \| \d+ \| \d+ ms \| \d+ ms \| \d+ ms \|/);
+    expect(md).to.include('## Sessions per node over time');
+    expect(existsSync(join(dir, 'chaos-sessions.svg'))).to.equal(true);
+    const json = JSON.parse(readFileSync(join(dir, 'chaos-report.json'), 'utf8')) as ChaosResult;
+    expect(json.totals.sent).to.equal(result.totals.sent);
+  });
+});
