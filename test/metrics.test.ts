@@ -194,7 +194,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'get' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'get' }));
     expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'put' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'put' }));
     for (const e of [g1, a1]) {
-      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'register' })).to.equal(1);
+      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'register' })).to.be.at.least(1);
       expect(e.value('msg_etcd_operation_seconds_count', { operation: 'watch' })).to.be.at.least(1);
     }
     expect(a1.value('msg_memcached_operation_seconds_sum')).to.be.greaterThan(0);
@@ -204,7 +204,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     // A slow drain rate keeps the node draining (and scrapable) for a few seconds.
     const slow = await cluster.addNode({ env: { MSG_DRAIN_RATE_PER_SECOND: '1' } });
     await cluster.waitForGatewaysToSee(3);
-    for (let i = 0; i < 3; i++) await connectOn(slow, 'drained');
+    for (let i = 0; i < 4; i++) await connectOn(slow, 'drained');
     expect((await node(slow)).value('msg_draining')).to.equal(0);
     const drained = cluster.drainNode(slow.nodeId);
     await waitFor(async () => (await node(slow)).value('msg_draining') === 1, { what: 'msg_draining 1' });

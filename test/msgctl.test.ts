@@ -191,7 +191,7 @@ describe('msgctl against a cluster of real processes', function () {
     // A slow drain rate keeps the node in `draining` long enough to be seen by polling.
     const node = await cluster.addNode({ env: { MSG_DRAIN_RATE_PER_SECOND: '1' } });
     await cluster.waitForGatewaysToSee(cluster.nodes.size);
-    for (let i = 0; i < 4; i++) await connectTo(uniqueName('drain'), node.nodeId);
+    for (let i = 0; i < 6; i++) await connectTo(uniqueName('drain'), node.nodeId);
 
     const refused = await msgctl(['drain', node.nodeId, ...target]);
     expect(refused.code, 'drain without the cluster secret').to.equal(3);
