@@ -265,8 +265,10 @@ export function createNode(deps: NodeDeps): RelayNode {
       reasserting: false,
     };
     // The first client frame can arrive in the same tick as the connection: listeners go on first.
-    conn.on('data', (text: string) => {
+    conn.on('data', (data: unknown) => {
       client.lastActivity = Date.now();
+      // The raw /websocket transport hands binary frames over as Buffers; they are decoded (and judged) as text.
+      const text = typeof data === 'string' ? data : String(data);
       try {
         if (client.state === 'handshaking') {
           client.early.push(text);

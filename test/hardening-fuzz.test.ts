@@ -1,0 +1,319 @@
+// Issue 8, acceptance 1 and 5: generated garbage at a running cluster gets contract answers, crashes nothing, and
+// costs a well-behaved pair nothing; the logs carry no listeningKey.
+import { request } from 'node:http';
+import { expect } from 'chai';
+import fc from 'fast-check';
+import WebSocket from 'ws';
+import { ERROR_CODES, FRAME_ERROR_CODES, httpStatusOf, isValidUserId, type ErrorCode, type ServerFrame, type Session } from '@messaging-server/protocol';
+import { connectUser, requestSession, startCluster, waitFor, type LocalCluster, type TestSocket } from '@messaging-server/testkit';
+
+const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
+const CONNECT_RUNS = Number(process.env['FUZZ_CONNECT_RUNS'] ?? 1500);
+const FRAME_RUNS = Number(process.env['FUZZ_FRAME_RUNS'] ?? 1500);
+
+let userCounter = 0;
+const uid = (label: string): string => `${label}-${String(process.pid)}-${String(++userCounter)}`;
+
+/** POST /connect with exact bytes and headers (fetch refuses some of what a hostile client may send). */
+function rawPost(url: string, body: Uint8Array, headers: Record<string, string>): Promise<{ status: number; text: string; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request(`${url}/connect`, { method: 'POST', headers: { ...headers, 'content-length': String(body.length) }, timeout: 10_000 }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), headers: res.headers }));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('no answer within 10 s')));
+    // A 413 may close the connection before the whole body is written.
+    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'EPIPE' ? undefined : reject(error)));
+    req.end(Buffer.from(body));
+  });
+}
+
+const text = (value: string): Uint8Array => new TextEncoder().encode(value);
+const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
+const nestedObject = (depth: number): string => `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`;
+
+// A userId that is anything but well-formed, often: control characters, separators, unicode, lone surrogates.
+const hostileString = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary', maxLength: 200 }),
+  fc.string({ unit: fc.constantFrom('\u0000', '\u0007', '\n', '\r', '\t', '\u001b', '\u007f', '\u2028', '\ud800', ' ', '/', '"', '\\', '%'), maxLength: 20 }),
+  fc.constantFrom('__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', '', 'a'.repeat(129), 'a'.repeat(128)),
+);
+const anyUserId = fc.oneof(
+  hostileString,
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.array(fc.string(), { maxLength: 3 }),
+  fc.dictionary(fc.string(), fc.string(), { maxKeys: 3 }),
+  fc.stringMatching(/^[A-Za-z0-9._~@-]{1,16}$/),
+);
+
+const jsonBodies = fc.oneof(
+  fc.jsonValue({ maxDepth: 6 }).map((v) => JSON.stringify(v)),
+  fc.record({ userId: anyUserId, avoid: fc.option(fc.oneof(fc.array(hostileString, { maxLength: 5 }), fc.string(), fc.integer()), { nil: undefined }) }).map((v) =>
+    JSON.stringify(v),
+  ),
+  // Prototype pollution: the keys must reach the parser as text (JSON.stringify drops a real __proto__).
+  fc.tuple(fc.constantFrom('__proto__', 'constructor', 'prototype'), fc.jsonValue({ maxDepth: 3 }), anyUserId).map(
+    ([key, value, userId]) => `{"${key}":${JSON.stringify(value)},"userId":${JSON.stringify(userId) ?? 'null'}}`,
+  ),
+  fc.constantFrom('{"__proto__":{"userId":"polluted","isAdmin":true}}', '{"constructor":{"prototype":{"userId":"x"}}}'),
+  fc.integer({ min: 1, max: 2500 }).map(nested),
+  fc.integer({ min: 1, max: 800 }).map(nestedObject),
+  fc.integer({ min: 4097, max: 40_000 }).map((n) => `{"userId":"${'x'.repeat(n)}"}`),
+  fc.string({ maxLength: 300 }),
+);
+
+const contentTypes = fc.oneof(
+  fc.constantFrom(
+    'application/json',
+    'application/json; charset=utf-8',
+    'application/json; charset=latin1',
+    'application/vnd.api+json',
+    'application/x-www-form-urlencoded',
+    'text/plain',
+    'multipart/form-data; boundary=x',
+    'application/xml',
+    '*/*',
+    'application/',
+    'json',
+  ),
+  fc.stringMatching(/^[a-z]{1,10}\/[a-z+.-]{1,15}$/),
+);
+
+const connectInputs = fc.oneof(
+  fc.record({ contentType: fc.option(contentTypes, { nil: undefined }), body: jsonBodies.map(text) }),
+  fc.record({ contentType: fc.constant('application/json'), body: fc.uint8Array({ maxLength: 600 }) }),
+  // Invalid UTF-8 around an otherwise plausible body.
+  fc.record({
+    contentType: fc.constantFrom('application/json', 'application/x-www-form-urlencoded'),
+    body: fc.uint8Array({ minLength: 1, maxLength: 8 }).map((junk) => new Uint8Array([...text('{"userId":"a'), 0xc3, 0x28, 0xff, ...junk, ...text('"}')])),
+  }),
+  fc.record({
+    contentType: fc.constant('application/x-www-form-urlencoded'),
+    body: fc.tuple(fc.string(), fc.string()).map(([a, b]) => text(`userId=${encodeURIComponent(a)}&avoid=${b}&userId=${b}`)),
+  }),
+);
+
+const KNOWN_FRAME_TYPES = new Set(['welcome', 'message', 'ack', 'error', 'pong']);
+const frameCodes = new Set<string>(FRAME_ERROR_CODES);
+
+/** A raw WebSocket on sockjs's `/websocket` endpoint: what a hostile client would use. */
+class RawClient {
+  readonly frames: ServerFrame[] = [];
+  readonly nonJson: string[] = [];
+  closeCode: number | undefined;
+  private readonly ws: WebSocket;
+
+  constructor(listeningAddress: string, session: Session) {
+    const url = new URL(`${listeningAddress.replace(/^http/, 'ws')}/websocket`);
+    url.searchParams.set('userId', session.userId);
+    url.searchParams.set('listeningKey', session.listeningKey);
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data) => {
+      const raw = String(data);
+      try {
+        this.frames.push(JSON.parse(raw) as ServerFrame);
+      } catch {
+        this.nonJson.push(raw);
+      }
+    });
+    this.ws.on('close', (code) => (this.closeCode = code));
+    this.ws.on('error', () => undefined);
+  }
+
+  async open(): Promise<void> {
+    await waitFor(() => this.frames.some((f) => f.type === 'welcome'), { what: 'raw client welcome', timeoutMs: 15_000 });
+  }
+
+  send(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+}
+
+const frameValues = fc.oneof(
+  fc.jsonValue({ maxDepth: 5 }).map((v) => JSON.stringify(v)),
+  fc
+    .record(
+      {
+        type: fc.oneof(fc.constantFrom('message', 'ping', 'pong', 'welcome', 'error', 'MESSAGE', ''), fc.string(), fc.integer()),
+        to: fc.oneof(hostileString, fc.integer(), fc.constant(null)),
+        from: fc.oneof(hostileString, fc.constant(null)),
+        content: fc.jsonValue({ maxDepth: 4 }),
+        id: fc.oneof(fc.string({ maxLength: 80 }), fc.integer(), fc.constant(null), fc.array(fc.string(), { maxLength: 2 })),
+      },
+      { requiredKeys: [] },
+    )
+    .map((v) => JSON.stringify(v)),
+  fc.tuple(fc.constantFrom('__proto__', 'constructor'), fc.jsonValue({ maxDepth: 2 }), hostileString).map(
+    ([key, value, to]) => `{"${key}":${JSON.stringify(value)},"type":"message","to":${JSON.stringify(to)},"content":1,"id":"p"}`,
+  ),
+  fc.integer({ min: 1, max: 20_000 }).map(nested),
+  // Deep content in an otherwise valid message to oneself: it is parsed, relayed and serialised again.
+  fc.integer({ min: 1, max: 5000 }).map((d) => `{"type":"message","to":"SELF","content":${nested(d)},"id":"deep"}`),
+  fc.integer({ min: 1, max: 5000 }).map(nestedObject),
+  fc.integer({ min: 65_537, max: 200_000 }).map((n) => JSON.stringify({ type: 'message', to: 'nobody', content: 'z'.repeat(n), id: 'big' })),
+  fc.string({ unit: 'binary', maxLength: 300 }),
+  fc.constantFrom('', ' ', 'null', '[]', '"x"', '{"type":"message","to":"\\ud800","content":"\\udfff","id":"\\u0000"}'),
+);
+
+const frameInputs = fc.oneof(
+  { weight: 8, arbitrary: frameValues.map((data) => ({ data, binary: false })) },
+  // Invalid UTF-8 reaches the node as a binary frame (a text frame with it is refused by the WebSocket layer).
+  { weight: 1, arbitrary: fc.uint8Array({ maxLength: 300 }).map((bytes) => ({ data: Buffer.from(bytes), binary: true })) },
+);
+
+/** Two well-behaved users sending to each other at a steady pace; `stop()` resolves when everything is settled. */
+function wellBehavedPair(a: { session: Session; socket: TestSocket }, b: { session: Session; socket: TestSocket }) {
+  let sent = 0;
+  const timer = setInterval(() => {
+    a.socket.send({ type: 'message', to: b.session.userId, content: { n: sent, sdp: 'v=0' }, id: `a${String(sent)}` });
+    b.socket.send({ type: 'message', to: a.session.userId, content: { n: sent, sdp: 'v=0' }, id: `b${String(sent)}` });
+    sent += 1;
+  }, 25);
+  return {
+    async stop(): Promise<number> {
+      clearInterval(timer);
+      const settled = (s: TestSocket) => s.framesOfType('ack').length + s.framesOfType('error').length;
+      await waitFor(() => settled(a.socket) >= sent && settled(b.socket) >= sent, { timeoutMs: 30_000, what: 'pair settled' });
+      for (const [sender, receiver, prefix] of [
+        [a, b, 'a'],
+        [b, a, 'b'],
+      ] as const) {
+        expect(sender.socket.framesOfType('error'), `${prefix} errors`).to.deep.equal([]);
+        expect(new Set(sender.socket.framesOfType('ack').map((f) => f.id)).size).to.equal(sent);
+        await waitFor(() => receiver.socket.framesOfType('message').length >= sent, { what: 'all received', timeoutMs: 30_000 });
+        const got = receiver.socket.framesOfType('message').map((m) => (m.content as { n: number }).n);
+        expect(got).to.deep.equal([...Array(sent).keys()]);
+        expect(receiver.socket.closeEvent).to.equal(undefined);
+      }
+      return sent;
+    },
+  };
+}
+
+describe('hardening: fuzzed /connect bodies and SockJS frames against a running cluster (issue 8, 1 and 5)', function () {
+  this.timeout(240_000);
+  let cluster: LocalCluster;
+  const keys: string[] = [];
+
+  before(async function () {
+    this.timeout(60_000);
+    cluster = await startCluster({ nodes: 2, env: { MSG_CLUSTER_SECRET: 'fuzz-cluster-secret', MSG_LEASE_TTL_SECONDS: '3' } });
+    console.log(`      fast-check seed ${String(SEED)} (FUZZ_SEED=${String(SEED)} reproduces)`);
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('answers every generated /connect with 200 or a contract error, while a pair loses nothing', async () => {
+    const alice = await connectUser(cluster.gatewayUrl, uid('alice'));
+    const bob = await connectUser(cluster.gatewayUrl, uid('bob'));
+    keys.push(alice.session.listeningKey, bob.session.listeningKey);
+    const pair = wellBehavedPair(alice, bob);
+    const statuses = new Map<number, number>();
+    try {
+      await fc.assert(
+        fc.asyncProperty(connectInputs, async ({ contentType, body }) => {
+          const answer = await rawPost(cluster.gatewayUrl, body, contentType === undefined ? {} : { 'content-type': contentType });
+          statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+          const parsed = JSON.parse(answer.text) as { error?: { code: string; message: string } } & Partial<Session>;
+          if (answer.status === 200) {
+            expect(isValidUserId(parsed.userId)).to.equal(true);
+            expect(parsed.listeningKey).to.be.a('string');
+            keys.push(parsed.listeningKey as string);
+            return;
+          }
+          expect(parsed.error?.code, answer.text).to.be.oneOf(Object.keys(ERROR_CODES));
+          expect(answer.status).to.equal(httpStatusOf(parsed.error?.code as ErrorCode));
+          expect(answer.status, answer.text).to.be.below(500);
+          expect(parsed.error?.message).to.be.a('string');
+        }),
+        { numRuns: CONNECT_RUNS, seed: SEED, endOnFailure: true },
+      );
+    } finally {
+      const exchanged = await pair.stop();
+      console.log(`      /connect answers by status: ${JSON.stringify(Object.fromEntries(statuses))}; pair exchanged ${String(exchanged)}×2 meanwhile`);
+      alice.socket.close();
+      bob.socket.close();
+    }
+    expect(statuses.get(200) ?? 0).to.be.greaterThan(0);
+    expect(statuses.get(400) ?? 0).to.be.greaterThan(0);
+  });
+
+  it('answers every generated SockJS frame with contract frames, never closing the connection, while a pair loses nothing', async () => {
+    const alice = await connectUser(cluster.gatewayUrl, uid('alice'));
+    const bob = await connectUser(cluster.gatewayUrl, uid('bob'));
+    const fuzzSession = await requestSession(cluster.gatewayUrl, uid('fuzzer'));
+    keys.push(alice.session.listeningKey, bob.session.listeningKey, fuzzSession.listeningKey);
+    const fuzzer = new RawClient(fuzzSession.listeningAddress, fuzzSession);
+    await fuzzer.open();
+    const pair = wellBehavedPair(alice, bob);
+    let inputs = 0;
+    let sentinel = 0;
+    try {
+      await fc.assert(
+        fc.asyncProperty(frameInputs, async ({ data, binary }) => {
+          const before = fuzzer.frames.length;
+          fuzzer.send(typeof data === 'string' ? data.replace('"SELF"', JSON.stringify(fuzzSession.userId)) : data, binary);
+          inputs += 1;
+          // A ping after each input paces the fuzzer (so it stays inside its rate) and shows the node still answers.
+          const id = `sentinel-${String(++sentinel)}`;
+          fuzzer.send(JSON.stringify({ type: 'ping', id }));
+          await waitFor(() => fuzzer.frames.some((f, i) => i >= before && f.type === 'pong' && f.id === id), {
+            timeoutMs: 15_000,
+            what: `pong after input ${String(inputs)}`,
+          });
+          expect(fuzzer.closeCode).to.equal(undefined);
+        }),
+        { numRuns: FRAME_RUNS, seed: SEED, endOnFailure: true },
+      );
+      // Every input has its answer: an error frame, or for a well-formed one an ack, a message or a pong. Late ones
+      // (a lookup, a pending recipient expiring) arrive within the pending TTL.
+      const answers = (): number => fuzzer.frames.filter((f) => !(f.type === 'pong' && String(f.id).startsWith('sentinel-'))).length - 1;
+      await waitFor(() => answers() >= inputs, { timeoutMs: 30_000, what: `${String(inputs)} answers` });
+      expect(fuzzer.nonJson).to.deep.equal([]);
+      for (const frame of fuzzer.frames) {
+        expect(KNOWN_FRAME_TYPES.has(frame.type), JSON.stringify(frame)).to.equal(true);
+        if (frame.type === 'error') expect(frameCodes.has(frame.code), JSON.stringify(frame)).to.equal(true);
+      }
+      const byCode = new Map<string, number>();
+      for (const f of fuzzer.frames) if (f.type === 'error') byCode.set(f.code, (byCode.get(f.code) ?? 0) + 1);
+      console.log(`      ${String(inputs)} frames → errors by code ${JSON.stringify(Object.fromEntries(byCode))}`);
+      expect(byCode.get('INVALID_MESSAGE') ?? 0).to.be.greaterThan(0);
+    } finally {
+      const exchanged = await pair.stop();
+      console.log(`      pair exchanged ${String(exchanged)}×2 meanwhile`);
+      fuzzer.close();
+      alice.socket.close();
+      bob.socket.close();
+    }
+  });
+
+  it('leaves every process running and healthy', async () => {
+    for (const gateway of cluster.gateways) {
+      expect(gateway.process.running, gateway.name).to.equal(true);
+      expect((await fetch(`${gateway.url}/healthz`)).status).to.equal(200);
+    }
+    for (const node of cluster.nodes.values()) {
+      expect(node.process.running, node.nodeId).to.equal(true);
+      expect((await fetch(`${node.internalUrl}/healthz`)).status).to.equal(200);
+    }
+  });
+
+  it('logs no listeningKey of any session handed out', () => {
+    const logs = cluster.logs();
+    expect(keys.length).to.be.greaterThan(3);
+    expect(logs.length).to.be.greaterThan(0);
+    const leaked = keys.filter((key) => logs.includes(key));
+    expect(leaked).to.deep.equal([]);
+  });
+});
