@@ -41,9 +41,14 @@ describe('browser end to end: two Chromium pages call each other through a real 
 
   afterEach(async function () {
     if (this.currentTest?.state !== 'failed' || !driver) return;
-    const info = await driver.call('diagnostics').catch((error: unknown) => String(error));
-    const logs = await Promise.all([alice, bob].filter(Boolean).map((p) => p.textContent('#signal-log').catch(() => '')));
-    console.error('browser e2e diagnostics:', JSON.stringify(info, null, 1), '\nsignal logs:', logs, '\ndriver:', driver.logs());
+    const info = await driver
+      .call<{ pages: unknown; clusterLogs: string }>('diagnostics')
+      .catch((error: unknown) => ({ pages: String(error), clusterLogs: '' }));
+    const logs = await Promise.all(
+      [alice, bob].filter(Boolean).map((p) => p.evaluate<string>('document.querySelector("#signal-log").innerText').catch(() => '')),
+    );
+    console.error(`browser e2e diagnostics\npages: ${JSON.stringify(info.pages, null, 1)}\nsignal logs:\n${logs.join('\n--\n')}`);
+    console.error(`cluster logs (tail):\n${info.clusterLogs}\ndriver stderr:\n${driver.logs()}`);
   });
 
   after(async function () {

@@ -2,10 +2,12 @@
 // and does there what the test asks: start a cluster, drive Chromium pages, drain a node. The test process stays in
 // the host namespace, where it could reach neither the cluster nor the browser, and sends one JSON command per line
 // on stdin; every answer is one JSON line on stdout. See ./e2e-remote.ts for the other side.
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { freePort, LocalCluster } from '@messaging-server/testkit';
 
@@ -93,6 +95,7 @@ async function openPage(args: { name: string }): Promise<unknown> {
   page.on('console', (message) => state.console.push(`${message.type()}: ${message.text()}`.slice(0, 500)));
   page.on('pageerror', (error) => state.errors.push(error.message));
   page.on('response', (response) => {
+    if (response.status() >= 400) state.console.push(`http ${String(response.status())} ${response.url()}`);
     if (response.request().method() !== 'POST' || !response.url().endsWith('/connect')) return;
     response
       .json()
@@ -174,9 +177,25 @@ async function dispatch(request: DriverRequest): Promise<unknown> {
   }
 }
 
+let orphaned = false;
 function reply(response: DriverResponse): void {
-  process.stdout.write(`${JSON.stringify(response)}\n`);
+  if (!orphaned) process.stdout.write(`${JSON.stringify(response)}\n`);
 }
+// The test may be gone; a write to its closed pipe must not crash us before we clean up.
+process.stdout.on('error', () => undefined);
+
+/** Last resort, also after a crash: SIGKILL everything else in the namespace (Chromium, cluster, etcd, memcached). */
+function killNamespace(): void {
+  const name = process.env['E2E_NETNS'];
+  if (!name) return;
+  try {
+    const pids = execFileSync('ip', ['netns', 'pids', name], { encoding: 'utf8', timeout: 5000 }).split('\n').filter(Boolean).map(Number);
+    for (const pid of pids) if (pid !== process.pid) process.kill(pid, 'SIGKILL');
+  } catch {
+    // the test's own cleanup removes the namespace anyway
+  }
+}
+process.on('exit', killNamespace);
 
 const lines = createInterface({ input: process.stdin });
 lines.on('line', (line) => {
@@ -187,8 +206,12 @@ lines.on('line', (line) => {
     (error: unknown) => reply({ id: request.id, ok: false, error: error instanceof Error ? error.message : String(error) }),
   );
 });
-// The test went away (or asked us to stop): leave no process behind.
-const exit = (): void => void shutdown().finally(() => process.exit(0));
+// The test went away (or asked us to stop): leave no process behind. A clean stop removes etcd's data dir and the
+// browser profile; if it hangs, the exit handler kills whatever is left.
+const exit = (): void => {
+  orphaned = true;
+  void Promise.race([shutdown(), sleep(10_000)]).finally(() => process.exit(0));
+};
 lines.on('close', exit);
 process.once('SIGTERM', exit);
 process.once('SIGINT', exit);

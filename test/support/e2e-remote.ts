@@ -65,7 +65,7 @@ export class E2eDriver {
   constructor(netns: Netns, env: NodeJS.ProcessEnv = {}) {
     const [command, ...prefix] = netns.exec;
     this.child = spawn(command ?? 'ip', [...prefix, process.execPath, '--conditions=source', '--import', 'tsx', DRIVER], {
-      env: { ...process.env, ...env, E2E_ADDRESS: netns.address },
+      env: { ...process.env, ...env, E2E_ADDRESS: netns.address, E2E_NETNS: netns.name },
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child.stderr?.on('data', (chunk: Buffer) => {
