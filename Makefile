@@ -42,7 +42,7 @@ run: deps build
 	node --import tsx scripts/cluster.ts run
 
 bench: deps build
-	node --import tsx scripts/bench/index.ts
+	node --conditions=source --import tsx scripts/bench/index.ts
 
 chaos: deps build
 	node --conditions=source --import tsx scripts/chaos.ts

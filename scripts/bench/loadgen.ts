@@ -1,0 +1,436 @@
+/**
+ * The load generator: one process, started by index.ts with an IPC channel, driving one system at a time.
+ * It speaks the raw SockJS websocket transport to our nodes (no sockjs-client: its framing cost would be ours to
+ * carry) and plain WebSocket to PeerJS server and the bare relay. Latency is end to end: the sender stamps
+ * performance.now() into the payload and the receiver, in this same process, subtracts it.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import WebSocket from 'ws';
+import { BODY, type Payload, type SizeName } from './payload.js';
+
+export type SystemKind = 'ours' | 'peerjs' | 'ws';
+
+export interface Target {
+  kind: SystemKind;
+  /** ours: the gateway. */
+  gatewayUrl?: string;
+  /** peerjs / ws: the server's base ws:// URL. */
+  wsUrl?: string;
+}
+
+interface Client {
+  id: string;
+  ws: WebSocket;
+  partner?: Client;
+  /** The direction whose messages arrive here, and the one this client sends on. */
+  inbound?: Direction;
+  outbound?: Direction;
+  encode(to: string, seq: number, payload: string): string;
+}
+
+interface Direction {
+  from: Client;
+  to: Client;
+  inflight: number;
+  seq: number;
+}
+
+// ---- connecting -------------------------------------------------------------------------------------------------
+
+let pool: Pool | undefined;
+let poolOrigin = '';
+
+function gatewayPool(url: string): Pool {
+  if (!pool || poolOrigin !== url) {
+    void pool?.close();
+    pool = new Pool(url, { connections: 32, keepAliveTimeout: 30_000 });
+    poolOrigin = url;
+  }
+  return pool;
+}
+
+let onPayload: (client: Client, payload: Payload) => void = () => undefined;
+const counters = { acks: 0, errors: 0, errorCodes: new Map<string, number>(), closes: 0 };
+
+function countError(code: string): void {
+  counters.errors += 1;
+  counters.errorCodes.set(code, (counters.errorCodes.get(code) ?? 0) + 1);
+}
+
+function openSocket(url: string): WebSocket {
+  return new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 15_000 });
+}
+
+/** Resolves when the system says the client is ready (our welcome; PeerJS's and the bare relay's OPEN). */
+function whenReady(ws: WebSocket, client: Client, handle: (text: string, ready: () => void) => void): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    const timer = setTimeout(() => fail(new Error('no welcome within 15 s')), 15_000);
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      ws.terminate();
+      reject(error);
+    };
+    ws.on('error', fail);
+    ws.on('close', (code) => {
+      counters.closes += 1;
+      fail(new Error(`closed before ready (${String(code)})`));
+    });
+    ws.on('message', (data: Buffer) => {
+      handle(data.toString(), () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        resolve(client);
+      });
+    });
+  });
+}
+
+async function openOurs(target: Target, id: string, avoid: string[]): Promise<Client> {
+  const res = await gatewayPool(target.gatewayUrl as string).request({
+    path: '/connect',
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(avoid.length > 0 ? { userId: id, avoid } : { userId: id }),
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`/connect ${String(res.statusCode)}: ${text.slice(0, 200)}`);
+  const session = JSON.parse(text) as { listeningAddress: string; listeningKey: string };
+  const base = session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '');
+  const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
+  const query = `userId=${encodeURIComponent(id)}&listeningKey=${encodeURIComponent(session.listeningKey)}`;
+  const ws = openSocket(`${base}/${server}/${randomBytes(6).toString('hex')}/websocket?${query}`);
+  const client: Client = {
+    id,
+    ws,
+    encode: (to, seq, payload) => JSON.stringify([`{"type":"message","to":"${to}","id":"${String(seq)}","content":${payload}}`]),
+  };
+  return whenReady(ws, client, (text, ready) => {
+    const head = text.charCodeAt(0);
+    if (head !== 97 /* a */) return; // o (open), h (heartbeat), c (close: the close event follows)
+    for (const item of JSON.parse(text.slice(1)) as string[]) {
+      const frame = JSON.parse(item) as { type: string; content?: Payload; code?: string };
+      if (frame.type === 'message') onPayload(client, frame.content as Payload);
+      else if (frame.type === 'ack') counters.acks += 1;
+      else if (frame.type === 'welcome') ready();
+      else if (frame.type === 'error') countError(frame.code ?? '?');
+    }
+  });
+}
+
+function openPlain(target: Target, id: string): Promise<Client> {
+  const peer = target.kind === 'peerjs';
+  const url = peer
+    ? `${target.wsUrl as string}/peerjs?key=peerjs&id=${encodeURIComponent(id)}&token=${randomBytes(4).toString('hex')}`
+    : `${target.wsUrl as string}/?id=${encodeURIComponent(id)}`;
+  const ws = openSocket(url);
+  const client: Client = {
+    id,
+    ws,
+    // PeerJS stamps src itself; the bare relay forwards bytes untouched, so the sender names itself.
+    encode: peer
+      ? (to, _seq, payload) => `{"type":"CANDIDATE","dst":"${to}","payload":${payload}}`
+      : (to, _seq, payload) => `{"type":"CANDIDATE","src":"${id}","dst":"${to}","payload":${payload}}`,
+  };
+  return whenReady(ws, client, (text, ready) => {
+    const frame = JSON.parse(text) as { type: string; payload?: Payload };
+    if (frame.type === 'CANDIDATE') onPayload(client, frame.payload as Payload);
+    else if (frame.type === 'OPEN') ready();
+    else if (frame.type === 'ERROR' || frame.type === 'ID-TAKEN') countError(frame.type);
+  });
+}
+
+function open(target: Target, id: string, avoid: string[] = []): Promise<Client> {
+  return target.kind === 'ours' ? openOurs(target, id, avoid) : openPlain(target, id);
+}
+
+async function closeAll(clients: Client[]): Promise<void> {
+  await Promise.all(
+    clients.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
+          const timer = setTimeout(() => {
+            c.ws.terminate();
+            resolve();
+          }, 5000);
+          c.ws.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          c.ws.close();
+        }),
+    ),
+  );
+}
+
+// ---- statistics -------------------------------------------------------------------------------------------------
+
+export interface LatencySummary {
+  count: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+}
+
+function summarize(samples: number[]): LatencySummary {
+  const sorted = Float64Array.from(samples).sort();
+  const at = (q: number): number => (sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number));
+  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
+}
+
+function emit(event: Record<string, unknown>): void {
+  process.send?.(event);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---- commands ---------------------------------------------------------------------------------------------------
+
+let pairs: Client[] = [];
+let directions: Direction[] = [];
+let idle: Client[] = [];
+
+export interface PairsArgs {
+  target: Target;
+  count: number;
+  prefix: string;
+  /** ours: the nodes each side's /connect asks the gateway to avoid (puts both sides on one node, or splits them). */
+  avoidA?: string[];
+  avoidB?: string[];
+}
+
+async function openPairs(args: PairsArgs): Promise<{ clients: number }> {
+  await closeAll(pairs);
+  pairs = [];
+  directions = [];
+  const work = Array.from({ length: args.count }, async (_, i) => {
+    const a = await open(args.target, `${args.prefix}-${String(i)}-a`, args.avoidA ?? []);
+    const b = await open(args.target, `${args.prefix}-${String(i)}-b`, args.avoidB ?? []);
+    a.partner = b;
+    b.partner = a;
+    const ab: Direction = { from: a, to: b, inflight: 0, seq: 0 };
+    const ba: Direction = { from: b, to: a, inflight: 0, seq: 0 };
+    a.outbound = ab;
+    b.inbound = ab;
+    b.outbound = ba;
+    a.inbound = ba;
+    pairs.push(a, b);
+    directions.push(ab, ba);
+  });
+  await Promise.all(work);
+  return { clients: pairs.length };
+}
+
+export interface RelayArgs {
+  size: SizeName;
+  /** closed: `window` messages in flight per pair (half each way); paced: `rate` messages/s in total. */
+  mode: 'closed' | 'paced';
+  window?: number;
+  rate?: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+export interface RelayResult {
+  messages: number;
+  seconds: number;
+  rate: number;
+  latencyMs: LatencySummary;
+  loadgenCpu: number;
+  acks: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  skipped: number;
+}
+
+async function relay(args: RelayArgs): Promise<RelayResult> {
+  if (directions.length === 0) throw new Error('no pairs open');
+  const body = BODY[args.size];
+  const perDirection = Math.max(1, Math.floor((args.window ?? 8) / 2));
+  // Keeps a stalled server from growing this process without bound during a paced run.
+  const maxInflight = 2000;
+  let running = true;
+  let measuring = false;
+  let received = 0;
+  let skipped = 0;
+  const latencies: number[] = [];
+  counters.acks = 0;
+  counters.errors = 0;
+  counters.errorCodes.clear();
+
+  const sendOne = (dir: Direction): void => {
+    dir.seq += 1;
+    dir.inflight += 1;
+    const payload = `{"t":${String(performance.now())},"s":${String(dir.seq)},"k":"${body.kind}","d":${JSON.stringify(body.text)}}`;
+    dir.from.ws.send(dir.from.encode(dir.to.id, dir.seq, payload));
+  };
+
+  onPayload = (client, payload) => {
+    const dir = client.inbound;
+    if (!dir) return;
+    dir.inflight -= 1;
+    if (measuring) {
+      received += 1;
+      latencies.push(performance.now() - payload.t);
+    }
+    if (running && args.mode === 'closed') sendOne(dir);
+  };
+
+  let pacer: NodeJS.Timeout | undefined;
+  if (args.mode === 'closed') {
+    for (const dir of directions) for (let i = 0; i < perDirection; i += 1) sendOne(dir);
+  } else {
+    const rate = args.rate ?? 1000;
+    const started = performance.now();
+    let sent = 0;
+    let next = 0;
+    // A 1 ms timer rather than a busy loop: the load generator shares two cores with the server under test.
+    const tick = (): void => {
+      if (!running) return;
+      const due = Math.floor(((performance.now() - started) / 1000) * rate);
+      while (sent < due) {
+        const dir = directions[next] as Direction;
+        next = (next + 1) % directions.length;
+        sent += 1;
+        if (dir.inflight >= maxInflight) skipped += 1;
+        else sendOne(dir);
+      }
+      pacer = setTimeout(tick, 1);
+    };
+    tick();
+  }
+
+  await sleep(args.warmupMs);
+  const cpu0 = process.cpuUsage();
+  const t0 = performance.now();
+  measuring = true;
+  emit({ event: 'window-start' });
+  await sleep(args.durationMs);
+  measuring = false;
+  emit({ event: 'window-end' });
+  const seconds = (performance.now() - t0) / 1000;
+  const cpu = process.cpuUsage(cpu0);
+  running = false;
+  if (pacer) clearTimeout(pacer);
+  // Let what is in flight land before the next run reuses the pairs.
+  const deadline = Date.now() + 5000;
+  while (Date.now() < deadline && directions.some((d) => d.inflight > 0)) await sleep(20);
+  for (const d of directions) d.inflight = 0;
+  await sleep(100);
+  return {
+    messages: received,
+    seconds,
+    rate: received / seconds,
+    latencyMs: summarize(latencies),
+    loadgenCpu: (cpu.user + cpu.system) / 1e6 / seconds,
+    acks: counters.acks,
+    errors: counters.errors,
+    errorCodes: Object.fromEntries(counters.errorCodes),
+    skipped,
+  };
+}
+
+export interface ConnectArgs {
+  target: Target;
+  count: number;
+  concurrency: number;
+  prefix: string;
+  avoid?: string[];
+  /** idle: keep the connections open (scenario 4); otherwise close them after the run. */
+  keep: boolean;
+}
+
+export interface ConnectResult {
+  completed: number;
+  failed: number;
+  firstError?: string;
+  seconds: number;
+  rate: number;
+  latencyMs: LatencySummary;
+  open: number;
+}
+
+async function connectMany(args: ConnectArgs): Promise<ConnectResult> {
+  const latencies: number[] = [];
+  const made: Client[] = [];
+  let failed = 0;
+  let firstError: string | undefined;
+  let next = 0;
+  const t0 = performance.now();
+  let lastProgress = t0;
+  const worker = async (): Promise<void> => {
+    while (next < args.count) {
+      const i = next++;
+      const started = performance.now();
+      try {
+        made.push(await open(args.target, `${args.prefix}-${String(i)}`, args.avoid ?? []));
+        latencies.push(performance.now() - started);
+      } catch (error) {
+        failed += 1;
+        firstError ??= error instanceof Error ? error.message : String(error);
+      }
+      if (performance.now() - lastProgress > 2000) {
+        lastProgress = performance.now();
+        emit({ event: 'progress', text: `${String(made.length)}/${String(args.count)} connected` });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: args.concurrency }, worker));
+  const seconds = (performance.now() - t0) / 1000;
+  if (args.keep) idle.push(...made);
+  else await closeAll(made);
+  const result: ConnectResult = {
+    completed: latencies.length,
+    failed,
+    seconds,
+    rate: latencies.length / seconds,
+    latencyMs: summarize(latencies),
+    open: idle.length,
+  };
+  if (firstError !== undefined) result.firstError = firstError;
+  return result;
+}
+
+async function closeEverything(): Promise<{ closed: number }> {
+  const all = [...pairs, ...idle];
+  pairs = [];
+  directions = [];
+  idle = [];
+  await closeAll(all);
+  return { closed: all.length };
+}
+
+type Command =
+  | { cmd: 'pairs'; args: PairsArgs }
+  | { cmd: 'relay'; args: RelayArgs }
+  | { cmd: 'connect'; args: ConnectArgs }
+  | { cmd: 'close' };
+
+async function run(command: Command): Promise<unknown> {
+  switch (command.cmd) {
+    case 'pairs':
+      return openPairs(command.args);
+    case 'relay':
+      return relay(command.args);
+    case 'connect':
+      return connectMany(command.args);
+    case 'close':
+      return closeEverything();
+  }
+}
+
+process.on('message', (message: { reqId: number } & Command) => {
+  run(message).then(
+    (result) => emit({ reqId: message.reqId, result }),
+    (error: unknown) => emit({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
+emit({ event: 'ready' });

@@ -1,0 +1,134 @@
+/**
+ * The three systems under test, each started fresh on loopback as children of the harness:
+ * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), PeerJS server
+ * (`peer` 1.0.2's own CLI) and the bare `ws` relay (compiled once with esbuild, so no tsx loader sits in the
+ * measured process).
+ */
+import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+import { freePort, ManagedProcess, startCluster, type LocalCluster } from '@messaging-server/testkit';
+import type { Target } from './loadgen.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const TMP = `${ROOT}.tmp/bench`;
+
+/**
+ * Our nodes' per-connection rate limit (1000/s, burst 2000) would cap a closed-loop relay run, so the bench lifts it.
+ * Schema validation, sessions and acks stay on.
+ */
+export const OUR_ENV: Record<string, string> = {
+  MSG_RATE_MESSAGES_PER_SECOND: '1000000',
+  MSG_RATE_BURST: '2000000',
+};
+
+export interface RunningSystem {
+  name: 'ours' | 'peerjs' | 'ws';
+  target: Target;
+  /** The processes that relay on one node / across nodes and hold the idle connections. */
+  relayPids: number[];
+  crossPids: number[];
+  /** Other processes of the system whose CPU and RSS are recorded alongside (gateway, memcached, etcd, node-2). */
+  otherPids: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/** testkit does not expose the memcached and etcd pids; they are children of this process. */
+function childByName(comm: string): number | undefined {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (name === comm && ppid === process.pid) return Number(entry);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return undefined;
+}
+
+function pidOf(proc: ManagedProcess): number {
+  if (proc.pid === undefined) throw new Error(`${proc.name} has no pid`);
+  return proc.pid;
+}
+
+export async function startOurs(extraEnv: Record<string, string> = {}, nodeEnv: Record<string, string> = {}): Promise<RunningSystem & { cluster: LocalCluster }> {
+  const cluster = await startCluster({ nodes: 0, gateways: 1, env: { ...OUR_ENV, ...extraEnv } });
+  await Promise.all([cluster.addNode({ nodeId: 'node-1', env: nodeEnv }), cluster.addNode({ nodeId: 'node-2', env: nodeEnv })]);
+  await cluster.waitForGatewaysToSee(2);
+  const n1 = pidOf(cluster.node('node-1').process);
+  const n2 = pidOf(cluster.node('node-2').process);
+  const others: Record<string, number> = { gateway: pidOf(cluster.gateways[0]?.process as ManagedProcess) };
+  for (const comm of ['memcached', 'etcd']) {
+    const pid = childByName(comm);
+    if (pid !== undefined) others[comm] = pid;
+  }
+  return {
+    name: 'ours',
+    cluster,
+    target: { kind: 'ours', gatewayUrl: cluster.gatewayUrl },
+    relayPids: [n1],
+    crossPids: [n1, n2],
+    otherPids: { ...others, 'node-2': n2 },
+    stop: () => cluster.stop(),
+  };
+}
+
+export async function startPeerJs(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
+  const port = await freePort();
+  const bin = `${ROOT}node_modules/peer/dist/bin/peerjs.js`;
+  // Defaults would refuse connection 5,001 (concurrent_limit) and drop clients that send no HEARTBEAT for 60 s.
+  const proc = new ManagedProcess('peerjs', process.execPath, [bin, '--port', String(port), '--host', '127.0.0.1', '--concurrent_limit', '100000', '--alive_timeout', '3600000'], {
+    PATH: process.env['PATH'],
+    ...extraEnv,
+  });
+  await proc.waitForOutput(/Started PeerServer/, 15_000);
+  const pid = pidOf(proc);
+  return {
+    name: 'peerjs',
+    target: { kind: 'peerjs', wsUrl: `ws://127.0.0.1:${String(port)}` },
+    relayPids: [pid],
+    crossPids: [],
+    otherPids: {},
+    stop: async () => void (await proc.stop(5000)),
+  };
+}
+
+let relayBuilt: Promise<string> | undefined;
+
+function buildBareRelay(): Promise<string> {
+  relayBuilt ??= (async () => {
+    mkdirSync(TMP, { recursive: true });
+    const outfile = `${TMP}/bare-ws-relay.mjs`;
+    await build({
+      entryPoints: [`${ROOT}scripts/bench/bare-ws-relay.ts`],
+      outfile,
+      platform: 'node',
+      format: 'esm',
+      target: 'node20',
+      bundle: true,
+      packages: 'external',
+      logLevel: 'warning',
+    });
+    return outfile;
+  })();
+  return relayBuilt;
+}
+
+export async function startBareWs(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
+  const file = await buildBareRelay();
+  const port = await freePort();
+  const proc = new ManagedProcess('bare-ws', process.execPath, [file, String(port)], { PATH: process.env['PATH'], ...extraEnv });
+  await proc.waitForOutput(/listening/, 15_000);
+  const pid = pidOf(proc);
+  return {
+    name: 'ws',
+    target: { kind: 'ws', wsUrl: `ws://127.0.0.1:${String(port)}` },
+    relayPids: [pid],
+    crossPids: [],
+    otherPids: {},
+    stop: async () => void (await proc.stop(5000)),
+  };
+}
