@@ -92,6 +92,9 @@ export async function createNetns(name = `msg-e2e-${String(process.pid)}`): Prom
   const veth = 'e2e-veth';
   const netns = namespaceHandle(name);
   try {
+    // IPv4 only: no IPv6 link-local candidates, so every run picks the same ICE pair (best effort: a kernel without
+    // IPv6 has no such switch).
+    await run('ip', ['netns', 'exec', name, 'sh', '-c', 'for f in all default; do echo 1 > /proc/sys/net/ipv6/conf/$f/disable_ipv6; done 2>/dev/null; true']);
     await ip('link', 'add', `${veth}a`, 'netns', name, 'type', 'veth', 'peer', 'name', `${veth}b`, 'netns', name);
     const inside = (...args: string[]): Promise<string> => ip('-n', name, ...args);
     await inside('addr', 'add', `${NETNS_ADDRESS}/30`, 'dev', `${veth}a`);
