@@ -17,7 +17,7 @@ describe('browser end to end: two Chromium pages call each other through a real 
   this.timeout(60_000);
   let netns: Netns | undefined;
   let driver: E2eDriver | undefined;
-  let tmp: string;
+  let tmp: string | undefined;
   let gatewayUrl: string;
   let alice: RemotePage;
   let bob: RemotePage;
@@ -57,7 +57,7 @@ describe('browser end to end: two Chromium pages call each other through a real 
       await driver?.stop();
     } finally {
       await netns?.remove();
-      await rm(tmp, { recursive: true, force: true });
+      if (tmp) await rm(tmp, { recursive: true, force: true });
     }
   });
 
@@ -131,7 +131,7 @@ describe('browser end to end: two Chromium pages call each other through a real 
   });
 
   it('screenshots the demo page mid-call', async () => {
-    const path = process.env['UPDATE_SCREENSHOT'] === '1' ? COMMITTED_SCREENSHOT : join(tmp, 'demo-screenshot.png');
+    const path = process.env['UPDATE_SCREENSHOT'] === '1' ? COMMITTED_SCREENSHOT : join(tmp ?? tmpdir(), 'demo-screenshot.png');
     const bytes = await bob.screenshot(path);
     const png = await readFile(path);
     expect(png.length).to.equal(bytes);
