@@ -100,13 +100,20 @@ describe('elasticity: draining a node with 1,000 connected clients (SIGTERM)', f
     const ackedBefore = ledger.report().acked;
     await waitFor(() => ledger.report().acked >= ackedBefore + 200, { timeoutMs: 10_000, what: 'traffic after the drain' });
     await traffic.stop();
-    await waitFor(() => ledger.unsettled === 0 && ledger.inTransit === 0, { timeoutMs: 30_000, what: 'every message to settle' });
+    await ledger.settle();
 
-    // Every client: exactly one close, 4000 node_shutdown from node-1, then a welcome elsewhere.
-    const badCloses = clients.filter((x) => x.closes.length !== 1 || x.closes[0]?.code !== 4000 || x.closes[0]?.reason !== 'node_shutdown');
+    // Every client: its one working connection closed with 4000 node_shutdown by node-1, then one welcome elsewhere.
+    // (Attempts that failed before a welcome, e.g. a socket that took too long to open on a loaded machine, are
+    // the SDK's business and are only counted.)
+    const drainCloses = clients.map((x) => x.closes.filter((cl) => cl.welcomed));
+    const badCloses = clients.filter((_, i) => {
+      const closes = drainCloses[i] ?? [];
+      return closes.length !== 1 || closes[0]?.code !== 4000 || closes[0]?.reason !== 'node_shutdown' || closes[0]?.nodeId !== 'node-1';
+    });
     expect(badCloses.map((x) => [x.userId, x.closes]).slice(0, 5)).to.deep.equal([]);
-    const reconnectMs = clients.map((x) => (x.lastWelcome as { at: number }).at - (x.closes[0] as { at: number }).at);
-    expect(clients.every((x) => x.welcomes.length === 2 && x.welcomes[1]?.nodeId !== 'node-1')).to.equal(true);
+    const reconnectMs = clients.map((x, i) => (x.lastWelcome as { at: number }).at - (drainCloses[i]?.[0] as { at: number }).at);
+    expect(clients.filter((x) => x.welcomes.length !== 2 || x.welcomes[1]?.nodeId === 'node-1').map((x) => [x.userId, x.welcomes])).to.deep.equal([]);
+    const failedAttempts = clients.reduce((n, x) => n + x.closes.filter((cl) => !cl.welcomed).length, 0);
     const perNode = new Map<string, number>();
     for (const x of clients) perNode.set(x.nodeId as string, (perNode.get(x.nodeId as string) ?? 0) + 1);
 
@@ -116,13 +123,13 @@ describe('elasticity: draining a node with 1,000 connected clients (SIGTERM)', f
         ` last /connect to node-1 at ${String(lastToVictim)} ms (${String(assignments.length)} probes);` +
         ` SIGTERM→exit 0 ${String(drainMs)} ms (rate ${String(DRAIN_RATE)}/s); all reconnected at ${String(allBackMs)} ms;` +
         ` close→welcome p50 ${String(percentile(reconnectMs, 50))} p99 ${String(percentile(reconnectMs, 99))} max ${String(percentile(reconnectMs, 100))} ms;` +
-        ` after: ${JSON.stringify(Object.fromEntries(perNode))}\n      drain messages: ${JSON.stringify(report)}`,
+        ` after: ${JSON.stringify(Object.fromEntries(perNode))}; failed connection attempts (no welcome) ${String(failedAttempts)}\n      drain messages: ${JSON.stringify(report)}`,
     );
 
     expect(notReadyAt - t0).to.be.below(1000);
     expect(lateToVictim, 'assignments to the draining node later than 1 s after SIGTERM').to.deep.equal([]);
     expect(drainMs).to.be.below(DRAIN_TIMEOUT_SECONDS * 1000);
-    expect(report.silentlyLost, 'silently lost').to.equal(0);
+    expect(report.silentlyLost, `silently lost: ${JSON.stringify(ledger.suspects())}`).to.equal(0);
     expect(report.duplicates, 'delivered twice').to.equal(0);
     expect(report.errorButReceived, 'errored yet delivered').to.equal(0);
     expect(report.sent).to.be.above(500);

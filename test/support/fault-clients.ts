@@ -22,6 +22,8 @@ export interface Close {
   reason: string;
   nodeId: string | undefined;
   at: number;
+  /** The connection had been welcomed (false: an attempt that failed before its welcome, e.g. a transport timeout). */
+  welcomed: boolean;
 }
 
 export interface ConnectCall {
@@ -45,11 +47,13 @@ export class TrackedClient {
     options: { sendTimeoutMs?: number } = {},
   ) {
     const closes = this.closes;
+    let welcomed = false;
     const logger: ClientLogger = {
       debug() {},
       info(fields, message) {
         if (message === 'connection closed') {
-          closes.push({ code: Number(fields['code']), reason: String(fields['reason'] ?? ''), nodeId: fields['nodeId'] as string | undefined, at: Date.now() });
+          closes.push({ code: Number(fields['code']), reason: String(fields['reason'] ?? ''), nodeId: fields['nodeId'] as string | undefined, at: Date.now(), welcomed });
+          welcomed = false;
         }
       },
       warn() {},
@@ -69,13 +73,17 @@ export class TrackedClient {
       logger,
       fetch: recordingFetch,
       // One transport keeps a fleet of a thousand light; the SDK's reconnect logic is what is under test.
-      sockjsOptions: { transports: ['websocket'] },
+      // The transport timeout is generous because a loaded 2-core CI machine can take seconds to open a socket.
+      sockjsOptions: { transports: ['websocket'], timeout: 10_000 },
       pingIntervalMs: 0,
       sendTimeoutMs: options.sendTimeoutMs ?? 20_000,
       connectTimeoutMs: 60_000,
       requestTimeoutMs: 5_000,
     });
-    this.client.on('session', ({ nodeId }) => this.welcomes.push({ nodeId, at: Date.now() }));
+    this.client.on('session', ({ nodeId }) => {
+      welcomed = true;
+      this.welcomes.push({ nodeId, at: Date.now() });
+    });
     this.client.on('message', (message) => onMessage(this, message));
   }
 
@@ -93,9 +101,9 @@ export class TrackedClient {
   }
 }
 
-type Outcome = { kind: 'pending' } | { kind: 'acked'; at: number } | { kind: 'error'; code: string; at: number };
+export type Outcome = { kind: 'pending' } | { kind: 'acked'; at: number } | { kind: 'error'; code: string; at: number };
 
-interface Sent {
+export interface Sent {
   key: string;
   from: string;
   to: string;
@@ -182,6 +190,26 @@ export class MessageLedger {
 
   records(): Iterable<Sent> {
     return this.sent.values();
+  }
+
+  /**
+   * Waits (up to `timeoutMs`) until every message has its outcome and every acked one has reached its recipient.
+   * Does not throw: what is still missing then shows up in `report()` as silently lost, with `suspects()` to say why.
+   */
+  async settle(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while ((this.unsettled > 0 || this.inTransit > 0) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+
+  /** The silently lost messages, for the failure message. */
+  suspects(limit = 5): { key: string; from: string; to: string; sentAt: number; outcome: Outcome; received: number }[] {
+    const out = [];
+    for (const r of this.sent.values()) {
+      const lost = r.outcome.kind === 'pending' || (r.outcome.kind === 'error' && r.outcome.code === 'TIMEOUT') || (r.outcome.kind === 'acked' && r.received === 0);
+      if (lost) out.push({ key: r.key, from: r.from, to: r.to, sentAt: r.sentAt, outcome: r.outcome, received: r.received });
+      if (out.length >= limit) break;
+    }
+    return out;
   }
 
   report(): LedgerReport {
