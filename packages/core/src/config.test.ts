@@ -243,7 +243,7 @@ describe('loadConfig', () => {
       expect(loadConfig('node', {})).to.include({
         rateBytesPerSecond: 1_048_576,
         rateBytesBurst: 4_194_304,
-        maxConnections: 10_000,
+        maxConnections: 20_000,
         idleTimeoutSeconds: 300,
         production: false,
       });

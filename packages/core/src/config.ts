@@ -109,7 +109,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BYTES_PER_SECOND', key: 'rateBytesPerSecond', type: 'integer', kinds: NODE, fallback: 1_048_576, min: 256, max: 1 << 30 },
   { env: 'MSG_RATE_BYTES_BURST', key: 'rateBytesBurst', type: 'integer', kinds: NODE, fallback: 4_194_304, min: 256, max: 1 << 30 },
-  { env: 'MSG_MAX_CONNECTIONS', key: 'maxConnections', type: 'integer', kinds: NODE, fallback: 10_000, min: 0, max: 10_000_000 },
+  { env: 'MSG_MAX_CONNECTIONS', key: 'maxConnections', type: 'integer', kinds: NODE, fallback: 20_000, min: 0, max: 10_000_000 },
   { env: 'MSG_IDLE_TIMEOUT_SECONDS', key: 'idleTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 300, min: 0, max: 86400 },
   { env: 'MSG_ALLOWED_ORIGINS', key: 'allowedOrigins', type: 'list', kinds: ALL, fallback: '*' },
   {
