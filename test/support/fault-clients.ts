@@ -125,6 +125,8 @@ export interface LedgerReport {
   ackedNotReceived: number;
   /** A contract error (not a client-side CONNECTION_LOST/CLOSED) for a message that did reach its recipient. */
   errorButReceived: number;
+  /** CONNECTION_LOST or CLOSED (fate unknown to the sender) that did reach the recipient: allowed, only counted. */
+  unknownFateReceived: number;
   duplicates: number;
   /** Messages from one sender to one recipient that arrived after a later one. */
   outOfOrder: number;
@@ -221,6 +223,7 @@ export class MessageLedger {
       unanswered: 0,
       ackedNotReceived: 0,
       errorButReceived: 0,
+      unknownFateReceived: 0,
       duplicates: 0,
       outOfOrder: this.outOfOrder,
       silentlyLost: 0,
@@ -234,7 +237,8 @@ export class MessageLedger {
         report.errored += 1;
         report.errors[r.outcome.code] = (report.errors[r.outcome.code] ?? 0) + 1;
         if (r.outcome.code === 'TIMEOUT') report.unanswered += 1;
-        else if (r.received > 0 && !CLIENT_SIDE_FAILURES.has(r.outcome.code)) report.errorButReceived += 1;
+        else if (r.received > 0 && CLIENT_SIDE_FAILURES.has(r.outcome.code)) report.unknownFateReceived += 1;
+        else if (r.received > 0) report.errorButReceived += 1;
       } else {
         report.unanswered += 1;
       }
