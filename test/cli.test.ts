@@ -50,6 +50,17 @@ describe('messaging-server command line', function () {
     expect(unknown.logs()).to.contain('--no-such-flag');
   });
 
+  it('refuses to start a node in --production mode without a cluster secret', async () => {
+    for (const [args, env] of [
+      [['node', '--production'], {}],
+      [['node'], { NODE_ENV: 'production' }],
+    ] as const) {
+      const proc = runCli([...args], { ...env });
+      expect((await proc.exited).code, args.join(' ')).to.equal(78);
+      expect(proc.logs()).to.contain('MSG_CLUSTER_SECRET');
+    }
+  });
+
   describe('with etcd and memcached', () => {
     let cluster: LocalCluster;
     before(async function () {

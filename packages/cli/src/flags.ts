@@ -9,6 +9,8 @@ export function flagNameOf(envName: string): string {
 }
 
 const ENV_BY_FLAG = new Map(CONFIG_FIELDS.map((f) => [flagNameOf(f.env), f.env]));
+/** Boolean settings read like switches: `--production` alone means `MSG_PRODUCTION=true`. */
+const SWITCHES = new Set(CONFIG_FIELDS.filter((f) => f.type === 'boolean').map((f) => flagNameOf(f.env)));
 
 export class UsageError extends Error {
   override readonly name = 'UsageError';
@@ -43,6 +45,10 @@ export function parseArgs(argv: readonly string[], knownOptions: Record<string, 
     if (envName === undefined && optionKind === undefined) throw new UsageError(`unknown flag ${name}`);
     if (optionKind === 'boolean') {
       parsed.options[name.slice(2)] = true;
+      continue;
+    }
+    if (envName !== undefined && SWITCHES.has(name) && inlineValue === undefined) {
+      parsed.configFlags[envName] = 'true';
       continue;
     }
     const value = inlineValue ?? argv[++i];
