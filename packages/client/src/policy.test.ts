@@ -30,6 +30,11 @@ describe('reconnect policy', () => {
     });
   }
 
+  it('reconnects with backoff and avoids a full node (4003)', () => {
+    const action = nextAction({ kind: 'close', code: CLOSE_CODES.node_full, nodeId: 'node-a' }, 0, DEFAULT_BACKOFF, max);
+    expect(action).to.deep.include({ reconnect: true, avoid: ['node-a'] });
+  });
+
   for (const [reason, code] of Object.entries(CLOSE_CODES).filter(([, c]) => c >= 4500)) {
     it(`stops with reason ${reason} on ${code}`, () => {
       expect(nextAction(code, 0)).to.deep.equal({ reconnect: false, reason, code });

@@ -76,6 +76,8 @@ export function nextAction(
         if (e.code === 4000 && attempt === 0) {
           return { reconnect: true, delayMs: Math.floor(random() * options.drainJitterMs), avoid: [] };
         }
+        // A full node (4003) may still look roomy in a gateway's load view for up to a second: steer away from it.
+        if (e.code === 4003) return backoff(e.nodeId === undefined ? [] : [e.nodeId]);
         return backoff();
       }
       // Any other code (1006, sockjs-client's 2000 "all transports failed", 1000 without a reason…) means the
