@@ -134,15 +134,15 @@ export class Ledger {
     return times;
   }
 
-  /** The last time (ledger clock) a send was answered with this code, if ever. */
-  lastErrorAt(code: string): number | undefined {
-    let last: number | undefined;
+  /** When sends were answered with `code` in [fromMs, toMs), on the ledger's clock, in order. */
+  errorTimes(code: string, fromMs: number, toMs: number): number[] {
+    const times: number[] = [];
     for (const stream of this.streams.values()) {
       for (const r of stream.records) {
-        if (r.code === code && r.settledAt !== undefined && (last === undefined || r.settledAt > last)) last = r.settledAt;
+        if (r.code === code && r.settledAt !== undefined && r.settledAt >= fromMs && r.settledAt < toMs) times.push(r.settledAt);
       }
     }
-    return last;
+    return times.sort((x, y) => x - y);
   }
 
   totals(): LedgerTotals {

@@ -26,7 +26,8 @@ export function renderSvg(result: ChaosResult): string {
   const top = 20;
   const bottom = 40;
   const maxT = Math.max(1, ...samples.map((s) => s.at / 1000));
-  const maxY = Math.max(1, ...samples.flatMap((s) => Object.values(s.connections)));
+  const peak = Math.max(1, ...samples.flatMap((s) => Object.values(s.connections)));
+  const maxY = Math.ceil((peak * 1.15) / 5) * 5;
   const x = (t: number): number => left + (t / maxT) * (width - left - right);
   const y = (v: number): number => top + (1 - v / maxY) * (height - top - bottom);
   const parts: string[] = [
@@ -57,7 +58,9 @@ export function renderSvg(result: ChaosResult): string {
     const points = samples.filter((s) => s.connections[id] !== undefined).map((s) => ({ t: s.at / 1000, v: s.connections[id] as number, src: s.source }));
     if (points.length === 0) return;
     const d = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="1.8"/>`);
+    // Earlier nodes are drawn wider, so two nodes with the same load stay distinguishable.
+    const strokeWidth = Math.max(1.5, 4 - i * 0.5);
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${String(strokeWidth)}" stroke-opacity="0.85"/>`);
     for (const p of points.filter((q) => q.src === 'metrics')) {
       parts.push(`<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="1.8" fill="${color}"/>`);
     }
@@ -190,6 +193,9 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
       Object.values(s.connections).reduce((a, b) => a + b, 0),
     ]);
   out.push(table(['t (s)', 'source', ...ids, 'total'], rows), '');
+  if (result.observations.length > 0) {
+    out.push('## Observations', '', ...result.observations.map((o) => `- ${o}`), '');
+  }
   if (result.anomalies.length > 0) {
     out.push('## Anomalies in the run itself', '', ...result.anomalies.map((a) => `- ${a}`), '');
   }

@@ -41,6 +41,8 @@ export interface ChaosResult {
   samples: LoadSample[];
   sessions: SessionEvent[];
   clients: number;
+  /** Facts worth a sentence in the report, derived from the figures. */
+  observations: string[];
   /** Problems with the run itself (a fault that could not be applied, a node that did not exit 0, …). */
   anomalies: string[];
 }
@@ -93,6 +95,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   let phase = 'setup';
   let ticker: NodeJS.Timeout | undefined;
   const drains: Promise<void>[] = [];
+  const memcachedBack: number[] = [];
 
   try {
     record('cluster up', `${String(config.initialNodes)} nodes, ${String(config.gateways)} gateway(s)`);
@@ -189,6 +192,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
             record('memcached stopped');
             await sleep(step.downSeconds * 1000);
             await memcached.restart();
+            memcachedBack.push(sinceStartMs());
             record('memcached restarted (empty)');
             break;
           }
@@ -239,8 +243,23 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       answerMs: percentiles(ledger.answerTimesBetween(f.at * 1000, end * 1000)),
     };
   });
+  const observations: string[] = [];
+  const sessionTtl = Number(config.env['MSG_SESSION_TTL_SECONDS'] ?? 120);
+  for (const back of memcachedBack) {
+    const next = (faultStarts.find((f) => f.at * 1000 > back)?.at ?? Number.POSITIVE_INFINITY) * 1000;
+    const misses = ledger.errorTimes('PEER_UNAVAILABLE', back, next);
+    const last = misses.at(-1);
+    if (last === undefined) continue;
+    observations.push(
+      `After memcached came back empty at t=${(back / 1000).toFixed(1)} s, ${String(misses.length)} sends were answered PEER_UNAVAILABLE, ` +
+        `the last ${((last - back) / 1000).toFixed(1)} s after the restart: a node looks recipients up in memcached and uses its recently known ` +
+        `locations only while memcached is unreachable, not on a miss, so a recipient is unreachable until its node re-asserts the session ` +
+        `(within MSG_SESSION_TTL_SECONDS / 3 = ${(sessionTtl / 3).toFixed(0)} s). The senders were told; nothing was lost silently.`,
+    );
+  }
   return {
     config,
+    observations,
     startedAt: new Date(setupStart).toISOString(),
     durationSeconds: Math.round((Date.now() - setupStart) / 1000),
     timeline,
