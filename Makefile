@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 # Debian packages the tests and `make run` need. etcd and memcached are started by the harness itself.
-DEB_PACKAGES := etcd-server etcd-client memcached chromium
+DEB_PACKAGES := etcd-server etcd-client memcached chromium iproute2
 
 .PHONY: deps install build test test-unit test-integration run bench chaos clean
 
@@ -12,7 +12,8 @@ deps:
 	command -v etcdctl >/dev/null || missing="$$missing etcd-client"; \
 	command -v memcached >/dev/null || missing="$$missing memcached"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached and chromium are installed"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium and iproute2 are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
