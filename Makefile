@@ -1,8 +1,6 @@
 # Two set-up commands on a fresh machine: `make run` and `make test`. Everything else is a building block.
 SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
-# Debian packages the tests and `make run` need. etcd and memcached are started by the harness itself.
-DEB_PACKAGES := etcd-server etcd-client memcached chromium iproute2
 
 .PHONY: deps install build test test-unit test-integration run bench chaos clean
 

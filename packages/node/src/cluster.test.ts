@@ -195,4 +195,40 @@ describe('relay nodes (two in one process)', function () {
       store.get = original;
     }
   });
+
+  it('refuses a delivery request read after its sender gave up, and delivers nothing from it', async function () {
+    const bob = await world.online('bob', b);
+    const late = {
+      fromNode: 'node-a',
+      replyTo: a.internalUrl,
+      deadline: Date.now() - 1,
+      messages: [{ from: 'alice', to: 'bob', content: 'too late', id: 'l1', cid: 'c1' }],
+    };
+    const res = await internalPost(b, '/internal/v1/deliver', late, { 'x-cluster-secret': SECRET });
+    expect(await res.json()).to.deep.equal({ results: [{ status: 'error', code: 'RELAY_FAILED' }] });
+    const onTime = { ...late, deadline: Date.now() + 5000, messages: [{ ...late.messages[0], content: 'on time', id: 'l2' }] };
+    const ok = await internalPost(b, '/internal/v1/deliver', onTime, { 'x-cluster-secret': SECRET });
+    expect(await ok.json()).to.deep.equal({ results: [{ status: 'delivered' }] });
+    await bob.socket.waitForFrame((f) => f.type === 'message' && f.content === 'on time');
+    expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['on time']);
+  });
+
+  it('tries the last known node while a session is missing (memcached restarted empty)', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    alice.socket.send({ type: 'message', to: 'bob', content: 'before', id: 'm1' });
+    await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'm1');
+    const bobSession = await world.sessions.get('bob');
+    if (!bobSession) throw new Error('bob has no session');
+    await world.sessions.deleteIfMatches('bob', bobSession.listeningKey);
+    alice.socket.send({ type: 'message', to: 'bob', content: 'after the restart', id: 'm2' });
+    await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'm2');
+    expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['before', 'after the restart']);
+    // Once bob is gone from his node too, the stale location answers PEER_UNAVAILABLE and is dropped.
+    bob.socket.close();
+    await waitFor(async () => !(await world.sessions.get('bob')), { what: 'bob offline' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    alice.socket.send({ type: 'message', to: 'bob', content: 'nobody home', id: 'm3' });
+    expect(await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'm3')).to.include({ code: 'PEER_UNAVAILABLE' });
+  });
 });

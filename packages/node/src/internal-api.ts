@@ -7,6 +7,7 @@ import {
   DELIVER_PATH,
   DRAIN_PATH,
   OUTCOMES_PATH,
+  isPastDeadline,
   parseDeliverRequest,
   parseOutcomes,
   REPLACE_PATH,
@@ -94,6 +95,9 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
       case DELIVER_PATH: {
         const request = parseDeliverRequest(body);
         if (!request) return sendError(res, 400, 'INVALID_REQUEST', 'malformed delivery request');
+        if (isPastDeadline(request)) {
+          return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
+        }
         return sendJson(res, 200, { results: await handlers.deliver(request) });
       }
       case OUTCOMES_PATH: {

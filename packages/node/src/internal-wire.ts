@@ -32,6 +32,12 @@ export interface DeliverRequest {
   fromNode: string;
   replyTo: string;
   messages: ForwardedMessage[];
+  /**
+   * Epoch ms after which the sender has given up and told its clients RELAY_FAILED. A request read later is
+   * refused whole, so a stalled recipient node never delivers a message its sender was told had failed.
+   * Clock skew only moves the cut-off: late delivery as without a deadline, or an early RELAY_FAILED.
+   */
+  deadline?: number;
 }
 
 export type DeliverResult = { status: 'delivered' } | { status: 'pending' } | { status: 'error'; code: FrameErrorCode };
@@ -78,7 +84,14 @@ export function parseDeliverRequest(value: unknown): DeliverRequest | undefined 
     }
     messages.push(message);
   }
-  return { fromNode: value['fromNode'], replyTo: value['replyTo'], messages };
+  const request: DeliverRequest = { fromNode: value['fromNode'], replyTo: value['replyTo'], messages };
+  if (typeof value['deadline'] === 'number' && Number.isFinite(value['deadline'])) request.deadline = value['deadline'];
+  return request;
+}
+
+/** True when the sender of this request has already timed it out. */
+export function isPastDeadline(request: DeliverRequest, now = Date.now()): boolean {
+  return request.deadline !== undefined && now > request.deadline;
 }
 
 /** Returns the results when the answer has exactly `count` well-formed results, else undefined. */

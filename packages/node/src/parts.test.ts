@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { Batcher } from './batcher.js';
 import type { Envelope } from './envelope.js';
-import { parseDeliverRequest, parseDeliverResponse, parseOutcomes } from './internal-wire.js';
+import { isPastDeadline, parseDeliverRequest, parseDeliverResponse, parseOutcomes } from './internal-wire.js';
 import { PendingQueues } from './pending-queues.js';
 import { secretsEqual } from './secure-compare.js';
 import { TokenBucket } from './token-bucket.js';
@@ -130,6 +130,16 @@ describe('internal wire parsing', function () {
     expect(parseDeliverResponse({ results: [{ status: 'error', code: 'WHAT' }] }, 1)).to.deep.equal([{ status: 'error', code: 'RELAY_FAILED' }]);
     expect(parseOutcomes({ outcomes: [{ userId: 'alice', cid: 'c', result: 'EXPIRED' }] })).to.deep.equal([{ userId: 'alice', cid: 'c', result: 'EXPIRED' }]);
     expect(parseOutcomes({ outcomes: [{ userId: 'alice', cid: 'c', id: 'm', result: 'NOPE' }] })).to.equal(undefined);
+  });
+
+  it('carries a delivery deadline and tells when it has passed', function () {
+    const request = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], deadline: 1000 });
+    if (!request) throw new Error('expected a request');
+    expect(request.deadline).to.equal(1000);
+    expect(isPastDeadline(request, 999)).to.equal(false);
+    expect(isPastDeadline(request, 1001)).to.equal(true);
+    const withoutDeadline = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], deadline: 'soon' });
+    expect(withoutDeadline && isPastDeadline(withoutDeadline, Number.MAX_SAFE_INTEGER)).to.equal(false);
   });
 
   it('compares secrets of any lengths', function () {

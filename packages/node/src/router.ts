@@ -37,6 +37,8 @@ export interface RouterDeps {
 }
 
 const FORWARD_TIMEOUT_MS = 1500;
+/** The recipient node refuses a request this long before the sender's timeout, leaving time for the answer. */
+const FORWARD_DEADLINE_MARGIN_MS = 250;
 const MAX_BATCH_MESSAGES = 500;
 const MAX_BATCH_BYTES = 1 << 20;
 const LOCATION_CACHE_MAX = 100_000;
@@ -85,10 +87,7 @@ export class Router {
   async locate(userId: string): Promise<Location> {
     try {
       const record = await this.deps.sessions.get(userId);
-      if (!record) {
-        this.locations.delete(userId);
-        return { kind: 'none' };
-      }
+      if (!record) return this.lastKnownRemote(userId) ?? this.forget(userId);
       this.remember(userId, record.nodeId);
       return this.locationOf(record.nodeId, record.acked);
     } catch (error) {
@@ -141,6 +140,23 @@ export class Router {
     this.awaitingNode.clear();
     for (const link of this.peerLinks.values()) link.takeAll();
     for (const link of this.outcomeLinks.values()) link.takeAll();
+  }
+
+  /**
+   * After memcached restarts empty, sessions are missing until their nodes re-assert them (≤ TTL/3). A recipient
+   * recently seen on another live node is tried there meanwhile: that node delivers if the user is connected to it,
+   * and answers PEER_UNAVAILABLE otherwise (which also drops the stale entry).
+   */
+  private lastKnownRemote(userId: string): Location | undefined {
+    const known = this.locations.get(userId);
+    if (!known || known.nodeId === this.deps.nodeId || !this.members.has(known.nodeId)) return undefined;
+    if (Date.now() - known.at >= LOCATION_CACHE_TTL_MS) return undefined;
+    return { kind: 'remote', nodeId: known.nodeId };
+  }
+
+  private forget(userId: string): Location {
+    this.locations.delete(userId);
+    return { kind: 'none' };
   }
 
   private locationOf(nodeId: string, acked: boolean): Location {
@@ -252,6 +268,7 @@ export class Router {
     const body: DeliverRequest = {
       fromNode: this.deps.nodeId,
       replyTo: this.deps.replyTo,
+      deadline: Date.now() + FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
       messages: batch.map((e) => {
         const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
         if (e.id !== undefined) m.id = e.id;
