@@ -231,4 +231,27 @@ describe('relay nodes (two in one process)', function () {
     alice.socket.send({ type: 'message', to: 'bob', content: 'nobody home', id: 'm3' });
     expect(await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'm3')).to.include({ code: 'PEER_UNAVAILABLE' });
   });
+
+  it('lets a draining client hear the outcome of its own messages before it is closed', async function () {
+    const alice = await world.online('alice', a);
+    await world.online('bob', b);
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+    const original = store.get.bind(world.sessions);
+    store.get = async (userId: string) => {
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      return original(userId);
+    };
+    try {
+      alice.socket.send({ type: 'message', to: 'bob', content: 'last words', id: 'w1' });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const drained = a.node.drain();
+      const close = await alice.socket.closed();
+      expect(close.code).to.equal(4000);
+      const ackIndex = alice.socket.frames.findIndex((f) => f.type === 'ack' && f.id === 'w1');
+      expect(ackIndex, 'ack before the close').to.be.greaterThan(-1);
+      await drained;
+    } finally {
+      store.get = original;
+    }
+  });
 });

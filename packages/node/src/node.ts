@@ -82,9 +82,13 @@ interface Client {
   replaced: boolean;
   nextReassertAt: number;
   reasserting: boolean;
+  /** Messages with an id sent by this connection whose ack or error is still to come: a drain waits for them. */
+  unsettled: number;
 }
 
 const REASSERT_CONCURRENCY = 16;
+/** How long into a drain a client's close may wait for the outcomes of its own messages (forwards time out at 1.5 s). */
+const DRAIN_SETTLE_WAIT_MS = 2000;
 const LOAD_INTERVAL_MS = 1000;
 /** A handshake normally takes one or two store calls; one stuck longer than this is refused (4002, recoverable). */
 const HANDSHAKE_DEADLINE_MS = 10_000;
@@ -196,6 +200,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     const origin = envelope.origin;
     if (origin.kind === 'local') {
       const sender = clientsByCid.get(origin.cid);
+      if (sender && envelope.id !== undefined) sender.unsettled -= 1;
       if (!sender || sender.state !== 'open') return;
       if (outcome === 'delivered') {
         metrics.acks.inc();
@@ -262,6 +267,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       openedAt: Date.now(),
       replaced: false,
       nextReassertAt: 0,
+      unsettled: 0,
       reasserting: false,
     };
     // The first client frame can arrive in the same tick as the connection: listeners go on first.
@@ -439,7 +445,10 @@ export function createNode(deps: NodeDeps): RelayNode {
       origin: { kind: 'local', cid: client.cid },
       size: text.length,
     };
-    if (frame.id !== undefined) envelope.id = frame.id;
+    if (frame.id !== undefined) {
+      envelope.id = frame.id;
+      client.unsettled += 1;
+    }
     router.route(envelope);
   }
 
@@ -682,7 +691,8 @@ export function createNode(deps: NodeDeps): RelayNode {
         log.warn({ err: String(error) }, 'could not publish draining state');
       });
     }
-    const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
+    const drainStartedAt = Date.now();
+    const deadline = drainStartedAt + config.drainTimeoutSeconds * 1000;
     // Close clients at drainRatePerSecond, in random order, on a jittered tick, so reconnects spread out.
     const order = [...clients.values()];
     for (let i = order.length - 1; i > 0; i -= 1) {
@@ -695,13 +705,19 @@ export function createNode(deps: NodeDeps): RelayNode {
       const now = Date.now();
       budget = Math.min(budget + ((now - last) / 1000) * config.drainRatePerSecond, Math.max(1, config.drainRatePerSecond));
       last = now;
+      const deferred: Client[] = [];
       while (budget >= 1 && order.length > 0) {
         const client = order.pop() as Client;
-        if (client.state === 'open') {
-          closeClient(client, 'node_shutdown');
-          budget -= 1;
+        if (client.state !== 'open') continue;
+        // Its own messages are on their way: close it once they are acked or failed, so it hears their fate.
+        if (client.unsettled > 0 && now - drainStartedAt < DRAIN_SETTLE_WAIT_MS) {
+          deferred.push(client);
+          continue;
         }
+        closeClient(client, 'node_shutdown');
+        budget -= 1;
       }
+      order.unshift(...deferred);
       // Clients that connected while the drain began (handshakes in flight) are refused with 4000 by handshake().
       if (order.length === 0) for (const client of clients.values()) if (client.state === 'open') order.push(client);
       if (idle()) break;
