@@ -16,6 +16,7 @@ import type {
   RegistrySnapshot,
   RegistryWatch,
 } from './registry.js';
+import { RegistrationListeners, type RegistrationEvent } from './registration-listeners.js';
 
 export interface EtcdRegistryOptions {
   /** e.g. `['http://127.0.0.1:2379']`. */
@@ -28,7 +29,6 @@ export interface EtcdRegistryOptions {
   dialTimeoutMs?: number;
 }
 
-type RegistrationEvent = 'lost' | 'registered' | 'revoked';
 type OwnKind = 'node' | 'gateway';
 
 const RETRY_MIN_MS = 200;
@@ -133,7 +133,9 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   private queue: Promise<unknown> = Promise.resolve();
   /** Leases this registration granted and has not seen revoked: a key on one of them is ours to take over. */
   private readonly ownLeases = new Set<string>();
-  private readonly listeners = new Map<RegistrationEvent, Set<() => void>>();
+  private readonly listeners = new RegistrationListeners((event, error) => {
+    this.log.error({ event, err: error instanceof Error ? error.message : String(error) }, 'registration listener threw');
+  });
   private readonly log: Logger;
 
   constructor(
@@ -191,14 +193,12 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   }
 
   on(event: RegistrationEvent, listener: () => void): this {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(listener);
+    this.listeners.add(event, listener);
     return this;
   }
 
   off(event: RegistrationEvent, listener: () => void): this {
-    this.listeners.get(event)?.delete(listener);
+    this.listeners.remove(event, listener);
     return this;
   }
 
@@ -372,13 +372,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   }
 
   private emit(event: RegistrationEvent): void {
-    for (const listener of [...(this.listeners.get(event) ?? [])]) {
-      try {
-        listener();
-      } catch (error) {
-        this.log.error({ event, err: error instanceof Error ? error.message : String(error) }, 'registration listener threw');
-      }
-    }
+    this.listeners.emit(event);
   }
 }
 

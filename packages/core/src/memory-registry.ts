@@ -11,13 +11,13 @@ import type {
   RegistrySnapshot,
   RegistryWatch,
 } from './registry.js';
+import { RegistrationListeners, type RegistrationEvent } from './registration-listeners.js';
 
 export interface MemoryRegistryOptions {
   /** Default 10. Unit tests use short TTLs (or fake timers) to see expiry. */
   leaseTtlSeconds?: number;
 }
 
-type RegistrationEvent = 'lost' | 'registered' | 'revoked';
 type StoredValue = NodeRecord | LoadRecord | GatewayRecord;
 
 interface Stored {
@@ -253,7 +253,7 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   state: 'registered' | 'lost' | 'revoked' = 'registered';
   leaseId: string | undefined;
   private load: LoadRecord | undefined;
-  private readonly listeners = new Map<RegistrationEvent, Set<() => void>>();
+  private readonly listeners = new RegistrationListeners();
   private keepaliveTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
@@ -298,14 +298,12 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   }
 
   on(event: RegistrationEvent, listener: () => void): this {
-    let set = this.listeners.get(event);
-    if (!set) this.listeners.set(event, (set = new Set()));
-    set.add(listener);
+    this.listeners.add(event, listener);
     return this;
   }
 
   off(event: RegistrationEvent, listener: () => void): this {
-    this.listeners.get(event)?.delete(listener);
+    this.listeners.remove(event, listener);
     return this;
   }
 
@@ -398,7 +396,7 @@ class MemoryRegistrationImpl<R extends StoredValue> implements Registration<R> {
   }
 
   private emit(event: RegistrationEvent): void {
-    for (const listener of [...(this.listeners.get(event) ?? [])]) listener();
+    this.listeners.emit(event);
   }
 }
 
