@@ -2,7 +2,7 @@
  * `make chaos`: K pairs of SDK clients exchange numbered messages while nodes are added, drained and SIGKILLed and
  * etcd and memcached restart; every message must end acked-and-delivered or errored, never silently lost.
  *
- *   node --conditions=source --import tsx scripts/chaos.ts [--short] [--out DIR]
+ *   node --conditions=source --import tsx scripts/chaos.ts [--short] [--pairs K] [--out DIR]
  *
  * Writes DIR/chaos-report.md, chaos-report.json and chaos-sessions.svg (DIR defaults to docs/). Exits 1 when a
  * message was silently lost, delivered twice or out of order, or the scale-out check failed.
@@ -14,8 +14,11 @@ import { runChaos } from './chaos/run.js';
 import { verdict } from './chaos/verdict.js';
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { short: { type: 'boolean' }, out: { type: 'string' } } });
-  const config = values.short ? SHORT : FULL;
+  const { values } = parseArgs({ options: { short: { type: 'boolean' }, pairs: { type: 'string' }, out: { type: 'string' } } });
+  const base = values.short ? SHORT : FULL;
+  const pairs = values.pairs === undefined ? base.pairs : Number(values.pairs);
+  if (!Number.isInteger(pairs) || pairs < 1) throw new Error(`--pairs must be a positive integer, got ${String(values.pairs)}`);
+  const config = { ...base, pairs };
   const out = values.out ?? 'docs';
   process.stdout.write(`chaos run "${config.name}": ${String(config.pairs)} pairs, ${String(config.durationSeconds)} s of traffic; process logs in .run/chaos-logs/\n`);
   const result = await runChaos(config, { logDir: '.run/chaos-logs', progress: (line) => process.stdout.write(line + '\n') });

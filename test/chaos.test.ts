@@ -84,7 +84,7 @@ describe('chaos run (short)', function () {
 
   it('applied every fault, and every client came back through the SDK', () => {
     const events = result.timeline.map((e) => e.event);
-    for (const e of ['scale-out', 'drain (SIGTERM)', 'drained', 'SIGKILL', 'etcd restarted', 'memcached restarted (empty)']) {
+    for (const e of ['scale-out', 'drain (SIGTERM)', 'drained', 'SIGKILL', 'etcd restarted', 'registry complete', 'memcached restarted (empty)']) {
       expect(events, JSON.stringify(result.timeline)).to.include(e);
     }
     expect(result.anomalies).to.deep.equal([]);

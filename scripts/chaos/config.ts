@@ -45,7 +45,8 @@ const env = {
 export const FULL: ChaosConfig = {
   name: 'full',
   pairs: 40,
-  scaleOutPairs: 15,
+  // More than it takes to even the new node out (80 clients on 3 nodes), so the plot shows both phases.
+  scaleOutPairs: 20,
   initialNodes: 3,
   gateways: 2,
   intervalMs: 250,
@@ -74,13 +75,13 @@ export const SHORT: ChaosConfig = {
   gateways: 1,
   intervalMs: 200,
   maxInflightPerStream: 20,
-  durationSeconds: 32,
+  durationSeconds: 34,
   faults: [
     { at: 3, kind: 'scale-out' },
     { at: 8, kind: 'drain' },
     { at: 12, kind: 'kill' },
     { at: 17, kind: 'etcd-restart', downSeconds: 4 },
-    { at: 25, kind: 'memcached-restart', downSeconds: 2 },
+    { at: 27, kind: 'memcached-restart', downSeconds: 2 },
   ],
   env,
   sendTimeoutMs: 20_000,

@@ -4,6 +4,7 @@ import type { ChaosResult } from './run.js';
 import type { Percentiles } from './stats.js';
 import type { LoadSample } from './sampler.js';
 
+const DASHES = ['', '', '', '8 4', '3 3', '10 3 2 3'];
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
 function nodeIds(samples: LoadSample[]): string[] {
@@ -60,7 +61,8 @@ export function renderSvg(result: ChaosResult): string {
     const d = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
     // Earlier nodes are drawn wider, so two nodes with the same load stay distinguishable.
     const strokeWidth = Math.max(1.5, 4 - i * 0.5);
-    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${String(strokeWidth)}" stroke-opacity="0.85"/>`);
+    const dash = DASHES[i % DASHES.length] ?? '';
+    parts.push(`<path d="${d}" fill="none" stroke="${color}" stroke-width="${String(strokeWidth)}" stroke-opacity="0.85"${dash ? ` stroke-dasharray="${dash}"` : ''}/>`);
     for (const p of points.filter((q) => q.src === 'metrics')) {
       parts.push(`<circle cx="${x(p.t).toFixed(1)}" cy="${y(p.v).toFixed(1)}" r="1.8" fill="${color}"/>`);
     }
