@@ -4,7 +4,8 @@
  * ratios hold on a shared, noisy machine. Writes docs/benchmarks.{md,json,svg}.
  *
  * Knobs (environment): BENCH_ROUNDS (3), BENCH_PAIRS (50), BENCH_WINDOW (8 in flight per pair), BENCH_SECONDS
- * (4, per closed-loop run), BENCH_IDLE ("5000,10000"), BENCH_CONNECTS (2000), BENCH_SYSTEMS ("ours,peerjs,ws"),
+ * (4, per closed-loop run), BENCH_IDLE ("5000,10000"), BENCH_CONNECTS (2000), BENCH_SYSTEMS ("ours,peerjs,ws"; add
+ * "sockjs" for the bare sockjs relay, a reference between the bare ws relay and ours),
  * BENCH_OUT (docs). BENCH_QUICK=1 shrinks everything for a smoke run (the report says so).
  * `--render` rebuilds benchmarks.md/.svg from benchmarks.json without running anything.
  * Profiling: scripts/bench/profile.ts.
@@ -16,7 +17,7 @@ import { LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
 import { rssOf } from './procstat.js';
 import { renderReport, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type SweepRow } from './report.js';
-import { ROOT, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
+import { ROOT, startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
 const env = process.env;
 const quick = env['BENCH_QUICK'] === '1';
@@ -198,12 +199,13 @@ async function relayScenario(sys: RunningSystem, lg: LoadGen, round: number, pla
 
 async function runSystem(name: RunningSystem['name'], round: number): Promise<void> {
   log(`round ${String(round)}: starting ${name}`);
-  const sys = name === 'ours' ? await startOurs() : name === 'peerjs' ? await startPeerJs() : await startBareWs();
+  const sys =
+    name === 'ours' ? await startOurs() : name === 'peerjs' ? await startPeerJs() : name === 'sockjs' ? await startBareSockJs() : await startBareWs();
   const lg = await LoadGen.start((text) => log(`  ${text}`));
   try {
     // Idle first, on a fresh process: its RSS growth is then the connections', not the relay runs' heap.
     await idleScenario(sys, lg, round);
-    if (name !== 'ws') await connectScenario(sys, lg, round);
+    if (name === 'ours' || name === 'peerjs') await connectScenario(sys, lg, round);
     await relayScenario(sys, lg, round, 'one');
     if (name === 'ours') await relayScenario(sys, lg, round, 'cross');
   } finally {

@@ -10,7 +10,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { BODY, type Payload, type SizeName } from './payload.js';
 
-export type SystemKind = 'ours' | 'peerjs' | 'ws';
+export type SystemKind = 'ours' | 'peerjs' | 'ws' | 'sockjs';
 
 export interface Target {
   kind: SystemKind;
@@ -145,8 +145,29 @@ function openPlain(target: Target, id: string): Promise<Client> {
   });
 }
 
+/** The bare sockjs relay: SockJS framing around the bare relay's messages. */
+function openBareSockJs(target: Target, id: string): Promise<Client> {
+  const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
+  const ws = openSocket(`${target.wsUrl as string}/${server}/${randomBytes(6).toString('hex')}/websocket?id=${encodeURIComponent(id)}`);
+  const client: Client = {
+    id,
+    ws,
+    encode: (to, _seq, payload) => JSON.stringify([`{"type":"CANDIDATE","src":"${id}","dst":"${to}","payload":${payload}}`]),
+  };
+  return whenReady(ws, client, (text, ready) => {
+    if (text.charCodeAt(0) !== 97 /* a */) return;
+    for (const item of JSON.parse(text.slice(1)) as string[]) {
+      const frame = JSON.parse(item) as { type: string; payload?: Payload };
+      if (frame.type === 'CANDIDATE') onPayload(client, frame.payload as Payload);
+      else if (frame.type === 'OPEN') ready();
+    }
+  });
+}
+
 function open(target: Target, id: string, avoid: string[] = []): Promise<Client> {
-  return target.kind === 'ours' ? openOurs(target, id, avoid) : openPlain(target, id);
+  if (target.kind === 'ours') return openOurs(target, id, avoid);
+  if (target.kind === 'sockjs') return openBareSockJs(target, id);
+  return openPlain(target, id);
 }
 
 async function closeAll(clients: Client[]): Promise<void> {

@@ -3,7 +3,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import type { LatencySummary } from './loadgen.js';
 import { ROOT } from './systems.js';
 
-type SystemName = 'ours' | 'peerjs' | 'ws';
+type SystemName = 'ours' | 'peerjs' | 'ws' | 'sockjs';
 
 export interface RelayRow {
   system: SystemName;
@@ -94,7 +94,7 @@ function ratioByRound<T extends { round: number }>(a: T[], b: T[], value: (row: 
   return median(ratios);
 }
 
-const NAMES: Record<SystemName, string> = { ours: 'ours', peerjs: 'PeerJS server 1.0.2', ws: 'bare `ws` relay' };
+const NAMES: Record<SystemName, string> = { ours: 'ours', peerjs: 'PeerJS server 1.0.2', ws: 'bare `ws` relay', sockjs: 'bare `sockjs` relay' };
 
 function f(value: number, digits = 0): string {
   if (!Number.isFinite(value)) return '–';
@@ -153,6 +153,7 @@ function seriesOf(results: BenchResults): Series[] {
     { system: 'ours', scenario: 'relay-2', label: 'ours, across 2 nodes', color: '#9467bd' },
     { system: 'peerjs', scenario: 'relay-1', label: 'PeerJS server', color: '#d62728' },
     { system: 'ws', scenario: 'relay-1', label: 'bare ws relay', color: '#2ca02c' },
+    { system: 'sockjs', scenario: 'relay-1', label: 'bare sockjs relay', color: '#ff7f0e' },
   ];
   return defs
     .map((d) => ({
@@ -228,7 +229,7 @@ export function renderReport(results: BenchResults): { markdown: string; svg: st
   const summary = summarize(results);
   const c = results.config;
   const md: string[] = [];
-  const systems = (['ours', 'peerjs', 'ws'] as SystemName[]).filter((name) => c.systems.includes(name));
+  const systems = (['ours', 'peerjs', 'ws', 'sockjs'] as SystemName[]).filter((name) => c.systems.includes(name));
   md.push('# Benchmarks');
   md.push('');
   md.push(
@@ -241,6 +242,7 @@ export function renderReport(results: BenchResults): { markdown: string; svg: st
   md.push('- **ours**: etcd + memcached + one gateway + two nodes, the built CLI (`messaging-server gateway|node`) started by testkit\'s `startCluster`. One-node scenarios put every client on node-1 (`/connect` with `avoid: ["node-2"]`); the cross-node scenario puts each pair\'s sides on different nodes. Schema validation, sessions and acks are on; every message carries an `id` and is acked. The per-connection rate limit is lifted for the bench (`MSG_RATE_MESSAGES_PER_SECOND=1000000`, `MSG_RATE_BURST=2000000`); log level is the default (`info`).');
   md.push('- **PeerJS server** 1.0.2 via its own CLI (`peerjs --port P --host 127.0.0.1 --concurrent_limit 100000 --alive_timeout 3600000`; the defaults refuse connection 5,001 and drop clients without heartbeats after 60 s). Messages are `{"type":"CANDIDATE","dst","payload"}`.');
   md.push('- **bare ws relay** (`scripts/bench/bare-ws-relay.ts`, `ws` 8): parses each frame once for `dst` and forwards it unchanged. No sessions, validation, acks or queueing: the floor.');
+  if (c.systems.includes('sockjs')) md.push('- **bare sockjs relay** (`scripts/bench/bare-sockjs-relay.ts`, `sockjs` 0.3.24): the same forward-only relay on the library our node uses, over its websocket transport.');
   md.push('');
   md.push(
     `**Load.** A separate load-generator process (\`scripts/bench/loadgen.ts\`) speaks the raw SockJS websocket transport to ours (\`<listeningAddress>/<server>/<session>/websocket\`) and plain WebSocket to the others, without compression. ${String(c.pairs)} pairs; closed-loop runs keep ${String(c.window)} messages in flight per pair (half each way) for ${String(c.seconds)} s after 1 s of warm-up; the same payload (≈200 B ICE candidate or ≈2 KB SDP, with a send timestamp) for every system. Latency is end to end (send → receipt, one clock). Paced runs send at a fixed rate (a 1 ms timer) for ${String(c.sweepSeconds)} s at ${c.fractions.map((x) => `${String(x * 100)} %`).join(', ')} of that round's closed-loop maximum. CPU is user+system time of the server processes (from /proc) over the measurement window, divided by delivered messages. RSS is VmRSS of the process that holds the connections, before and after opening the idle connections on a fresh process.`,

@@ -2,7 +2,7 @@
  * The three systems under test, each started fresh on loopback as children of the harness:
  * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), PeerJS server
  * (`peer` 1.0.2's own CLI) and the bare `ws` relay (compiled once with esbuild, so no tsx loader sits in the
- * measured process).
+ * measured process); optionally a bare `sockjs` relay, built the same way.
  */
 import { mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,7 +23,7 @@ export const OUR_ENV: Record<string, string> = {
 };
 
 export interface RunningSystem {
-  name: 'ours' | 'peerjs' | 'ws';
+  name: 'ours' | 'peerjs' | 'ws' | 'sockjs';
   target: Target;
   /** The processes that relay on one node / across nodes and hold the idle connections. */
   relayPids: number[];
@@ -96,14 +96,16 @@ export async function startPeerJs(extraEnv: Record<string, string> = {}): Promis
   };
 }
 
-let relayBuilt: Promise<string> | undefined;
+const relaysBuilt = new Map<string, Promise<string>>();
 
-function buildBareRelay(): Promise<string> {
-  relayBuilt ??= (async () => {
+function buildBareRelay(name: 'bare-ws-relay' | 'bare-sockjs-relay'): Promise<string> {
+  let built = relaysBuilt.get(name);
+  if (built) return built;
+  built = (async () => {
     mkdirSync(TMP, { recursive: true });
-    const outfile = `${TMP}/bare-ws-relay.mjs`;
+    const outfile = `${TMP}/${name}.mjs`;
     await build({
-      entryPoints: [`${ROOT}scripts/bench/bare-ws-relay.ts`],
+      entryPoints: [`${ROOT}scripts/bench/${name}.ts`],
       outfile,
       platform: 'node',
       format: 'esm',
@@ -114,11 +116,12 @@ function buildBareRelay(): Promise<string> {
     });
     return outfile;
   })();
-  return relayBuilt;
+  relaysBuilt.set(name, built);
+  return built;
 }
 
 export async function startBareWs(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
-  const file = await buildBareRelay();
+  const file = await buildBareRelay('bare-ws-relay');
   const port = await freePort();
   const proc = new ManagedProcess('bare-ws', process.execPath, [file, String(port)], { PATH: process.env['PATH'], ...extraEnv });
   await proc.waitForOutput(/listening/, 15_000);
@@ -126,6 +129,22 @@ export async function startBareWs(extraEnv: Record<string, string> = {}): Promis
   return {
     name: 'ws',
     target: { kind: 'ws', wsUrl: `ws://127.0.0.1:${String(port)}` },
+    relayPids: [pid],
+    crossPids: [],
+    otherPids: {},
+    stop: async () => void (await proc.stop(5000)),
+  };
+}
+
+export async function startBareSockJs(extraEnv: Record<string, string> = {}): Promise<RunningSystem> {
+  const file = await buildBareRelay('bare-sockjs-relay');
+  const port = await freePort();
+  const proc = new ManagedProcess('bare-sockjs', process.execPath, [file, String(port)], { PATH: process.env['PATH'], ...extraEnv });
+  await proc.waitForOutput(/listening/, 15_000);
+  const pid = pidOf(proc);
+  return {
+    name: 'sockjs',
+    target: { kind: 'sockjs', wsUrl: `ws://127.0.0.1:${String(port)}/ws` },
     relayPids: [pid],
     crossPids: [],
     otherPids: {},
