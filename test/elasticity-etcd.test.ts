@@ -5,13 +5,12 @@ import {
   TrackedClient,
   closeClients,
   etcdKeys,
-  every,
   hold,
   httpStatus,
   startClients,
   timedConnect,
 } from './support/fault-clients.js';
-import { makePairs } from './support/pairs.js';
+import { makePairs, startPairTraffic } from './support/pairs.js';
 
 const OUTAGE_MS = 15_000;
 
@@ -42,13 +41,7 @@ describe('elasticity: a 15 s etcd outage', function () {
     const processes = [...c.gateways.map((g) => g.process), ...[...c.nodes.values()].map((n) => n.process)];
     const pids = processes.map((p) => p.pid);
 
-    const traffic = every(50, () => {
-      for (const [a, b] of pairs) {
-        void ledger.send(a, b.userId);
-        void ledger.send(b, a.userId);
-      }
-    });
-    await waitFor(() => ledger.report().acked >= 100, { timeoutMs: 10_000, what: 'traffic before the outage' });
+    const traffic = await startPairTraffic(ledger, pairs);
 
     const tOut = Date.now();
     await (c.etcd as NonNullable<LocalCluster['etcd']>).stop();

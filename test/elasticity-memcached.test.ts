@@ -1,8 +1,8 @@
 import { expect } from 'chai';
 import { MemcachedSessionStore } from '@messaging-server/core';
 import { startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
-import { MessageLedger, closeClients, every, hold, httpStatus, startClients, timedConnect, type TrackedClient } from './support/fault-clients.js';
-import { makePairs } from './support/pairs.js';
+import { MessageLedger, closeClients, hold, httpStatus, startClients, timedConnect, type TrackedClient } from './support/fault-clients.js';
+import { makePairs, startPairTraffic } from './support/pairs.js';
 
 const SESSION_TTL_SECONDS = 9;
 const OUTAGE_MS = 5000;
@@ -42,13 +42,7 @@ describe('elasticity: a memcached outage and an empty restart', function () {
     const { sameNode, crossNode } = makePairs(clients);
     const pairs = [...sameNode, ...crossNode];
 
-    const traffic = every(50, () => {
-      for (const [a, b] of pairs) {
-        void ledger.send(a, b.userId);
-        void ledger.send(b, a.userId);
-      }
-    });
-    await waitFor(() => ledger.report().acked >= 100, { timeoutMs: 10_000, what: 'traffic before the outage' });
+    const traffic = await startPairTraffic(ledger, pairs);
 
     const tOut = Date.now();
     await memcached.stop();

@@ -1,4 +1,5 @@
-import type { TrackedClient } from './fault-clients.js';
+import { waitFor } from '@messaging-server/testkit';
+import { every, type MessageLedger, type TrackedClient } from './fault-clients.js';
 
 export interface Pairs {
   /** Both users on node-1, both on node-2. */
@@ -23,4 +24,23 @@ export function makePairs(clients: readonly TrackedClient[], cross = 2): Pairs {
     ],
     crossNode: Array.from({ length: cross }, (_, i) => [at(one, 2 + i), at(two, 2 + i)] as [TrackedClient, TrackedClient]),
   };
+}
+
+/**
+ * Every pair exchanges one message each way every `intervalMs`, tracked by the ledger; resolves once 100 have been
+ * acked, so a fault injected afterwards hits live traffic. Stop it with the returned handle.
+ */
+export async function startPairTraffic(
+  ledger: MessageLedger,
+  pairs: readonly [TrackedClient, TrackedClient][],
+  intervalMs = 50,
+): Promise<{ stop(): Promise<void> }> {
+  const traffic = every(intervalMs, () => {
+    for (const [a, b] of pairs) {
+      void ledger.send(a, b.userId);
+      void ledger.send(b, a.userId);
+    }
+  });
+  await waitFor(() => ledger.report().acked >= 100, { timeoutMs: 10_000, what: 'traffic before the outage' });
+  return traffic;
 }
