@@ -280,6 +280,26 @@ describe('relay node (one node)', function () {
       expect(await late.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
     });
 
+    it('has deleted its clients\' sessions by the time the drain resolves', async function () {
+      await world.online('alice', node);
+      await world.online('bob', node);
+      // memcached takes a round trip per delete; the memory store alone would answer before anyone could notice.
+      const store = world.sessions as unknown as { deleteIfMatches: (userId: string, key: string) => Promise<boolean> };
+      const original = store.deleteIfMatches.bind(world.sessions);
+      store.deleteIfMatches = async (userId, key) => {
+        await new Promise((resolve) => setTimeout(resolve, 150));
+        return original(userId, key);
+      };
+      try {
+        await node.node.drain();
+        // The owner closes the session store right after the drain; nothing may still be on its way to it.
+        expect(await world.sessions.get('alice')).to.equal(undefined);
+        expect(await world.sessions.get('bob')).to.equal(undefined);
+      } finally {
+        store.deleteIfMatches = original;
+      }
+    });
+
     it('starts on POST /internal/v1/drain with 202', async function () {
       const alice = await world.online('alice', node);
       const res = await internalPost(node, '/internal/v1/drain', {});

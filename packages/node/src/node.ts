@@ -89,6 +89,8 @@ interface Client {
 const REASSERT_CONCURRENCY = 16;
 /** How long into a drain a client's close may wait for the outcomes of its own messages (forwards time out at 1.5 s). */
 const DRAIN_SETTLE_WAIT_MS = 2000;
+/** How long a drain waits for its last clients' close events and session deletes before it revokes and resolves. */
+const DRAIN_CLOSE_WAIT_MS = 2000;
 const LOAD_INTERVAL_MS = 1000;
 /** A handshake normally takes one or two store calls; one stuck longer than this is refused (4002, recoverable). */
 const HANDSHAKE_DEADLINE_MS = 10_000;
@@ -125,6 +127,7 @@ export function createNode(deps: NodeDeps): RelayNode {
   let registration: NodeRegistration | undefined;
   let watch: RegistryWatch | undefined;
   let draining = false;
+  const sessionDeletes = new Set<Promise<unknown>>();
   let closed = false;
   let drainPromise: Promise<void> | undefined;
   let resolveDrained!: () => void;
@@ -399,9 +402,11 @@ export function createNode(deps: NodeDeps): RelayNode {
     if (wasOpen) log.debug({ userId: client.userId }, 'client disconnected');
     // A session this connection acked goes with it, unless a newer session took its place (deleteIfMatches).
     if (client.record && !handshakes.has(client)) {
-      sessions.deleteIfMatches(client.userId, client.key).catch((error: unknown) => {
+      const deletion = sessions.deleteIfMatches(client.userId, client.key).catch((error: unknown) => {
         log.warn({ userId: client.userId, err: String(error) }, 'session delete failed');
       });
+      sessionDeletes.add(deletion);
+      void deletion.finally(() => sessionDeletes.delete(deletion));
     }
   }
 
@@ -725,8 +730,21 @@ export function createNode(deps: NodeDeps): RelayNode {
     }
     for (const client of [...clients.values()]) closeClient(client, 'node_shutdown');
     for (const envelope of pending.takeAll()) settle(envelope, 'RELAY_FAILED');
+    await closesSettled(DRAIN_CLOSE_WAIT_MS);
     await finish();
     log.info({ timedOut: Date.now() >= deadline }, 'drain finished');
+  }
+
+  /**
+   * A closed client's session delete starts on its close event, after the close frame went out. The drain waits
+   * (bounded) for those events and deletes, so the owner can close the session store right after the drain without
+   * leaving drained users' sessions behind until their TTL.
+   */
+  async function closesSettled(timeoutMs: number): Promise<void> {
+    const until = Date.now() + timeoutMs;
+    while (clients.size > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+    const left = Math.max(0, until - Date.now());
+    await Promise.race([Promise.allSettled([...sessionDeletes]), new Promise((resolve) => setTimeout(resolve, left).unref())]);
   }
 
   async function finish(): Promise<void> {
