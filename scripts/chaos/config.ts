@@ -6,8 +6,11 @@ export type FaultStep =
   | { at: number; kind: 'drain' }
   /** Add a node first (never drop to zero), then SIGKILL the oldest one. */
   | { at: number; kind: 'kill' }
-  /** Stop etcd, keep it down `downSeconds`, start it again on the same data dir. */
-  | { at: number; kind: 'etcd-restart'; downSeconds: number }
+  /**
+   * Stop etcd, keep it down `downSeconds`, start it again on the same data dir. With `killDuring`, a node is added
+   * first and the oldest one SIGKILLed 2 s into the outage: nobody can see it vanish until etcd is back.
+   */
+  | { at: number; kind: 'etcd-restart'; downSeconds: number; killDuring?: boolean }
   /** Stop memcached, keep it down `downSeconds`, start it again empty. */
   | { at: number; kind: 'memcached-restart'; downSeconds: number };
 
@@ -17,6 +20,11 @@ export interface ChaosConfig {
   pairs: number;
   /** Pairs that join right after the scale-out node is visible. */
   scaleOutPairs: number;
+  /**
+   * How fast they join (clients per second). Gateways add etcd's load (refreshed about once a second) to their own
+   * recent assignments, so a burst much faster than that through several gateways overshoots the new node.
+   */
+  scaleOutJoinsPerSecond: number;
   initialNodes: number;
   gateways: number;
   /** Each open client sends one message to its partner per interval. */
@@ -47,6 +55,7 @@ export const FULL: ChaosConfig = {
   pairs: 40,
   // More than it takes to even the new node out (80 clients on 3 nodes), so the plot shows both phases.
   scaleOutPairs: 20,
+  scaleOutJoinsPerSecond: 10,
   initialNodes: 3,
   gateways: 2,
   intervalMs: 250,
@@ -56,7 +65,7 @@ export const FULL: ChaosConfig = {
     { at: 10, kind: 'scale-out' },
     { at: 30, kind: 'drain' },
     { at: 45, kind: 'kill' },
-    { at: 62, kind: 'etcd-restart', downSeconds: 8 },
+    { at: 62, kind: 'etcd-restart', downSeconds: 8, killDuring: true },
     { at: 88, kind: 'memcached-restart', downSeconds: 4 },
     { at: 105, kind: 'kill' },
   ],
@@ -71,17 +80,18 @@ export const SHORT: ChaosConfig = {
   name: 'short',
   pairs: 10,
   scaleOutPairs: 6,
+  scaleOutJoinsPerSecond: 10,
   initialNodes: 2,
   gateways: 1,
   intervalMs: 200,
   maxInflightPerStream: 20,
-  durationSeconds: 34,
+  durationSeconds: 36,
   faults: [
     { at: 3, kind: 'scale-out' },
     { at: 8, kind: 'drain' },
     { at: 12, kind: 'kill' },
-    { at: 17, kind: 'etcd-restart', downSeconds: 4 },
-    { at: 27, kind: 'memcached-restart', downSeconds: 2 },
+    { at: 17, kind: 'etcd-restart', downSeconds: 5, killDuring: true },
+    { at: 29, kind: 'memcached-restart', downSeconds: 2 },
   ],
   env,
   sendTimeoutMs: 20_000,

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MessagingClient, isMessagingError, type ConnectOptions } from '@messaging-server/client';
 import type { Ledger } from './ledger.js';
 
@@ -72,17 +73,23 @@ export class Fleet {
     return view;
   }
 
-  /** Connects `count` new pairs, `concurrency` clients at a time; resolves once all are welcomed. */
-  async addPairs(count: number, cohort: string, concurrency = 8): Promise<string[]> {
+  /**
+   * Connects `count` new pairs, `concurrency` clients at a time and, with `perSecond`, no faster than that;
+   * resolves once all are welcomed.
+   */
+  async addPairs(count: number, cohort: string, concurrency = 8, perSecond = Number.POSITIVE_INFINITY): Promise<string[]> {
     const userIds: string[] = [];
     for (let i = 0; i < count; i++) {
       const pair = ++this.pairCount;
       userIds.push(`pair${String(pair)}-a`, `pair${String(pair)}-b`);
     }
     let next = 0;
+    const startedAt = Date.now();
     const worker = async (): Promise<void> => {
       while (next < userIds.length) {
         const index = next++;
+        const due = startedAt + (index * 1000) / perSecond - Date.now();
+        if (due > 0) await sleep(due);
         const userId = userIds[index] as string;
         const partner = index % 2 === 0 ? (userIds[index + 1] as string) : (userIds[index - 1] as string);
         const gatewayUrl = this.options.gatewayUrls[Math.floor(index / 2) % this.options.gatewayUrls.length] as string;

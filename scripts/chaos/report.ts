@@ -47,7 +47,7 @@ export function renderSvg(result: ChaosResult): string {
     parts.push(`<text x="${x(t).toFixed(1)}" y="${String(height - bottom + 15)}" text-anchor="middle">${String(t)}s</text>`);
   }
   parts.push(`<text x="${String(left)}" y="${String(height - 5)}">seconds since traffic started; y: sessions per node (registry load; dotted: read from the nodes while etcd was down)</text>`);
-  const faults = result.timeline.filter((e) => /scale-out|drain \(|SIGKILL|etcd stopped|memcached stopped/.test(e.event));
+  const faults = result.timeline.filter((e) => /^(scale-out|drain \(SIGTERM\)|SIGKILL|etcd stopped|memcached stopped)$/.test(e.event));
   faults.forEach((e, i) => {
     const fx = x(e.at).toFixed(1);
     parts.push(`<line x1="${fx}" y1="${String(top)}" x2="${fx}" y2="${String(y(0))}" stroke="#999" stroke-dasharray="4 3"/>`);

@@ -57,7 +57,9 @@ export interface RunOptions {
 const INITIAL_CONCURRENCY = 8;
 
 function faultLabel(step: FaultStep): string {
-  return 'downSeconds' in step ? `${step.kind} (${String(step.downSeconds)} s down)` : step.kind;
+  if (!('downSeconds' in step)) return step.kind;
+  const kill = step.kind === 'etcd-restart' && step.killDuring ? ', a node SIGKILLed meanwhile' : '';
+  return `${step.kind} (${String(step.downSeconds)} s down${kill})`;
 }
 
 /** Runs K pairs through the fault schedule on a fresh local cluster and accounts for every message. */
@@ -138,8 +140,8 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
             const node = await cluster.addNode();
             await cluster.waitForGatewaysToSee(before + 1);
             const at = seconds();
-            record('scale-out', `${node.nodeId} added and visible to the gateways; ${String(config.scaleOutPairs)} pairs join`);
-            const wave = new Set(await fleet.addPairs(config.scaleOutPairs, `scale-out ${node.nodeId}`, 4));
+            record('scale-out', `${node.nodeId} added and visible to the gateways; ${String(config.scaleOutPairs * 2)} clients join, ${String(config.scaleOutJoinsPerSecond)}/s`);
+            const wave = new Set(await fleet.addPairs(config.scaleOutPairs, `scale-out ${node.nodeId}`, 4, config.scaleOutJoinsPerSecond));
             const firsts = new Map<string, string>();
             for (const s of fleet.sessions) if (wave.has(s.userId) && !firsts.has(s.userId)) firsts.set(s.userId, s.nodeId);
             const onNewNode = [...firsts.values()].filter((n) => n === node.nodeId).length;
@@ -172,9 +174,21 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
           case 'etcd-restart': {
             const etcd = cluster.etcd;
             if (!etcd) throw new Error('the cluster does not own its etcd');
+            if (step.killDuring) {
+              const added = await cluster.addNode();
+              await cluster.waitForGatewaysToSee(cluster.nodes.size);
+              record('node added', `${added.nodeId} (before the outage)`);
+            }
+            const downSince = Date.now();
             await etcd.stop();
             record('etcd stopped');
-            await sleep(step.downSeconds * 1000);
+            if (step.killDuring) {
+              await sleep(2000);
+              const victim = oldestNode();
+              await cluster.killNode(victim);
+              record('SIGKILL', `${victim} (while etcd is down)`);
+            }
+            await sleep(Math.max(0, step.downSeconds * 1000 - (Date.now() - downSince)));
             await etcd.restart();
             record('etcd restarted');
             // etcd 3.4 restores every lease with a fresh TTL, so old keys linger for one TTL whether or not their
@@ -251,13 +265,26 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   });
   const observations: string[] = [];
   const first = samples.find((s) => s.source === 'registry' && Object.values(s.connections).reduce((a, b) => a + b, 0) === config.pairs * 2);
-  if (first) {
-    const loads = Object.values(first.connections);
+  const initial = first ? Object.values(first.connections) : [];
+  if (initial.length > 1 && Math.max(...initial) - Math.min(...initial) > (config.pairs * 2) / initial.length / 4) {
     observations.push(
       `The first ${String(config.pairs * 2)} clients, connected ${String(INITIAL_CONCURRENCY)} at a time through ${String(config.gateways)} gateway(s), ` +
-        `landed ${loads.join(' / ')} on the ${String(loads.length)} nodes: each gateway counts only its own recent assignments on top of ` +
+        `landed ${initial.join(' / ')} on the ${String(initial.length)} nodes: each gateway adds only its own recent assignments to ` +
         `the load in etcd (refreshed about once a second), so concurrent bursts through several gateways spread unevenly.`,
     );
+  }
+  for (const s of scaleOut) {
+    const after = samples.find((x) => x.source === 'registry' && x.at / 1000 >= s.at + s.waveSize / config.scaleOutJoinsPerSecond + 2);
+    const others = after ? Object.entries(after.connections).filter(([id]) => id !== s.nodeId && !after.draining.includes(id)).map(([, c]) => c) : [];
+    const mine = after?.connections[s.nodeId];
+    if (mine === undefined || others.length === 0) continue;
+    const average = others.reduce((a, b) => a + b, 0) / others.length;
+    if (mine > average * 1.25 + 2) {
+      observations.push(
+        `${s.nodeId} ended the scale-out wave with ${String(mine)} sessions against ${average.toFixed(0)} on the other nodes: ` +
+          `the gateways kept choosing it after it had caught up, because their view of its load lags by up to a second.`,
+      );
+    }
   }
   const sessionTtl = Number(config.env['MSG_SESSION_TTL_SECONDS'] ?? 120);
   for (const back of memcachedBack) {
@@ -267,9 +294,8 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     if (last === undefined) continue;
     observations.push(
       `After memcached came back empty at t=${(back / 1000).toFixed(1)} s, ${String(misses.length)} sends were answered PEER_UNAVAILABLE, ` +
-        `the last ${((last - back) / 1000).toFixed(1)} s after the restart: a node looks recipients up in memcached and uses its recently known ` +
-        `locations only while memcached is unreachable, not on a miss, so a recipient is unreachable until its node re-asserts the session ` +
-        `(within MSG_SESSION_TTL_SECONDS / 3 = ${(sessionTtl / 3).toFixed(0)} s). The senders were told; nothing was lost silently.`,
+        `the last ${((last - back) / 1000).toFixed(1)} s after the restart (nodes re-assert their live sessions within ` +
+        `MSG_SESSION_TTL_SECONDS / 3 = ${(sessionTtl / 3).toFixed(0)} s). The senders were told; nothing was lost silently.`,
     );
   }
   return {
