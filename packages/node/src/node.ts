@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import sockjs from 'sockjs';
 import type { Connection } from 'sockjs';
 import {
@@ -25,6 +26,7 @@ import {
   type ServerFrame,
   type SessionRecord,
 } from '@messaging-server/protocol';
+import { fromSockJs, type ClientConnection } from './client-connection.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
 import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
@@ -33,6 +35,7 @@ import { PendingQueues } from './pending-queues.js';
 import { Router, type Location } from './router.js';
 import { secretsEqual } from './secure-compare.js';
 import { TokenBucket } from './token-bucket.js';
+import { createWsTransport, type WsTransport } from './ws-transport.js';
 
 export interface NodeDeps {
   config: NodeConfig;
@@ -66,7 +69,7 @@ type ClientState = 'handshaking' | 'open' | 'closed';
 
 interface Client {
   cid: string;
-  conn: Connection;
+  conn: ClientConnection;
   userId: string;
   key: string;
   state: ClientState;
@@ -174,11 +177,9 @@ export function createNode(deps: NodeDeps): RelayNode {
   function closeClient(client: Client, reason: CloseReason): void {
     if (client.state === 'closed') return;
     try {
-      // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
-      const close = client.conn.close.bind(client.conn) as unknown as (code: number, reason: string) => boolean;
-      close(CLOSE_CODES[reason], reason);
+      client.conn.close(CLOSE_CODES[reason], reason);
     } catch (error) {
-      log.warn({ userId: client.userId, err: String(error) }, 'sockjs close failed');
+      log.warn({ userId: client.userId, err: String(error) }, 'connection close failed');
     }
   }
 
@@ -256,7 +257,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     return client.state === 'closed';
   }
 
-  function onConnection(conn: Connection): void {
+  function onConnection(conn: ClientConnection): void {
     const client: Client = {
       cid: randomId(),
       conn,
@@ -274,10 +275,8 @@ export function createNode(deps: NodeDeps): RelayNode {
       reasserting: false,
     };
     // The first client frame can arrive in the same tick as the connection: listeners go on first.
-    conn.on('data', (data: unknown) => {
+    const onData = (text: string): void => {
       client.lastActivity = Date.now();
-      // The raw /websocket transport hands binary frames over as Buffers; they are decoded (and judged) as text.
-      const text = typeof data === 'string' ? data : String(data);
       try {
         if (client.state === 'handshaking') {
           client.early.push(text);
@@ -288,8 +287,8 @@ export function createNode(deps: NodeDeps): RelayNode {
       } catch (error) {
         log.error({ userId: client.userId, err: String(error) }, 'frame handler failed');
       }
-    });
-    conn.on('close', () => {
+    };
+    conn.listen(onData, () => {
       try {
         onClose(client);
       } catch (error) {
@@ -312,7 +311,7 @@ export function createNode(deps: NodeDeps): RelayNode {
 
   async function handshake(client: Client): Promise<void> {
     if (draining || closed) return rejectHandshake(client, 'node_shutdown');
-    const query = new URL(client.conn.url ?? '', 'http://node.invalid').searchParams;
+    const query = new URL(client.conn.url, 'http://node.invalid').searchParams;
     if (query.has(ORIGIN_DENIED_PARAM)) return rejectHandshake(client, 'origin_not_allowed');
     // handshakes already holds this one.
     if (config.maxConnections > 0 && clients.size + handshakes.size > config.maxConnections) {
@@ -749,6 +748,7 @@ export function createNode(deps: NodeDeps): RelayNode {
 
   async function finish(): Promise<void> {
     stopTimers();
+    wsTransport?.close();
     const reg = registration;
     if (reg && reg.state !== 'revoked') {
       await reg.revoke().catch((error: unknown) => log.warn({ err: String(error) }, 'registration revoke failed'));
@@ -774,6 +774,15 @@ export function createNode(deps: NodeDeps): RelayNode {
     },
   });
 
+  let wsTransport: WsTransport | undefined;
+  function acceptConnection(conn: ClientConnection): void {
+    try {
+      onConnection(conn);
+    } catch (error) {
+      log.error({ err: String(error) }, 'connection setup failed');
+    }
+  }
+
   const api: RelayNode = {
     nodeId,
     drained,
@@ -794,13 +803,18 @@ export function createNode(deps: NodeDeps): RelayNode {
       sock.on('connection', (conn: Connection | null) => {
         // sockjs emits null for a connection that died during its opening request.
         if (!conn) return;
-        try {
-          onConnection(conn);
-        } catch (error) {
-          log.error({ err: String(error) }, 'connection setup failed');
-        }
+        acceptConnection(fromSockJs(conn));
       });
       sock.installHandlers(server);
+      // Both websocket transports go to `ws`; sockjs keeps the HTTP fallbacks and /info.
+      const ws = createWsTransport({ prefix, maxPayload: transportFrameLimit, onConnection: acceptConnection });
+      wsTransport = ws;
+      const sockjsUpgrade = server.listeners('upgrade') as ((req: IncomingMessage, socket: Duplex, head: Buffer) => void)[];
+      server.removeAllListeners('upgrade');
+      server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+        if (ws.handleUpgrade(req, socket, head)) return;
+        for (const listener of sockjsUpgrade) listener.call(server, req, socket, head);
+      });
       // Prepended after sockjs took over the listeners, so these run before it on every request and upgrade.
       if (!config.allowedOrigins.includes('*')) {
         server.prependListener('request', (req: IncomingMessage) => markDisallowedOrigin(req, prefix));

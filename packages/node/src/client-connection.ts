@@ -1,0 +1,34 @@
+import type { Connection } from 'sockjs';
+
+/**
+ * What the node needs from one client connection, whatever transport carries it (sockjs's HTTP fallbacks, or the
+ * websocket transports served by `ws`). Handshake, rate limits, idle timeout, origin check and drain see only this.
+ */
+export interface ClientConnection {
+  /** The request URL that opened the connection (path and query). */
+  readonly url: string;
+  readonly remoteAddress: string | undefined;
+  /** Queues one text frame; false once the connection is closing or closed. */
+  write(text: string): boolean;
+  /** Sends queued frames, then the close frame, then closes. Idempotent. */
+  close(code: number, reason: string): void;
+  /** Attaches the two handlers; call once, synchronously, before any frame can arrive. */
+  listen(onData: (text: string) => void, onClose: () => void): void;
+}
+
+/** Adapts a sockjs connection (every transport sockjs still serves) to ClientConnection. */
+export function fromSockJs(conn: Connection): ClientConnection {
+  // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
+  const close = conn.close.bind(conn) as unknown as (code: number, reason: string) => boolean;
+  return {
+    url: conn.url ?? '',
+    remoteAddress: conn.remoteAddress,
+    write: (text) => conn.write(text),
+    close: (code, reason) => void close(code, reason),
+    listen(onData, onClose) {
+      // The raw /websocket transport hands binary frames over as Buffers; they are decoded (and judged) as text.
+      conn.on('data', (data: unknown) => onData(typeof data === 'string' ? data : String(data)));
+      conn.on('close', onClose);
+    },
+  };
+}
