@@ -12,6 +12,8 @@ export interface WsTransportOptions {
   /** Largest WebSocket message accepted; larger ones close the connection with 1009. */
   maxPayload: number;
   onConnection(conn: ClientConnection): void;
+  /** Tests shorten it. */
+  heartbeatMs?: number;
 }
 
 export interface WsTransport {
@@ -63,7 +65,7 @@ export function createWsTransport(options: WsTransportOptions): WsTransport {
 
   const heartbeat = setInterval(() => {
     for (const conn of open) conn.beat();
-  }, HEARTBEAT_MS);
+  }, options.heartbeatMs ?? HEARTBEAT_MS);
   heartbeat.unref();
 
   class FramedConnection implements ClientConnection {
