@@ -22,6 +22,7 @@ export interface Backends {
  * The one place that chooses implementations: etcd + memcached for clustered processes, memory for standalone.
  * Everything downstream sees only the contracts.
  */
+/** Each adapter binds its own `component` on the logger it is given. */
 export function createBackends(
   config: CommonConfig & { clusterSecret?: string },
   logger: Logger,
@@ -34,7 +35,7 @@ export function createBackends(
           endpoints: config.etcdEndpoints,
           prefix: config.etcdPrefix,
           leaseTtlSeconds: config.leaseTtlSeconds,
-          logger: logger.child({ component: 'registry' }),
+          logger,
         });
   const sessions: SessionStore =
     mode === 'memory'
@@ -42,11 +43,11 @@ export function createBackends(
       : new MemcachedSessionStore({
           servers: config.memcachedServers,
           prefix: config.memcachedPrefix,
-          logger: logger.child({ component: 'sessions' }),
+          logger,
         });
   const transport = new UndiciPeerTransport({
     ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
-    logger: logger.child({ component: 'transport' }),
+    logger,
   });
   return {
     registry,

@@ -18,8 +18,8 @@ export async function runGateway(env: Record<string, string | undefined>): Promi
   }
   const backends = createBackends(config, logger, 'distributed');
   const dir = publicDir();
+  // startGatewayServer logs its own 'gateway listening' line with port and gatewayId.
   const started = await startGatewayServer({ config, ...backends, logger, version: VERSION, ...(dir === undefined ? {} : { publicDir: dir }) });
-  logger.info({ port: started.port, gatewayId: started.gateway.gatewayId }, 'gateway listening');
   onShutdownSignal(
     async (signal) => {
       logger.info({ signal }, 'gateway stopping');

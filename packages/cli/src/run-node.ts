@@ -6,34 +6,34 @@ import { VERSION } from './version.js';
 
 export async function runNode(env: Record<string, string | undefined>): Promise<void> {
   const config = loadConfig('node', env);
-  const logger = createPinoLogger({ level: config.logLevel, name: 'node', bindings: { nodeId: config.nodeId } });
+  // The node binds nodeId on its own lines; this process's lines get it once, through the child.
+  const baseLogger = createPinoLogger({ level: config.logLevel, name: 'node' });
+  const logger = baseLogger.child({ nodeId: config.nodeId });
   // Without a cluster secret, production mode already stopped in loadConfig.
   if (config.production && config.allowedOrigins.includes('*')) logger.warn({}, 'production mode with MSG_ALLOWED_ORIGINS=*');
   const backends = createBackends(config, logger, 'distributed');
   let started: Awaited<ReturnType<typeof startNodeServer>>;
   try {
-    started = await startNodeServer({ config, ...backends, logger, version: VERSION });
+    started = await startNodeServer({ config, ...backends, logger: baseLogger, version: VERSION });
   } catch (error) {
     await backends.close();
     throw error;
   }
   logger.info({ publicPort: started.publicPort, internalPort: started.internalPort }, 'node listening');
-  const stop = async (): Promise<void> => {
-    await started.node.drain();
-    await started.close();
-    await backends.close();
-  };
-  // `msgctl drain` reaches the node over its internal API; the process then exits exactly as after SIGTERM.
-  void started.node.drained.then(async () => {
-    await stop();
-    logger.info({}, 'node drained, exiting');
-    process.exit(0);
-  });
+  // One stop, whichever asks first: SIGTERM, or `msgctl drain` over the internal API (whose drain resolves `drained`).
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> =>
+    (stopping ??= (async () => {
+      await started.node.drain();
+      await started.close();
+      await backends.close();
+      logger.info({}, 'node drained, exiting');
+    })());
+  void started.node.drained.then(stop).then(() => process.exit(0));
   onShutdownSignal(
     async (signal) => {
       logger.info({ signal }, 'node draining');
       await stop();
-      logger.info({}, 'node drained, exiting');
     },
     (error) => logger.error({ err: error }, 'node stop failed'),
   );

@@ -125,36 +125,59 @@ export class LocalCluster {
 
   async addGateway(port?: number): Promise<ClusterGateway> {
     const name = `gateway-${String(this.gateways.length + 1)}`;
-    const chosen = port ?? (await freePort());
-    const proc = this.spawn(name, 'gateway', { ...this.baseEnv(), MSG_PORT: String(chosen) });
-    const gateway = { name, port: chosen, url: `http://127.0.0.1:${String(chosen)}`, process: proc };
-    this.gateways.push(gateway);
-    await this.waitReady(proc, `${gateway.url}/healthz`);
-    return gateway;
+    return this.withPortRetry(port === undefined, async () => {
+      const chosen = port ?? (await freePort());
+      const proc = this.spawn(name, 'gateway', { ...this.baseEnv(), MSG_PORT: String(chosen) });
+      const gateway = { name, port: chosen, url: `http://127.0.0.1:${String(chosen)}`, process: proc };
+      await this.waitReady(proc, `${gateway.url}/healthz`);
+      this.gateways.push(gateway);
+      return gateway;
+    });
   }
 
   async addNode(options: { nodeId?: string; ports?: { port: number; internalPort: number } | undefined; env?: Record<string, string> } = {}): Promise<ClusterNode> {
     const nodeId = options.nodeId ?? `node-${String(this.nextNodeIndex++)}`;
-    const port = options.ports?.port ?? (await freePort());
-    const internalPort = options.ports?.internalPort ?? (await freePort());
-    const proc = this.spawn(nodeId, 'node', {
-      ...this.baseEnv(),
-      MSG_NODE_ID: nodeId,
-      MSG_PORT: String(port),
-      MSG_INTERNAL_PORT: String(internalPort),
-      ...options.env,
+    return this.withPortRetry(options.ports === undefined, async () => {
+      const port = options.ports?.port ?? (await freePort());
+      const internalPort = options.ports?.internalPort ?? (await freePort());
+      const proc = this.spawn(nodeId, 'node', {
+        ...this.baseEnv(),
+        MSG_NODE_ID: nodeId,
+        MSG_PORT: String(port),
+        MSG_INTERNAL_PORT: String(internalPort),
+        ...options.env,
+      });
+      const node: ClusterNode = {
+        nodeId,
+        port,
+        internalPort,
+        listeningAddress: `http://127.0.0.1:${String(port)}/ws`,
+        internalUrl: `http://127.0.0.1:${String(internalPort)}`,
+        process: proc,
+      };
+      this.nodes.set(nodeId, node);
+      try {
+        await this.waitReady(proc, `${node.internalUrl}/readyz`);
+      } catch (error) {
+        this.nodes.delete(nodeId);
+        throw error;
+      }
+      return node;
     });
-    const node: ClusterNode = {
-      nodeId,
-      port,
-      internalPort,
-      listeningAddress: `http://127.0.0.1:${String(port)}/ws`,
-      internalUrl: `http://127.0.0.1:${String(internalPort)}`,
-      process: proc,
-    };
-    this.nodes.set(nodeId, node);
-    await this.waitReady(proc, `${node.internalUrl}/readyz`);
-    return node;
+  }
+
+  /**
+   * A port from freePort() can be taken by another process before ours binds it (tests run side by side): such a
+   * start is retried on fresh ports. Fixed ports (make run) fail at once, with the process's own reason.
+   */
+  private async withPortRetry<T>(freePorts: boolean, start: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await start();
+      } catch (error) {
+        if (!freePorts || attempt >= 3 || !String(error).includes('EADDRINUSE')) throw error;
+      }
+    }
   }
 
   private async waitReady(proc: ManagedProcess, url: string): Promise<void> {
