@@ -232,6 +232,49 @@ describe('relay nodes (two in one process)', function () {
     expect(await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'm3')).to.include({ code: 'PEER_UNAVAILABLE' });
   });
 
+  it('asks the store about a remote recipient about once a second, not once per message', async function () {
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+    const original = store.get.bind(world.sessions);
+    let lookups = 0;
+    store.get = (userId: string) => {
+      if (userId === 'bob') lookups += 1;
+      return original(userId);
+    };
+    try {
+      const startedAt = Date.now();
+      // One at a time: each message is its own outbox drain, which used to be one lookup each.
+      for (let i = 0; i < 30; i += 1) {
+        alice.socket.send({ type: 'message', to: 'bob', content: i, id: `s${String(i)}` });
+        await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === `s${String(i)}`);
+      }
+      const seconds = (Date.now() - startedAt) / 1000;
+      expect(lookups).to.be.at.most(Math.ceil(seconds) + 2);
+      expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal([...Array(30).keys()]);
+    } finally {
+      store.get = original;
+    }
+  });
+
+  it('routes a message again after a fresh lookup when its recipient moved to another node meanwhile', async function () {
+    const c = await world.startNode('node-c', { MSG_CLUSTER_SECRET: SECRET });
+    await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).json().then((r: { nodes?: number }) => r.nodes === 3), {
+      what: 'node-a sees node-c',
+    });
+    const alice = await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    alice.socket.send({ type: 'message', to: 'bob', content: 'on b', id: 'm1' });
+    await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'm1');
+    // bob reconnects through node-c; node-a still has node-b cached as his location.
+    bob.socket.close();
+    await waitFor(() => b.node.stats.connections === 0, { what: 'bob gone from node-b' });
+    const moved = await world.online('bob', c);
+    alice.socket.send({ type: 'message', to: 'bob', content: 'on c', id: 'm2' });
+    expect(await alice.socket.waitForFrame((f) => (f.type === 'ack' || f.type === 'error') && f.id === 'm2')).to.deep.equal({ type: 'ack', id: 'm2' });
+    expect(moved.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['on c']);
+  });
+
   it('lets a draining client hear the outcome of its own messages before it is closed', async function () {
     const alice = await world.online('alice', a);
     await world.online('bob', b);

@@ -16,6 +16,11 @@ export interface Envelope {
   origin: Origin;
   /** Approximate wire size in bytes (the client frame's length), to bound node-to-node batches. */
   size: number;
+  /** Routing order on the sender's node, so a message routed again goes back in its place. */
+  seq?: number;
+  /** Sent to a location trusted from the cache: a PEER_UNAVAILABLE answer routes it once more after a fresh lookup. */
+  viaCache?: boolean;
+  rerouted?: boolean;
 }
 
 export type Outcome = 'delivered' | FrameErrorCode;

@@ -43,6 +43,12 @@ const MAX_BATCH_MESSAGES = 500;
 const MAX_BATCH_BYTES = 1 << 20;
 const LOCATION_CACHE_MAX = 100_000;
 const LOCATION_CACHE_TTL_MS = 10 * 60_000;
+/**
+ * A remote location looked up this recently is used without asking the store again (one lookup per recipient
+ * per second under load instead of one per outbox drain). A user who moved meanwhile makes the old node answer
+ * PEER_UNAVAILABLE; such a message is routed once more after a fresh lookup, in its place.
+ */
+const LOCATION_TRUST_MS = 1000;
 /** How long a message waits for a node that a session names but this node's registry view does not know yet. */
 const UNKNOWN_NODE_WAIT_MS = 1000;
 
@@ -52,7 +58,8 @@ const UNKNOWN_NODE_WAIT_MS = 1000;
  * Order per (sender, recipient): messages to one recipient pass through one outbox while its location is looked up
  * (one lookup at a time, later messages wait behind it), and all messages to one node go through one Batcher with
  * one request in flight. The cluster membership comes from the registry watch and outlives an etcd outage
- * (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached, and used only when the session store cannot answer.
+ * (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached: a remote one is
+ * trusted for LOCATION_TRUST_MS, and any is used while the session store cannot answer.
  */
 export class Router {
   readonly members = new Map<string, NodeRecord>();
@@ -63,19 +70,27 @@ export class Router {
   private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
   private synced = true;
   private stopped = false;
+  private seq = 0;
 
   constructor(private readonly deps: RouterDeps) {}
 
   /** Routes one message from a sender connected here. */
   route(envelope: Envelope): void {
+    envelope.seq ??= ++this.seq;
     const box = this.outboxes.get(envelope.to);
     if (box) {
-      box.push(envelope);
+      insertInOrder(box, envelope);
       return;
     }
     const outcome = this.deps.deliverIfConnected(envelope);
     if (outcome !== undefined) {
       this.deps.settle(envelope, outcome);
+      return;
+    }
+    const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
+    if (trusted !== undefined) {
+      envelope.viaCache = true;
+      this.peerLink(trusted).push(envelope);
       return;
     }
     const queue = [envelope];
@@ -152,6 +167,12 @@ export class Router {
     if (!known || known.nodeId === this.deps.nodeId || !this.members.has(known.nodeId)) return undefined;
     if (Date.now() - known.at >= LOCATION_CACHE_TTL_MS) return undefined;
     return { kind: 'remote', nodeId: known.nodeId };
+  }
+
+  private trustedRemote(userId: string): string | undefined {
+    const known = this.locations.get(userId);
+    if (!known || known.nodeId === this.deps.nodeId || Date.now() - known.at > LOCATION_TRUST_MS) return undefined;
+    return this.members.has(known.nodeId) ? known.nodeId : undefined;
   }
 
   private forget(userId: string): Location {
@@ -305,6 +326,12 @@ export class Router {
 
   private fail(envelope: Envelope, code: FrameErrorCode): void {
     if (code === 'PEER_UNAVAILABLE') this.locations.delete(envelope.to);
+    if (code === 'PEER_UNAVAILABLE' && envelope.viaCache === true && envelope.rerouted !== true && !this.stopped) {
+      envelope.rerouted = true;
+      envelope.viaCache = false;
+      this.route(envelope);
+      return;
+    }
     this.deps.settle(envelope, code);
   }
 
@@ -339,4 +366,12 @@ export class Router {
     const link = this.peerLinks.get(peerId);
     if (link?.idle) this.peerLinks.delete(peerId);
   }
+}
+
+/** Puts a message routed again back before the messages routed after it (the outbox is in routing order). */
+function insertInOrder(box: Envelope[], envelope: Envelope): void {
+  const seq = envelope.seq ?? Number.POSITIVE_INFINITY;
+  let i = box.length;
+  while (i > 0 && ((box[i - 1] as Envelope).seq ?? 0) > seq) i -= 1;
+  box.splice(i, 0, envelope);
 }
