@@ -168,7 +168,7 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
   out.push('## Scale-out (acceptance 6)', '');
   out.push(
     'A node joins the loaded cluster; once the gateways see it, a wave of new pairs connects. Least-loaded allocation ' +
-      'should send most of them to the new node until its load matches the others.',
+      'should send most of them to the new node until its load matches the others (evened out: within 10 % of their average).',
     '',
   );
   out.push(
@@ -182,7 +182,7 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
   if (svgName) out.push(`![sessions per node](${svgName})`, '');
   out.push(
     'Sampled every second from the registry (`load/<nodeId>`, what the gateways allocate by); while etcd was down, ' +
-      'from each node\'s `msg_connections` gauge (source `metrics`). A draining node is marked `(d)`; `–` = not registered.',
+      'from each node\'s `msg_connections` gauge (source `metrics`). A draining node is marked `(d)`; `–` = not registered or no load record yet.',
     '',
   );
   const every = Math.max(1, Math.round(result.samples.length / 40));

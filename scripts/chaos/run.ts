@@ -318,7 +318,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   };
 }
 
-/** Seconds until the new node's load first reaches the average of the other active nodes. */
+/** Seconds until the new node's load first comes within 10 % of the other active nodes' average. */
 function evenedOutAfter(samples: LoadSample[], nodeId: string, at: number, until: number): number | null {
   for (const s of samples) {
     if (s.at / 1000 < at || s.at / 1000 >= until) continue;
@@ -326,7 +326,7 @@ function evenedOutAfter(samples: LoadSample[], nodeId: string, at: number, until
     const others = Object.entries(s.connections).filter(([id]) => id !== nodeId && !s.draining.includes(id)).map(([, c]) => c);
     if (mine === undefined || others.length === 0) continue;
     const average = others.reduce((a, b) => a + b, 0) / others.length;
-    if (mine >= average) return Math.round((s.at / 1000 - at) * 10) / 10;
+    if (mine >= average * 0.9) return Math.round((s.at / 1000 - at) * 10) / 10;
   }
   return null;
 }

@@ -58,7 +58,10 @@ export class LoadSampler {
       const connections: Record<string, number> = {};
       const draining: string[] = [];
       for (const [nodeId, record] of nodes) {
-        connections[nodeId] = loads.get(nodeId)?.connections ?? 0;
+        // A node without a load record yet (just registered, or re-registering after an etcd outage) is left out
+        // rather than shown as empty.
+        const load = loads.get(nodeId);
+        if (load) connections[nodeId] = load.connections;
         if (record.state === 'draining') draining.push(nodeId);
       }
       this.samples.push({ at, source: 'registry', connections, draining });
