@@ -169,6 +169,12 @@ export function createNode(deps: NodeDeps): RelayNode {
     return client.conn.write(JSON.stringify(frame));
   }
 
+  /** The hot frames are built as text: the same bytes as JSON.stringify of the frame, without the object. */
+  function sendAck(client: Client, id: string): void {
+    metrics.hot.acks += 1;
+    if (client.state !== 'closed') client.conn.write(`{"type":"ack","id":${JSON.stringify(id)}}`);
+  }
+
   function sendError(client: Client, code: FrameErrorCode, message: string, id?: string): void {
     metrics.errors.inc({ code });
     send(client, id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id });
@@ -207,8 +213,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       if (sender && envelope.id !== undefined) sender.unsettled -= 1;
       if (!sender || sender.state !== 'open') return;
       if (outcome === 'delivered') {
-        metrics.acks.inc();
-        send(sender, { type: 'ack', id: envelope.id as string });
+        sendAck(sender, envelope.id as string);
       } else {
         sendError(sender, outcome, ERROR_TEXT[outcome], envelope.id);
       }
@@ -220,17 +225,15 @@ export function createNode(deps: NodeDeps): RelayNode {
   }
 
   function writeMessage(recipient: Client, envelope: Envelope): boolean {
-    const frame: ServerFrame =
-      envelope.id === undefined
-        ? { type: 'message', from: envelope.from, to: envelope.to, content: envelope.content }
-        : { type: 'message', from: envelope.from, to: envelope.to, content: envelope.content, id: envelope.id };
-    return send(recipient, frame);
+    if (recipient.state === 'closed') return false;
+    const head = `{"type":"message","from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"content":${JSON.stringify(envelope.content)}`;
+    return recipient.conn.write(envelope.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(envelope.id)}}`);
   }
 
   /** Hands a message to a connection here; returns its outcome. */
   function deliverLocal(recipient: Client, envelope: Envelope): Outcome {
     if (!writeMessage(recipient, envelope)) return 'PEER_UNAVAILABLE';
-    metrics.relayed.inc({ path: 'local' });
+    metrics.hot.relayedLocal += 1;
     return 'delivered';
   }
 
@@ -646,8 +649,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       accepted += 1;
       if (o.result === 'delivered') {
         if (o.id === undefined) continue;
-        metrics.acks.inc();
-        send(sender, { type: 'ack', id: o.id });
+        sendAck(sender, o.id);
       } else {
         sendError(sender, o.result, ERROR_TEXT[o.result], o.id);
       }

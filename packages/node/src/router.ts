@@ -27,7 +27,7 @@ export interface RouterDeps {
   sessions: SessionStore;
   transport: PeerTransport;
   log: Logger;
-  metrics: Pick<NodeMetrics, 'relayed' | 'relayLatency'>;
+  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency'>;
   /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
   deliverIfConnected(envelope: Envelope): Outcome | undefined;
   /** For a session on this node: delivers here, or holds it in this node's pending queue. */
@@ -316,7 +316,7 @@ export class Router {
     }
     batch.forEach((envelope, i) => {
       const result = results[i] as DeliverResult;
-      if (result.status !== 'error') metrics.relayed.inc({ path: 'remote' });
+      if (result.status !== 'error') metrics.hot.relayedRemote += 1;
       if (result.status === 'delivered') settle(envelope, 'delivered');
       else if (result.status === 'error') this.fail(envelope, result.code);
       // 'pending': held on the recipient's node, which reports the outcome later (OUTCOMES_PATH).
