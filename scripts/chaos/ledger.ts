@@ -134,6 +134,17 @@ export class Ledger {
     return times;
   }
 
+  /** Sends answered with `code` in [fromMs, toMs): their stream and when they were sent. */
+  errorsOf(code: string, fromMs: number, toMs: number): { stream: string; sentAt: number }[] {
+    const out: { stream: string; sentAt: number }[] = [];
+    for (const [id, stream] of this.streams) {
+      for (const r of stream.records) {
+        if (r.code === code && r.settledAt !== undefined && r.settledAt >= fromMs && r.settledAt < toMs) out.push({ stream: id, sentAt: r.sentAt });
+      }
+    }
+    return out;
+  }
+
   /** When sends were answered with `code` in [fromMs, toMs), on the ledger's clock, in order. */
   errorTimes(code: string, fromMs: number, toMs: number): number[] {
     const times: number[] = [];

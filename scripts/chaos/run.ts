@@ -286,6 +286,22 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       );
     }
   }
+  const firstSession = new Map<string, number>();
+  for (const e of fleet.sessions) if (!firstSession.has(e.userId)) firstSession.set(e.userId, e.at);
+  const scaleOutPhase = reconnectsByFault.findIndex((f) => f.fault === 'scale-out');
+  if (scaleOutPhase >= 0) {
+    const from = (reconnectsByFault[scaleOutPhase]?.at ?? 0) * 1000;
+    const to = (reconnectsByFault[scaleOutPhase + 1]?.at ?? Number.POSITIVE_INFINITY) * 1000;
+    const errors = ledger.errorsOf('PEER_UNAVAILABLE', from, to);
+    // The recipient had not been welcomed yet when the message was sent: its pair was still joining.
+    const early = errors.filter((e) => (firstSession.get(e.stream.split('>')[1] ?? '') ?? Number.POSITIVE_INFINITY) > e.sentAt).length;
+    if (early > 0) {
+      observations.push(
+        `${String(early)} of the ${String(errors.length)} PEER_UNAVAILABLE answers in the scale-out phase were sends to a joining ` +
+          `client that had not been welcomed yet (the pairs join one client at a time): correct answers, not faults.`,
+      );
+    }
+  }
   const sessionTtl = Number(config.env['MSG_SESSION_TTL_SECONDS'] ?? 120);
   for (const back of memcachedBack) {
     const next = (faultStarts.find((f) => f.at * 1000 > back)?.at ?? Number.POSITIVE_INFINITY) * 1000;
