@@ -23,6 +23,8 @@ export interface WsTransport {
   close(): void;
 }
 
+const ignore = (): void => undefined;
+
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
@@ -221,7 +223,7 @@ export function createWsTransport(options: WsTransportOptions): WsTransport {
       if (!framed && !rawPath.test(path)) return false;
       wss.handleUpgrade(req, socket, head, (ws) => {
         // An error (e.g. a frame over maxPayload) is followed by 'close'; without a listener it would throw.
-        ws.on('error', () => undefined);
+        ws.on('error', ignore);
         if (framed) {
           const conn = new FramedConnection(ws, req);
           // `o` goes first: the node may close the connection synchronously (a drain refuses it at once).
