@@ -58,8 +58,7 @@ export class SessionAllocator {
     }
     this.options.onAllocated?.(node.nodeId);
     if (previous) this.notifyReplaced(previous, log);
-    // One line per /connect at info was a synchronous stdout write on the hot path; msg_allocations_total counts them.
-    log.debug({ userId: record.userId, nodeId: node.nodeId, replaced: previous !== undefined }, 'session allocated');
+    log.info({ userId: record.userId, nodeId: node.nodeId, replaced: previous !== undefined }, 'session allocated');
     const { userId, listeningAddress, listeningKey, acked, nodeId } = record;
     return { userId, listeningAddress, listeningKey, acked, nodeId };
   }
