@@ -1,4 +1,6 @@
+import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
+import { connect as connectTcp } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { expect } from 'chai';
 import WebSocket from 'ws';
@@ -129,6 +131,27 @@ describe('ws transport (SockJS websocket framing)', function () {
     s.conn.close(4000, 'node_shutdown');
     expect(await peer.closed).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
     await waitFor(() => s.closes === 1);
+  });
+
+  // Last: it stops the transport's timers.
+  it('cuts a client that does not answer its close once the transport stops', async function () {
+    const before = accepted.length;
+    const socket = connectTcp(port, '127.0.0.1');
+    socket.write(
+      `GET /ws/1/mute/websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        `Sec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+    );
+    // It reads (so it sees the end) but never answers a frame.
+    socket.resume();
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await waitFor(() => accepted.length > before);
+    const s = accepted[accepted.length - 1] as Accepted;
+    s.conn.close(4000, 'node_shutdown');
+    await waitFor(() => s.closes === 1);
+    const stoppedAt = Date.now();
+    transport.close(100);
+    await ended;
+    expect(Date.now() - stoppedAt).to.be.lessThan(5000);
   });
 
   it('leaves every other upgrade path alone', function () {

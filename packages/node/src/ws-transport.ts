@@ -19,8 +19,11 @@ export interface WsTransportOptions {
 export interface WsTransport {
   /** Takes the upgrade if its path is one of the two websocket transports; false leaves it to sockjs. */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean;
-  /** Stops the heartbeat timer (connections are closed by their owner). */
-  close(): void;
+  /**
+   * Stops the heartbeat timer. Connections are closed by their owner; a client that has not answered its close
+   * within graceMs is cut, so a stopping node never waits on a dead peer (ws would wait 30 s).
+   */
+  close(graceMs?: number): void;
 }
 
 const ignore = (): void => undefined;
@@ -48,6 +51,8 @@ export function createWsTransport(options: WsTransportOptions): WsTransport {
   });
 
   const open = new Set<FramedConnection>();
+  // Every upgraded socket until its WebSocket closed, to cut the stragglers when the node stops.
+  const sockets = new Set<WebSocket>();
   // Connections with queued frames; flushed together once per event-loop turn.
   let dirty: FramedConnection[] = [];
   let flushScheduled = false;
@@ -224,6 +229,8 @@ export function createWsTransport(options: WsTransportOptions): WsTransport {
       wss.handleUpgrade(req, socket, head, (ws) => {
         // An error (e.g. a frame over maxPayload) is followed by 'close'; without a listener it would throw.
         ws.on('error', ignore);
+        sockets.add(ws);
+        ws.once('close', () => sockets.delete(ws));
         if (framed) {
           const conn = new FramedConnection(ws, req);
           // `o` goes first: the node may close the connection synchronously (a drain refuses it at once).
@@ -235,8 +242,13 @@ export function createWsTransport(options: WsTransportOptions): WsTransport {
       });
       return true;
     },
-    close() {
+    close(graceMs = 1000) {
       clearInterval(heartbeat);
+      if (sockets.size === 0) return;
+      const timer = setTimeout(() => {
+        for (const ws of sockets) ws.terminate();
+      }, graceMs);
+      timer.unref();
     },
   };
 }
