@@ -48,7 +48,10 @@ export interface NodeDeps {
 
 export interface RelayNode {
   readonly nodeId: string;
-  /** Mounts the SockJS endpoint (path from the pathname of config.publicUrl, default /ws) on an http.Server. */
+  /**
+   * Mounts the SockJS endpoint (path from the pathname of config.publicUrl, default /ws) on an http.Server: its two
+   * websocket transports served by `ws`, every HTTP fallback and /info by sockjs.
+   */
   installSockJs(server: Server): void;
   /** Node http handler for the internal API (/internal/...), /healthz, /readyz, /metrics. Returns false if the path is not its own. */
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean;
