@@ -35,7 +35,7 @@ export interface PinoLoggerOptions {
   name?: string;
   /** Fields on every line, e.g. `{ nodeId }`. */
   bindings?: LogFields;
-  /** A file descriptor, a file path, or a stream with `write(line)`. Default: stdout. */
+  /** A file descriptor, a file path, or a stream with `write(line)`. Default: stdout, written asynchronously. */
   destination?: number | string | { write(line: string): unknown };
 }
 
@@ -55,7 +55,10 @@ export function createPinoLogger(options: PinoLoggerOptions): Logger {
 }
 
 function destinationOf(destination: PinoLoggerOptions['destination']) {
-  if (destination === undefined) return pino.destination(1);
+  // Asynchronous stdout: a line per /connect must not cost a blocking write on the hot path. Lines written while
+  // one write is in flight leave together; pino flushes what is left when the process exits. Only a SIGKILL can
+  // lose the last lines, and a crash report never depended on them.
+  if (destination === undefined) return pino.destination({ dest: 1, sync: false });
   if (typeof destination === 'number') return pino.destination(destination);
   if (typeof destination === 'string') return pino.destination({ dest: destination, mkdir: true });
   return { write: (line: string) => void destination.write(line) };
