@@ -10,6 +10,7 @@ import {
   type Registry,
   type SessionStore,
 } from '@messaging-server/core';
+import { PEER_LANES } from '@messaging-server/node';
 
 export interface Backends {
   registry: Registry;
@@ -45,7 +46,9 @@ export function createBackends(
           prefix: config.memcachedPrefix,
           logger,
         });
+  // One connection per delivery lane, so the node's lanes to a peer really run side by side.
   const transport = new UndiciPeerTransport({
+    connections: PEER_LANES,
     ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
   });

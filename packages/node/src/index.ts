@@ -12,3 +12,4 @@ export {
   type ForwardedMessage,
   type OutcomeReport,
 } from './internal-wire.js';
+export { PEER_LANES } from './router.js';

@@ -36,6 +36,11 @@ export interface RouterDeps {
   settle(envelope: Envelope, outcome: Outcome): void;
 }
 
+/**
+ * Requests in flight at once to one peer node. The transport must hold as many connections per peer
+ * (UndiciPeerTransport `connections`), or the lanes would queue behind each other on one socket.
+ */
+export const PEER_LANES = 4;
 const FORWARD_TIMEOUT_MS = 1500;
 /** The recipient node refuses a request this long before the sender's timeout, leaving time for the answer. */
 const FORWARD_DEADLINE_MARGIN_MS = 250;
@@ -56,9 +61,9 @@ const UNKNOWN_NODE_WAIT_MS = 1000;
  * Where messages go: the recipient's connection here, this node's pending queue, or another node.
  *
  * Order per (sender, recipient): messages to one recipient pass through one outbox while its location is looked up
- * (one lookup at a time, later messages wait behind it), and all messages to one node go through one Batcher with
- * one request in flight. The cluster membership comes from the registry watch and outlives an etcd outage
- * (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached: a remote one is
+ * (one lookup at a time, later messages wait behind it), and every message to that recipient's node takes the same
+ * one of PEER_LANES Batchers, each with one request in flight. The cluster membership comes from the registry watch
+ * and outlives an etcd outage (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached: a remote one is
  * trusted for LOCATION_TRUST_MS, and any is used while the session store cannot answer.
  */
 export class Router {
@@ -90,7 +95,7 @@ export class Router {
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
-      this.peerLink(trusted).push(envelope);
+      this.peerLink(trusted, envelope.to).push(envelope);
       return;
     }
     const queue = [envelope];
@@ -216,7 +221,7 @@ export class Router {
         return;
       }
       case 'remote':
-        if (this.members.has(location.nodeId)) this.peerLink(location.nodeId).push(envelope);
+        if (this.members.has(location.nodeId)) this.peerLink(location.nodeId, envelope.to).push(envelope);
         else this.awaitNode(location.nodeId, envelope);
         return;
       case 'none':
@@ -257,12 +262,16 @@ export class Router {
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.awaitingNode.delete(nodeId);
-    const link = this.peerLink(nodeId);
-    for (const envelope of waiting.envelopes) link.push(envelope);
+    for (const envelope of waiting.envelopes) this.peerLink(nodeId, envelope.to).push(envelope);
   }
 
-  private peerLink(peerId: string): Batcher<Envelope> {
-    let link = this.peerLinks.get(peerId);
+  /**
+   * The link that carries messages for `recipient` to `peerId`: one of PEER_LANES per peer, each with one request in
+   * flight. A recipient always uses the same lane, so its messages stay in order while other lanes run alongside.
+   */
+  private peerLink(peerId: string, recipient: string): Batcher<Envelope> {
+    const key = `${peerId}#${String(laneOf(recipient))}`;
+    let link = this.peerLinks.get(key);
     if (!link) {
       link = new Batcher<Envelope>(
         (batch) => this.forward(peerId, batch),
@@ -273,7 +282,7 @@ export class Router {
         (envelope) => envelope.size,
         MAX_BATCH_BYTES,
       );
-      this.peerLinks.set(peerId, link);
+      this.peerLinks.set(key, link);
     }
     return link;
   }
@@ -363,9 +372,15 @@ export class Router {
     this.deps.log.info({ peerId }, 'peer left the registry');
     const address = record.internalAddress;
     if (![...this.members.values()].some((m) => m.internalAddress === address)) this.deps.transport.forget(address);
-    const link = this.peerLinks.get(peerId);
-    if (link?.idle) this.peerLinks.delete(peerId);
+    for (const [key, link] of this.peerLinks) if (key.startsWith(`${peerId}#`) && link.idle) this.peerLinks.delete(key);
   }
+}
+
+/** FNV-1a: a cheap, stable spread of recipients over the lanes. */
+function laneOf(recipient: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < recipient.length; i++) hash = Math.imul(hash ^ recipient.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % PEER_LANES;
 }
 
 /** Puts a message routed again back before the messages routed after it (the outbox is in routing order). */
