@@ -13,3 +13,4 @@ export * from './etcd-registry.js';
 export * from './undici-peer-transport.js';
 export * from './pino-logger.js';
 export * from './instrumented-backends.js';
+export * from './backend-metrics.js';

@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { BackendOperationHook } from '@messaging-server/core';
+import { backendOperationMetrics, type BackendOperationHook } from '@messaging-server/core';
 
 export interface GatewayMetricsSource {
   nodeCounts(): { active: number; draining: number };
@@ -49,8 +49,8 @@ export class GatewayMetrics {
       help: '1 while this gateway\'s registry lease is held, 0 before it registered or after it was lost',
       registers,
     });
-    this.etcd = backendOperationHook(this.registry, 'etcd');
-    this.memcached = backendOperationHook(this.registry, 'memcached');
+    this.etcd = backendOperationMetrics(this.registry, 'etcd');
+    this.memcached = backendOperationMetrics(this.registry, 'memcached');
     new Gauge({
       name: 'msg_nodes',
       help: 'Nodes in this gateway\'s view of the registry, by state',
@@ -74,28 +74,3 @@ export class GatewayMetrics {
   }
 }
 
-/** `msg_<backend>_operation_seconds{operation}` and `msg_<backend>_errors_total{operation,code}`. */
-function backendOperationHook(registry: Registry, backend: 'etcd' | 'memcached'): BackendOperationHook {
-  const latency = new Histogram({
-    name: `msg_${backend}_operation_seconds`,
-    help: `Duration of ${backend} operations (failed ones included)`,
-    labelNames: ['operation'],
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const errors = new Counter({
-    name: `msg_${backend}_errors_total`,
-    help: `${backend} operations that failed, by error code`,
-    labelNames: ['operation', 'code'],
-    registers: [registry],
-  });
-  return (operation, seconds, error) => {
-    if (seconds !== undefined) latency.observe({ operation }, seconds);
-    if (error !== undefined) errors.inc({ operation, code: errorCode(error) });
-  };
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'UNKNOWN';
-}

@@ -1,5 +1,5 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { BackendOperationHook } from '@messaging-server/core';
+import { backendOperationMetrics } from '@messaging-server/core';
 
 export interface NodeMetricsSources {
   connections(): number;
@@ -76,35 +76,10 @@ export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string) {
     }),
     leaseState: new Gauge({ name: 'msg_lease_state', help: '1 while the registry lease is held, 0 when lost', registers: [registry] }),
     draining: new Gauge({ name: 'msg_draining', help: '1 while the node drains', registers: [registry] }),
-    etcd: backendOperationHook(registry, 'etcd'),
-    memcached: backendOperationHook(registry, 'memcached'),
+    etcd: backendOperationMetrics(registry, 'etcd'),
+    memcached: backendOperationMetrics(registry, 'memcached'),
   };
 }
 
-/** `msg_<backend>_operation_seconds{operation}` and `msg_<backend>_errors_total{operation,code}`, fed by the instrumented adapters. */
-function backendOperationHook(registry: Registry, backend: 'etcd' | 'memcached'): BackendOperationHook {
-  const latency = new Histogram({
-    name: `msg_${backend}_operation_seconds`,
-    help: `Duration of ${backend} operations (failed ones included)`,
-    labelNames: ['operation'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [registry],
-  });
-  const errors = new Counter({
-    name: `msg_${backend}_errors_total`,
-    help: `${backend} operations that failed, by error code`,
-    labelNames: ['operation', 'code'] as const,
-    registers: [registry],
-  });
-  return (operation, seconds, error) => {
-    if (seconds !== undefined) latency.observe({ operation }, seconds);
-    if (error !== undefined) errors.inc({ operation, code: errorCode(error) });
-  };
-}
-
-function errorCode(error: unknown): string {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' ? code : 'UNKNOWN';
-}
 
 export type NodeMetrics = ReturnType<typeof createNodeMetrics>;
