@@ -34,6 +34,7 @@ import { createNodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router, type Location } from './router.js';
 import { secretsEqual } from './secure-compare.js';
+import { SessionKeeper } from './session-keeper.js';
 import { TokenBucket } from './token-bucket.js';
 import { createWsTransport, type WsTransport } from './ws-transport.js';
 
@@ -92,7 +93,6 @@ interface Client {
   unsettled: number;
 }
 
-const REASSERT_CONCURRENCY = 16;
 /** How long into a drain a client's close may wait for the outcomes of its own messages (forwards time out at 1.5 s). */
 const DRAIN_SETTLE_WAIT_MS = 2000;
 /** How long a drain waits for its last clients' close events and session deletes before it revokes and resolves. */
@@ -118,7 +118,6 @@ export function createNode(deps: NodeDeps): RelayNode {
   const log = deps.logger.child({ nodeId });
   const version = deps.version ?? '0.0.0';
   const pendingTotalMax = config.pendingMax * 100;
-  const reassertIntervalMs = (config.sessionTtlSeconds * 1000) / 3;
   const bodyLimit = Math.max(8 << 20, config.maxMessageBytes * 4 + (64 << 10));
   // A frame of maxMessageBytes must always fit, or the byte bucket would refuse it forever.
   const bytesBurst = Math.max(config.rateBytesBurst, config.maxMessageBytes);
@@ -150,6 +149,16 @@ export function createNode(deps: NodeDeps): RelayNode {
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
   const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);
+  const keeper = new SessionKeeper<Client>({
+    sessions,
+    nodeId,
+    sessionTtlSeconds: config.sessionTtlSeconds,
+    log,
+    onReplaced: (client) => {
+      client.replaced = true;
+      closeClient(client, 'session_replaced');
+    },
+  });
   const router = new Router({
     nodeId,
     replyTo: config.internalUrl,
@@ -384,7 +393,7 @@ export function createNode(deps: NodeDeps): RelayNode {
     client.state = 'open';
     clients.set(userId, client);
     clientsByCid.set(client.cid, client);
-    client.nextReassertAt = Date.now() + reassertIntervalMs * (0.5 + Math.random() * 0.5);
+    keeper.schedule(client);
     metrics.handshakes.inc({ result: 'accepted' });
     send(client, { type: 'welcome', userId, nodeId });
     log.debug({ userId }, 'client connected');
@@ -460,64 +469,6 @@ export function createNode(deps: NodeDeps): RelayNode {
       client.unsettled += 1;
     }
     router.route(envelope);
-  }
-
-  // ---- session re-assertion -----------------------------------------------------------------------------------
-
-  async function reassert(client: Client): Promise<void> {
-    const record = client.record;
-    let retryMs = reassertIntervalMs;
-    try {
-      if (!record) return;
-      const current = await sessions.get(client.userId);
-      if (client.state !== 'open') return;
-      if (!current) {
-        // memcached lost it (restart): write it back from the live connection.
-        const created = await sessions.create({ ...record, acked: true }, config.sessionTtlSeconds);
-        if (!created) retryMs = 1000;
-        else log.info({ userId: client.userId }, 'session re-created from live connection');
-      } else if (secretsEqual(current.listeningKey, client.key)) {
-        if (!current.acked || current.nodeId !== nodeId) await sessions.put({ ...record, acked: true }, config.sessionTtlSeconds);
-        else if (!(await sessions.touch(client.userId, config.sessionTtlSeconds))) retryMs = 1000;
-      } else {
-        client.replaced = true;
-        closeClient(client, 'session_replaced');
-      }
-    } catch (error) {
-      log.warn({ userId: client.userId, err: String(error) }, 'session re-assertion failed');
-      // Retry well inside the interval: a memcached that comes back empty must hold every live session again
-      // within TTL/3 (the contract), counted from its return, not from this failure.
-      retryMs = Math.min(reassertIntervalMs / 3, 5000);
-    } finally {
-      client.nextReassertAt = Date.now() + retryMs;
-      client.reasserting = false;
-    }
-  }
-
-  // Due connections are collected once per tick and worked off by a small pool, so a large node re-asserts
-  // thousands of sessions per interval without flooding the store.
-  let reassertRunning = 0;
-  let reassertQueue: Client[] = [];
-  let reassertNext = 0;
-  function reassertTick(): void {
-    if (reassertNext >= reassertQueue.length) {
-      const now = Date.now();
-      reassertQueue = [];
-      reassertNext = 0;
-      for (const client of clients.values()) {
-        if (client.reasserting || client.nextReassertAt > now) continue;
-        client.reasserting = true;
-        reassertQueue.push(client);
-      }
-    }
-    while (reassertRunning < REASSERT_CONCURRENCY && reassertNext < reassertQueue.length) {
-      const client = reassertQueue[reassertNext++] as Client;
-      reassertRunning += 1;
-      void reassert(client).finally(() => {
-        reassertRunning -= 1;
-        if (!closed && reassertNext < reassertQueue.length) reassertTick();
-      });
-    }
   }
 
   /** Closes connections that went silent (no frame, SDK pings included) and handshakes stuck on the store. */
@@ -607,6 +558,7 @@ export function createNode(deps: NodeDeps): RelayNode {
   function stopTimers(): void {
     for (const timer of timers) clearInterval(timer);
     timers.clear();
+    keeper.stop();
   }
 
   // ---- internal API handlers ----------------------------------------------------------------------------------
@@ -852,7 +804,7 @@ export function createNode(deps: NodeDeps): RelayNode {
       }
       await publishLoad(true);
       every(LOAD_INTERVAL_MS, () => void publishLoad());
-      every(Math.max(100, Math.min(1000, reassertIntervalMs / 4)), reassertTick);
+      every(keeper.tickMs, () => keeper.tick(clients.values()));
       every(1000, sweepIdle);
       log.info({ listeningAddress: config.publicUrl, internalAddress: config.internalUrl }, 'node registered');
     },
