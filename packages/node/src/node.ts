@@ -35,6 +35,7 @@ import { PendingQueues } from './pending-queues.js';
 import { Router, type Location } from './router.js';
 import { secretsEqual } from './secure-compare.js';
 import { SessionKeeper } from './session-keeper.js';
+import { closePaced } from './drain-pacer.js';
 import { TokenBucket } from './token-bucket.js';
 import { createWsTransport, type WsTransport } from './ws-transport.js';
 
@@ -652,38 +653,18 @@ export function createNode(deps: NodeDeps): RelayNode {
         log.warn({ err: String(error) }, 'could not publish draining state');
       });
     }
-    const drainStartedAt = Date.now();
-    const deadline = drainStartedAt + config.drainTimeoutSeconds * 1000;
-    // Close clients at drainRatePerSecond, in random order, on a jittered tick, so reconnects spread out.
-    const order = [...clients.values()];
-    for (let i = order.length - 1; i > 0; i -= 1) {
-      const j = Math.floor(Math.random() * (i + 1));
-      [order[i], order[j]] = [order[j] as Client, order[i] as Client];
-    }
-    let budget = 1;
-    let last = Date.now();
-    while (Date.now() < deadline && !closed) {
-      const now = Date.now();
-      budget = Math.min(budget + ((now - last) / 1000) * config.drainRatePerSecond, Math.max(1, config.drainRatePerSecond));
-      last = now;
-      const deferred: Client[] = [];
-      while (budget >= 1 && order.length > 0) {
-        const client = order.pop() as Client;
-        if (client.state !== 'open') continue;
-        // Its own messages are on their way: close it once they are acked or failed, so it hears their fate.
-        if (client.unsettled > 0 && now - drainStartedAt < DRAIN_SETTLE_WAIT_MS) {
-          deferred.push(client);
-          continue;
-        }
-        closeClient(client, 'node_shutdown');
-        budget -= 1;
-      }
-      order.unshift(...deferred);
-      // Clients that connected while the drain began (handshakes in flight) are refused with 4000 by handshake().
-      if (order.length === 0) for (const client of clients.values()) if (client.state === 'open') order.push(client);
-      if (idle()) break;
-      await new Promise((resolve) => setTimeout(resolve, 5 + Math.random() * 15));
-    }
+    const deadline = Date.now() + config.drainTimeoutSeconds * 1000;
+    await closePaced<Client>({
+      open: () => clients.values(),
+      isOpen: (client) => client.state === 'open',
+      // Its own messages are on their way: close it once they are acked or failed, so it hears their fate.
+      // Clients that connect meanwhile are refused with 4000 by handshake().
+      ready: (client, elapsedMs) => client.unsettled === 0 || elapsedMs >= DRAIN_SETTLE_WAIT_MS,
+      close: (client) => closeClient(client, 'node_shutdown'),
+      ratePerSecond: config.drainRatePerSecond,
+      deadline,
+      done: () => closed || idle(),
+    });
     for (const client of [...clients.values()]) closeClient(client, 'node_shutdown');
     for (const envelope of pending.takeAll()) settle(envelope, 'RELAY_FAILED');
     await closesSettled(DRAIN_CLOSE_WAIT_MS);
