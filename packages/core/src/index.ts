@@ -14,3 +14,4 @@ export * from './undici-peer-transport.js';
 export * from './pino-logger.js';
 export * from './instrumented-backends.js';
 export * from './backend-metrics.js';
+export * from './internal-paths.js';

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { SessionRecord } from '@messaging-server/protocol';
 import { waitFor } from '@messaging-server/testkit';
-import { REPLACE_PATH } from './session-allocator.js';
+import { REPLACE_PATH } from '@messaging-server/core';
 import { startHarness, type Harness } from './harness.test.js';
 
 function record(userId: string, overrides: Partial<SessionRecord> = {}): SessionRecord {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ConnectRequest, NodeRecord, Session, SessionRecord } from '@messaging-server/protocol';
-import type { Logger, PeerTransport, SessionStore } from '@messaging-server/core';
+import { REPLACE_PATH, type Logger, type PeerTransport, type SessionStore } from '@messaging-server/core';
 import { HttpError } from './http-error.js';
 import { beforeDeadline } from './deadline.js';
 import type { NodeView } from './node-view.js';
@@ -19,8 +19,6 @@ export interface SessionAllocatorOptions {
   onAllocated?: (nodeId: string) => void;
 }
 
-/** Internal API path on a node that closes the connection of a replaced session with 4503. */
-export const REPLACE_PATH = '/internal/v1/replace';
 
 export function newListeningKey(): string {
   return randomBytes(32).toString('base64url');

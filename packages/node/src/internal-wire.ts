@@ -13,8 +13,7 @@ import { FRAME_ERROR_CODES, isValidUserId, MESSAGE_ID_MAX_LENGTH } from '@messag
  * - POST OUTCOMES_PATH `{outcomes: OutcomeReport[]}` → 200 `{accepted}`: final outcomes of messages that the
  *   recipient node answered `pending` for (held in its pending queue), reported to the sender's node.
  */
-export const REPLACE_PATH = '/internal/v1/replace';
-export const DRAIN_PATH = '/internal/v1/drain';
+export { DRAIN_PATH, REPLACE_PATH } from '@messaging-server/core';
 export const DELIVER_PATH = '/internal/v1/deliver';
 export const OUTCOMES_PATH = '/internal/v1/outcomes';
 export { CLUSTER_SECRET_HEADER } from '@messaging-server/core';

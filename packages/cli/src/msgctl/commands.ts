@@ -1,5 +1,6 @@
 import {
   BackendError,
+  DRAIN_PATH,
   isBackendError,
   type GatewayConfig,
   type PeerTransport,
@@ -7,7 +8,6 @@ import {
   type RegistryEvent,
   type SessionStore,
 } from '@messaging-server/core';
-import { DRAIN_PATH } from '@messaging-server/node';
 import { formatAge, renderTable } from './table.js';
 
 export interface MsgctlContext {
