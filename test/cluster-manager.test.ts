@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { connectUser, waitFor } from '@messaging-server/testkit';
+import { connectUser, isProcessAlive, waitFor } from '@messaging-server/testkit';
 
 const execFileAsync = promisify(execFile);
 const ROOT = new URL('..', import.meta.url);
@@ -24,14 +24,6 @@ interface Status {
   memcached: { running: boolean };
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** Issue 5: the local cluster manager starts a cluster, scales it, drains or kills named nodes, and stops. */
 describe('local cluster manager (scripts/cluster.ts)', function () {
@@ -145,6 +137,6 @@ describe('local cluster manager (scripts/cluster.ts)', function () {
     expect(stopped.body).to.deep.equal({ stopping: true });
     await exited;
     expect(output).to.match(/^stopped$/m);
-    for (const pid of seenPids) expect(isAlive(pid), `pid ${String(pid)}`).to.equal(false);
+    for (const pid of seenPids) expect(isProcessAlive(pid), `pid ${String(pid)}`).to.equal(false);
   });
 });

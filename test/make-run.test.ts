@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
-import { connectUser, waitFor } from '@messaging-server/testkit';
+import { connectUser, isProcessAlive, waitFor } from '@messaging-server/testkit';
 
 /** Issue 3, acceptance 12: `make run` comes up, prints one ready line, relays, and stops cleanly on Ctrl-C. */
 describe('make run', function () {
@@ -43,15 +43,7 @@ describe('make run', function () {
     // make re-raises the SIGINT it got, so it ends by signal; the cluster manager itself must stop everything first.
     expect(code === 0 || signal === 'SIGINT', `make ended with ${String(code)} ${String(signal)}`).to.equal(true);
     expect(output).to.match(/^stopped$/m);
-    for (const pid of nodePids) expect(isAlive(pid), `node pid ${String(pid)} still running`).to.equal(false);
+    for (const pid of nodePids) expect(isProcessAlive(pid), `node pid ${String(pid)} still running`).to.equal(false);
   });
 });
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

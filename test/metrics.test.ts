@@ -31,20 +31,6 @@ class Exposition {
   }
 }
 
-/**
- * cluster.addNode, retried when the free port it picked was taken meanwhile by a parallel test (a race in picking
- * free ports that a busy CI machine hits now and then). The failed attempt's entry is dropped from cluster.nodes.
- */
-async function addNode(cluster: LocalCluster, env: Record<string, string> = {}): Promise<ClusterNode> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await cluster.addNode({ env });
-    } catch (error) {
-      for (const [id, n] of cluster.nodes) if (!n.process.running) cluster.nodes.delete(id);
-      if (attempt >= 3 || !String(error).includes('EADDRINUSE')) throw error;
-    }
-  }
-}
 
 async function scrape(url: string): Promise<Exposition> {
   const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(5000) });
@@ -218,7 +204,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
 
   it('shows the drain state on the node and the draining node on the gateway', async () => {
     // A slow drain rate keeps the node draining (and scrapable) for a few seconds.
-    const slow = await addNode(cluster, { MSG_DRAIN_RATE_PER_SECOND: '1' });
+    const slow = await cluster.addNode({ env: { MSG_DRAIN_RATE_PER_SECOND: '1' } });
     await cluster.waitForGatewaysToSee(3);
     for (let i = 0; i < 4; i++) await connectOn(slow, 'drained');
     expect((await node(slow)).value('msg_draining')).to.equal(0);

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { Session } from '@messaging-server/protocol';
-import { freePort, requestSession, startCluster, TestSocket, uniqueName, waitFor, type ClusterNode, type LocalCluster } from '@messaging-server/testkit';
+import { freePort, requestSession, startCluster, TestSocket, uniqueName, waitFor, type LocalCluster } from '@messaging-server/testkit';
 
 const MSGCTL = fileURLToPath(new URL('../packages/cli/dist/bin/msgctl.js', import.meta.url));
 const SECRET = 'msgctl-test-secret';
@@ -51,20 +51,6 @@ function startWatch(args: string[]): { events: WatchEvent[]; stop(): Promise<num
   };
 }
 
-/**
- * cluster.addNode, retried when the free port it picked was taken meanwhile by a parallel test (a race in picking
- * free ports that a busy CI machine hits now and then). The failed attempt's entry is dropped from cluster.nodes.
- */
-async function addNode(cluster: LocalCluster, env: Record<string, string> = {}): Promise<ClusterNode> {
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await cluster.addNode({ env });
-    } catch (error) {
-      for (const [id, n] of cluster.nodes) if (!n.process.running) cluster.nodes.delete(id);
-      if (attempt >= 3 || !String(error).includes('EADDRINUSE')) throw error;
-    }
-  }
-}
 
 interface NodeRow {
   nodeId: string;
@@ -192,7 +178,7 @@ describe('msgctl against a cluster of real processes', function () {
       await waitFor(() => [...cluster.nodes.keys()].every((id) => events.some((e) => e.type === 'put' && e.kind === 'node' && e.id === id)), {
         what: 'the snapshot from msgctl watch',
       });
-      added = (await addNode(cluster)).nodeId;
+      added = (await cluster.addNode()).nodeId;
       await waitFor(() => events.some((e) => e.type === 'put' && e.kind === 'node' && e.id === added && e.value?.state === 'active'), {
         what: `a put line for ${added}`,
       });
@@ -204,7 +190,7 @@ describe('msgctl against a cluster of real processes', function () {
 
   it('drain: the node shows draining, then is gone; the node exits 0; the watch sees put(draining) then delete', async () => {
     // A slow drain rate keeps the node in `draining` long enough to be seen by polling.
-    const node = await addNode(cluster, { MSG_DRAIN_RATE_PER_SECOND: '1' });
+    const node = await cluster.addNode({ env: { MSG_DRAIN_RATE_PER_SECOND: '1' } });
     await cluster.waitForGatewaysToSee(cluster.nodes.size);
     for (let i = 0; i < 6; i++) await connectTo(uniqueName('drain'), node.nodeId);
 
