@@ -4,6 +4,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { EtcdRegistry, isBackendError, type LogFields, type Logger, type RegistryWatch } from '@messaging-server/core';
 import {
+  abandonRegistration,
   describeEntries,
   describeRegistryContract,
   nodeRecord,
@@ -33,7 +34,7 @@ describe('Registry on etcd (one etcd for this file)', function () {
     return {
       registry,
       leaseTtlSeconds: TTL_SECONDS,
-      crash: (registration) => registry.abandon(registration),
+      crash: (registration) => abandonRegistration(registry, registration),
       teardown: () => registry.close(),
     };
   });

@@ -1,10 +1,10 @@
-import type { GatewayRecord, LoadRecord, NodeRecord } from '@messaging-server/protocol';
+import { Backoff, type GatewayRecord, type LoadRecord, type NodeRecord } from '@messaging-server/protocol';
 import { BackendError } from './errors.js';
 import { EtcdConnection, LeaseGoneError, type IRequestOp } from './etcd-connection.js';
 import { LeaseKeeper } from './etcd-lease-keeper.js';
 import { EtcdWatch } from './etcd-watch.js';
 import { silentLogger, type Logger } from './logger.js';
-import { snapshotOf } from './memory-registry.js';
+import { snapshotOf } from './registry-snapshot.js';
 import type {
   GatewayRegistration,
   NodeRegistration,
@@ -35,11 +35,20 @@ const RETRY_MIN_MS = 200;
 const RETRY_MAX_MS = 2000;
 
 /**
- * After an etcd restart our old lease is back with one fresh TTL; retrying at least four times per TTL takes the
- * key over before that lease expires, so watchers see no delete/put flap.
+ * Re-registration retries. After an etcd restart our old lease is back with one fresh TTL; retrying at least four
+ * times per TTL takes the key over before that lease expires, so watchers see no delete/put flap.
  */
-function retryCapMs(ttlSeconds: number): number {
-  return Math.max(RETRY_MIN_MS, Math.min(RETRY_MAX_MS, (ttlSeconds * 1000) / 4));
+function reregisterBackoff(ttlSeconds: number): Backoff {
+  return new Backoff({ initialMs: RETRY_MIN_MS, maxMs: Math.max(RETRY_MIN_MS, Math.min(RETRY_MAX_MS, (ttlSeconds * 1000) / 4)) });
+}
+
+const internals = new WeakMap<EtcdRegistry, { abandon(registration: Registration<unknown>): void }>();
+
+/** For the test control in testing.ts only: crash tests abandon a registration as a SIGKILL would. */
+export function etcdRegistryInternals(registry: EtcdRegistry): { abandon(registration: Registration<unknown>): void } {
+  const found = internals.get(registry);
+  if (!found) throw new TypeError('not an EtcdRegistry');
+  return found;
 }
 
 /** The etcd v3 Registry (see registry.ts for the contract). */
@@ -57,20 +66,29 @@ export class EtcdRegistry implements Registry {
     this.logger = (options.logger ?? silentLogger).child({ component: 'registry' });
     this.ttlSeconds = options.leaseTtlSeconds;
     this.connection = new EtcdConnection(options.endpoints, options.prefix, options.dialTimeoutMs ?? 2000, this.logger);
+    internals.set(this, {
+      abandon: (registration) => {
+        if (!(registration instanceof EtcdRegistration)) throw new TypeError('not a registration of this registry');
+        registration.abandon();
+        this.registrations.delete(registration);
+      },
+    });
   }
 
   async registerNode(record: NodeRecord): Promise<NodeRegistration> {
-    return (await this.register('node', record.nodeId, record)) as unknown as NodeRegistration;
+    return this.register(new EtcdNodeRegistration(this.connection, this.ttlSeconds, 'node', record.nodeId, record, this.logger, this.forget));
   }
 
   async registerGateway(record: GatewayRecord): Promise<GatewayRegistration> {
-    return this.register('gateway', record.gatewayId, record);
+    const registration = new EtcdGatewayRegistration(this.connection, this.ttlSeconds, 'gateway', record.gatewayId, record, this.logger, this.forget);
+    return this.register(registration);
   }
 
-  private async register<R extends NodeRecord | GatewayRecord>(kind: OwnKind, id: string, record: R): Promise<EtcdRegistration<R>> {
-    const registration = new EtcdRegistration<R>(this.connection, this.ttlSeconds, kind, id, record, this.logger, (r) =>
-      this.registrations.delete(r),
-    );
+  private readonly forget = (registration: { detach(): void }): void => {
+    this.registrations.delete(registration);
+  };
+
+  private async register<T extends EtcdRegistration<NodeRecord | GatewayRecord>>(registration: T): Promise<T> {
     await registration.registerFirst();
     this.registrations.add(registration);
     return registration;
@@ -97,16 +115,6 @@ export class EtcdRegistry implements Registry {
     return watch;
   }
 
-  /**
-   * Stops keeping `registration` alive without revoking it, as if its process had died: its keys stay until the
-   * lease expires (one TTL). For crash tests; a process that shuts down calls `revoke()`.
-   */
-  abandon(registration: Registration<unknown>): void {
-    if (!(registration instanceof EtcdRegistration)) throw new TypeError('not a registration of this registry');
-    registration.abandon();
-    this.registrations.delete(registration);
-  }
-
   async close(): Promise<void> {
     for (const watch of [...this.watches]) await watch.close();
     for (const registration of this.registrations) registration.detach();
@@ -119,13 +127,12 @@ export class EtcdRegistry implements Registry {
  * A key on a lease with keepalive; re-registers by itself after `lost` (see Registration in registry.ts).
  * Writes go through one queue so a record, its load and a re-registration never overtake each other.
  */
-class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registration<R> {
+abstract class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registration<R> {
   state: 'registered' | 'lost' | 'revoked' = 'registered';
-  private leaseId: string | undefined;
-  private load: LoadRecord | undefined;
+  protected leaseId: string | undefined;
   private keeper: LeaseKeeper | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = RETRY_MIN_MS;
+  private readonly retry: Backoff;
   /** Detached (registry closed or registration abandoned): nothing is scheduled any more. */
   private stopped = false;
   /** A write failed while registered; re-put everything on the next keepalive acknowledgement. */
@@ -139,7 +146,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   private readonly log: Logger;
 
   constructor(
-    private readonly connection: EtcdConnection,
+    protected readonly connection: EtcdConnection,
     private readonly ttlSeconds: number,
     readonly kind: OwnKind,
     readonly id: string,
@@ -148,14 +155,11 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
     private readonly onGone: (registration: { detach(): void }) => void,
   ) {
     this.log = logger.child(kind === 'node' ? { nodeId: id } : { gatewayId: id });
+    this.retry = reregisterBackoff(ttlSeconds);
   }
 
   private get key(): Buffer {
     return this.connection.keyOf(this.kind, this.id);
-  }
-
-  private get loadKey(): Buffer {
-    return this.connection.keyOf('load', this.id);
   }
 
   /** Create-only: ALREADY_REGISTERED if a live process holds the key. */
@@ -184,12 +188,6 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   update(record: R): Promise<void> {
     this.record = record;
     return this.write(() => this.puts(this.leaseId ?? '0').slice(0, 1));
-  }
-
-  putLoad(load: LoadRecord): Promise<void> {
-    if (this.kind !== 'node') return Promise.reject(new Error('putLoad is for node registrations'));
-    this.load = load;
-    return this.write(() => this.puts(this.leaseId ?? '0').slice(1));
   }
 
   on(event: RegistrationEvent, listener: () => void): this {
@@ -235,18 +233,17 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
     this.retryTimer = undefined;
   }
 
-  /** The put operations for this registration's keys on `leaseId`: [record, load?]. */
+  /** The put operations for this registration's keys on `leaseId`: the record first, then what a subclass adds. */
   private puts(leaseId: string): IRequestOp[] {
-    const ops: IRequestOp[] = [
-      { request_put: { key: this.key, value: Buffer.from(JSON.stringify(this.record)), lease: leaseId } },
-    ];
-    if (this.load && this.kind === 'node') {
-      ops.push({ request_put: { key: this.loadKey, value: Buffer.from(JSON.stringify(this.load)), lease: leaseId } });
-    }
-    return ops;
+    return [{ request_put: { key: this.key, value: Buffer.from(JSON.stringify(this.record)), lease: leaseId } }, ...this.extraPuts(leaseId)];
   }
 
-  private write(ops: () => IRequestOp[]): Promise<void> {
+  /** Keys besides the record that this registration owns on its lease. */
+  protected extraPuts(_leaseId: string): IRequestOp[] {
+    return [];
+  }
+
+  protected write(ops: () => IRequestOp[]): Promise<void> {
     const run = async (): Promise<void> => {
       if (this.state !== 'registered' || this.leaseId === undefined) return;
       const leaseId = this.leaseId;
@@ -271,7 +268,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   private becomeRegistered(leaseId: string, sentAt: number): void {
     this.leaseId = leaseId;
     this.state = 'registered';
-    this.retryDelayMs = RETRY_MIN_MS;
+    this.retry.reset();
     this.keeper?.stop();
     this.keeper = new LeaseKeeper(this.connection, leaseId, this.ttlSeconds, sentAt, {
       onLost: (reason) => this.markLost(reason),
@@ -309,9 +306,7 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   }
 
   private backoff(): void {
-    const delay = this.retryDelayMs;
-    this.retryDelayMs = Math.min(retryCapMs(this.ttlSeconds), this.retryDelayMs * 2);
-    this.scheduleRetry(delay);
+    this.scheduleRetry(this.retry.next());
   }
 
   /**
@@ -376,3 +371,19 @@ class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements Registra
   }
 }
 
+
+class EtcdNodeRegistration extends EtcdRegistration<NodeRecord> implements NodeRegistration {
+  private load: LoadRecord | undefined;
+
+  putLoad(load: LoadRecord): Promise<void> {
+    this.load = load;
+    return this.write(() => this.extraPuts(this.leaseId ?? '0'));
+  }
+
+  protected override extraPuts(leaseId: string): IRequestOp[] {
+    if (!this.load) return [];
+    return [{ request_put: { key: this.connection.keyOf('load', this.id), value: Buffer.from(JSON.stringify(this.load)), lease: leaseId } }];
+  }
+}
+
+class EtcdGatewayRegistration extends EtcdRegistration<GatewayRecord> implements GatewayRegistration {}

@@ -1,9 +1,10 @@
+import { Backoff } from '@messaging-server/protocol';
 import { closeStream, type EtcdConnection, type IKeyValue, type IWatchResponse, type WatchStream } from './etcd-connection.js';
 import type { Logger } from './logger.js';
 import type { RegistryEntry, RegistryEvent, RegistryWatch } from './registry.js';
 
-const RETRY_MIN_MS = 200;
-const RETRY_MAX_MS = 2000;
+/** Reconnects of a broken watch stream; reset once the stream is live again. */
+const RETRY = { initialMs: 200, maxMs: 2000 } as const;
 
 interface Viewed {
   raw: string;
@@ -24,7 +25,7 @@ export class EtcdWatch implements RegistryWatch {
   private stream: WatchStream | undefined;
   private createTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
-  private retryDelayMs = RETRY_MIN_MS;
+  private readonly retry = new Backoff(RETRY);
   private needsFullRead = false;
   private closed = false;
   private isSynced = true;
@@ -94,7 +95,7 @@ export class EtcdWatch implements RegistryWatch {
       if (this.createTimer) clearTimeout(this.createTimer);
       this.createTimer = undefined;
       if (!response.canceled) {
-        this.retryDelayMs = RETRY_MIN_MS;
+        this.retry.reset();
         this.setSynced(true);
       }
     }
@@ -139,8 +140,7 @@ export class EtcdWatch implements RegistryWatch {
   private scheduleRetry(reason: string, delayMs?: number): void {
     if (this.closed) return;
     this.setSynced(false);
-    const delay = delayMs ?? this.retryDelayMs;
-    if (delayMs === undefined) this.retryDelayMs = Math.min(RETRY_MAX_MS, this.retryDelayMs * 2);
+    const delay = delayMs ?? this.retry.next();
     this.logger.debug({ reason, delayMs: delay, fullRead: this.needsFullRead }, 'registry watch reconnecting');
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => {

@@ -15,3 +15,5 @@ export * from './pino-logger.js';
 export * from './instrumented-backends.js';
 export * from './backend-metrics.js';
 export * from './internal-paths.js';
+export * from './membership-view.js';
+export * from './registry-snapshot.js';

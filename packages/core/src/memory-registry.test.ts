@@ -8,13 +8,14 @@ import {
 } from '@messaging-server/testkit';
 import { isBackendError } from './errors.js';
 import { MemoryRegistry } from './memory-registry.js';
+import { memoryRegistryControl } from './testing.js';
 
 describeRegistryContract('memory', async () => {
   const registry = new MemoryRegistry({ leaseTtlSeconds: 1 });
   return {
     registry,
     leaseTtlSeconds: 1,
-    crash: (registration) => registry.crash(registration),
+    crash: (registration) => memoryRegistryControl(registry).crash(registration),
     teardown: () => registry.close(),
   };
 });
@@ -39,7 +40,7 @@ describe('MemoryRegistry', function () {
     node.on('lost', () => states.push('lost'));
     node.on('registered', () => states.push('registered'));
 
-    registry.simulateLeaseLoss('a');
+    memoryRegistryControl(registry).simulateLeaseLoss('a');
     expect(node.state).to.equal('lost');
     await node.update(nodeRecord('a', { state: 'draining' }));
     await node.putLoad(loadRecord(9));
@@ -59,7 +60,7 @@ describe('MemoryRegistry', function () {
     const node = await registry.registerNode(nodeRecord('b'));
     const recorder = new RegistryRecorder();
     const watch = await registry.watch(recorder.listener);
-    registry.setAvailable(false);
+    memoryRegistryControl(registry).setAvailable(false);
     await waitFor(() => recorder.trail().includes('status false'), { what: 'status false' });
     expect(watch.synced).to.equal(false);
     let caught: unknown;
@@ -76,7 +77,7 @@ describe('MemoryRegistry', function () {
       caught = error;
     }
     expect(isBackendError(caught, 'REGISTRY_UNAVAILABLE'), 'a write during a short outage rejects').to.equal(true);
-    registry.setAvailable(true);
+    memoryRegistryControl(registry).setAvailable(true);
     await waitFor(() => recorder.trail().includes('status true'), { what: 'status true' });
     expect(node.state).to.equal('registered');
     expect((await registry.list()).nodes.get('b')?.state, 'and is written once the backend is back').to.equal('draining');
@@ -86,10 +87,10 @@ describe('MemoryRegistry', function () {
     const node = await registry.registerNode(nodeRecord('c'));
     const recorder = new RegistryRecorder();
     await registry.watch(recorder.listener);
-    registry.setAvailable(false);
+    memoryRegistryControl(registry).setAvailable(false);
     await waitFor(() => node.state === 'lost', { what: 'lost', timeoutMs: 3000 });
     await node.update(nodeRecord('c', { version: 'during-outage' }));
-    registry.setAvailable(true);
+    memoryRegistryControl(registry).setAvailable(true);
     await waitFor(() => node.state === 'registered', { what: 'registered again', timeoutMs: 3000 });
     expect((await registry.list()).nodes.get('c')?.version).to.equal('during-outage');
     await waitFor(() => recorder.view.get('node/c')?.value, { what: 'view' });
@@ -98,7 +99,7 @@ describe('MemoryRegistry', function () {
 
   it('crash by id: keys expire after the TTL', async () => {
     await registry.registerGateway({ gatewayId: 'g', address: 'http://x', startedAt: '', version: '1' });
-    registry.crash('g', 'gateway');
+    memoryRegistryControl(registry).crash('g', 'gateway');
     expect((await registry.list()).gateways.has('g')).to.equal(true);
     await waitFor(async () => !(await registry.list()).gateways.has('g'), { what: 'expiry', timeoutMs: 2500 });
   });

@@ -136,11 +136,11 @@ describe('gateway allocation over HTTP', () => {
 
   it('keeps allocating from its last view while the registry is away', async () => {
     await h.addNode('node-a');
-    h.registry.setAvailable(false);
+    h.registryControl.setAvailable(false);
     const { status, body } = await h.connect('alice');
     expect(status).to.equal(200);
     expect(body['nodeId']).to.equal('node-a');
-    h.registry.setAvailable(true);
+    h.registryControl.setAvailable(true);
   });
 
   it('counts allocations per node in /metrics', async () => {

@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Koa, { type Context, type Middleware } from 'koa';
-import type { GatewayRecord } from '@messaging-server/protocol';
+import { Backoff, type GatewayRecord } from '@messaging-server/protocol';
 import {
   instrumentRegistry,
   instrumentSessionStore,
@@ -71,8 +71,8 @@ export interface Gateway {
 }
 
 const REQUEST_ID_PATTERN = /^[\w.:@-]{1,128}$/;
-const RETRY_MIN_MS = 500;
-const RETRY_MAX_MS = 5000;
+/** Start-up retries of the watch and the registration while etcd cannot be reached. */
+const START_RETRY = { initialMs: 500, maxMs: 5000 } as const;
 
 function requestIdMiddleware(logger: Logger): Middleware {
   return async (ctx, next) => {
@@ -125,7 +125,13 @@ class KoaGateway implements Gateway {
     this.log = deps.logger;
     this.version = deps.version ?? '0.0.0';
     this.id = deps.gatewayId;
-    this.view = new NodeView(deps.nodeView);
+    this.view = new NodeView({
+      ...deps.nodeView,
+      nodeLeft: (nodeId, record, addressReleased) => {
+        if (addressReleased) deps.transport.forget(record.internalAddress);
+        this.log.info({ nodeId }, 'node left');
+      },
+    });
     this.metrics = new GatewayMetrics(
       { nodeCounts: () => this.view.countByState(), registrySynced: () => this.watch?.synced ?? false },
       deps.defaultMetrics === undefined ? {} : { defaultMetrics: deps.defaultMetrics },
@@ -178,7 +184,7 @@ class KoaGateway implements Gateway {
       startedAt: new Date().toISOString(),
       version: this.version,
     };
-    await Promise.all([this.startWatch(RETRY_MIN_MS), this.register(record, RETRY_MIN_MS)]);
+    await Promise.all([this.startWatch(new Backoff(START_RETRY)), this.register(record, new Backoff(START_RETRY))]);
     this.log.info({ gatewayId: this.id, synced: this.ready, nodes: this.view.nodes.size }, 'gateway started');
   }
 
@@ -213,29 +219,26 @@ class KoaGateway implements Gateway {
   }
 
   private onRegistryEvent(event: RegistryEvent): void {
-    if (event.type === 'delete' && event.kind === 'node') {
-      const gone = this.view.nodes.get(event.id);
-      if (gone) this.deps.transport.forget(gone.internalAddress);
-    }
     this.view.apply(event);
     if (event.type === 'status') this.log.info({ synced: event.synced }, 'registry watch status');
     else if (event.type === 'put' && event.entry.kind === 'node') {
       this.log.debug({ nodeId: event.entry.id, state: event.entry.value.state }, 'node updated');
-    } else if (event.type === 'delete' && event.kind === 'node') this.log.info({ nodeId: event.id }, 'node left');
+    }
   }
 
-  private async startWatch(delayMs: number): Promise<void> {
+  private async startWatch(backoff: Backoff): Promise<void> {
     try {
       const watch = await this.registry.watch((event) => this.onRegistryEvent(event));
       if (this.closed) await watch.close();
       else this.watch = watch;
     } catch (error) {
+      const delayMs = backoff.next();
       this.log.warn({ err: error, retryInMs: delayMs }, 'registry watch failed to start');
-      this.retryLater(() => void this.startWatch(Math.min(delayMs * 2, RETRY_MAX_MS)), delayMs);
+      this.retryLater(() => void this.startWatch(backoff), delayMs);
     }
   }
 
-  private async register(record: GatewayRecord, delayMs: number): Promise<void> {
+  private async register(record: GatewayRecord, backoff: Backoff): Promise<void> {
     try {
       const registration = await this.registry.registerGateway(record);
       if (this.closed) {
@@ -254,8 +257,9 @@ class KoaGateway implements Gateway {
       });
       registration.on('revoked', () => this.metrics.leaseState.set(0));
     } catch (error) {
+      const delayMs = backoff.next();
       this.log.warn({ err: error, gatewayId: record.gatewayId, retryInMs: delayMs }, 'gateway registration failed');
-      this.retryLater(() => void this.register(record, Math.min(delayMs * 2, RETRY_MAX_MS)), delayMs);
+      this.retryLater(() => void this.register(record, backoff), delayMs);
     }
   }
 

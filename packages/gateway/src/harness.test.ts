@@ -12,7 +12,7 @@ import {
   type PeerTransport,
   type SessionStore,
 } from '@messaging-server/core';
-import { waitFor } from '@messaging-server/testkit';
+import { memoryRegistryControl, waitFor, type MemoryRegistryControl } from '@messaging-server/testkit';
 import { startGatewayServer, type GatewayDeps, type GatewayServer } from './gateway.js';
 
 export class RecordingTransport implements PeerTransport {
@@ -74,6 +74,8 @@ export interface Harness {
   url: string;
   server: GatewayServer;
   registry: MemoryRegistry;
+  /** Simulated etcd outages. */
+  registryControl: MemoryRegistryControl;
   store: FlakySessionStore;
   transport: RecordingTransport;
   nodes: Map<string, NodeRegistration>;
@@ -108,6 +110,7 @@ export async function startHarness(options: { env?: Record<string, string>; deps
     url,
     server,
     registry,
+    registryControl: memoryRegistryControl(registry),
     store,
     transport,
     nodes,

@@ -1,5 +1,5 @@
 import type { LoadRecord, NodeRecord } from '@messaging-server/protocol';
-import type { RegistryEvent } from '@messaging-server/core';
+import { MembershipView, type MembershipHandlers, type RegistryEvent } from '@messaging-server/core';
 
 export interface NodeViewOptions {
   /** How long an assignment counts as load when no load update arrives for its node (the client never connected). */
@@ -11,18 +11,19 @@ export interface NodeViewOptions {
   loadGraceMs?: number;
   now?: () => number;
   random?: () => number;
+  /** Passed through from the membership view: the gateway drops its pool to a released address. */
+  nodeLeft?: MembershipHandlers['nodeLeft'];
 }
 
 /**
- * This gateway's picture of the cluster: nodes and their load from the registry watch ("snapshot + events"), plus
- * the sessions it handed out itself since, so a burst of /connect spreads before any node reports its load.
- * Kept as it is while the watch is not synced: the gateway allocates from its last view during an etcd outage.
+ * Allocation over this gateway's MembershipView: the nodes and loads from the registry watch, plus the sessions it
+ * handed out itself since, so a burst of /connect spreads before any node reports its load. The view is kept as it
+ * is while the watch is not synced: the gateway allocates from its last view during an etcd outage.
  */
 export class NodeView {
-  readonly nodes = new Map<string, NodeRecord>();
-  readonly loads = new Map<string, LoadRecord>();
   /** Assignment times per node, oldest first. */
   private readonly recent = new Map<string, number[]>();
+  private readonly membership: MembershipView;
   private readonly recentWindowMs: number;
   private readonly loadGraceMs: number;
   private readonly now: () => number;
@@ -33,50 +34,34 @@ export class NodeView {
     this.loadGraceMs = options.loadGraceMs ?? 250;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
+    this.membership = new MembershipView({
+      nodeLeft: (nodeId, record, addressReleased) => {
+        this.recent.delete(nodeId);
+        options.nodeLeft?.(nodeId, record, addressReleased);
+      },
+      loadUpdated: (nodeId) => this.settle(nodeId),
+    });
+  }
+
+  get nodes(): ReadonlyMap<string, NodeRecord> {
+    return this.membership.nodes;
+  }
+
+  get loads(): ReadonlyMap<string, LoadRecord> {
+    return this.membership.loads;
   }
 
   apply(event: RegistryEvent): void {
-    switch (event.type) {
-      case 'snapshot':
-        this.nodes.clear();
-        this.loads.clear();
-        for (const entry of event.entries) {
-          if (entry.kind === 'node') this.nodes.set(entry.id, entry.value);
-          else if (entry.kind === 'load') this.loads.set(entry.id, entry.value);
-        }
-        for (const id of this.recent.keys()) if (!this.nodes.has(id)) this.recent.delete(id);
-        break;
-      case 'put':
-        if (event.entry.kind === 'node') this.nodes.set(event.entry.id, event.entry.value);
-        else if (event.entry.kind === 'load') {
-          this.loads.set(event.entry.id, event.entry.value);
-          this.settle(event.entry.id);
-        }
-        break;
-      case 'delete':
-        if (event.kind === 'node') {
-          this.nodes.delete(event.id);
-          this.recent.delete(event.id);
-        } else if (event.kind === 'load') this.loads.delete(event.id);
-        break;
-      case 'status':
-        break;
-    }
+    this.membership.apply(event);
   }
 
   /** Nodes in state `active`. */
   activeNodes(): NodeRecord[] {
-    return [...this.nodes.values()].filter((node) => node.state === 'active');
+    return this.membership.activeNodes();
   }
 
   countByState(): { active: number; draining: number } {
-    let active = 0;
-    let draining = 0;
-    for (const node of this.nodes.values()) {
-      if (node.state === 'active') active += 1;
-      else draining += 1;
-    }
-    return { active, draining };
+    return this.membership.countByState();
   }
 
   /** Reported connections plus this gateway's assignments that the report cannot include yet. */

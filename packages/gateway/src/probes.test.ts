@@ -45,13 +45,13 @@ describe('gateway health, readiness and metrics', () => {
   });
 
   it('/healthz is 200 even with the registry and the store down', async () => {
-    h.registry.setAvailable(false);
+    h.registryControl.setAvailable(false);
     h.store.mode = 'hang';
     const started = Date.now();
     const response = await get(`${h.url}/healthz`);
     expect(response.status).to.equal(200);
     expect(Date.now() - started).to.be.below(500);
-    h.registry.setAvailable(true);
+    h.registryControl.setAvailable(true);
   });
 
   it('/readyz is 200 when synced and the store answers', async () => {
@@ -62,12 +62,12 @@ describe('gateway health, readiness and metrics', () => {
   });
 
   it('/readyz is 503 while the registry watch is not synced, and 200 again after', async () => {
-    h.registry.setAvailable(false);
+    h.registryControl.setAvailable(false);
     await waitFor(() => !h.server.gateway.ready, { what: 'gateway not ready' });
     const response = await get(`${h.url}/readyz`);
     expect(response.status).to.equal(503);
     expect(await response.json()).to.deep.equal({ status: 'not_ready', reasons: ['registry_not_synced'] });
-    h.registry.setAvailable(true);
+    h.registryControl.setAvailable(true);
     await waitFor(async () => (await get(`${h.url}/readyz`)).status === 200, { what: 'ready again' });
   });
 

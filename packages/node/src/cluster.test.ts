@@ -165,7 +165,7 @@ describe('relay nodes (two in one process)', function () {
   it('keeps relaying from the last known membership while the registry is down, and is ready again after', async function () {
     const alice = await world.online('alice', a);
     const bob = await world.online('bob', b);
-    world.registry.setAvailable(false);
+    world.registryControl.setAvailable(false);
     try {
       await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 503, { what: 'a not ready' });
       expect((await fetch(`${a.internalUrl}/healthz`)).status).to.equal(200);
@@ -173,7 +173,7 @@ describe('relay nodes (two in one process)', function () {
       await alice.socket.waitForFrame((f) => f.type === 'ack');
       expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['during outage']);
     } finally {
-      world.registry.setAvailable(true);
+      world.registryControl.setAvailable(true);
     }
     await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200, { what: 'a ready again' });
   });

@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
 import type { SessionRecord } from '@messaging-server/protocol';
-import { TestSocket } from '@messaging-server/testkit';
+import { memoryRegistryControl, TestSocket } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from './index.js';
 import { PEER_LANES } from './router.js';
 
@@ -15,6 +15,8 @@ export interface TestNode extends NodeServer {
 
 export class TestWorld {
   readonly registry = new MemoryRegistry({ leaseTtlSeconds: 5 });
+  /** Simulated lease loss and etcd outages. */
+  readonly registryControl = memoryRegistryControl(this.registry);
   readonly sessions = new MemorySessionStore();
   private readonly nodes: TestNode[] = [];
   private readonly sockets: TestSocket[] = [];

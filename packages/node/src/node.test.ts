@@ -440,7 +440,7 @@ describe('relay node (sessions and registry)', function () {
   it('reports a lost lease in its metrics and readiness, and recovers by itself', async function () {
     const leaseState = async () => /msg_lease_state\{node_id="node-a"\} (\d)/.exec(await node.node.metricsText())?.[1];
     expect(await leaseState()).to.equal('1');
-    world.registry.simulateLeaseLoss('node-a');
+    world.registryControl.simulateLeaseLoss('node-a');
     // The memory registry emits `lost` synchronously and re-registers on a timer: the gauge shows the gap.
     expect(await leaseState()).to.equal('0');
     await waitFor(async () => (await leaseState()) === '1' && (await world.registry.list()).nodes.has('node-a'), { what: 're-registered' });
