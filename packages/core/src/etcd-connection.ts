@@ -127,7 +127,7 @@ export class EtcdConnection {
   /** Best effort: used to clean up leases nobody will keep alive; they expire by themselves otherwise. */
   revokeQuietly(leaseId: string): void {
     this.revoke(leaseId).catch((error: unknown) => {
-      this.logger.debug({ leaseId, err: String(error) }, 'etcd lease revoke failed; it will expire');
+      this.logger.debug({ leaseId, err: error }, 'etcd lease revoke failed; it will expire');
     });
   }
 

@@ -141,7 +141,7 @@ abstract class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements
   /** Leases this registration granted and has not seen revoked: a key on one of them is ours to take over. */
   private readonly ownLeases = new Set<string>();
   private readonly listeners = new RegistrationListeners((event, error) => {
-    this.log.error({ event, err: error instanceof Error ? error.message : String(error) }, 'registration listener threw');
+    this.log.error({ event, err: error }, 'registration listener threw');
   });
   private readonly log: Logger;
 
@@ -210,7 +210,7 @@ abstract class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements
     const results = await Promise.allSettled(leases.map((leaseId) => this.connection.revoke(leaseId)));
     results.forEach((result, index) => {
       if (result.status === 'rejected') {
-        this.log.warn({ leaseId: leases[index], err: String(result.reason) }, 'lease revoke failed; keys expire with the lease');
+        this.log.warn({ leaseId: leases[index], err: result.reason }, 'lease revoke failed; keys expire with the lease');
       }
     });
     this.ownLeases.clear();
@@ -355,7 +355,7 @@ abstract class EtcdRegistration<R extends NodeRecord | GatewayRecord> implements
       this.log.info({ leaseId }, 'registered again');
       this.emit('registered');
     } catch (error) {
-      this.log.debug({ err: error instanceof Error ? error.message : String(error) }, 're-registration failed');
+      this.log.debug({ err: error }, 're-registration failed');
       if (leaseId !== undefined) this.dropLease(leaseId);
       this.backoff();
     }

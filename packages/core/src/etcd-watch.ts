@@ -201,7 +201,7 @@ export class EtcdWatch implements RegistryWatch {
     try {
       this.listener(event);
     } catch (error) {
-      this.logger.error({ err: error instanceof Error ? error.message : String(error), event: event.type }, 'registry watch listener threw');
+      this.logger.error({ err: error, event: event.type }, 'registry watch listener threw');
     }
   }
 }

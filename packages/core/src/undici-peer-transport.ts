@@ -90,7 +90,7 @@ export class UndiciPeerTransport implements PeerTransport {
     if (!pool) return;
     this.pools.delete(origin);
     // Requests already in flight finish (each has its own deadline); new ones would get a fresh pool.
-    pool.close().catch((error: unknown) => this.logger.warn({ peer: origin, err: String(error) }, 'peer pool close failed'));
+    pool.close().catch((error: unknown) => this.logger.warn({ peer: origin, err: error }, 'peer pool close failed'));
   }
 
   async close(): Promise<void> {

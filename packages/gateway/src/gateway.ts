@@ -270,7 +270,7 @@ class KoaGateway implements Gateway {
       applyCors(ctx, this.deps.config.allowedOrigins ?? ['*']);
       if (method === 'POST') return this.connect(ctx);
       if (method === 'OPTIONS') return this.preflight(ctx);
-      throw new HttpError('INVALID_REQUEST', 'use POST /connect', { status: 405, headers: { allow: 'POST, OPTIONS' } });
+      throw new HttpError('METHOD_NOT_ALLOWED', 'use POST /connect', { headers: { allow: 'POST, OPTIONS' } });
     }
     if (method === 'GET') {
       if (path === '/healthz') {

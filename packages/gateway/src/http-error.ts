@@ -2,20 +2,20 @@ import type { Middleware } from 'koa';
 import { httpStatusOf, type ErrorBody, type ErrorCode } from '@messaging-server/protocol';
 import type { Logger } from '@messaging-server/core';
 
-/** An answer the client is meant to see: a contract error code with a message safe to expose. */
+/** An answer the client is meant to see: a contract error code (its status from the code table) with a message safe to expose. */
 export class HttpError extends Error {
   override readonly name = 'HttpError';
   readonly status: number;
+  readonly headers: Record<string, string>;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { status?: number; headers?: Record<string, string>; cause?: unknown },
+    options?: { headers?: Record<string, string>; cause?: unknown },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.status = options?.status ?? httpStatusOf(code);
+    this.status = httpStatusOf(code);
     this.headers = options?.headers ?? {};
   }
-  readonly headers: Record<string, string>;
 }
 
 export function errorBody(code: ErrorCode, message: string): ErrorBody {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { httpStatusOf, type ErrorCode } from '@messaging-server/protocol';
 
 export class BodyTooLargeError extends Error {}
 
@@ -25,6 +26,7 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
-export function sendError(res: ServerResponse, status: number, code: string, message: string): void {
-  sendJson(res, status, { error: { code, message } });
+/** A contract error: its HTTP status comes from the protocol's code table. */
+export function sendError(res: ServerResponse, code: ErrorCode, message: string): void {
+  sendJson(res, httpStatusOf(code), { error: { code, message } });
 }

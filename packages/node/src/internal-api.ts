@@ -63,29 +63,29 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     if (!authorized(req)) {
       req.resume();
-      return sendError(res, 401, 'UNAUTHORIZED', 'missing or wrong cluster secret');
+      return sendError(res, 'UNAUTHORIZED', 'missing or wrong cluster secret');
     }
     if (!ROUTES.has(path)) {
       req.resume();
-      return sendError(res, 404, 'NOT_FOUND', 'no such internal path');
+      return sendError(res, 'NOT_FOUND', 'no such internal path');
     }
     if (req.method !== 'POST') {
       req.resume();
       res.setHeader('allow', 'POST');
-      return sendError(res, 405, 'INVALID_REQUEST', 'method not allowed');
+      return sendError(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
     }
     let body: unknown;
     try {
       body = await readJson(req, bodyLimit);
     } catch (error) {
-      if (error instanceof BodyTooLargeError) return sendError(res, 413, 'PAYLOAD_TOO_LARGE', 'body too large');
-      return sendError(res, 400, 'INVALID_REQUEST', 'body is not valid JSON');
+      if (error instanceof BodyTooLargeError) return sendError(res, 'PAYLOAD_TOO_LARGE', 'body too large');
+      return sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
     }
     switch (path) {
       case REPLACE_PATH: {
         const b = body as { userId?: unknown; listeningKey?: unknown } | undefined;
         if (typeof b?.userId !== 'string' || typeof b.listeningKey !== 'string') {
-          return sendError(res, 400, 'INVALID_REQUEST', 'userId and listeningKey are required');
+          return sendError(res, 'INVALID_REQUEST', 'userId and listeningKey are required');
         }
         return sendJson(res, 200, { closed: handlers.replace(b.userId, b.listeningKey) });
       }
@@ -94,7 +94,7 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
         return sendJson(res, 202, { draining: true });
       case DELIVER_PATH: {
         const request = parseDeliverRequest(body);
-        if (!request) return sendError(res, 400, 'INVALID_REQUEST', 'malformed delivery request');
+        if (!request) return sendError(res, 'INVALID_REQUEST', 'malformed delivery request');
         if (isPastDeadline(request)) {
           return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
         }
@@ -102,7 +102,7 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
       }
       case OUTCOMES_PATH: {
         const reports = parseOutcomes(body);
-        if (!reports) return sendError(res, 400, 'INVALID_REQUEST', 'malformed outcome report');
+        if (!reports) return sendError(res, 'INVALID_REQUEST', 'malformed outcome report');
         return sendJson(res, 200, { accepted: handlers.outcomes(reports) });
       }
     }
@@ -127,15 +127,15 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
           res.end(text);
         })
         .catch((error: unknown) => {
-          log.error({ err: String(error) }, 'metrics collection failed');
-          sendError(res, 500, 'INTERNAL', 'metrics collection failed');
+          log.error({ err: error }, 'metrics collection failed');
+          sendError(res, 'INTERNAL', 'metrics collection failed');
         });
       return true;
     }
     if (!path.startsWith('/internal/')) return false;
     handle(req, res, path).catch((error: unknown) => {
-      log.error({ path, err: String(error) }, 'internal request failed');
-      sendError(res, 500, 'INTERNAL', 'internal error');
+      log.error({ path, err: error }, 'internal request failed');
+      sendError(res, 'INTERNAL', 'internal error');
     });
     return true;
   };

@@ -54,10 +54,10 @@ function withBoundPorts(config: NodeConfig, publicPort: number, internalPort: nu
  */
 export async function startNodeServer(deps: NodeDeps): Promise<NodeServer> {
   let node: RelayNode | undefined;
-  const publicServer = createServer((_req, res) => sendError(res, 404, 'NOT_FOUND', 'not found'));
+  const publicServer = createServer((_req, res) => sendError(res, 'NOT_FOUND', 'not found'));
   const internalServer = createServer((req, res) => {
-    if (!node) return sendError(res, 503, 'INTERNAL', 'starting');
-    if (!node.handleInternal(req, res)) sendError(res, 404, 'NOT_FOUND', 'not found');
+    if (!node) return sendError(res, 'NOT_READY', 'starting');
+    if (!node.handleInternal(req, res)) sendError(res, 'NOT_FOUND', 'not found');
   });
   internalServer.keepAliveTimeout = 65_000;
   // A client that opens a TCP connection and stalls before its request is complete is cut (resources stay bounded).

@@ -98,7 +98,7 @@ export class SessionKeeper<C extends KeptConnection> {
         this.options.onReplaced(connection);
       }
     } catch (error) {
-      log.warn({ userId: connection.userId, err: String(error) }, 'session re-assertion failed');
+      log.warn({ userId: connection.userId, err: error }, 'session re-assertion failed');
       // Retry well inside the interval: a memcached that comes back empty must hold every live session again
       // within TTL/3 (the contract), counted from its return, not from this failure.
       retryMs = Math.min(this.intervalMs / 3, 5000);

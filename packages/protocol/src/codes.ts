@@ -14,7 +14,10 @@ export const ERROR_CODES = {
   NO_NODE_AVAILABLE: { httpStatus: 503, retryable: true },
   SESSION_STORE_UNAVAILABLE: { httpStatus: 503, retryable: true },
   NOT_FOUND: { httpStatus: 404, retryable: false },
+  METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false },
   INTERNAL: { httpStatus: 500, retryable: true },
+  /** A process that is still starting (a node's internal port before its node is wired). */
+  NOT_READY: { httpStatus: 503, retryable: true },
   // Frame-level codes (sent in `error` frames). Their HTTP status is what the internal API would answer.
   INVALID_MESSAGE: { httpStatus: 400, retryable: false },
   MESSAGE_TOO_LARGE: { httpStatus: 413, retryable: false },
