@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { waitFor } from '@messaging-server/testkit';
-import { internalPost, TestWorld, type TestNode } from './fixtures.test.js';
+import { internalPost, TestWorld, type TestNode } from './testing/test-world.js';
 
 const SECRET = 'cluster-secret-for-tests';
 

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import type { ServerFrame, SessionRecord } from '@messaging-server/protocol';
 import { waitFor } from '@messaging-server/testkit';
-import { TestWorld, type TestNode } from './fixtures.test.js';
+import { TestWorld, type TestNode } from './testing/test-world.js';
 
 /** A raw WebSocket on the sockjs `/websocket` endpoint, recording frames and the close code. */
 function rawSocket(node: TestNode, session: SessionRecord, headers: Record<string, string> = {}) {

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import WebSocket from 'ws';
 import type { ServerFrame } from '@messaging-server/protocol';
 import { waitFor } from '@messaging-server/testkit';
-import { internalPost, TestWorld, type TestNode } from './fixtures.test.js';
+import { internalPost, TestWorld, type TestNode } from './testing/test-world.js';
 
 describe('relay node (one node)', function () {
   let world: TestWorld;

@@ -1,4 +1,4 @@
-import { isBackendError, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
+import { isBackendError, MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
 import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
 import { Batcher } from './batcher.js';
 import type { Envelope, Outcome } from './envelope.js';
@@ -67,17 +67,27 @@ const UNKNOWN_NODE_WAIT_MS = 1000;
  * trusted for LOCATION_TRUST_MS, and any is used while the session store cannot answer.
  */
 export class Router {
-  readonly members = new Map<string, NodeRecord>();
+  private readonly membership: MembershipView;
   private readonly outboxes = new Map<string, Envelope[]>();
   private readonly peerLinks = new Map<string, Batcher<Envelope>>();
   private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
   private readonly locations = new Map<string, { nodeId: string; at: number }>();
   private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
-  private synced = true;
   private stopped = false;
   private seq = 0;
 
-  constructor(private readonly deps: RouterDeps) {}
+  constructor(private readonly deps: RouterDeps) {
+    this.membership = new MembershipView({
+      nodeUpdated: (nodeId) => this.nodeArrived(nodeId),
+      nodeLeft: (nodeId, record, addressReleased) => this.forgetPeer(nodeId, record, addressReleased),
+      syncChanged: (synced) => deps.log.info({ synced }, 'registry watch status'),
+    });
+  }
+
+  /** The nodes this router knows, itself included. */
+  get members(): ReadonlyMap<string, NodeRecord> {
+    return this.membership.nodes;
+  }
 
   /** Routes one message from a sender connected here. */
   route(envelope: Envelope): void {
@@ -113,7 +123,7 @@ export class Router {
     } catch (error) {
       const known = this.locations.get(userId);
       if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) return this.locationOf(known.nodeId, false);
-      this.deps.log.warn({ userId, err: String(error) }, 'recipient lookup failed');
+      this.deps.log.warn({ userId, err: error }, 'recipient lookup failed');
       return { kind: 'unknown' };
     }
   }
@@ -125,23 +135,7 @@ export class Router {
   }
 
   onRegistryEvent(event: RegistryEvent): void {
-    if (event.type === 'snapshot') {
-      const before = new Map(this.members);
-      this.members.clear();
-      for (const entry of event.entries) if (entry.kind === 'node') this.members.set(entry.id, entry.value);
-      for (const [id, record] of before) if (!this.members.has(id)) this.forgetPeer(id, record);
-      for (const id of this.members.keys()) this.nodeArrived(id);
-    } else if (event.type === 'put' && event.entry.kind === 'node') {
-      this.members.set(event.entry.id, event.entry.value);
-      this.nodeArrived(event.entry.id);
-    } else if (event.type === 'delete' && event.kind === 'node') {
-      const record = this.members.get(event.id);
-      this.members.delete(event.id);
-      if (record) this.forgetPeer(event.id, record);
-    } else if (event.type === 'status') {
-      this.synced = event.synced;
-      this.deps.log.info({ synced: event.synced }, 'registry watch status');
-    }
+    this.membership.apply(event);
   }
 
   /** True when nothing is being looked up or sent. */
@@ -205,7 +199,7 @@ export class Router {
         for (const envelope of queue.splice(0)) this.dispatch(envelope, location);
       }
     } catch (error) {
-      this.deps.log.error({ userId: to, err: String(error) }, 'routing failed');
+      this.deps.log.error({ userId: to, err: error }, 'routing failed');
       for (const envelope of queue.splice(0)) this.deps.settle(envelope, 'RELAY_FAILED');
     } finally {
       this.outboxes.delete(to);
@@ -244,7 +238,7 @@ export class Router {
       waiting.envelopes.push(envelope);
       return;
     }
-    if (!this.synced || this.stopped) {
+    if (!this.membership.synced || this.stopped) {
       this.deps.settle(envelope, 'PEER_UNAVAILABLE');
       return;
     }
@@ -313,7 +307,7 @@ export class Router {
       if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
     } catch (error) {
       const code = isBackendError(error) ? error.code : undefined;
-      log.warn({ peerId, count: batch.length, code, err: String(error) }, 'relay to peer failed');
+      log.warn({ peerId, count: batch.length, code, err: error }, 'relay to peer failed');
     }
     metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (!results) {
@@ -355,7 +349,7 @@ export class Router {
             return true;
           } catch (error) {
             // The sender's node is gone or unreachable, and with it the connections these outcomes were for.
-            log.warn({ peer: address, count: batch.length, err: String(error) }, 'outcome report failed');
+            log.warn({ peer: address, count: batch.length, err: error }, 'outcome report failed');
             return false;
           }
         },
@@ -367,11 +361,10 @@ export class Router {
     return link;
   }
 
-  private forgetPeer(peerId: string, record: NodeRecord): void {
+  private forgetPeer(peerId: string, record: NodeRecord, addressReleased: boolean): void {
     if (peerId === this.deps.nodeId) return;
     this.deps.log.info({ peerId }, 'peer left the registry');
-    const address = record.internalAddress;
-    if (![...this.members.values()].some((m) => m.internalAddress === address)) this.deps.transport.forget(address);
+    if (addressReleased) this.deps.transport.forget(record.internalAddress);
     for (const [key, link] of this.peerLinks) if (key.startsWith(`${peerId}#`) && link.idle) this.peerLinks.delete(key);
   }
 }

@@ -1,10 +1,10 @@
-// Shared helpers for this package's unit tests (no tests here): in-process nodes on the memory backends.
+// Shared helpers for this package's unit tests: in-process nodes on the memory backends.
 import { randomBytes } from 'node:crypto';
 import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket } from '@messaging-server/testkit';
-import { startNodeServer, type NodeServer } from './index.js';
-import { PEER_LANES } from './router.js';
+import { startNodeServer, type NodeServer } from '../index.js';
+import { PEER_LANES } from '../router.js';
 
 export interface TestNode extends NodeServer {
   config: NodeConfig;

@@ -1,0 +1,61 @@
+import { expect } from 'chai';
+import { Batcher } from './batcher.js';
+import { waitFor } from '@messaging-server/testkit';
+
+describe('Batcher', function () {
+  it('keeps one batch in flight and sends what queued meanwhile together, in order', async function () {
+    const sent: number[][] = [];
+    let release!: () => void;
+    const batcher = new Batcher<number>(
+      async (batch) => {
+        sent.push(batch);
+        if (sent.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        return true;
+      },
+      () => undefined,
+    );
+    batcher.push(1);
+    await waitFor(() => sent.length === 1, { what: 'first batch' });
+    for (let i = 2; i <= 5; i += 1) batcher.push(i);
+    expect(sent).to.have.length(1);
+    release();
+    await waitFor(() => batcher.idle, { what: 'idle' });
+    expect(sent).to.deep.equal([[1], [2, 3, 4, 5]]);
+  });
+
+  it('hands everything queued behind a failed batch to abandon at once', async function () {
+    const abandoned: number[] = [];
+    let release!: () => void;
+    const batcher = new Batcher<number>(
+      async () => {
+        await new Promise<void>((resolve) => (release = resolve));
+        return false;
+      },
+      (items) => abandoned.push(...items),
+    );
+    batcher.push(1);
+    await waitFor(() => release !== undefined, { what: 'in flight' });
+    batcher.push(2);
+    batcher.push(3);
+    release();
+    await waitFor(() => batcher.idle, { what: 'idle' });
+    expect(abandoned).to.deep.equal([2, 3]);
+  });
+
+  it('splits batches by count and size', async function () {
+    const sent: number[][] = [];
+    const batcher = new Batcher<number>(
+      async (batch) => {
+        sent.push(batch);
+        return true;
+      },
+      () => undefined,
+      3,
+      (n) => n,
+      10,
+    );
+    for (const n of [1, 1, 1, 1, 6, 6, 20]) batcher.push(n);
+    await waitFor(() => batcher.idle, { what: 'idle' });
+    expect(sent).to.deep.equal([[1, 1, 1], [1, 6], [6], [20]]);
+  });
+});

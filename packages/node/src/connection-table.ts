@@ -1,0 +1,89 @@
+import type { ClientSession } from './client-session.js';
+import { secretsEqual } from './secure-compare.js';
+
+/**
+ * Every connection of this node: the open ones by userId (at most one each) and by connection id, and those
+ * still in their handshake. Only the node's lifecycle code adds, promotes and removes.
+ */
+export class ConnectionTable {
+  readonly #open = new Map<string, ClientSession>();
+  readonly #byCid = new Map<string, ClientSession>();
+  readonly #handshaking = new Set<ClientSession>();
+
+  get openCount(): number {
+    return this.#open.size;
+  }
+
+  get handshakeCount(): number {
+    return this.#handshaking.size;
+  }
+
+  /** No connection at all, open or handshaking. */
+  get empty(): boolean {
+    return this.#open.size === 0 && this.#handshaking.size === 0;
+  }
+
+  /** The open connection of this user. */
+  get(userId: string): ClientSession | undefined {
+    return this.#open.get(userId);
+  }
+
+  has(userId: string): boolean {
+    return this.#open.has(userId);
+  }
+
+  /** The open connection with this id (outcome reports name the sender's connection). */
+  byCid(cid: string): ClientSession | undefined {
+    return this.#byCid.get(cid);
+  }
+
+  open(): IterableIterator<ClientSession> {
+    return this.#open.values();
+  }
+
+  handshakes(): IterableIterator<ClientSession> {
+    return this.#handshaking.values();
+  }
+
+  /** A connection of this user is in its handshake: messages to the user wait for it. */
+  isHandshaking(userId: string): boolean {
+    for (const session of this.#handshaking) if (session.userId === userId) return true;
+    return false;
+  }
+
+  /** Another handshake of this user already claimed the same key. */
+  isKeyClaimedByOther(session: ClientSession): boolean {
+    for (const other of this.#handshaking) {
+      if (other !== session && other.userId === session.userId && other.record !== undefined && secretsEqual(other.key, session.key)) return true;
+    }
+    return false;
+  }
+
+  isHandshakeInProgress(session: ClientSession): boolean {
+    return this.#handshaking.has(session);
+  }
+
+  beginHandshake(session: ClientSession): void {
+    this.#handshaking.add(session);
+  }
+
+  endHandshake(session: ClientSession): void {
+    this.#handshaking.delete(session);
+  }
+
+  /** The handshake succeeded: the session becomes this user's open connection. */
+  promote(session: ClientSession): void {
+    this.#handshaking.delete(session);
+    this.#open.set(session.userId, session);
+    this.#byCid.set(session.cid, session);
+  }
+
+  /**
+   * The connection closed. A newer connection of the same user keeps its place. A handshake in progress stays
+   * listed until the handshake itself ends (it cleans up what it wrote).
+   */
+  remove(session: ClientSession): void {
+    if (this.#open.get(session.userId) === session) this.#open.delete(session.userId);
+    this.#byCid.delete(session.cid);
+  }
+}

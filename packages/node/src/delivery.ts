@@ -1,0 +1,127 @@
+import type { FrameErrorCode } from '@messaging-server/protocol';
+import type { ClientSession } from './client-session.js';
+import type { ConnectionTable } from './connection-table.js';
+import type { Envelope, Outcome } from './envelope.js';
+import { ERROR_TEXT } from './frame-errors.js';
+import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
+import type { PendingQueues } from './pending-queues.js';
+import type { Location } from './router.js';
+
+export interface DeliveryDeps {
+  table: ConnectionTable;
+  pending: PendingQueues;
+  /** True once the node was closed hard: nothing is held any more. */
+  closed(): boolean;
+  /** Counts a message handed to a connection of this node. */
+  countLocal(): void;
+  /** Looks up where a recipient's session is. */
+  locate(userId: string): Promise<Location>;
+  /** Sends an outcome to the sender's node (batched). */
+  report(replyTo: string, report: OutcomeReport): void;
+}
+
+/**
+ * The last hop of every message: handing it to a recipient's connection on this node or holding it in the pending
+ * queue, and reporting each message's outcome to its sender, here or on its node. A message with an id gets exactly
+ * one ack or error frame carrying it; one without an id gets no ack, but a failure still gets an error frame
+ * (without id), so nothing fails silently.
+ */
+export class Delivery {
+  constructor(private readonly deps: DeliveryDeps) {}
+
+  settle(envelope: Envelope, outcome: Outcome): void {
+    if (envelope.id === undefined && outcome === 'delivered') return;
+    const origin = envelope.origin;
+    if (origin.kind === 'remote') {
+      const report: OutcomeReport = { userId: envelope.from, cid: origin.cid, result: outcome };
+      if (envelope.id !== undefined) report.id = envelope.id;
+      this.deps.report(origin.replyTo, report);
+      return;
+    }
+    const sender = this.deps.table.byCid(origin.cid);
+    if (sender && envelope.id !== undefined) sender.unsettled -= 1;
+    if (!sender || !sender.isOpen) return;
+    if (outcome === 'delivered') sender.sendAck(envelope.id as string);
+    else sender.sendError(outcome, ERROR_TEXT[outcome], envelope.id);
+  }
+
+  /** Hands a message to a connection here; returns its outcome. */
+  deliverLocal(recipient: ClientSession, envelope: Envelope): Outcome {
+    if (!recipient.writeMessage(envelope)) return 'PEER_UNAVAILABLE';
+    this.deps.countLocal();
+    return 'delivered';
+  }
+
+  /** Hands the message to the recipient's connection if it has one here. */
+  deliverIfConnected(envelope: Envelope): Outcome | undefined {
+    const recipient = this.deps.table.get(envelope.to);
+    return recipient ? this.deliverLocal(recipient, envelope) : undefined;
+  }
+
+  /**
+   * For a recipient whose session is on this node: delivers to its connection, or holds the message until it
+   * connects. A session already acked with no connection here (and none opening) is stale: its connection is gone.
+   */
+  deliverOrHold(envelope: Envelope, acked: boolean): 'delivered' | 'pending' | FrameErrorCode {
+    const { table, pending } = this.deps;
+    const recipient = table.get(envelope.to);
+    if (recipient) return this.deliverLocal(recipient, envelope);
+    if (this.deps.closed()) return 'RELAY_FAILED';
+    if (acked && !pending.has(envelope.to) && !table.isHandshaking(envelope.to)) return 'PEER_UNAVAILABLE';
+    return pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
+  }
+
+  /** Right after a welcome: the messages held for this user, in order. */
+  flushPending(session: ClientSession): void {
+    for (const envelope of this.deps.pending.take(session.userId)) this.settle(envelope, this.deliverLocal(session, envelope));
+  }
+
+  /** Messages forwarded by another node; one result per message, in order. */
+  async deliverForwarded(request: DeliverRequest): Promise<DeliverResult[]> {
+    const results: DeliverResult[] = new Array<DeliverResult>(request.messages.length);
+    const byRecipient = new Map<string, number[]>();
+    request.messages.forEach((m, i) => {
+      const list = byRecipient.get(m.to);
+      if (list) list.push(i);
+      else byRecipient.set(m.to, [i]);
+    });
+    await Promise.all(
+      [...byRecipient].map(async ([to, indexes]) => {
+        const { table, pending } = this.deps;
+        const location: Location = table.has(to) || pending.has(to) ? { kind: 'self', acked: false } : await this.deps.locate(to);
+        // Decided synchronously from here on, so a recipient connecting meanwhile gets them in order.
+        for (const i of indexes) results[i] = this.deliverOne(request, request.messages[i] as ForwardedMessage, location);
+      }),
+    );
+    return results;
+  }
+
+  /** The outcomes of messages this node's senders sent to recipients held on other nodes. Returns how many applied. */
+  applyOutcomes(outcomes: OutcomeReport[]): number {
+    let accepted = 0;
+    for (const o of outcomes) {
+      const sender = this.deps.table.byCid(o.cid);
+      if (!sender || sender.userId !== o.userId || !sender.isOpen) continue;
+      accepted += 1;
+      if (o.result !== 'delivered') sender.sendError(o.result, ERROR_TEXT[o.result], o.id);
+      else if (o.id !== undefined) sender.sendAck(o.id);
+    }
+    return accepted;
+  }
+
+  private deliverOne(request: DeliverRequest, m: ForwardedMessage, location: Location): DeliverResult {
+    const envelope: Envelope = {
+      from: m.from,
+      to: m.to,
+      content: m.content,
+      origin: { kind: 'remote', replyTo: request.replyTo, cid: m.cid },
+      size: 0,
+    };
+    if (m.id !== undefined) envelope.id = m.id;
+    let outcome: 'delivered' | 'pending' | FrameErrorCode;
+    if (location.kind === 'self') outcome = this.deliverOrHold(envelope, location.acked);
+    else if (this.deps.table.has(m.to)) outcome = this.deliverOrHold(envelope, false); // connected while we looked it up
+    else outcome = location.kind === 'unknown' ? 'RELAY_FAILED' : 'PEER_UNAVAILABLE';
+    return outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
+  }
+}

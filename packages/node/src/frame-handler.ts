@@ -1,0 +1,65 @@
+import type { Logger } from '@messaging-server/core';
+import { parseClientFrame } from '@messaging-server/protocol';
+import type { ClientSession } from './client-session.js';
+import type { Envelope } from './envelope.js';
+import { ERROR_TEXT } from './frame-errors.js';
+
+export interface FrameHandlerDeps {
+  maxMessageBytes: number;
+  log: Logger;
+  /** Hands a stamped message to the router. */
+  route(envelope: Envelope): void;
+}
+
+/**
+ * One client frame on an open connection: rate limits first (oversized frames are charged too, so a flood of them is
+ * rate limited like any other), then size, schema, ping, and the sender check; a valid message goes to the router.
+ */
+export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSession, text: string) => void {
+  const { maxMessageBytes } = deps;
+  return (session, text) => {
+    const size = Buffer.byteLength(text, 'utf8');
+    const now = Date.now();
+    let rate = session.messageBucket.take(now);
+    if (rate === 'ok') rate = session.byteBucket.take(now, size);
+    if (rate === 'ok' && size > maxMessageBytes) {
+      session.sendError('MESSAGE_TOO_LARGE', `frame exceeds ${String(maxMessageBytes)} bytes`);
+      return;
+    }
+    const parsed = size > maxMessageBytes ? undefined : parseClientFrame(text);
+    const id = parsed === undefined ? undefined : parsed.ok ? parsed.value.id : parsed.id;
+    if (rate !== 'ok' || parsed === undefined) {
+      session.sendError('RATE_LIMITED', ERROR_TEXT.RATE_LIMITED, id);
+      if (rate === 'abusive') {
+        deps.log.warn({ userId: session.userId }, 'closing connection far over its rate limit');
+        session.close('protocol_violation');
+      }
+      return;
+    }
+    if (!parsed.ok) {
+      session.sendError('INVALID_MESSAGE', parsed.message, parsed.id);
+      return;
+    }
+    const frame = parsed.value;
+    if (frame.type === 'ping') {
+      session.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
+      return;
+    }
+    if (frame.from !== undefined && frame.from !== session.userId) {
+      session.sendError('FORBIDDEN_SENDER', ERROR_TEXT.FORBIDDEN_SENDER, frame.id);
+      return;
+    }
+    const envelope: Envelope = {
+      from: session.userId,
+      to: frame.to,
+      content: frame.content,
+      origin: { kind: 'local', cid: session.cid },
+      size: text.length,
+    };
+    if (frame.id !== undefined) {
+      envelope.id = frame.id;
+      session.unsettled += 1;
+    }
+    deps.route(envelope);
+  };
+}

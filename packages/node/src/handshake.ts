@@ -1,0 +1,154 @@
+import type { Logger, SessionStore } from '@messaging-server/core';
+import { isValidUserId, type CloseReason, type SessionRecord } from '@messaging-server/protocol';
+import type { ClientSession } from './client-session.js';
+import type { ConnectionTable } from './connection-table.js';
+import { secretsEqual } from './secure-compare.js';
+
+/** Query parameter set by the node itself (never trusted from the client) on requests whose Origin is not allowed. */
+export const ORIGIN_DENIED_PARAM = 'msg_origin_denied';
+/** A handshake normally takes one or two store calls; one stuck longer than this is refused (4002, recoverable). */
+export const HANDSHAKE_DEADLINE_MS = 10_000;
+
+export interface HandshakeDeps {
+  nodeId: string;
+  sessions: SessionStore;
+  table: ConnectionTable;
+  /** 0: no limit. */
+  maxConnections: number;
+  sessionTtlSeconds: number;
+  /** False once the node drains or closes: new connections get 4000. */
+  accepting(): boolean;
+  log: Logger;
+  /** Counts each handshake's result: `accepted` or the close reason. */
+  count(result: CloseReason | 'accepted'): void;
+  /** Called synchronously right after the session became the user's open connection: welcome and what follows. */
+  welcome(session: ClientSession): void;
+}
+
+/**
+ * The contract's handshake for one connection: a session for that userId with this key, assigned to this node, not
+ * yet acked by another connection. It then marks the session acked in the store and hands the connection to
+ * `welcome`. Otherwise the connection is closed with the contract's code. The node's state can change at every
+ * store call, so each one is followed by `stillWanted`.
+ */
+export class Handshaker {
+  constructor(private readonly deps: HandshakeDeps) {}
+
+  /** Runs the handshake; never rejects (a store failure refuses the connection with 4002). */
+  run(session: ClientSession): void {
+    this.deps.table.beginHandshake(session);
+    this.handshake(session).catch((error: unknown) => {
+      this.deps.log.error({ userId: session.userId, err: error }, 'handshake failed');
+      this.refuse(session, 'store_unavailable');
+    });
+  }
+
+  /** Refuses handshakes stuck on the store longer than HANDSHAKE_DEADLINE_MS. */
+  expireStuck(now: number): void {
+    for (const session of [...this.deps.table.handshakes()]) {
+      if (session.state === 'handshaking' && now - session.openedAt > HANDSHAKE_DEADLINE_MS) {
+        this.deps.log.warn({ userId: session.userId || undefined }, 'handshake timed out');
+        this.refuse(session, 'store_unavailable');
+      }
+    }
+  }
+
+  private async handshake(session: ClientSession): Promise<void> {
+    const refusal = this.admit(session);
+    if (refusal) return this.refuse(session, refusal);
+    const record = await this.lookup(session);
+    if (record === 'failed') return;
+    if (session.isClosed) return this.deps.table.endHandshake(session);
+    if (record === undefined) return this.refuse(session, 'invalid_credentials');
+    const mismatch = this.verify(session, record);
+    if (mismatch) return this.refuse(session, mismatch);
+    this.deps.table.get(session.userId)?.replace(); // an older connection of a replaced session
+    if (!(await this.ack(session, record))) return;
+    this.deps.table.endHandshake(session);
+    if (session.isClosed) {
+      // Closed while the ack was written: the session it acked goes with it.
+      await this.deps.sessions.deleteIfMatches(session.userId, session.key).catch(() => undefined);
+      return;
+    }
+    if (!this.stillWanted(session)) return;
+    this.deps.table.get(session.userId)?.replace();
+    this.deps.table.promote(session);
+    this.deps.count('accepted');
+    this.deps.welcome(session);
+  }
+
+  /** What can be decided before any store call. */
+  private admit(session: ClientSession): CloseReason | undefined {
+    if (!this.deps.accepting()) return 'node_shutdown';
+    const query = new URL(session.conn.url, 'http://node.invalid').searchParams;
+    if (query.has(ORIGIN_DENIED_PARAM)) return 'origin_not_allowed';
+    const { maxConnections, table } = this.deps;
+    // The table already counts this handshake.
+    if (maxConnections > 0 && table.openCount + table.handshakeCount > maxConnections) return 'node_full';
+    const userId = query.get('userId') ?? '';
+    const key = query.get('listeningKey') ?? query.get('token') ?? '';
+    session.identify(isValidUserId(userId) ? userId : '', key);
+    if (!session.userId || !key) return 'invalid_credentials';
+    return undefined;
+  }
+
+  /** The session record, if any; 'failed' when the store did not answer (the connection is refused). */
+  private async lookup(session: ClientSession): Promise<SessionRecord | undefined | 'failed'> {
+    try {
+      return await this.deps.sessions.get(session.userId);
+    } catch (error) {
+      this.deps.log.warn({ userId: session.userId, err: error }, 'session lookup failed');
+      this.refuse(session, 'store_unavailable');
+      return 'failed';
+    }
+  }
+
+  private verify(session: ClientSession, record: SessionRecord): CloseReason | undefined {
+    if (!secretsEqual(record.listeningKey, session.key)) return 'invalid_credentials';
+    if (record.nodeId !== this.deps.nodeId) return 'wrong_node';
+    if (this.keyAlreadyUsed(session, record)) return 'key_already_used';
+    return undefined;
+  }
+
+  /** The key was taken by another connection: one racing in its handshake, one open here, or one before. */
+  private keyAlreadyUsed(session: ClientSession, record: SessionRecord): boolean {
+    const { table } = this.deps;
+    if (table.isKeyClaimedByOther(session)) return true;
+    const existing = table.get(session.userId);
+    return existing ? secretsEqual(existing.key, session.key) : record.acked;
+  }
+
+  /** Writes the session acked; the key counts as taken from before the write, so a racing twin is refused. */
+  private async ack(session: ClientSession, record: SessionRecord): Promise<boolean> {
+    if (!this.stillWanted(session)) return false;
+    const acked: SessionRecord = { ...record, acked: true };
+    session.claim(acked);
+    try {
+      await this.deps.sessions.put(acked, this.deps.sessionTtlSeconds);
+      return true;
+    } catch (error) {
+      session.claim(undefined);
+      this.deps.log.warn({ userId: session.userId, err: error }, 'session ack write failed');
+      this.refuse(session, 'store_unavailable');
+      return false;
+    }
+  }
+
+  /** After each store call: the connection may have closed, been replaced, or the node may have begun to stop. */
+  private stillWanted(session: ClientSession): boolean {
+    if (session.isClosed) {
+      this.deps.table.endHandshake(session);
+      return false;
+    }
+    const reason = session.replaced ? 'session_replaced' : this.deps.accepting() ? undefined : 'node_shutdown';
+    if (reason) this.refuse(session, reason);
+    return reason === undefined;
+  }
+
+  private refuse(session: ClientSession, reason: CloseReason): void {
+    this.deps.count(reason);
+    this.deps.table.endHandshake(session);
+    if (reason !== 'node_shutdown') this.deps.log.info({ userId: session.userId || undefined, reason }, 'handshake rejected');
+    session.close(reason);
+  }
+}

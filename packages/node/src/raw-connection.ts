@@ -1,0 +1,40 @@
+import type { IncomingMessage } from 'node:http';
+import type { RawData, WebSocket } from 'ws';
+import type { ClientConnection } from './client-connection.js';
+
+/** SockJS's raw transport (`<prefix>/websocket`): every write is its own text frame, no open, heartbeat or close frames. */
+export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnection {
+  let closing = false;
+  let closed = false;
+  let onCloseHandler: (() => void) | undefined;
+  const finish = (): void => {
+    if (closed) return;
+    closed = true;
+    onCloseHandler?.();
+  };
+  return {
+    url: req.url ?? '',
+    remoteAddress: req.socket.remoteAddress,
+    write(text) {
+      if (closing || ws.readyState !== 1) return false;
+      ws.send(text);
+      return true;
+    },
+    close(code, reason) {
+      if (closing) return;
+      closing = true;
+      ws.close(code, reason);
+      process.nextTick(finish);
+    },
+    listen(onData, onClose) {
+      onCloseHandler = onClose;
+      ws.on('message', (data: RawData) => {
+        if (!closing) onData(String(data));
+      });
+      ws.on('close', () => {
+        closing = true;
+        finish();
+      });
+    },
+  };
+}
