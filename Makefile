@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: deps install build test test-unit test-integration run bench chaos clean
+.PHONY: deps install build check check-size typecheck test test-unit test-integration run bench chaos clean
 
 deps:
 	@missing=""; \
@@ -27,8 +27,17 @@ build: install
 	node_modules/.bin/tsc -b
 	npm run -s build:browser -w @messaging-server/client
 
+# Static checks: module sizes (scripts/check-size.ts) and the types of tests and scripts, which tsc -b skips.
+check: check-size typecheck
+
+check-size: install
+	node --import tsx scripts/check-size.ts
+
+typecheck: install
+	node_modules/.bin/tsc -p tsconfig.check.json
+
 # Unit tests live beside each package; integration tests (real etcd, memcached, processes, browser) in test/.
-test: deps build
+test: deps build typecheck
 	$(MOCHA) 'packages/*/src/**/*.test.ts' 'test/**/*.test.ts'
 
 test-unit: install

@@ -69,10 +69,11 @@ function latencyProbe(from: Client, to: Client, label: string) {
     const mine = () => to.frames.filter((f) => f.frame.type === 'message' && (f.frame.content as { label?: string }).label === label);
     await waitFor(() => mine().length >= n, { what: `${label}: ${String(n)} messages`, timeoutMs: 20_000 });
     const got = mine();
-    expect(got.map((f) => (f.frame as { content: { n: number } }).content.n)).to.deep.equal([...Array(n).keys()]);
+    const seqOf = (frame: ServerFrame): number => (frame.type === 'message' ? (frame.content as { n: number }).n : -1);
+    expect(got.map((f) => seqOf(f.frame))).to.deep.equal([...Array(n).keys()]);
     await waitFor(() => from.ofType('ack').filter((a) => a.id.startsWith(`${label}-`)).length >= n, { what: `${label} acks`, timeoutMs: 20_000 });
     expect(from.ofType('error')).to.deep.equal([]);
-    return got.map((f) => f.at - (sentAt.get((f.frame as { content: { n: number } }).content.n) as number));
+    return got.map((f) => f.at - (sentAt.get(seqOf(f.frame)) as number));
   };
 }
 

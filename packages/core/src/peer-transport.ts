@@ -5,8 +5,11 @@
  * - `PEER_UNREACHABLE`: connection refused/reset, DNS failure;
  * - `PEER_TIMEOUT`: no complete answer within `timeoutMs` (default 1500, so delivery errors come within 2 s);
  * - `PEER_REJECTED`: a non-2xx answer (the error carries `status`).
- * Requests to one peer are sent in call order on one connection; callers that need per-pair order keep at most
- * one request in flight per peer, or rely on this ordering.
+ *
+ * Ordering: none is promised across requests. A pool may hold several connections per peer (the node's router uses
+ * one per delivery lane), and requests in flight at once may arrive in any order. Callers that need order keep at
+ * most one request in flight per ordered stream, as the router's lanes do (one request in flight per lane, a
+ * recipient always on the same lane).
  */
 export interface PeerTransport {
   post<T = unknown>(peerAddress: string, path: string, body: unknown, options?: { timeoutMs?: number }): Promise<T>;

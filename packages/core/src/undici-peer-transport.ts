@@ -9,8 +9,8 @@ export interface UndiciPeerTransportOptions {
   /** Default budget of one request, from the call to the complete answer (queueing included). Default 1500. */
   timeoutMs?: number;
   /**
-   * Connections per peer. Default 1, which with `pipelining: 1` keeps requests to one peer in call order. More
-   * connections (or pipelining) raise throughput but only keep order for callers with one request in flight.
+   * Connections per peer. Default 1. More connections (or pipelining) raise throughput; order is the caller's to keep
+   * (see PeerTransport).
    */
   connections?: number;
   /** Requests in flight per connection. Default 1. */

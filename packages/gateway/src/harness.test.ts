@@ -142,7 +142,7 @@ export async function startHarness(options: { env?: Record<string, string>; deps
     },
     post(body, headers = {}) {
       const init: RequestInit = { method: 'POST', headers, signal: AbortSignal.timeout(5000) };
-      if (body !== undefined) init.body = typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+      if (body !== undefined) init.body = typeof body === 'string' ? body : body instanceof Uint8Array ? Buffer.from(body) : JSON.stringify(body);
       return fetch(`${url}/connect`, init);
     },
     async connect(userId, extra = {}) {
