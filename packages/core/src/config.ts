@@ -40,6 +40,8 @@ export interface NodeConfig extends CommonConfig {
   internalUrl: string;
   sessionTtlSeconds: number;
   pendingTtlMs: number;
+  /** How long a user whose connection ended without its own clean close is moving (v1.1); 0 restores v1. */
+  resumeWindowMs: number;
   pendingMax: number;
   maxMessageBytes: number;
   drainTimeoutSeconds: number;
@@ -101,6 +103,7 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_SESSION_TTL_SECONDS', key: 'sessionTtlSeconds', type: 'integer', kinds: NODE, fallback: 120, min: 3, max: 86400 },
   { env: 'MSG_HANDSHAKE_TIMEOUT_SECONDS', key: 'handshakeTimeoutSeconds', type: 'integer', kinds: ALL, fallback: 30, min: 1, max: 3600 },
   { env: 'MSG_PENDING_TTL_MS', key: 'pendingTtlMs', type: 'integer', kinds: NODE, fallback: 10000, min: 1, max: 3_600_000 },
+  { env: 'MSG_RESUME_WINDOW_MS', key: 'resumeWindowMs', type: 'integer', kinds: NODE, fallback: 10000, min: 0, max: 600_000 },
   { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
   { env: 'MSG_DRAIN_RATE_PER_SECOND', key: 'drainRatePerSecond', type: 'integer', kinds: NODE, fallback: 100, min: 1, max: 1_000_000 },

@@ -39,6 +39,7 @@ export function instrumentSessionStore(inner: SessionStore, hook: BackendOperati
     put: (record: SessionRecord, ttl: number) => timed(hook, 'put', () => inner.put(record, ttl)),
     touch: (userId: string, ttl: number) => timed(hook, 'touch', () => inner.touch(userId, ttl)),
     deleteIfMatches: (userId: string, key: string) => timed(hook, 'delete', () => inner.deleteIfMatches(userId, key)),
+    updateIfMatches: (userId, key, update, ttl) => timed(hook, 'update', () => inner.updateIfMatches(userId, key, update, ttl)),
     close: () => inner.close(),
   };
 }

@@ -108,6 +108,30 @@ export class MemcachedSessionStore implements SessionStore {
     });
   }
 
+  async updateIfMatches(
+    userId: string,
+    listeningKey: string,
+    update: (current: SessionRecord) => SessionRecord | undefined,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    const extras = storageExtras(ttlSeconds);
+    return this.operation('updateIfMatches', async (call) => {
+      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+        const read = await call(OP_GET, userId);
+        if (read.header.status !== STATUS_OK) return false;
+        const current = this.decode(userId, read.val);
+        if (current?.listeningKey !== listeningKey) return false;
+        const next = update(current);
+        if (next === undefined) return false;
+        const written = await call(OP_SET, userId, extras, JSON.stringify(next), read.header.cas);
+        if (written.header.status === STATUS_OK) return true;
+        if (written.header.status === STATUS_NOT_FOUND) return false;
+      }
+      this.logger.warn({ userId }, 'session update gave up after repeated cas conflicts');
+      return false;
+    });
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.discard(new Error('session store closed'));

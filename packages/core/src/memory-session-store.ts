@@ -66,6 +66,20 @@ export class MemorySessionStore implements SessionStore {
     return true;
   }
 
+  async updateIfMatches(
+    userId: string,
+    listeningKey: string,
+    update: (current: SessionRecord) => SessionRecord | undefined,
+    ttlSeconds: number,
+  ): Promise<boolean> {
+    const entry = this.live(userId);
+    if (!entry || entry.listeningKey !== listeningKey) return false;
+    const next = update(JSON.parse(entry.json) as SessionRecord);
+    if (next === undefined) return false;
+    this.write(next, normalizeTtlSeconds(ttlSeconds));
+    return true;
+  }
+
   async close(): Promise<void> {
     this.entries.clear();
   }

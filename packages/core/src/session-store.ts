@@ -23,5 +23,16 @@ export interface SessionStore {
    * session. True if it deleted.
    */
   deleteIfMatches(userId: string, listeningKey: string): Promise<boolean>;
+  /**
+   * Compare-and-set on the record with this listeningKey: `update` gets the stored record and returns the one to
+   * write (or undefined to leave it). The write happens only if the record did not change since it was read (CAS),
+   * so it never overwrites a newer session. True if it wrote.
+   */
+  updateIfMatches(
+    userId: string,
+    listeningKey: string,
+    update: (current: SessionRecord) => SessionRecord | undefined,
+    ttlSeconds: number,
+  ): Promise<boolean>;
   close(): Promise<void>;
 }

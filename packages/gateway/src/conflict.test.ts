@@ -79,6 +79,13 @@ describe('session conflict: reject', () => {
     expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(body['listeningKey']);
   });
 
+  it('replaces the session of a moving user (v1.1: its connection ended without its own close), on a registered node', async () => {
+    await h.store.inner.put(record('alice', { acked: true, moving: true, movedAt: new Date().toISOString() }), 120);
+    const { status, body } = await h.connect('alice');
+    expect(status).to.equal(200);
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(body['listeningKey']);
+  });
+
   it('replaces an un-acked session older than the handshake timeout', async () => {
     const old = new Date(Date.now() - 31_000).toISOString();
     await h.store.inner.put(record('alice', { createdAt: old }), 120);

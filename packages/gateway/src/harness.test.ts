@@ -52,6 +52,9 @@ export class FlakySessionStore implements SessionStore {
   deleteIfMatches(userId: string, listeningKey: string): Promise<boolean> {
     return this.guard(() => this.inner.deleteIfMatches(userId, listeningKey));
   }
+  updateIfMatches(userId: string, listeningKey: string, update: (current: SessionRecord) => SessionRecord | undefined, ttlSeconds: number): Promise<boolean> {
+    return this.guard(() => this.inner.updateIfMatches(userId, listeningKey, update, ttlSeconds));
+  }
   async close(): Promise<void> {}
 }
 

@@ -82,8 +82,9 @@ export class SessionAllocator {
     throw new HttpError('USER_TAKEN', 'userId is already connected');
   }
 
-  /** Acked on a registered node, or un-acked and still within its handshake time. */
+  /** Acked on a registered node, or un-acked and still within its handshake time. A moving user (v1.1) is not live. */
   private isLive(session: SessionRecord): boolean {
+    if (session.moving === true) return false;
     if (session.acked) return this.options.view.nodes.has(session.nodeId);
     const created = Date.parse(session.createdAt);
     if (Number.isNaN(created)) return false;

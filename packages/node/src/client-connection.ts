@@ -1,6 +1,13 @@
 import type { Connection } from 'sockjs';
 
 /**
+ * Who ended a connection. `client`: the client sent a WebSocket close frame first (it left). `node`: this node closed
+ * it. `network`: it ended with no close frame from either side (dropped, timed out, or an HTTP fallback session that
+ * expired: those transports carry no close frame from the client).
+ */
+export type ClosedBy = 'client' | 'node' | 'network';
+
+/**
  * What the node needs from one client connection, whatever transport carries it (sockjs's HTTP fallbacks, or the
  * websocket transports served by `ws`). Handshake, rate limits, idle timeout, origin check and drain see only this.
  */
@@ -13,22 +20,26 @@ export interface ClientConnection {
   /** Sends queued frames, then the close frame, then closes. Idempotent. */
   close(code: number, reason: string): void;
   /** Attaches the two handlers; call once, synchronously, before any frame can arrive. */
-  listen(onData: (text: string) => void, onClose: () => void): void;
+  listen(onData: (text: string) => void, onClose: (closedBy: ClosedBy) => void): void;
 }
 
 /** Adapts a sockjs connection (every transport sockjs still serves) to ClientConnection. */
 export function fromSockJs(conn: Connection): ClientConnection {
   // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
   const close = conn.close.bind(conn) as unknown as (code: number, reason: string) => boolean;
+  let closedByNode = false;
   return {
     url: conn.url ?? '',
     remoteAddress: conn.remoteAddress,
     write: (text) => conn.write(text),
-    close: (code, reason) => void close(code, reason),
+    close: (code, reason) => {
+      closedByNode = true;
+      close(code, reason);
+    },
     listen(onData, onClose) {
-      // The raw /websocket transport hands binary frames over as Buffers; they are decoded (and judged) as text.
       conn.on('data', (data: unknown) => onData(typeof data === 'string' ? data : String(data)));
-      conn.on('close', onClose);
+      // sockjs's HTTP fallbacks have no close frame from the client: an end the node did not ask for is a drop.
+      conn.on('close', () => onClose(closedByNode ? 'node' : 'network'));
     },
   };
 }

@@ -41,6 +41,8 @@ export class ClientSession {
   /** Set once the session was written acked by this connection: its close then deletes the session. */
   #record: SessionRecord | undefined;
   #replaced = false;
+  /** Why this node closed the connection, if it did. */
+  #closeReason: CloseReason | undefined;
   /** Last frame received (or the connection's start): an idle connection is closed. */
   lastActivity = Date.now();
   /** Bookkeeping of the SessionKeeper. */
@@ -73,6 +75,10 @@ export class ClientSession {
 
   get record(): SessionRecord | undefined {
     return this.#record;
+  }
+
+  get closeReason(): CloseReason | undefined {
+    return this.#closeReason;
   }
 
   /** A newer /connect took this user's session: the connection is closed (or refused) with 4503. */
@@ -145,6 +151,7 @@ export class ClientSession {
   /** The one way to end a connection: queued frames, then the close frame with the contract's code. */
   close(reason: CloseReason): void {
     if (this.#state === 'closed') return;
+    this.#closeReason ??= reason;
     try {
       this.conn.close(CLOSE_CODES[reason], reason);
     } catch (error) {

@@ -96,47 +96,6 @@ describe('relay nodes (two in one process)', function () {
     expect(error).to.include({ code: 'EXPIRED', id: 'm1' });
   });
 
-  it('answers RELAY_FAILED within 2 s when the recipient node does not answer', async function () {
-    // A "node" that accepts connections and never answers, as a hung or crashed peer whose lease has not expired yet.
-    const sockets = new Set<Socket>();
-    const hung = createServer((socket) => sockets.add(socket));
-    await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
-    const port = (hung.address() as AddressInfo).port;
-    const registration = await world.registry.registerNode({
-      nodeId: 'node-hung',
-      listeningAddress: 'http://127.0.0.1:1/ws',
-      internalAddress: `http://127.0.0.1:${String(port)}`,
-      state: 'active',
-      startedAt: new Date().toISOString(),
-      version: 'test',
-    });
-    try {
-      const alice = await world.online('alice', a);
-      await world.session('bob', 'node-hung');
-      await new Promise((resolve) => setImmediate(resolve));
-      const sentAt = Date.now();
-      alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
-      alice.socket.send({ type: 'message', to: 'bob', content: 'y', id: 'm2' });
-      await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two errors', timeoutMs: 3000 });
-      expect(Date.now() - sentAt).to.be.lessThan(2000);
-      expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
-        ['RELAY_FAILED', 'm1'],
-        ['RELAY_FAILED', 'm2'],
-      ]);
-    } finally {
-      await registration.revoke();
-      for (const socket of sockets) socket.destroy();
-      hung.close();
-    }
-  });
-
-  it('answers PEER_UNAVAILABLE when the recipient session points at a node that left the registry', async function () {
-    const alice = await world.online('alice', a);
-    await world.session('bob', 'node-gone');
-    alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
-    expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
-  });
-
   it('waits briefly for a node that registered but is not in its view yet', async function () {
     const alice = await world.online('alice', a);
     const bobSession = await world.session('bob', 'node-c');
@@ -176,24 +135,6 @@ describe('relay nodes (two in one process)', function () {
       world.registryControl.setAvailable(true);
     }
     await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200, { what: 'a ready again' });
-  });
-
-  it('keeps relaying from known locations while the session store is down', async function () {
-    const alice = await world.online('alice', a);
-    const bob = await world.online('bob', b);
-    alice.socket.send({ type: 'message', to: 'bob', content: 'before', id: 'm1' });
-    await alice.socket.waitForFrame((f) => f.type === 'ack');
-    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
-    const original = store.get.bind(world.sessions);
-    store.get = () => Promise.reject(new Error('memcached down'));
-    try {
-      alice.socket.send({ type: 'message', to: 'bob', content: 'during', id: 'm2' });
-      await waitFor(() => bob.socket.framesOfType('message').length === 2, { what: 'second message' });
-      alice.socket.send({ type: 'message', to: 'carol', content: 'unknown', id: 'm3' });
-      expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'RELAY_FAILED', id: 'm3' });
-    } finally {
-      store.get = original;
-    }
   });
 
   it('refuses a delivery request read after its sender gave up, and delivers nothing from it', async function () {
@@ -297,4 +238,77 @@ describe('relay nodes (two in one process)', function () {
       store.get = original;
     }
   });
+
+  // v1's answers for recipients that vanish: the resume window is 0, so nothing is held for them.
+  describe('v1 (MSG_RESUME_WINDOW_MS=0)', function () {
+    beforeEach(async function () {
+      await world.close();
+      world = new TestWorld();
+      a = await world.startNode('node-a', { MSG_CLUSTER_SECRET: SECRET, MSG_RESUME_WINDOW_MS: '0' });
+      b = await world.startNode('node-b', { MSG_CLUSTER_SECRET: SECRET, MSG_RESUME_WINDOW_MS: '0' });
+      await waitFor(async () => (await fetch(`${a.internalUrl}/readyz`)).status === 200 && (await fetch(`${b.internalUrl}/readyz`)).status === 200, {
+        what: 'both ready',
+      });
+    });
+
+    it('answers RELAY_FAILED within 2 s when the recipient node does not answer', async function () {
+      // A "node" that accepts connections and never answers, as a hung or crashed peer whose lease has not expired yet.
+      const sockets = new Set<Socket>();
+      const hung = createServer((socket) => sockets.add(socket));
+      await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
+      const port = (hung.address() as AddressInfo).port;
+      const registration = await world.registry.registerNode({
+        nodeId: 'node-hung',
+        listeningAddress: 'http://127.0.0.1:1/ws',
+        internalAddress: `http://127.0.0.1:${String(port)}`,
+        state: 'active',
+        startedAt: new Date().toISOString(),
+        version: 'test',
+      });
+      try {
+        const alice = await world.online('alice', a);
+        await world.session('bob', 'node-hung');
+        await new Promise((resolve) => setImmediate(resolve));
+        const sentAt = Date.now();
+        alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
+        alice.socket.send({ type: 'message', to: 'bob', content: 'y', id: 'm2' });
+        await waitFor(() => alice.socket.framesOfType('error').length === 2, { what: 'two errors', timeoutMs: 3000 });
+        expect(Date.now() - sentAt).to.be.lessThan(2000);
+        expect(alice.socket.framesOfType('error').map((e) => [e.code, e.id])).to.deep.equal([
+          ['RELAY_FAILED', 'm1'],
+          ['RELAY_FAILED', 'm2'],
+        ]);
+      } finally {
+        await registration.revoke();
+        for (const socket of sockets) socket.destroy();
+        hung.close();
+      }
+    });
+
+    it('answers PEER_UNAVAILABLE when the recipient session points at a node that left the registry', async function () {
+      const alice = await world.online('alice', a);
+      await world.session('bob', 'node-gone');
+      alice.socket.send({ type: 'message', to: 'bob', content: 'x', id: 'm1' });
+      expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'PEER_UNAVAILABLE', id: 'm1' });
+    });
+
+    it('keeps relaying from known locations while the session store is down', async function () {
+      const alice = await world.online('alice', a);
+      const bob = await world.online('bob', b);
+      alice.socket.send({ type: 'message', to: 'bob', content: 'before', id: 'm1' });
+      await alice.socket.waitForFrame((f) => f.type === 'ack');
+      const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
+      const original = store.get.bind(world.sessions);
+      store.get = () => Promise.reject(new Error('memcached down'));
+      try {
+        alice.socket.send({ type: 'message', to: 'bob', content: 'during', id: 'm2' });
+        await waitFor(() => bob.socket.framesOfType('message').length === 2, { what: 'second message' });
+        alice.socket.send({ type: 'message', to: 'carol', content: 'unknown', id: 'm3' });
+        expect(await alice.socket.waitForFrame((f) => f.type === 'error')).to.include({ code: 'RELAY_FAILED', id: 'm3' });
+      } finally {
+        store.get = original;
+      }
+    });
+  });
+
 });

@@ -1,7 +1,9 @@
 import type { Logger, SessionStore } from '@messaging-server/core';
-import type { ClientConnection } from './client-connection.js';
+import { CLOSE_CODES, isRecoverableClose } from '@messaging-server/protocol';
+import type { ClientConnection, ClosedBy } from './client-connection.js';
 import { ClientSession, type SessionCounters, type SessionLimits } from './client-session.js';
 import type { ConnectionTable } from './connection-table.js';
+import type { Departures } from './departures.js';
 import type { Handshaker } from './handshake.js';
 
 export interface ConnectionsDeps {
@@ -14,6 +16,9 @@ export interface ConnectionsDeps {
   /** Frames a connection may send before its welcome; more closes it (4504). */
   maxEarlyFrames: number;
   idleTimeoutSeconds: number;
+  /** Users moving away (v1.1) and how long they stay moving; undefined with a resume window of 0. */
+  departures: Departures | undefined;
+  resumeWindowMs: number;
   log: Logger;
   /** A frame on an open connection. */
   onFrame(session: ClientSession, text: string): void;
@@ -26,8 +31,8 @@ export interface ConnectionsDeps {
  * timeouts, and the session delete when it ends.
  */
 export class Connections {
-  /** Session deletes of closed connections still in flight: a drain waits for them. */
-  readonly sessionDeletes = new Set<Promise<unknown>>();
+  /** Session writes (deletes, moving marks) of closed connections still in flight: a drain waits for them. */
+  readonly sessionWrites = new Set<Promise<unknown>>();
 
   constructor(private readonly deps: ConnectionsDeps) {}
 
@@ -69,9 +74,9 @@ export class Connections {
     // The first client frame can arrive in the same tick as the connection: listeners go on first.
     conn.listen(
       (text) => this.onData(session, text),
-      () => {
+      (closedBy) => {
         try {
-          this.onClose(session);
+          this.onClose(session, closedBy);
         } catch (error) {
           this.deps.log.error({ userId: session.userId, err: error }, 'close handler failed');
         }
@@ -93,18 +98,44 @@ export class Connections {
     }
   }
 
-  private onClose(session: ClientSession): void {
+  private onClose(session: ClientSession, closedBy: ClosedBy): void {
     const wasOpen = session.markClosed();
     const { table, log } = this.deps;
     table.remove(session);
-    if (wasOpen) log.debug({ userId: session.userId }, 'client disconnected');
-    // A session this connection acked goes with it, unless a newer session took its place (deleteIfMatches).
-    if (session.record && !table.isHandshakeInProgress(session)) {
-      const deletion = this.deps.sessions.deleteIfMatches(session.userId, session.key).catch((error: unknown) => {
-        log.warn({ userId: session.userId, err: error }, 'session delete failed');
-      });
-      this.sessionDeletes.add(deletion);
-      void deletion.finally(() => this.sessionDeletes.delete(deletion));
-    }
+    if (wasOpen) log.debug({ userId: session.userId, closedBy }, 'client disconnected');
+    // Only a session this connection acked is its to change; a newer session keeps its place (the key differs).
+    if (!session.record || table.isHandshakeInProgress(session)) return;
+    const write = this.isMoving(session, closedBy) ? this.markMoving(session) : this.deleteSession(session);
+    this.sessionWrites.add(write);
+    void write.finally(() => this.sessionWrites.delete(write));
+  }
+
+  /**
+   * v1.1: a user whose connection ended without its own clean close is moving: the network dropped it, or this
+   * node closed it with a recoverable code (a drain, an idle timeout). A close frame from the client, or a
+   * terminal close, means it left.
+   */
+  private isMoving(session: ClientSession, closedBy: ClosedBy): boolean {
+    if (this.deps.departures === undefined || closedBy === 'client') return false;
+    if (closedBy === 'network') return true;
+    const reason = session.closeReason;
+    return reason !== undefined && isRecoverableClose(CLOSE_CODES[reason]);
+  }
+
+  private deleteSession(session: ClientSession): Promise<unknown> {
+    return this.deps.sessions.deleteIfMatches(session.userId, session.key).catch((error: unknown) => {
+      this.deps.log.warn({ userId: session.userId, err: error }, 'session delete failed');
+    });
+  }
+
+  /** The session stays for the window, marked moving, so every node holds what is sent to the user meanwhile. */
+  private markMoving(session: ClientSession): Promise<unknown> {
+    const { departures, resumeWindowMs, sessions, log } = this.deps;
+    departures?.mark(session.userId);
+    const movedAt = new Date().toISOString();
+    const ttlSeconds = Math.ceil(resumeWindowMs / 1000) + 1;
+    return sessions
+      .updateIfMatches(session.userId, session.key, (record) => ({ ...record, moving: true, movedAt }), ttlSeconds)
+      .catch((error: unknown) => log.warn({ userId: session.userId, err: error }, 'session moving mark failed'));
   }
 }

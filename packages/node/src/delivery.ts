@@ -1,15 +1,17 @@
-import type { FrameErrorCode } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
 import type { ConnectionTable } from './connection-table.js';
+import type { Departures } from './departures.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { ERROR_TEXT } from './frame-errors.js';
 import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
 import type { PendingQueues } from './pending-queues.js';
-import type { Location } from './router.js';
+import type { LocalOutcome, Location } from './router.js';
 
 export interface DeliveryDeps {
   table: ConnectionTable;
   pending: PendingQueues;
+  /** Users moving away from this node (v1.1); undefined with a resume window of 0. */
+  departures: Departures | undefined;
   /** True once the node was closed hard: nothing is held any more. */
   closed(): boolean;
   /** Counts a message handed to a connection of this node. */
@@ -62,17 +64,19 @@ export class Delivery {
    * For a recipient whose session is on this node: delivers to its connection, or holds the message until it
    * connects. A session already acked with no connection here (and none opening) is stale: its connection is gone.
    */
-  deliverOrHold(envelope: Envelope, acked: boolean): 'delivered' | 'pending' | FrameErrorCode {
+  deliverOrHold(envelope: Envelope, acked: boolean): LocalOutcome {
     const { table, pending } = this.deps;
     const recipient = table.get(envelope.to);
     if (recipient) return this.deliverLocal(recipient, envelope);
     if (this.deps.closed()) return 'RELAY_FAILED';
+    if (this.deps.departures?.has(envelope.to) === true) return 'moving';
     if (acked && !pending.has(envelope.to) && !table.isHandshaking(envelope.to)) return 'PEER_UNAVAILABLE';
     return pending.add(envelope) === 'held' ? 'pending' : 'QUEUE_FULL';
   }
 
   /** Right after a welcome: the messages held for this user, in order. */
   flushPending(session: ClientSession): void {
+    this.deps.departures?.clear(session.userId);
     for (const envelope of this.deps.pending.take(session.userId)) this.settle(envelope, this.deliverLocal(session, envelope));
   }
 
@@ -118,10 +122,19 @@ export class Delivery {
       size: 0,
     };
     if (m.id !== undefined) envelope.id = m.id;
-    let outcome: 'delivered' | 'pending' | FrameErrorCode;
-    if (location.kind === 'self') outcome = this.deliverOrHold(envelope, location.acked);
-    else if (this.deps.table.has(m.to)) outcome = this.deliverOrHold(envelope, false); // connected while we looked it up
-    else outcome = location.kind === 'unknown' ? 'RELAY_FAILED' : 'PEER_UNAVAILABLE';
-    return outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
+    const outcome = this.outcomeHere(envelope, location);
+    return outcome === 'delivered' || outcome === 'pending' || outcome === 'moving' ? { status: outcome } : { status: 'error', code: outcome };
+  }
+
+  /**
+   * A forwarded message's fate on this node. A recipient whose session is elsewhere or moving counts as moving
+   * (v1.1): the sender's node holds it and finds the user where it went. With no resume window, v1's answers.
+   */
+  private outcomeHere(envelope: Envelope, location: Location): LocalOutcome {
+    if (location.kind === 'self') return this.deliverOrHold(envelope, location.acked);
+    if (this.deps.table.has(envelope.to)) return this.deliverOrHold(envelope, false); // connected while we looked it up
+    if (location.kind === 'unknown') return 'RELAY_FAILED';
+    if (location.kind === 'none' || this.deps.departures === undefined) return 'PEER_UNAVAILABLE';
+    return 'moving';
   }
 }

@@ -19,10 +19,15 @@ export interface DrainDeps {
   idle(): boolean;
   /** True once the node was closed hard: the drain stops pacing. */
   closed(): boolean;
-  /** Fails what is still held here for recipients that never connected. */
-  failHeld(): void;
-  /** Session deletes of closed connections still in flight. */
-  sessionDeletes(): Iterable<Promise<unknown>>;
+  /**
+   * What the pending queue still holds for recipients that never connected here: held for them as moving users
+   * (v1.1; they reconnect elsewhere), or failed (v1).
+   */
+  handOverPending(): void;
+  /** Messages still held here for moving users; the drain gives them until its deadline to find their users. */
+  held(): number;
+  /** Session writes of closed connections still in flight. */
+  sessionWrites(): Iterable<Promise<unknown>>;
   /** Stops timers, revokes the registration and closes the watch. */
   finish(): Promise<void>;
 }
@@ -48,7 +53,8 @@ export async function drain(deps: DrainDeps): Promise<void> {
     done: () => deps.closed() || deps.idle(),
   });
   for (const session of [...table.open()]) session.close('node_shutdown');
-  deps.failHeld();
+  deps.handOverPending();
+  while (deps.held() > 0 && Date.now() < deadline && !deps.closed()) await pause(10);
   await closesSettled(deps, DRAIN_CLOSE_WAIT_MS);
   await deps.finish();
   log.info({ timedOut: Date.now() >= deadline }, 'drain finished');
@@ -61,7 +67,11 @@ export async function drain(deps: DrainDeps): Promise<void> {
  */
 async function closesSettled(deps: DrainDeps, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (deps.table.openCount > 0 && Date.now() < until) await new Promise((resolve) => setTimeout(resolve, 10));
+  while (deps.table.openCount > 0 && Date.now() < until) await pause(10);
   const left = Math.max(0, until - Date.now());
-  await Promise.race([Promise.allSettled([...deps.sessionDeletes()]), new Promise((resolve) => setTimeout(resolve, left).unref())]);
+  await Promise.race([Promise.allSettled([...deps.sessionWrites()]), new Promise((resolve) => setTimeout(resolve, left).unref())]);
+}
+
+function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

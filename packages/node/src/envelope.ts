@@ -21,6 +21,16 @@ export interface Envelope {
   /** Sent to a location trusted from the cache: a PEER_UNAVAILABLE answer routes it once more after a fresh lookup. */
   viaCache?: boolean;
   rerouted?: boolean;
+  /** Held for a moving recipient (v1.1): answered EXPIRED at this time (ms) if the recipient is still away. */
+  holdUntil?: number;
 }
 
 export type Outcome = 'delivered' | FrameErrorCode;
+
+/** Puts a message routed again back before the messages routed after it (lists kept in routing order). */
+export function insertInOrder(list: Envelope[], envelope: Envelope): void {
+  const seq = envelope.seq ?? Number.POSITIVE_INFINITY;
+  let i = list.length;
+  while (i > 0 && ((list[i - 1] as Envelope).seq ?? 0) > seq) i -= 1;
+  list.splice(i, 0, envelope);
+}

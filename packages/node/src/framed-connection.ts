@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import type { ClientConnection } from './client-connection.js';
+import type { ClientConnection, ClosedBy } from './client-connection.js';
 
 /**
  * Flushes connections with queued frames together, once per event-loop turn: frames written to one connection in
@@ -40,7 +40,8 @@ export class FramedConnection implements ClientConnection {
   private closing = false;
   private closed = false;
   private wrote = false;
-  private onClose: (() => void) | undefined;
+  private onClose: ((closedBy: ClosedBy) => void) | undefined;
+  private closedBy: ClosedBy = 'network';
 
   constructor(
     private readonly ws: WebSocket,
@@ -85,16 +86,18 @@ export class FramedConnection implements ClientConnection {
     if (this.closing) return;
     this.flush();
     this.closing = true;
+    this.closedBy = 'node';
     this.send(`c${JSON.stringify([code, reason])}`);
     this.ws.close(code, reason);
     // The node forgets the connection now, not when (or if) the client answers the close handshake.
     process.nextTick(() => this.finish());
   }
 
-  listen(onData: (text: string) => void, onClose: () => void): void {
+  listen(onData: (text: string) => void, onClose: (closedBy: ClosedBy) => void): void {
     this.onClose = onClose;
     this.ws.on('message', (data: RawData) => this.receive(data, onData));
-    this.ws.on('close', () => {
+    this.ws.on('close', (code: number) => {
+      if (!this.closing) this.closedBy = closedByCode(code);
       this.closing = true;
       this.queue = undefined;
       this.finish();
@@ -117,6 +120,7 @@ export class FramedConnection implements ClientConnection {
     } catch {
       // sockjs closes the WebSocket without a close frame.
       this.closing = true;
+      this.closedBy = 'node';
       this.queue = undefined;
       this.ws.close(3000, 'Broken framing.');
       process.nextTick(() => this.finish());
@@ -139,6 +143,11 @@ export class FramedConnection implements ClientConnection {
     if (this.closed) return;
     this.closed = true;
     this.hooks.finished(this);
-    this.onClose?.();
+    this.onClose?.(this.closedBy);
   }
+}
+
+/** ws reports 1006 when the connection ended without a close frame; any other code came in the client's close frame. */
+export function closedByCode(code: number): ClosedBy {
+  return code === 1006 ? 'network' : 'client';
 }

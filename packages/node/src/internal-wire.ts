@@ -39,7 +39,15 @@ export interface DeliverRequest {
   deadline?: number;
 }
 
-export type DeliverResult = { status: 'delivered' } | { status: 'pending' } | { status: 'error'; code: FrameErrorCode };
+/**
+ * `moving` (v1.1): the recipient's connection here ended without its own clean close; the sender's node holds the
+ * message until the recipient is back (or answers EXPIRED when the resume window ends).
+ */
+export type DeliverResult =
+  | { status: 'delivered' }
+  | { status: 'pending' }
+  | { status: 'moving' }
+  | { status: 'error'; code: FrameErrorCode };
 
 export interface DeliverResponse {
   results: DeliverResult[];
@@ -99,7 +107,7 @@ export function parseDeliverResponse(value: unknown, count: number): DeliverResu
   const results: DeliverResult[] = [];
   for (const r of value['results'] as unknown[]) {
     if (!isObject(r)) return undefined;
-    if (r['status'] === 'delivered' || r['status'] === 'pending') results.push({ status: r['status'] });
+    if (r['status'] === 'delivered' || r['status'] === 'pending' || r['status'] === 'moving') results.push({ status: r['status'] });
     else if (r['status'] === 'error') results.push({ status: 'error', code: isFrameErrorCode(r['code']) ? r['code'] : 'RELAY_FAILED' });
     else return undefined;
   }

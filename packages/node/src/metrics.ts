@@ -4,6 +4,8 @@ import { backendOperationMetrics } from '@messaging-server/core';
 export interface NodeMetricsSources {
   connections(): number;
   pending(): number;
+  /** Messages held for users moving between nodes (v1.1). */
+  held(): number;
 }
 
 /** One prom-client Registry per node, so several nodes in one process (tests, standalone) never clash. */
@@ -76,10 +78,39 @@ export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string) {
     }),
     leaseState: new Gauge({ name: 'msg_lease_state', help: '1 while the registry lease is held, 0 when lost', registers: [registry] }),
     draining: new Gauge({ name: 'msg_draining', help: '1 while the node drains', registers: [registry] }),
+    continuity: continuityMetrics(registry, sources),
     etcd: backendOperationMetrics(registry, 'etcd'),
     memcached: backendOperationMetrics(registry, 'memcached'),
   };
 }
 
+/** v1.1: what users moving between nodes cost and got. */
+function continuityMetrics(registry: Registry, sources: NodeMetricsSources) {
+  return {
+    held: new Gauge({
+      name: 'msg_held_messages',
+      help: 'Messages held for users moving between nodes (their connection ended without their own clean close)',
+      registers: [registry],
+      collect() {
+        this.set(sources.held());
+      },
+    }),
+    resumed: new Counter({
+      name: 'msg_resumed_messages_total',
+      help: 'Held messages released to their user once it was back on a node',
+      registers: [registry],
+    }),
+    expired: new Counter({
+      name: 'msg_expired_after_move_total',
+      help: 'Held messages answered EXPIRED because their user did not come back within the resume window',
+      registers: [registry],
+    }),
+    redelivered: new Counter({
+      name: 'msg_redelivered_messages_total',
+      help: 'Messages sent again because their first outcome was unknown (a node-to-node request failed); receivers drop repeats',
+      registers: [registry],
+    }),
+  };
+}
 
 export type NodeMetrics = ReturnType<typeof createNodeMetrics>;

@@ -280,7 +280,8 @@ describe('relay node (one node)', function () {
       expect(await late.closed()).to.deep.equal({ code: 4000, reason: 'node_shutdown' });
     });
 
-    it('has deleted its clients\' sessions by the time the drain resolves', async function () {
+    it('has deleted its clients\' sessions by the time the drain resolves (v1: MSG_RESUME_WINDOW_MS=0)', async function () {
+      node = await world.startNode('node-v1', { MSG_RESUME_WINDOW_MS: '0' });
       await world.online('alice', node);
       await world.online('bob', node);
       // memcached takes a round trip per delete; the memory store alone would answer before anyone could notice.

@@ -15,6 +15,7 @@ import type { ClientSession, SessionLimits } from './client-session.js';
 import { ConnectionTable } from './connection-table.js';
 import { Connections } from './connections.js';
 import { Delivery } from './delivery.js';
+import { Departures } from './departures.js';
 import { drain } from './drain.js';
 import { createFrameHandler } from './frame-handler.js';
 import { Handshaker } from './handshake.js';
@@ -71,6 +72,7 @@ interface Parts {
   delivery: Delivery;
   router: Router;
   keeper: SessionKeeper<ClientSession>;
+  departures: Departures | undefined;
   handshaker: Handshaker;
   connections: Connections;
   load: LoadReporter;
@@ -97,19 +99,21 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   const { config } = deps;
   const nodeId = config.nodeId;
   const table = new ConnectionTable();
+  const departures = config.resumeWindowMs > 0 ? new Departures(config.resumeWindowMs, Math.max(config.maxConnections, 100_000)) : undefined;
   // Late-bound: the pending queue reports expiries through delivery, which needs the queue.
   let delivery!: Delivery;
   let router!: Router;
   const pending = new PendingQueues(config.pendingMax, config.pendingMax * 100, config.pendingTtlMs, (envelope) =>
     delivery.settle(envelope, 'EXPIRED'),
   );
-  const metrics = createNodeMetrics({ connections: () => table.openCount, pending: () => pending.size }, nodeId);
+  const metrics = createNodeMetrics({ connections: () => table.openCount, pending: () => pending.size, held: () => router.held }, nodeId);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
   const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);
   delivery = new Delivery({
     table,
     pending,
+    departures,
     closed: () => life.closed,
     countLocal: () => (metrics.hot.relayedLocal += 1),
     locate: (userId) => router.locate(userId),
@@ -122,8 +126,12 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     transport: deps.transport,
     log,
     metrics,
+    resumeWindowMs: config.resumeWindowMs,
+    holdMaxPerRecipient: config.pendingMax,
+    holdMaxTotal: config.pendingMax * 100,
     deliverIfConnected: (envelope) => delivery.deliverIfConnected(envelope),
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
+    isHereOrComing: (userId) => table.has(userId) || table.isHandshaking(userId) || pending.has(userId),
     settle: (envelope, outcome) => delivery.settle(envelope, outcome),
   });
   const keeper = new SessionKeeper<ClientSession>({
@@ -155,15 +163,18 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     counters: { ack: () => (metrics.hot.acks += 1), error: (code) => metrics.errors.inc({ code }) },
     maxEarlyFrames: Math.max(config.rateBurst, 100),
     idleTimeoutSeconds: config.idleTimeoutSeconds,
+    departures,
+    resumeWindowMs: config.resumeWindowMs,
     log,
     onFrame,
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);
+      router.resumed(session.userId);
     },
   });
   const load = new LoadReporter(() => life.registration, { connections: () => table.openCount, pending: () => pending.size }, config.maxConnections, log);
-  return { metrics, registry, table, pending, delivery, router, keeper, handshaker, connections, load };
+  return { metrics, registry, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
@@ -230,7 +241,7 @@ class NodeRuntime implements RelayNode {
 
   async start(): Promise<void> {
     if (this.life.registration) return;
-    const { registry, metrics, load, keeper, table, router, handshaker, connections } = this.parts;
+    const { registry, metrics, load, keeper, table, router, handshaker, connections, departures } = this.parts;
     const registration = await registry.registerNode(this.nodeRecord('active'));
     this.life.registration = registration;
     metrics.leaseState.set(1);
@@ -262,6 +273,7 @@ class NodeRuntime implements RelayNode {
       const now = Date.now();
       handshaker.expireStuck(now);
       connections.closeIdle(now);
+      departures?.sweep(now);
     });
     this.log.info({ listeningAddress: this.config.publicUrl, internalAddress: this.config.internalUrl }, 'node registered');
   }
@@ -300,11 +312,15 @@ class NodeRuntime implements RelayNode {
       announce: () => this.announceDraining(),
       idle: () => table.empty && router.idle,
       closed: () => this.life.closed,
-      failHeld: () => {
-        for (const envelope of pending.takeAll()) delivery.settle(envelope, 'RELAY_FAILED');
+      handOverPending: () => {
+        for (const envelope of pending.takeAll()) router.holdOr(envelope, 'RELAY_FAILED');
       },
-      sessionDeletes: () => connections.sessionDeletes,
-      finish: () => this.finish(),
+      held: () => router.held,
+      sessionWrites: () => connections.sessionWrites,
+      finish: async () => {
+        router.expireHeld();
+        await this.finish();
+      },
     });
   }
 

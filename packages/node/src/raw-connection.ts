@@ -1,16 +1,18 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import type { ClientConnection } from './client-connection.js';
+import type { ClientConnection, ClosedBy } from './client-connection.js';
+import { closedByCode } from './framed-connection.js';
 
 /** SockJS's raw transport (`<prefix>/websocket`): every write is its own text frame, no open, heartbeat or close frames. */
 export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnection {
   let closing = false;
   let closed = false;
-  let onCloseHandler: (() => void) | undefined;
+  let closedBy: ClosedBy = 'network';
+  let onCloseHandler: ((closedBy: ClosedBy) => void) | undefined;
   const finish = (): void => {
     if (closed) return;
     closed = true;
-    onCloseHandler?.();
+    onCloseHandler?.(closedBy);
   };
   return {
     url: req.url ?? '',
@@ -23,6 +25,7 @@ export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnec
     close(code, reason) {
       if (closing) return;
       closing = true;
+      closedBy = 'node';
       ws.close(code, reason);
       process.nextTick(finish);
     },
@@ -31,7 +34,8 @@ export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnec
       ws.on('message', (data: RawData) => {
         if (!closing) onData(String(data));
       });
-      ws.on('close', () => {
+      ws.on('close', (code: number) => {
+        if (!closing) closedBy = closedByCode(code);
         closing = true;
         finish();
       });

@@ -34,8 +34,12 @@ describe('Router lanes to a peer node', function () {
       transport,
       log: silentLogger,
       metrics: { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never,
+      resumeWindowMs: 0,
+      holdMaxPerRecipient: 256,
+      holdMaxTotal: 25_600,
       deliverIfConnected: () => undefined,
       deliverOrHold: () => 'PEER_UNAVAILABLE',
+      isHereOrComing: () => false,
       settle: (envelope, outcome) => settled.push(`${String(envelope.id)}:${outcome}`),
     });
     router.onRegistryEvent({

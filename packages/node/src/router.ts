@@ -1,24 +1,27 @@
-import { isBackendError, MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
+import { MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
 import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
-import { Batcher } from './batcher.js';
-import type { Envelope, Outcome } from './envelope.js';
-import {
-  DELIVER_PATH,
-  OUTCOMES_PATH,
-  parseDeliverResponse,
-  type DeliverRequest,
-  type DeliverResult,
-  type ForwardedMessage,
-  type OutcomeReport,
-} from './internal-wire.js';
+import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
+import type { DeliverResult, OutcomeReport } from './internal-wire.js';
+import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
+import { MovingHolds, type Whereabouts } from './moving-holds.js';
+import { PeerLinks } from './peer-links.js';
 
-/** `self.acked`: the session was already acked (false when it came from the cache during a store outage). */
+export { PEER_LANES } from './peer-links.js';
+
+/**
+ * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a
+ * store outage). `moving` (v1.1): its connection ended without its own clean close; `movedAt` in ms.
+ */
 export type Location =
   | { kind: 'self'; acked: boolean }
   | { kind: 'remote'; nodeId: string }
+  | { kind: 'moving'; movedAt: number }
   | { kind: 'none' }
   | { kind: 'unknown' };
+
+/** What the node answers for a recipient whose session is here: delivered, held until it connects, or moving. */
+export type LocalOutcome = Outcome | 'pending' | 'moving';
 
 export interface RouterDeps {
   nodeId: string;
@@ -27,66 +30,96 @@ export interface RouterDeps {
   sessions: SessionStore;
   transport: PeerTransport;
   log: Logger;
-  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency'>;
+  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency' | 'continuity'>;
+  /** v1.1's MSG_RESUME_WINDOW_MS; 0 restores v1 (nothing is held for users who move). */
+  resumeWindowMs: number;
+  /** Caps of messages held for moving users: per recipient and per node (beyond: QUEUE_FULL). */
+  holdMaxPerRecipient: number;
+  holdMaxTotal: number;
   /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
   deliverIfConnected(envelope: Envelope): Outcome | undefined;
-  /** For a session on this node: delivers here, or holds it in this node's pending queue. */
-  deliverOrHold(envelope: Envelope, acked: boolean): Outcome | 'pending';
+  /** For a session on this node: delivers here, holds it in this node's pending queue, or tells it is moving. */
+  deliverOrHold(envelope: Envelope, acked: boolean): LocalOutcome;
+  /** True when the user is connected here, or opening its connection here. */
+  isHereOrComing(userId: string): boolean;
   /** Reports the final outcome to the sender. */
   settle(envelope: Envelope, outcome: Outcome): void;
 }
 
-/**
- * Requests in flight at once to one peer node. The transport must hold as many connections per peer
- * (UndiciPeerTransport `connections`), or the lanes would queue behind each other on one socket.
- */
-export const PEER_LANES = 4;
-const FORWARD_TIMEOUT_MS = 1500;
-/** The recipient node refuses a request this long before the sender's timeout, leaving time for the answer. */
-const FORWARD_DEADLINE_MARGIN_MS = 250;
-const MAX_BATCH_MESSAGES = 500;
-const MAX_BATCH_BYTES = 1 << 20;
-const LOCATION_CACHE_MAX = 100_000;
-const LOCATION_CACHE_TTL_MS = 10 * 60_000;
-/**
- * A remote location looked up this recently is used without asking the store again (one lookup per recipient
- * per second under load instead of one per outbox drain). A user who moved meanwhile makes the old node answer
- * PEER_UNAVAILABLE; such a message is routed once more after a fresh lookup, in its place.
- */
-const LOCATION_TRUST_MS = 1000;
 /** How long a message waits for a node that a session names but this node's registry view does not know yet. */
 const UNKNOWN_NODE_WAIT_MS = 1000;
+/** A peer that failed a delivery request is not sent to for this long; its recipients count as moving. */
+const PEER_DOWN_MS = 2000;
 
 /**
- * Where messages go: the recipient's connection here, this node's pending queue, or another node.
+ * Where messages go: the recipient's connection here, this node's pending queue, another node, or (v1.1) a hold
+ * until a moving recipient is back.
  *
  * Order per (sender, recipient): messages to one recipient pass through one outbox while its location is looked up
- * (one lookup at a time, later messages wait behind it), and every message to that recipient's node takes the same
- * one of PEER_LANES Batchers, each with one request in flight. The cluster membership comes from the registry watch
- * and outlives an etcd outage (last known view); a node it does not know yet is waited for briefly. Recipient locations are cached: a remote one is
- * trusted for LOCATION_TRUST_MS, and any is used while the session store cannot answer.
+ * (later messages wait behind it), every message to that recipient's node takes the same delivery lane, and a
+ * recipient with held messages gets later ones held behind them. Membership comes from the registry watch and
+ * outlives an etcd outage (last known view); a node it does not know yet is waited for briefly.
  */
 export class Router {
   private readonly membership: MembershipView;
+  private readonly links: PeerLinks;
+  private readonly locations = new LocationCache();
+  /** Undefined with a resume window of 0 (v1). */
+  private readonly holds: MovingHolds | undefined;
   private readonly outboxes = new Map<string, Envelope[]>();
-  private readonly peerLinks = new Map<string, Batcher<Envelope>>();
-  private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
-  private readonly locations = new Map<string, { nodeId: string; at: number }>();
   private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
+  private readonly downUntil = new Map<string, number>();
   private stopped = false;
   private seq = 0;
 
   constructor(private readonly deps: RouterDeps) {
     this.membership = new MembershipView({
-      nodeUpdated: (nodeId) => this.nodeArrived(nodeId),
+      nodeUpdated: (nodeId, _record, isNew) => this.nodeArrived(nodeId, isNew),
       nodeLeft: (nodeId, record, addressReleased) => this.forgetPeer(nodeId, record, addressReleased),
       syncChanged: (synced) => deps.log.info({ synced }, 'registry watch status'),
     });
+    this.links = new PeerLinks({
+      ...deps,
+      addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
+      answered: (envelope, result) => this.answered(envelope, result),
+      unanswered: (peerId, envelopes) => this.unanswered(peerId, envelopes),
+      gone: (envelopes) => envelopes.forEach((e) => this.holdOr(e, 'PEER_UNAVAILABLE')),
+    });
+    if (deps.resumeWindowMs > 0) {
+      this.holds = new MovingHolds({
+        windowMs: deps.resumeWindowMs,
+        perRecipientMax: deps.holdMaxPerRecipient,
+        totalMax: deps.holdMaxTotal,
+        whereNow: (userId) => this.whereNow(userId),
+        release: (envelopes, where) => {
+          deps.metrics.continuity.resumed.inc(envelopes.length);
+          envelopes.forEach((e) => this.dispatch(e, where));
+        },
+        expire: (envelope) => {
+          deps.metrics.continuity.expired.inc();
+          deps.settle(envelope, 'EXPIRED');
+        },
+      });
+    }
   }
 
   /** The nodes this router knows, itself included. */
   get members(): ReadonlyMap<string, NodeRecord> {
     return this.membership.nodes;
+  }
+
+  /** Messages held for moving users. */
+  get held(): number {
+    return this.holds?.size ?? 0;
+  }
+
+  /** True when nothing is being looked up, held or sent. */
+  get idle(): boolean {
+    return this.outboxes.size === 0 && this.awaitingNode.size === 0 && this.held === 0 && this.links.idle;
+  }
+
+  onRegistryEvent(event: RegistryEvent): void {
+    this.membership.apply(event);
   }
 
   /** Routes one message from a sender connected here. */
@@ -97,6 +130,10 @@ export class Router {
       insertInOrder(box, envelope);
       return;
     }
+    if (this.holds?.has(envelope.to)) {
+      this.holdOr(envelope, 'PEER_UNAVAILABLE');
+      return;
+    }
     const outcome = this.deps.deliverIfConnected(envelope);
     if (outcome !== undefined) {
       this.deps.settle(envelope, outcome);
@@ -105,7 +142,7 @@ export class Router {
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
-      this.peerLink(trusted, envelope.to).push(envelope);
+      this.links.send(trusted, envelope);
       return;
     }
     const queue = [envelope];
@@ -113,16 +150,38 @@ export class Router {
     void this.pump(envelope.to, queue);
   }
 
+  /**
+   * Holds a message for a recipient who is moving (v1.1), or, with no resume window, settles it with the v1 answer.
+   * Also the drain's way to keep what its pending queue held for users who will come back elsewhere.
+   */
+  holdOr(envelope: Envelope, v1Answer: FrameErrorCode, movedAt?: number): void {
+    if (!this.holds || this.stopped) this.deps.settle(envelope, v1Answer);
+    else if (!this.holds.hold(envelope, movedAt)) this.deps.settle(envelope, 'QUEUE_FULL');
+  }
+
+  /** The end of a drain: whatever is still held gets EXPIRED (the node goes; the window would end elsewhere). */
+  expireHeld(): void {
+    const left = this.holds?.stop() ?? [];
+    this.deps.metrics.continuity.expired.inc(left.length);
+    for (const envelope of left) this.deps.settle(envelope, 'EXPIRED');
+  }
+
+  /** The user was welcomed here: what was held for it goes at once. */
+  resumed(userId: string): void {
+    this.holds?.resumeHere(userId);
+  }
+
   /** One session lookup; during a store outage, the recently known location (if any) stands in. */
   async locate(userId: string): Promise<Location> {
     try {
       const record = await this.deps.sessions.get(userId);
       if (!record) return this.lastKnownRemote(userId) ?? this.forget(userId);
-      this.remember(userId, record.nodeId);
+      this.locations.remember(userId, record.nodeId);
+      if (record.moving === true && this.holds) return { kind: 'moving', movedAt: movedAtOf(record.movedAt) };
       return this.locationOf(record.nodeId, record.acked);
     } catch (error) {
-      const known = this.locations.get(userId);
-      if (known && Date.now() - known.at < LOCATION_CACHE_TTL_MS) return this.locationOf(known.nodeId, false);
+      const known = this.locations.lastKnown(userId);
+      if (known !== undefined) return this.locationOf(known, false);
       this.deps.log.warn({ userId, err: error }, 'recipient lookup failed');
       return { kind: 'unknown' };
     }
@@ -130,66 +189,17 @@ export class Router {
 
   /** Sends the outcome of a message held here to the sender's node (batched per node). */
   report(replyTo: string, report: OutcomeReport): void {
-    if (this.stopped) return;
-    this.outcomeLink(replyTo).push(report);
+    this.links.report(replyTo, report);
   }
 
-  onRegistryEvent(event: RegistryEvent): void {
-    this.membership.apply(event);
-  }
-
-  /** True when nothing is being looked up or sent. */
-  get idle(): boolean {
-    if (this.outboxes.size > 0 || this.awaitingNode.size > 0) return false;
-    for (const link of this.peerLinks.values()) if (!link.idle) return false;
-    for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
-    return true;
-  }
-
-  /** Hard stop: drops everything queued (the connections it was for are closing). */
-  stop(): void {
+  /** Hard stop: drops everything queued or held (the connections it was for are closing). */
+  stop(): Envelope[] {
     this.stopped = true;
     for (const queue of this.outboxes.values()) queue.splice(0);
     for (const waiting of this.awaitingNode.values()) clearTimeout(waiting.timer);
     this.awaitingNode.clear();
-    for (const link of this.peerLinks.values()) link.takeAll();
-    for (const link of this.outcomeLinks.values()) link.takeAll();
-  }
-
-  /**
-   * After memcached restarts empty, sessions are missing until their nodes re-assert them (≤ TTL/3). A recipient
-   * recently seen on another live node is tried there meanwhile: that node delivers if the user is connected to it,
-   * and answers PEER_UNAVAILABLE otherwise (which also drops the stale entry).
-   */
-  private lastKnownRemote(userId: string): Location | undefined {
-    const known = this.locations.get(userId);
-    if (!known || known.nodeId === this.deps.nodeId || !this.members.has(known.nodeId)) return undefined;
-    if (Date.now() - known.at >= LOCATION_CACHE_TTL_MS) return undefined;
-    return { kind: 'remote', nodeId: known.nodeId };
-  }
-
-  private trustedRemote(userId: string): string | undefined {
-    const known = this.locations.get(userId);
-    if (!known || known.nodeId === this.deps.nodeId || Date.now() - known.at > LOCATION_TRUST_MS) return undefined;
-    return this.members.has(known.nodeId) ? known.nodeId : undefined;
-  }
-
-  private forget(userId: string): Location {
-    this.locations.delete(userId);
-    return { kind: 'none' };
-  }
-
-  private locationOf(nodeId: string, acked: boolean): Location {
-    return nodeId === this.deps.nodeId ? { kind: 'self', acked } : { kind: 'remote', nodeId };
-  }
-
-  private remember(userId: string, nodeId: string): void {
-    this.locations.delete(userId);
-    this.locations.set(userId, { nodeId, at: Date.now() });
-    if (this.locations.size > LOCATION_CACHE_MAX) {
-      const oldest = this.locations.keys().next();
-      if (!oldest.done) this.locations.delete(oldest.value);
-    }
+    this.links.stop();
+    return this.holds?.stop() ?? [];
   }
 
   private async pump(to: string, queue: Envelope[]): Promise<void> {
@@ -206,31 +216,122 @@ export class Router {
     }
   }
 
-  private dispatch(envelope: Envelope, location: Location): void {
-    const { settle } = this.deps;
+  private dispatch(envelope: Envelope, location: Location | Whereabouts): void {
+    if (this.holds?.has(envelope.to)) return this.holdOr(envelope, 'PEER_UNAVAILABLE');
     switch (location.kind) {
       case 'self': {
         const outcome = this.deps.deliverOrHold(envelope, location.acked);
-        if (outcome !== 'pending') settle(envelope, outcome);
+        if (outcome === 'moving') this.holdOr(envelope, 'PEER_UNAVAILABLE');
+        else if (outcome !== 'pending') this.deps.settle(envelope, outcome);
         return;
       }
       case 'remote':
-        if (this.members.has(location.nodeId)) this.peerLink(location.nodeId, envelope.to).push(envelope);
+        if (this.isDown(location.nodeId)) this.holdOr(envelope, 'RELAY_FAILED');
+        else if (this.members.has(location.nodeId)) this.links.send(location.nodeId, envelope);
         else this.awaitNode(location.nodeId, envelope);
         return;
+      case 'moving':
+        return this.holdOr(envelope, 'PEER_UNAVAILABLE', location.movedAt);
       case 'none':
-        settle(envelope, 'PEER_UNAVAILABLE');
-        return;
+        return this.deps.settle(envelope, 'PEER_UNAVAILABLE');
       case 'unknown':
-        settle(envelope, 'RELAY_FAILED');
-        return;
+        return this.holdOr(envelope, 'RELAY_FAILED');
+    }
+  }
+
+  /** A peer's answer for one message it was sent. */
+  private answered(envelope: Envelope, result: DeliverResult): void {
+    switch (result.status) {
+      case 'delivered':
+        return this.deps.settle(envelope, 'delivered');
+      case 'pending':
+        return; // held on the recipient's node, which reports the outcome later (OUTCOMES_PATH)
+      case 'moving':
+        return this.holdOr(envelope, 'PEER_UNAVAILABLE');
+      case 'error':
+        return this.fail(envelope, result.code);
     }
   }
 
   /**
+   * A delivery request failed or timed out: the peer may have delivered some of these, or crashed with them. They
+   * count as messages to moving users (v1.1: delivered again after the move; receivers drop repeats), and the peer
+   * is not sent to for PEER_DOWN_MS, so a crashed node is recognised from its first failed forward.
+   */
+  private unanswered(peerId: string, envelopes: Envelope[]): void {
+    if (this.holds) {
+      this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
+      this.deps.metrics.continuity.redelivered.inc(envelopes.length);
+    }
+    for (const envelope of envelopes) {
+      this.locations.forget(envelope.to);
+      this.holdOr(envelope, 'RELAY_FAILED');
+    }
+  }
+
+  private fail(envelope: Envelope, code: FrameErrorCode): void {
+    if (code === 'PEER_UNAVAILABLE') this.locations.forget(envelope.to);
+    if (code === 'PEER_UNAVAILABLE' && envelope.viaCache === true && envelope.rerouted !== true && !this.stopped) {
+      envelope.rerouted = true;
+      envelope.viaCache = false;
+      this.route(envelope);
+      return;
+    }
+    // The recipient's node could not look it up (store outage) or read the request too late: try again after the wait.
+    if (code === 'RELAY_FAILED') return this.holdOr(envelope, code);
+    this.deps.settle(envelope, code);
+  }
+
+  /** For a held user: where it is now, once it came back to a live node; undefined while it is away. */
+  private async whereNow(userId: string): Promise<Whereabouts | undefined> {
+    const record = await this.deps.sessions.get(userId);
+    if (!record || record.moving === true) return undefined;
+    this.locations.remember(userId, record.nodeId);
+    if (record.nodeId === this.deps.nodeId) {
+      // An acked session here whose connection is gone is this node's own stale record: the user is still away.
+      return !record.acked || this.deps.isHereOrComing(userId) ? { kind: 'self', acked: record.acked } : undefined;
+    }
+    return this.members.has(record.nodeId) && !this.isDown(record.nodeId) ? { kind: 'remote', nodeId: record.nodeId } : undefined;
+  }
+
+  private isDown(nodeId: string): boolean {
+    const until = this.downUntil.get(nodeId);
+    if (until === undefined) return false;
+    if (until > Date.now()) return true;
+    this.downUntil.delete(nodeId);
+    return false;
+  }
+
+  /**
+   * After memcached restarts empty, sessions are missing until their nodes re-assert them (≤ TTL/3). A recipient
+   * recently seen on another live node is tried there meanwhile: that node delivers if the user is connected to it,
+   * and answers PEER_UNAVAILABLE otherwise (which also drops the stale entry).
+   */
+  private lastKnownRemote(userId: string): Location | undefined {
+    const known = this.locations.lastKnown(userId);
+    if (known === undefined || known === this.deps.nodeId || !this.members.has(known)) return undefined;
+    return { kind: 'remote', nodeId: known };
+  }
+
+  private trustedRemote(userId: string): string | undefined {
+    const known = this.locations.trusted(userId);
+    if (known === undefined || known === this.deps.nodeId || this.isDown(known)) return undefined;
+    return this.members.has(known) ? known : undefined;
+  }
+
+  private forget(userId: string): Location {
+    this.locations.forget(userId);
+    return { kind: 'none' };
+  }
+
+  private locationOf(nodeId: string, acked: boolean): Location {
+    return nodeId === this.deps.nodeId ? { kind: 'self', acked } : { kind: 'remote', nodeId };
+  }
+
+  /**
    * A session names a node this view does not hold: it just registered (our watch lags the gateway's by a few ms)
-   * or it left (crashed, drained). Messages wait for it, in order, up to UNKNOWN_NODE_WAIT_MS, then get
-   * PEER_UNAVAILABLE. With the watch out of sync (etcd away) no news will come, so they fail at once.
+   * or it left (crashed, drained). Messages wait for it, in order, up to UNKNOWN_NODE_WAIT_MS; then its recipients
+   * count as moving (v1: PEER_UNAVAILABLE). With the watch out of sync (etcd away) no news will come: at once.
    */
   private awaitNode(nodeId: string, envelope: Envelope): void {
     const waiting = this.awaitingNode.get(nodeId);
@@ -238,148 +339,36 @@ export class Router {
       waiting.envelopes.push(envelope);
       return;
     }
-    if (!this.membership.synced || this.stopped) {
-      this.deps.settle(envelope, 'PEER_UNAVAILABLE');
-      return;
-    }
+    if (!this.membership.synced || this.stopped) return this.holdOr(envelope, 'PEER_UNAVAILABLE');
     const timer = setTimeout(() => {
       const gone = this.awaitingNode.get(nodeId);
       this.awaitingNode.delete(nodeId);
-      for (const e of gone?.envelopes ?? []) this.deps.settle(e, 'PEER_UNAVAILABLE');
+      for (const e of gone?.envelopes ?? []) this.holdOr(e, 'PEER_UNAVAILABLE');
     }, UNKNOWN_NODE_WAIT_MS);
     timer.unref();
     this.awaitingNode.set(nodeId, { envelopes: [envelope], timer });
   }
 
-  private nodeArrived(nodeId: string): void {
+  private nodeArrived(nodeId: string, isNew: boolean): void {
+    if (isNew) this.downUntil.delete(nodeId);
     const waiting = this.awaitingNode.get(nodeId);
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.awaitingNode.delete(nodeId);
-    for (const envelope of waiting.envelopes) this.peerLink(nodeId, envelope.to).push(envelope);
-  }
-
-  /**
-   * The link that carries messages for `recipient` to `peerId`: one of PEER_LANES per peer, each with one request in
-   * flight. A recipient always uses the same lane, so its messages stay in order while other lanes run alongside.
-   */
-  private peerLink(peerId: string, recipient: string): Batcher<Envelope> {
-    const key = `${peerId}#${String(laneOf(recipient))}`;
-    let link = this.peerLinks.get(key);
-    if (!link) {
-      link = new Batcher<Envelope>(
-        (batch) => this.forward(peerId, batch),
-        (items) => {
-          for (const envelope of items) this.deps.settle(envelope, 'RELAY_FAILED');
-        },
-        MAX_BATCH_MESSAGES,
-        (envelope) => envelope.size,
-        MAX_BATCH_BYTES,
-      );
-      this.peerLinks.set(key, link);
-    }
-    return link;
-  }
-
-  /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
-  private async forward(peerId: string, batch: Envelope[]): Promise<boolean> {
-    const { settle, metrics, log } = this.deps;
-    const address = this.members.get(peerId)?.internalAddress;
-    if (!address) {
-      for (const envelope of batch) settle(envelope, 'PEER_UNAVAILABLE');
-      return true;
-    }
-    const body: DeliverRequest = {
-      fromNode: this.deps.nodeId,
-      replyTo: this.deps.replyTo,
-      deadline: Date.now() + FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
-      messages: batch.map((e) => {
-        const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
-        if (e.id !== undefined) m.id = e.id;
-        return m;
-      }),
-    };
-    const started = process.hrtime.bigint();
-    let results: DeliverResult[] | undefined;
-    try {
-      const answer = await this.deps.transport.post(address, DELIVER_PATH, body, { timeoutMs: FORWARD_TIMEOUT_MS });
-      results = parseDeliverResponse(answer, batch.length);
-      if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
-    } catch (error) {
-      const code = isBackendError(error) ? error.code : undefined;
-      log.warn({ peerId, count: batch.length, code, err: error }, 'relay to peer failed');
-    }
-    metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
-    if (!results) {
-      for (const envelope of batch) {
-        this.locations.delete(envelope.to);
-        settle(envelope, 'RELAY_FAILED');
-      }
-      return false;
-    }
-    batch.forEach((envelope, i) => {
-      const result = results[i] as DeliverResult;
-      if (result.status !== 'error') metrics.hot.relayedRemote += 1;
-      if (result.status === 'delivered') settle(envelope, 'delivered');
-      else if (result.status === 'error') this.fail(envelope, result.code);
-      // 'pending': held on the recipient's node, which reports the outcome later (OUTCOMES_PATH).
-    });
-    return true;
-  }
-
-  private fail(envelope: Envelope, code: FrameErrorCode): void {
-    if (code === 'PEER_UNAVAILABLE') this.locations.delete(envelope.to);
-    if (code === 'PEER_UNAVAILABLE' && envelope.viaCache === true && envelope.rerouted !== true && !this.stopped) {
-      envelope.rerouted = true;
-      envelope.viaCache = false;
-      this.route(envelope);
-      return;
-    }
-    this.deps.settle(envelope, code);
-  }
-
-  private outcomeLink(address: string): Batcher<OutcomeReport> {
-    let link = this.outcomeLinks.get(address);
-    if (!link) {
-      const log = this.deps.log;
-      link = new Batcher<OutcomeReport>(
-        async (batch) => {
-          try {
-            await this.deps.transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
-            return true;
-          } catch (error) {
-            // The sender's node is gone or unreachable, and with it the connections these outcomes were for.
-            log.warn({ peer: address, count: batch.length, err: error }, 'outcome report failed');
-            return false;
-          }
-        },
-        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
-        1000,
-      );
-      this.outcomeLinks.set(address, link);
-    }
-    return link;
+    for (const envelope of waiting.envelopes) this.links.send(nodeId, envelope);
   }
 
   private forgetPeer(peerId: string, record: NodeRecord, addressReleased: boolean): void {
     if (peerId === this.deps.nodeId) return;
     this.deps.log.info({ peerId }, 'peer left the registry');
+    this.downUntil.delete(peerId);
     if (addressReleased) this.deps.transport.forget(record.internalAddress);
-    for (const [key, link] of this.peerLinks) if (key.startsWith(`${peerId}#`) && link.idle) this.peerLinks.delete(key);
+    this.links.forget(peerId);
   }
 }
 
-/** FNV-1a: a cheap, stable spread of recipients over the lanes. */
-function laneOf(recipient: string): number {
-  let hash = 0x811c9dc5;
-  for (let i = 0; i < recipient.length; i++) hash = Math.imul(hash ^ recipient.charCodeAt(i), 0x01000193);
-  return (hash >>> 0) % PEER_LANES;
+function movedAtOf(iso: string | undefined): number {
+  const at = iso === undefined ? Number.NaN : Date.parse(iso);
+  return Number.isNaN(at) ? Date.now() : at;
 }
 
-/** Puts a message routed again back before the messages routed after it (the outbox is in routing order). */
-function insertInOrder(box: Envelope[], envelope: Envelope): void {
-  const seq = envelope.seq ?? Number.POSITIVE_INFINITY;
-  let i = box.length;
-  while (i > 0 && ((box[i - 1] as Envelope).seq ?? 0) > seq) i -= 1;
-  box.splice(i, 0, envelope);
-}

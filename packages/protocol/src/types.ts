@@ -67,6 +67,13 @@ export type ServerFrame = WelcomeFrame | DeliveredMessageFrame | AckFrame | Erro
 /** A session as stored in memcached (`<prefix>session:<userId>`). */
 export interface SessionRecord extends Session {
   createdAt: string;
+  /**
+   * v1.1: set by the node whose connection of this user ended without the user's own clean close. The user is
+   * moving: messages to it are held until its next welcome, for at most the resume window from `movedAt`.
+   */
+  moving?: true;
+  /** ISO time the user started moving (the writer's clock). */
+  movedAt?: string;
 }
 
 /** `<prefix>nodes/<nodeId>` in etcd. */

@@ -110,6 +110,30 @@ export function describeSessionStoreContract(name: string, factory: SessionStore
       }
     });
 
+    it('updateIfMatches rewrites only the record with that listeningKey, and only if the update returns one', async () => {
+      assert.equal(await store.updateIfMatches('hank', 'k1', (r) => ({ ...r, acked: true }), 30), false);
+      await store.put(sessionRecord('hank', 'k1'), 30);
+      assert.equal(await store.updateIfMatches('hank', 'other', (r) => ({ ...r, acked: true }), 30), false);
+      assert.equal((await store.get('hank'))?.acked, false);
+      assert.equal(await store.updateIfMatches('hank', 'k1', () => undefined, 30), false);
+      assert.equal(await store.updateIfMatches('hank', 'k1', (r) => ({ ...r, acked: true, moving: true }), 30), true);
+      assert.deepEqual(await store.get('hank'), { ...sessionRecord('hank', 'k1'), acked: true, moving: true });
+    });
+
+    it('an update for an older key never overwrites a newer session, even when racing its write', async () => {
+      await store.put(sessionRecord('ivy', 'k0'), 30);
+      for (let i = 0; i < 20; i++) {
+        const [updated] = await Promise.all([
+          store.updateIfMatches('ivy', `k${String(i)}`, (r) => ({ ...r, moving: true }), 30),
+          store.put(sessionRecord('ivy', `k${String(i + 1)}`), 30),
+        ]);
+        assert.equal(typeof updated, 'boolean');
+        const stored = await store.get('ivy');
+        assert.equal(stored?.listeningKey, `k${String(i + 1)}`, `round ${String(i)}`);
+        assert.equal(stored?.moving, undefined, `round ${String(i)}: the newer session was marked`);
+      }
+    });
+
     it('of 20 racing creates for one user exactly one wins, and its record is stored', async () => {
       const attempts = Array.from({ length: 20 }, (_, i) => sessionRecord('grace', `k${String(i)}`));
       const results = await Promise.all(attempts.map((record) => store.create(record, 30)));

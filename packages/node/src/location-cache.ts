@@ -1,0 +1,38 @@
+const LOCATION_CACHE_MAX = 100_000;
+const LOCATION_CACHE_TTL_MS = 10 * 60_000;
+/**
+ * A remote location looked up this recently is used without asking the store again (one lookup per recipient
+ * per second under load instead of one per outbox drain). A user who moved meanwhile makes the old node answer
+ * PEER_UNAVAILABLE; such a message is routed once more after a fresh lookup, in its place.
+ */
+const LOCATION_TRUST_MS = 1000;
+
+/** Recently seen recipient locations (userId → nodeId), oldest evicted first. */
+export class LocationCache {
+  private readonly locations = new Map<string, { nodeId: string; at: number }>();
+
+  remember(userId: string, nodeId: string): void {
+    this.locations.delete(userId);
+    this.locations.set(userId, { nodeId, at: Date.now() });
+    if (this.locations.size > LOCATION_CACHE_MAX) {
+      const oldest = this.locations.keys().next();
+      if (!oldest.done) this.locations.delete(oldest.value);
+    }
+  }
+
+  forget(userId: string): void {
+    this.locations.delete(userId);
+  }
+
+  /** Fresh enough to route to without a lookup (LOCATION_TRUST_MS). */
+  trusted(userId: string): string | undefined {
+    const known = this.locations.get(userId);
+    return known && Date.now() - known.at <= LOCATION_TRUST_MS ? known.nodeId : undefined;
+  }
+
+  /** Any location younger than the cache TTL: the stand-in while the session store cannot answer. */
+  lastKnown(userId: string): string | undefined {
+    const known = this.locations.get(userId);
+    return known && Date.now() - known.at < LOCATION_CACHE_TTL_MS ? known.nodeId : undefined;
+  }
+}

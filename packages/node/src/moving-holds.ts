@@ -1,0 +1,155 @@
+import { Backoff } from '@messaging-server/protocol';
+import { insertInOrder, type Envelope } from './envelope.js';
+
+/** Where a held user turned up again; the router dispatches the released messages there. */
+export type Whereabouts = { kind: 'self'; acked: boolean } | { kind: 'remote'; nodeId: string };
+
+export interface MovingHoldsDeps {
+  /** The resume window: a held message is answered EXPIRED this long after its user started moving. */
+  windowMs: number;
+  perRecipientMax: number;
+  totalMax: number;
+  /** Where the user is now, once it came back (a live session on a live node); undefined while it is away. */
+  whereNow(userId: string): Promise<Whereabouts | undefined>;
+  /** Hands released messages, oldest first, back to the router. */
+  release(envelopes: Envelope[], where: Whereabouts): void;
+  /** The user did not come back in time. */
+  expire(envelope: Envelope): void;
+}
+
+interface Hold {
+  envelopes: Envelope[];
+  /** The earliest deadline of its messages: the hold ends (EXPIRED) then at the latest. */
+  deadline: number;
+  backoff: Backoff;
+  timer: NodeJS.Timeout | undefined;
+  timerAt: number;
+  looking: boolean;
+}
+
+/** How soon a holder first looks for a user that moved, and how rarely at most while it stays away. */
+const LOOK_AGAIN = { initialMs: 50, maxMs: 1000, jitter: 0.5 } as const;
+
+/**
+ * Messages for users who are moving between nodes (contract v1.1), held on this node until the user is back, in
+ * the order they were routed. The holder learns where the user came back by looking up its session: first 50 ms
+ * after the hold began, then with backoff up to once a second, once per held user (never per message), and at once
+ * when the user is welcomed on this node. Nothing per user goes to etcd. At the end of the window every message of
+ * a user still away gets EXPIRED.
+ */
+export class MovingHolds {
+  readonly #holds = new Map<string, Hold>();
+  #total = 0;
+  #stopped = false;
+
+  constructor(private readonly deps: MovingHoldsDeps) {}
+
+  get size(): number {
+    return this.#total;
+  }
+
+  has(userId: string): boolean {
+    return this.#holds.has(userId);
+  }
+
+  /**
+   * Holds a message for its moving recipient. `movedAt` (ms) is when the user started moving, as far as this node
+   * knows; a message that was held before keeps its first deadline. False when a cap is reached (QUEUE_FULL).
+   */
+  hold(envelope: Envelope, movedAt = Date.now()): boolean {
+    if (this.#stopped) return false;
+    const hold = this.#holds.get(envelope.to);
+    if ((hold?.envelopes.length ?? 0) >= this.deps.perRecipientMax || this.#total >= this.deps.totalMax) return false;
+    const now = Date.now();
+    envelope.holdUntil ??= Math.min(now + this.deps.windowMs, Math.max(now, movedAt + this.deps.windowMs));
+    this.#total += 1;
+    if (hold) {
+      insertInOrder(hold.envelopes, envelope);
+      hold.deadline = Math.min(hold.deadline, envelope.holdUntil);
+      if (hold.deadline < hold.timerAt) this.arm(envelope.to, hold, hold.deadline);
+      return true;
+    }
+    const created: Hold = {
+      envelopes: [envelope],
+      deadline: envelope.holdUntil,
+      backoff: new Backoff(LOOK_AGAIN),
+      timer: undefined,
+      timerAt: Number.POSITIVE_INFINITY,
+      looking: false,
+    };
+    this.#holds.set(envelope.to, created);
+    this.schedule(envelope.to, created);
+    return true;
+  }
+
+  /** The user was welcomed here: its messages go at once. */
+  resumeHere(userId: string): void {
+    const hold = this.#holds.get(userId);
+    if (hold) this.releaseTo(userId, hold, { kind: 'self', acked: true });
+  }
+
+  /** Stops every timer; returns what was held (the node is closing). */
+  stop(): Envelope[] {
+    this.#stopped = true;
+    const all: Envelope[] = [];
+    for (const [userId, hold] of this.#holds) {
+      if (hold.timer) clearTimeout(hold.timer);
+      this.#holds.delete(userId);
+      all.push(...hold.envelopes);
+    }
+    this.#total = 0;
+    return all;
+  }
+
+  /** The next look: after the backoff, or at the hold's deadline if that comes first. */
+  private schedule(userId: string, hold: Hold): void {
+    this.arm(userId, hold, Math.min(Date.now() + hold.backoff.next(), hold.deadline));
+  }
+
+  private arm(userId: string, hold: Hold, at: number): void {
+    if (hold.timer) clearTimeout(hold.timer);
+    hold.timerAt = at;
+    hold.timer = setTimeout(() => void this.look(userId, hold), Math.max(0, at - Date.now()));
+    hold.timer.unref();
+  }
+
+  private async look(userId: string, hold: Hold): Promise<void> {
+    hold.timer = undefined;
+    hold.timerAt = Number.POSITIVE_INFINITY;
+    if (this.#holds.get(userId) !== hold || hold.looking) return;
+    this.expireDue(userId, hold);
+    if (this.#holds.get(userId) !== hold) return;
+    hold.looking = true;
+    let where: Whereabouts | undefined;
+    try {
+      where = await this.deps.whereNow(userId);
+    } catch {
+      where = undefined;
+    } finally {
+      hold.looking = false;
+    }
+    if (this.#holds.get(userId) !== hold) return;
+    if (where) this.releaseTo(userId, hold, where);
+    else this.schedule(userId, hold);
+  }
+
+  /** Answers EXPIRED for the messages whose window ended; drops the hold when none is left. */
+  private expireDue(userId: string, hold: Hold): void {
+    const now = Date.now();
+    const due = hold.envelopes.filter((e) => (e.holdUntil ?? 0) <= now);
+    if (due.length === 0) return;
+    hold.envelopes = hold.envelopes.filter((e) => (e.holdUntil ?? 0) > now);
+    this.#total -= due.length;
+    if (hold.envelopes.length === 0) this.#holds.delete(userId);
+    else hold.deadline = Math.min(...hold.envelopes.map((e) => e.holdUntil ?? now));
+    for (const envelope of due) this.deps.expire(envelope);
+  }
+
+  private releaseTo(userId: string, hold: Hold, where: Whereabouts): void {
+    if (hold.timer) clearTimeout(hold.timer);
+    this.#holds.delete(userId);
+    this.#total -= hold.envelopes.length;
+    this.deps.release(hold.envelopes, where);
+  }
+}
+

@@ -1,0 +1,173 @@
+import { isBackendError, type Logger, type PeerTransport } from '@messaging-server/core';
+import { Batcher } from './batcher.js';
+import type { Envelope } from './envelope.js';
+import {
+  DELIVER_PATH,
+  OUTCOMES_PATH,
+  parseDeliverResponse,
+  type DeliverRequest,
+  type DeliverResult,
+  type ForwardedMessage,
+  type OutcomeReport,
+} from './internal-wire.js';
+import type { NodeMetrics } from './metrics.js';
+
+/**
+ * Requests in flight at once to one peer node. The transport must hold as many connections per peer
+ * (UndiciPeerTransport `connections`), or the lanes would queue behind each other on one socket.
+ */
+export const PEER_LANES = 4;
+const FORWARD_TIMEOUT_MS = 1500;
+/** The recipient node refuses a request this long before the sender's timeout, leaving time for the answer. */
+const FORWARD_DEADLINE_MARGIN_MS = 250;
+const MAX_BATCH_MESSAGES = 500;
+const MAX_BATCH_BYTES = 1 << 20;
+
+export interface PeerLinksDeps {
+  nodeId: string;
+  /** This node's internal address, where recipient nodes report outcomes of held messages. */
+  replyTo: string;
+  transport: PeerTransport;
+  log: Logger;
+  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency'>;
+  /** The peer's internal address from the membership view; undefined once it left. */
+  addressOf(peerId: string): string | undefined;
+  /** The peer's answer for one message. */
+  answered(envelope: Envelope, result: DeliverResult): void;
+  /** The peer did not answer (unreachable, timed out, malformed answer): these messages' outcome is unknown. */
+  unanswered(peerId: string, envelopes: Envelope[]): void;
+  /** The peer left the registry before the messages could go. */
+  gone(envelopes: Envelope[]): void;
+}
+
+/**
+ * The node's side of the node-to-node mesh: PEER_LANES Batchers per peer, each with one delivery request in flight;
+ * a recipient always uses the same lane, so its messages stay in order while other lanes run alongside. Outcomes of
+ * messages held elsewhere go back to their sender nodes on a link of their own.
+ */
+export class PeerLinks {
+  private readonly lanes = new Map<string, Batcher<Envelope>>();
+  private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
+  private stopped = false;
+
+  constructor(private readonly deps: PeerLinksDeps) {}
+
+  send(peerId: string, envelope: Envelope): void {
+    this.lane(peerId, envelope.to).push(envelope);
+  }
+
+  /** Sends the outcome of a message held here to the sender's node (batched per node). */
+  report(replyTo: string, report: OutcomeReport): void {
+    if (this.stopped) return;
+    this.outcomeLink(replyTo).push(report);
+  }
+
+  /** True when no request is queued or in flight. */
+  get idle(): boolean {
+    for (const link of this.lanes.values()) if (!link.idle) return false;
+    for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
+    return true;
+  }
+
+  /** The peer left: its idle lanes go (busy ones finish their work first). */
+  forget(peerId: string): void {
+    for (const [key, link] of this.lanes) if (key.startsWith(`${peerId}#`) && link.idle) this.lanes.delete(key);
+  }
+
+  /** Hard stop: drops everything queued (the connections it was for are closing). */
+  stop(): void {
+    this.stopped = true;
+    for (const link of this.lanes.values()) link.takeAll();
+    for (const link of this.outcomeLinks.values()) link.takeAll();
+  }
+
+  private lane(peerId: string, recipient: string): Batcher<Envelope> {
+    const key = `${peerId}#${String(laneOf(recipient))}`;
+    let link = this.lanes.get(key);
+    if (!link) {
+      link = new Batcher<Envelope>(
+        (batch) => this.forward(peerId, batch),
+        (items) => this.deps.unanswered(peerId, items),
+        MAX_BATCH_MESSAGES,
+        (envelope) => envelope.size,
+        MAX_BATCH_BYTES,
+      );
+      this.lanes.set(key, link);
+    }
+    return link;
+  }
+
+  /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
+  private async forward(peerId: string, batch: Envelope[]): Promise<boolean> {
+    const { metrics, log } = this.deps;
+    const address = this.deps.addressOf(peerId);
+    if (!address) {
+      this.deps.gone(batch);
+      return true;
+    }
+    const started = process.hrtime.bigint();
+    let results: DeliverResult[] | undefined;
+    try {
+      const answer = await this.deps.transport.post(address, DELIVER_PATH, this.request(batch), { timeoutMs: FORWARD_TIMEOUT_MS });
+      results = parseDeliverResponse(answer, batch.length);
+      if (!results) log.warn({ peerId, count: batch.length }, 'peer answered a malformed delivery response');
+    } catch (error) {
+      const code = isBackendError(error) ? error.code : undefined;
+      log.warn({ peerId, count: batch.length, code, err: error }, 'relay to peer failed');
+    }
+    metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
+    if (!results) {
+      this.deps.unanswered(peerId, batch);
+      return false;
+    }
+    batch.forEach((envelope, i) => {
+      const result = results[i] as DeliverResult;
+      if (result.status === 'delivered' || result.status === 'pending') metrics.hot.relayedRemote += 1;
+      this.deps.answered(envelope, result);
+    });
+    return true;
+  }
+
+  private request(batch: Envelope[]): DeliverRequest {
+    return {
+      fromNode: this.deps.nodeId,
+      replyTo: this.deps.replyTo,
+      deadline: Date.now() + FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
+      messages: batch.map((e) => {
+        const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
+        if (e.id !== undefined) m.id = e.id;
+        return m;
+      }),
+    };
+  }
+
+  private outcomeLink(address: string): Batcher<OutcomeReport> {
+    let link = this.outcomeLinks.get(address);
+    if (!link) {
+      const log = this.deps.log;
+      link = new Batcher<OutcomeReport>(
+        async (batch) => {
+          try {
+            await this.deps.transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
+            return true;
+          } catch (error) {
+            // The sender's node is gone or unreachable, and with it the connections these outcomes were for.
+            log.warn({ peer: address, count: batch.length, err: error }, 'outcome report failed');
+            return false;
+          }
+        },
+        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
+        1000,
+      );
+      this.outcomeLinks.set(address, link);
+    }
+    return link;
+  }
+}
+
+/** FNV-1a: a cheap, stable spread of recipients over the lanes. */
+function laneOf(recipient: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < recipient.length; i++) hash = Math.imul(hash ^ recipient.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % PEER_LANES;
+}
