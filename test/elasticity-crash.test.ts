@@ -22,7 +22,7 @@ async function gatewayActiveNodes(gatewayUrl: string): Promise<number> {
 }
 
 /** Issue 5, acceptance 1 and 3: SIGKILL a node with 200 SDK clients. */
-describe('elasticity: a node with 200 clients is SIGKILLed', function () {
+describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): a node with 200 clients is SIGKILLed', function () {
   this.timeout(90_000);
   let cluster: LocalCluster | undefined;
   const everyone: TrackedClient[] = [];
@@ -30,7 +30,7 @@ describe('elasticity: a node with 200 clients is SIGKILLed', function () {
 
   before(async function () {
     this.timeout(30_000);
-    cluster = await startCluster({ nodes: 1, env: { MSG_LEASE_TTL_SECONDS: String(LEASE_TTL_SECONDS), MSG_LOG_LEVEL: 'warn' } });
+    cluster = await startCluster({ nodes: 1, env: { MSG_LEASE_TTL_SECONDS: String(LEASE_TTL_SECONDS), MSG_LOG_LEVEL: 'warn', MSG_RESUME_WINDOW_MS: '0' } });
   });
   after(async () => {
     closeClients(everyone);

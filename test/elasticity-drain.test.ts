@@ -17,7 +17,7 @@ const DRAIN_RATE = 500;
 const DRAIN_TIMEOUT_SECONDS = 20;
 
 /** Issue 5, acceptance 1 and 2: a node with 1,000 SDK clients drains on SIGTERM, and nothing is lost silently. */
-describe('elasticity: draining a node with 1,000 connected clients (SIGTERM)', function () {
+describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): draining a node with 1,000 connected clients (SIGTERM)', function () {
   this.timeout(90_000);
   let cluster: LocalCluster | undefined;
   let clients: TrackedClient[] = [];
@@ -31,6 +31,7 @@ describe('elasticity: draining a node with 1,000 connected clients (SIGTERM)', f
         MSG_DRAIN_RATE_PER_SECOND: String(DRAIN_RATE),
         MSG_DRAIN_TIMEOUT_SECONDS: String(DRAIN_TIMEOUT_SECONDS),
         MSG_LOG_LEVEL: 'warn',
+        MSG_RESUME_WINDOW_MS: '0',
       },
     });
   });

@@ -15,14 +15,14 @@ import { makePairs, startPairTraffic } from './support/pairs.js';
 const OUTAGE_MS = 15_000;
 
 /** Issue 5, acceptance 1 and 4: etcd is away for 15 s; connected pairs keep relaying; every process registers again. */
-describe('elasticity: a 15 s etcd outage', function () {
+describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): a 15 s etcd outage', function () {
   this.timeout(90_000);
   let cluster: LocalCluster | undefined;
   const everyone: TrackedClient[] = [];
 
   before(async function () {
     this.timeout(30_000);
-    cluster = await startCluster({ nodes: 2, gateways: 2, env: { MSG_LEASE_TTL_SECONDS: '2', MSG_LOG_LEVEL: 'warn' } });
+    cluster = await startCluster({ nodes: 2, gateways: 2, env: { MSG_LEASE_TTL_SECONDS: '2', MSG_LOG_LEVEL: 'warn', MSG_RESUME_WINDOW_MS: '0' } });
   });
   after(async () => {
     closeClients(everyone);

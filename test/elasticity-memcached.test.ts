@@ -8,7 +8,7 @@ const SESSION_TTL_SECONDS = 9;
 const OUTAGE_MS = 5000;
 
 /** Issue 5, acceptance 1 and 5: memcached goes away and comes back empty. */
-describe('elasticity: a memcached outage and an empty restart', function () {
+describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): a memcached outage and an empty restart', function () {
   this.timeout(90_000);
   let cluster: LocalCluster | undefined;
   let store: MemcachedSessionStore | undefined;
@@ -18,7 +18,7 @@ describe('elasticity: a memcached outage and an empty restart', function () {
     this.timeout(30_000);
     cluster = await startCluster({
       nodes: 2,
-      env: { MSG_LEASE_TTL_SECONDS: '2', MSG_SESSION_TTL_SECONDS: String(SESSION_TTL_SECONDS), MSG_LOG_LEVEL: 'warn' },
+      env: { MSG_LEASE_TTL_SECONDS: '2', MSG_SESSION_TTL_SECONDS: String(SESSION_TTL_SECONDS), MSG_LOG_LEVEL: 'warn', MSG_RESUME_WINDOW_MS: '0' },
     });
     store = new MemcachedSessionStore({
       servers: [cluster.memcachedAddress],

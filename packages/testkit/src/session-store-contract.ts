@@ -112,12 +112,13 @@ export function describeSessionStoreContract(name: string, factory: SessionStore
 
     it('updateIfMatches rewrites only the record with that listeningKey, and only if the update returns one', async () => {
       assert.equal(await store.updateIfMatches('hank', 'k1', (r) => ({ ...r, acked: true }), 30), false);
-      await store.put(sessionRecord('hank', 'k1'), 30);
+      const record = sessionRecord('hank', 'k1');
+      await store.put(record, 30);
       assert.equal(await store.updateIfMatches('hank', 'other', (r) => ({ ...r, acked: true }), 30), false);
       assert.equal((await store.get('hank'))?.acked, false);
       assert.equal(await store.updateIfMatches('hank', 'k1', () => undefined, 30), false);
       assert.equal(await store.updateIfMatches('hank', 'k1', (r) => ({ ...r, acked: true, moving: true }), 30), true);
-      assert.deepEqual(await store.get('hank'), { ...sessionRecord('hank', 'k1'), acked: true, moving: true });
+      assert.deepEqual(await store.get('hank'), { ...record, acked: true, moving: true });
     });
 
     it('an update for an older key never overwrites a newer session, even when racing its write', async () => {
