@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Logger } from '@messaging-server/core';
-import { CLOSE_CODES, type CloseReason, type FrameErrorCode, type ServerFrame, type SessionRecord } from '@messaging-server/protocol';
+import { CLOSE_CODES, isRecoverableClose, type CloseReason, type FrameErrorCode, type ServerFrame, type SessionRecord } from '@messaging-server/protocol';
 import type { ClientConnection } from './client-connection.js';
 import type { Envelope } from './envelope.js';
 import { TokenBucket } from './token-bucket.js';
@@ -79,6 +79,11 @@ export class ClientSession {
 
   get closeReason(): CloseReason | undefined {
     return this.#closeReason;
+  }
+
+  /** This node closed the connection with a recoverable code (a drain, an idle timeout): its user will be back. */
+  get closedForMove(): boolean {
+    return this.#closeReason !== undefined && isRecoverableClose(CLOSE_CODES[this.#closeReason]);
   }
 
   /** A newer /connect took this user's session: the connection is closed (or refused) with 4503. */

@@ -1,5 +1,4 @@
 import type { Logger, SessionStore } from '@messaging-server/core';
-import { CLOSE_CODES, isRecoverableClose } from '@messaging-server/protocol';
 import type { ClientConnection, ClosedBy } from './client-connection.js';
 import { ClientSession, type SessionCounters, type SessionLimits } from './client-session.js';
 import type { ConnectionTable } from './connection-table.js';
@@ -117,9 +116,7 @@ export class Connections {
    */
   private isMoving(session: ClientSession, closedBy: ClosedBy): boolean {
     if (this.deps.departures === undefined || closedBy === 'client') return false;
-    if (closedBy === 'network') return true;
-    const reason = session.closeReason;
-    return reason !== undefined && isRecoverableClose(CLOSE_CODES[reason]);
+    return closedBy === 'network' || session.closedForMove;
   }
 
   private deleteSession(session: ClientSession): Promise<unknown> {

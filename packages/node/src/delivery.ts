@@ -47,15 +47,18 @@ export class Delivery {
     else sender.sendError(outcome, ERROR_TEXT[outcome], envelope.id);
   }
 
-  /** Hands a message to a connection here; returns its outcome. */
-  deliverLocal(recipient: ClientSession, envelope: Envelope): Outcome {
-    if (!recipient.writeMessage(envelope)) return 'PEER_UNAVAILABLE';
+  /**
+   * Hands a message to a connection here; returns its outcome. A connection that is already closing cannot take it:
+   * its user left (v1, or a close frame from the client), or, closed by this node with a recoverable code, is moving.
+   */
+  deliverLocal(recipient: ClientSession, envelope: Envelope): 'delivered' | 'moving' | 'PEER_UNAVAILABLE' {
+    if (!recipient.writeMessage(envelope)) return this.deps.departures && recipient.closedForMove ? 'moving' : 'PEER_UNAVAILABLE';
     this.deps.countLocal();
     return 'delivered';
   }
 
   /** Hands the message to the recipient's connection if it has one here. */
-  deliverIfConnected(envelope: Envelope): Outcome | undefined {
+  deliverIfConnected(envelope: Envelope): LocalOutcome | undefined {
     const recipient = this.deps.table.get(envelope.to);
     return recipient ? this.deliverLocal(recipient, envelope) : undefined;
   }
@@ -77,7 +80,10 @@ export class Delivery {
   /** Right after a welcome: the messages held for this user, in order. */
   flushPending(session: ClientSession): void {
     this.deps.departures?.clear(session.userId);
-    for (const envelope of this.deps.pending.take(session.userId)) this.settle(envelope, this.deliverLocal(session, envelope));
+    for (const envelope of this.deps.pending.take(session.userId)) {
+      const outcome = this.deliverLocal(session, envelope);
+      this.settle(envelope, outcome === 'moving' ? 'PEER_UNAVAILABLE' : outcome);
+    }
   }
 
   /** Messages forwarded by another node; one result per message, in order. */
@@ -97,6 +103,9 @@ export class Delivery {
         for (const i of indexes) results[i] = this.deliverOne(request, request.messages[i] as ForwardedMessage, location);
       }),
     );
+    // Connections flush their frames once per event-loop turn (FlushScheduler). Answering after that flush means a
+    // node killed right after its answer has already written every message it reported delivered.
+    await new Promise((resolve) => setImmediate(resolve));
     return results;
   }
 

@@ -37,7 +37,7 @@ export interface RouterDeps {
   holdMaxPerRecipient: number;
   holdMaxTotal: number;
   /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
-  deliverIfConnected(envelope: Envelope): Outcome | undefined;
+  deliverIfConnected(envelope: Envelope): LocalOutcome | undefined;
   /** For a session on this node: delivers here, holds it in this node's pending queue, or tells it is moving. */
   deliverOrHold(envelope: Envelope, acked: boolean): LocalOutcome;
   /** True when the user is connected here, or opening its connection here. */
@@ -135,10 +135,8 @@ export class Router {
       return;
     }
     const outcome = this.deps.deliverIfConnected(envelope);
-    if (outcome !== undefined) {
-      this.deps.settle(envelope, outcome);
-      return;
-    }
+    if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE');
+    if (outcome !== undefined && outcome !== 'pending') return this.deps.settle(envelope, outcome);
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
