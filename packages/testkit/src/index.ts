@@ -8,3 +8,5 @@ export * from './memcached-server.js';
 export * from './session-store-contract.js';
 export * from './etcd-server.js';
 export * from './registry-contract.js';
+export * from './local-ca.js';
+export * from './local-proxy.js';
