@@ -747,6 +747,17 @@ describe('Dockerfile', function () {
     JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as never;
   const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
 
+  it('pins its base image by digest and puts msgctl and messaging-server on the PATH', function () {
+    expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:[\w.-]+@sha256:[0-9a-f]{64}$/m);
+    for (const line of dockerfile.split('\n').filter((l) => l.startsWith('FROM '))) expect(line).to.match(/^FROM \$\{NODE_IMAGE\} AS \w+$/);
+    const bins = readJson('packages/cli/package.json').bin ?? {};
+    expect(Object.keys(bins)).to.have.members(['messaging-server', 'msgctl']);
+    expect(runtime).to.match(/for bin in messaging-server msgctl; do/);
+    for (const target of Object.values(bins)) expect(target).to.match(/^\.\/dist\/bin\/[\w-]+\.js$/);
+    expect(runtime).to.contain('exec node /app/packages/cli/dist/bin/%s.js');
+    expect(runtime.indexOf('/usr/local/bin/')).to.be.lessThan(runtime.indexOf('USER node'));
+  });
+
   it('starts the CLI that the manifests expect, as the unprivileged node user', function () {
     expect(runtime).to.match(/^USER node$/m);
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)?.[1];
@@ -755,12 +766,16 @@ describe('Dockerfile', function () {
     expect(path.join('packages/cli', bin ?? '')).to.equal(ENTRYPOINT[1]);
   });
 
-  it('copies every workspace manifest before npm ci, and the build output of every runtime workspace', function () {
+  it('copies every runtime workspace manifest before npm ci, and the build output of every runtime workspace', function () {
     const workspaces = readJson('package.json').workspaces ?? [];
-    for (const stage of dockerfile.split(/^FROM /m).slice(1)) {
+    const [build = '', run = ''] = dockerfile.split(/^FROM /m).slice(1);
+    for (const [stage, wanted] of [[build, workspaces], [run, workspaces.filter((ws) => ws !== 'packages/testkit')]] as const) {
       const ci = stage.indexOf('RUN npm ci');
-      for (const ws of workspaces) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
+      for (const ws of wanted) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
     }
+    // Test-only code stays out: no testkit manifest (so npm ci skips it and its chai, fast-check), no dev deps.
+    expect(runtime).to.not.include('packages/testkit');
+    expect(runtime).to.match(/^RUN npm ci --omit=dev /m);
     // The CLI's workspace dependencies, transitively, plus the client (its browser bundle is the demo page).
     const needed = new Set(['packages/cli', 'packages/client']);
     for (const ws of needed) {
