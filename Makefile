@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 MOCHA := node_modules/.bin/mocha
 
-.PHONY: deps install build check check-size typecheck test test-unit test-integration run bench chaos clean
+.PHONY: deps install build check check-size typecheck test test-unit test-integration run run-tls bench chaos clean
 
 deps:
 	@missing=""; \
@@ -11,7 +11,10 @@ deps:
 	command -v memcached >/dev/null || missing="$$missing memcached"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium and iproute2 are installed"; \
+	command -v nginx >/dev/null || missing="$$missing nginx"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl and promtool are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
@@ -48,6 +51,11 @@ test-integration: deps build
 
 run: deps build
 	node --import tsx scripts/cluster.ts run
+
+# The same cluster behind the production proxy's routes (nginx from Debian, k8s/base/proxy/routes.conf) with TLS
+# from a CA made at start: https://127.0.0.1:8443/, a path per node.
+run-tls: deps build
+	node --import tsx scripts/cluster.ts run-tls
 
 bench: deps build
 	node --conditions=source --import tsx scripts/bench/index.ts

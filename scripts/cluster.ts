@@ -2,6 +2,7 @@
  * Local cluster manager: `make run` and the operators' playground on one machine.
  *
  *   node --import tsx scripts/cluster.ts run            start etcd, memcached, a gateway and 2 nodes; Ctrl-C stops all
+ *   node --import tsx scripts/cluster.ts run-tls        the same behind the real proxy (nginx, TLS, one origin)
  *   node --import tsx scripts/cluster.ts <command>      from another terminal, see USAGE
  *
  * `run` listens on a loopback control port written to .run/cluster.json; the other commands talk to it, so every
@@ -11,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { EtcdRegistry } from '@messaging-server/core';
-import { LocalCluster, type ClusterNode } from '@messaging-server/testkit';
+import { freePort, LocalCluster, LocalProxy, type ClusterNode, type ProxyRoute } from '@messaging-server/testkit';
 
 // Tests point this elsewhere, so they never collide with a developer's own `make run`.
 const STATE_DIR = process.env['CLUSTER_STATE_DIR'] ?? '.run';
@@ -23,6 +24,8 @@ const USAGE = `usage: node --import tsx scripts/cluster.ts <command>
                                Ctrl-C stops everything. CLUSTER_PORTS=auto picks free ports (default: 8080, 8081…).
                                MSG_* variables in the environment reach every process (e.g. MSG_LEASE_TTL_SECONDS=3).
                                State file and logs in CLUSTER_STATE_DIR (default .run/).
+  run-tls                      \`run\` behind the production proxy's routes (nginx) with TLS from a CA made at start:
+                               one origin, https://127.0.0.1:8443 (CLUSTER_PORTS=auto: a free port), a path per node
   status                       processes, addresses, pids; each node's state and connections from the registry
   add                          start one more node
   scale <N>                    add nodes, or drain the newest ones, until N run
@@ -44,6 +47,7 @@ const OWN_VARIABLES = new Set([
   'MSG_INTERNAL_PORT',
   'MSG_NODE_ID',
   'MSG_PUBLIC_URL',
+  'MSG_PUBLIC_BASE_URL',
   'MSG_INTERNAL_URL',
 ]);
 
@@ -53,6 +57,31 @@ interface RunOptions {
   /** `fixed`: gateway 8080, nodes 8081…, internal 9081… (the contract's defaults); `auto`: free ports. */
   ports: 'fixed' | 'auto';
   env: Record<string, string>;
+  /** Behind the proxy (`run-tls`). */
+  tls?: boolean;
+}
+
+/** The proxy in front of a `run-tls` cluster: its origin, the CA to trust, and how to tell it about node changes. */
+interface ProxyFront {
+  origin: string;
+  caCert: string;
+  update(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+const routesOf = (cluster: LocalCluster): ProxyRoute[] => [...cluster.nodes.values()].map((n) => ({ nodeId: n.nodeId, port: n.port }));
+
+/** nginx with the shared routes of k8s/base/proxy in front of the cluster, listening on `port`. */
+async function startProxyFront(cluster: LocalCluster, port: number): Promise<ProxyFront> {
+  const proxy = await LocalProxy.start({
+    dir: `${STATE_DIR}/proxy`,
+    host: '127.0.0.1',
+    port,
+    gatewayPorts: cluster.gateways.map((g) => g.port),
+    nodes: routesOf(cluster),
+    logFile: `${STATE_DIR}/logs/proxy.log`,
+  });
+  return { origin: proxy.origin, caCert: proxy.ca.caCert, update: () => proxy.setNodes(routesOf(cluster)), stop: () => proxy.stop() };
 }
 
 class UsageError extends Error {}
@@ -83,6 +112,7 @@ class Manager {
     readonly cluster: LocalCluster,
     private readonly say: (line: string) => void,
     private readonly controlUrl: () => string,
+    private readonly proxy?: ProxyFront,
   ) {
     this.registry = new EtcdRegistry({ endpoints: [cluster.etcdEndpoint], prefix: cluster.prefix, leaseTtlSeconds: 5, dialTimeoutMs: 1000 });
     for (const node of cluster.nodes.values()) this.watchExit(node);
@@ -106,6 +136,7 @@ class Manager {
   private async add(): Promise<string> {
     const node = await this.cluster.addNode();
     this.watchExit(node);
+    await this.proxy?.update();
     this.say(`${node.nodeId} added at ${node.listeningAddress}`);
     return node.nodeId;
   }
@@ -115,6 +146,8 @@ class Manager {
     this.expectedExits.add(nodeId);
     this.say(`${nodeId} draining`);
     const status = await this.cluster.drainNode(nodeId);
+    // A draining node stays routable until it exits, so its clients get their 4000 through the proxy.
+    await this.proxy?.update();
     return { nodeId, exit: status.signal ?? status.code };
   }
 
@@ -130,8 +163,9 @@ class Manager {
     const c = this.cluster;
     return {
       controlUrl: this.controlUrl(),
-      demo: `${c.gatewayUrl}/`,
-      connect: `${c.gatewayUrl}/connect`,
+      demo: `${this.publicOrigin}/`,
+      connect: `${this.publicOrigin}/connect`,
+      ...(this.proxy ? { proxy: { origin: this.proxy.origin, caCert: this.proxy.caCert } } : {}),
       gateways: c.gateways.map((g) => ({ name: g.name, url: g.url, pid: g.process.pid })),
       nodes: [...c.nodes.values()].map((n) => ({
         nodeId: n.nodeId,
@@ -148,13 +182,19 @@ class Manager {
     };
   }
 
+  /** Where browsers go: the proxy's origin with `run-tls`, else the first gateway. */
+  get publicOrigin(): string {
+    return this.proxy?.origin ?? this.cluster.gatewayUrl;
+  }
+
   /** The state file always lists the current processes (tests and scripts read the pids from it). */
   writeState(): void {
     const c = this.cluster;
     const state = {
       controlUrl: this.controlUrl(),
-      demo: `${c.gatewayUrl}/`,
-      connect: `${c.gatewayUrl}/connect`,
+      demo: `${this.publicOrigin}/`,
+      connect: `${this.publicOrigin}/connect`,
+      ...(this.proxy ? { proxy: { origin: this.proxy.origin, caCert: this.proxy.caCert } } : {}),
       gateways: c.gateways.map((g) => g.url),
       nodes: [...c.nodes.values()].map((n) => ({ nodeId: n.nodeId, listeningAddress: n.listeningAddress, internal: n.internalUrl, pid: n.process.pid })),
       etcd: c.etcdEndpoint,
@@ -189,6 +229,7 @@ class Manager {
           this.cluster.node(nodeId);
           this.expectedExits.add(nodeId);
           await this.cluster.killNode(nodeId);
+          await this.proxy?.update();
           return { nodeId, killed: true };
         });
       case 'etcd':
@@ -234,12 +275,19 @@ async function run(options: RunOptions): Promise<void> {
   const say = (line: string): void => void process.stdout.write(`${line}\n`);
   say(`starting etcd, memcached, ${options.gateways === 1 ? 'a gateway' : `${String(options.gateways)} gateways`} and ${String(options.nodes)} nodes (logs in ${STATE_DIR}/logs/)`);
   const fixed = options.ports === 'fixed';
+  const proxyPort = options.tls ? (fixed ? 8443 : await freePort()) : undefined;
+  // Behind the proxy, nodes advertise their path on its origin, and gateways read clients from X-Forwarded-For.
+  const behindProxy =
+    proxyPort === undefined
+      ? {}
+      : { nodeEnv: { MSG_PUBLIC_BASE_URL: `https://127.0.0.1:${String(proxyPort)}` }, gatewayEnv: { MSG_TRUSTED_PROXIES: '127.0.0.1' } };
   const cluster = await LocalCluster.start({
     nodes: options.nodes,
     gateways: options.gateways,
     prefix: '/messaging-server/',
     logDir: `${STATE_DIR}/logs`,
     env: options.env,
+    ...behindProxy,
     ...(fixed
       ? {
           gatewayPorts: Array.from({ length: options.gateways }, (_, i) => 8080 + 100 * i),
@@ -247,8 +295,16 @@ async function run(options: RunOptions): Promise<void> {
         }
       : {}),
   });
+  let proxy: ProxyFront | undefined;
+  if (proxyPort !== undefined) {
+    say(`starting the proxy (nginx, routes from k8s/base/proxy/routes.conf) with a new CA on port ${String(proxyPort)}`);
+    proxy = await startProxyFront(cluster, proxyPort).catch(async (error: unknown) => {
+      await cluster.stop();
+      throw error;
+    });
+  }
   let controlUrl = '';
-  const manager = new Manager(cluster, say, () => controlUrl);
+  const manager = new Manager(cluster, say, () => controlUrl, proxy);
   let stopping = false;
   const stopAll = async (): Promise<void> => {
     if (stopping) return;
@@ -256,6 +312,7 @@ async function run(options: RunOptions): Promise<void> {
     say('stopping the cluster');
     controlServer.close();
     await manager.close();
+    await proxy?.stop();
     await cluster.stop();
     rmSync(STATE_FILE, { force: true });
     say('stopped');
@@ -294,8 +351,10 @@ async function run(options: RunOptions): Promise<void> {
   process.on('SIGINT', () => void stopAll());
   process.on('SIGTERM', () => void stopAll());
   const nodes = [...cluster.nodes.values()].map((n) => `${n.nodeId} ${n.listeningAddress}`).join(', ');
+  const origin = manager.publicOrigin;
+  const front = proxy ? ` | CA ${proxy.caCert} (trust it, or curl --cacert) | gateway ${cluster.gatewayUrl}` : '';
   say(
-    `ready: demo ${cluster.gatewayUrl}/ | connect POST ${cluster.gatewayUrl}/connect | nodes ${nodes} | etcd ${cluster.etcdEndpoint} | memcached ${cluster.memcachedAddress} | Ctrl-C to stop`,
+    `ready: demo ${origin}/ | connect POST ${origin}/connect | nodes ${nodes}${front} | etcd ${cluster.etcdEndpoint} | memcached ${cluster.memcachedAddress} | Ctrl-C to stop`,
   );
 }
 
@@ -327,9 +386,10 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     return;
   }
-  if (command !== 'run') return send(command, args);
+  if (command !== 'run' && command !== 'run-tls') return send(command, args);
   const env = process.env;
   return run({
+    tls: command === 'run-tls',
     nodes: positiveInteger('CLUSTER_NODES', env['CLUSTER_NODES'] ?? '2', 1),
     gateways: positiveInteger('CLUSTER_GATEWAYS', env['CLUSTER_GATEWAYS'] ?? '1', 1),
     ports: env['CLUSTER_PORTS'] === 'auto' ? 'auto' : 'fixed',

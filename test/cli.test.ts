@@ -61,6 +61,12 @@ describe('messaging-server command line', function () {
     }
   });
 
+  it('refuses to start a gateway in production mode without authentication, explicit origins and trusted proxies', async () => {
+    const proc = runCli(['gateway'], { NODE_ENV: 'production' });
+    expect((await proc.exited).code).to.equal(78);
+    for (const name of ['MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL', 'MSG_ALLOWED_ORIGINS', 'MSG_TRUSTED_PROXIES']) expect(proc.logs()).to.contain(name);
+  });
+
   describe('with etcd and memcached', () => {
     let cluster: LocalCluster;
     before(async function () {

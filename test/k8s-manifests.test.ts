@@ -4,17 +4,20 @@
 // cannot see: images, env variables the config schema knows, probes on ports the process serves, a grace period
 // above the drain timeout, and references between objects (Services, HPAs, PDBs, NetworkPolicies, Secrets).
 import { execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
 import { loadAll } from 'js-yaml';
 import ts from 'typescript';
 import type { IContainer } from 'kubernetes-models/v1/Container';
+import type { IContainerPort } from 'kubernetes-models/v1/ContainerPort';
 import type { IPodTemplateSpec } from 'kubernetes-models/v1/PodTemplateSpec';
 import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IIoK8sApimachineryPkgApisMetaV1LabelSelector as LabelSelector } from '@kubernetes-models/apimachinery/apis/meta/v1/LabelSelector';
-import { ConfigError, configVariables, loadConfig, type ProcessKind } from '@messaging-server/core';
+import { ConfigError, configVariables, loadConfig, type NodeConfig, type ProcessKind } from '@messaging-server/core';
+import { createLocalCa, localProxyConfig, SHARED_ROUTES as SHARED_ROUTE_OF_LOCAL_RUN } from '@messaging-server/testkit';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const K8S = path.join(ROOT, 'k8s');
@@ -34,8 +37,20 @@ const PROBE_PATHS: Record<'gateway' | 'node', Partial<Record<ProbeKind, string>>
 type ProbeKind = 'readiness' | 'liveness' | 'startup';
 /** The one scraper allowed on the node's internal port besides nodes and gateways (docs/operations.md). */
 const SCRAPER = { namespace: 'monitoring', labels: { 'app.kubernetes.io/name': 'prometheus' } };
-/** Secrets an operator creates out of band (docs/operations.md); only overlays that ship no Secret may omit them. */
-const EXTERNAL_SECRETS = new Set(['msg-cluster-secret']);
+/** Secrets an operator creates out of band (docs/operations.md); only overlays that ship the cluster secret must ship them. */
+const EXTERNAL_SECRETS = new Set(['msg-cluster-secret', 'msg-proxy-tls']);
+/** The one routing definition of the proxy, shipped in its ConfigMap and included by the local run. */
+const SHARED_ROUTES = path.join(K8S, 'base', 'proxy', 'routes.conf');
+/** The runtime image's own environment (Dockerfile `ENV` lines), under every container's. */
+const IMAGE_ENV = imageEnvironment();
+
+function imageEnvironment(): Record<string, string> {
+  const dockerfile = readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
+  const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
+  const env: Record<string, string> = {};
+  for (const match of runtime.matchAll(/^ENV (\w+)=(\S+)$/gm)) env[match[1] as string] = match[2] as string;
+  return env;
+}
 
 interface K8sObject {
   apiVersion: string;
@@ -59,6 +74,28 @@ function render(dir: string): K8sObject[] {
   return loadAll(yaml).filter((doc): doc is K8sObject => doc !== null && typeof doc === 'object');
 }
 
+/**
+ * Renders an overlay that needs site inputs (`<name>.env`, git-ignored, made from `<name>.env.example`) from a copy
+ * of k8s/ where `inputs` replaces those files (undefined: the file is left out). Default: the examples as shipped.
+ */
+function renderWithInputs(dir: string, inputs?: Record<string, string | undefined>): K8sObject[] {
+  const copy = mkdtempSync(path.join(tmpdir(), 'msg-k8s-'));
+  try {
+    cpSync(K8S, copy, { recursive: true, filter: (source) => !/\/(site|auth)\.env$/.test(source) });
+    const target = path.join(copy, path.relative(K8S, dir));
+    for (const example of readdirSync(dir).filter((f) => f.endsWith('.env.example'))) {
+      const name = example.slice(0, -'.example'.length);
+      const text = inputs ? inputs[name] : readFileSync(path.join(dir, example), 'utf8');
+      if (text !== undefined) writeFileSync(path.join(target, name), text);
+    }
+    return render(target);
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
+}
+
+const needsInputs = (dir: string): boolean => readdirSync(dir).some((f) => f.endsWith('.env.example'));
+
 const label = (o: K8sObject): string => `${o.kind}/${o.metadata.name}`;
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -71,7 +108,7 @@ async function loadModels(kinds: Iterable<string>): Promise<Map<string, ModelCla
   for (const key of kinds) {
     const [apiVersion, kind] = splitKey(key);
     try {
-      const module = (await import(`kubernetes-models/${apiVersion}/${kind}`)) as Record<string, ModelClass>;
+      const module = (await import(modelModule(apiVersion, kind))) as Record<string, ModelClass>;
       const model = module[kind];
       if (model) models.set(key, model);
     } catch {
@@ -88,6 +125,12 @@ function splitKey(key: string): [string, string] {
 
 const keyOf = (o: { apiVersion: string; kind: string }): string => `${o.apiVersion}/${o.kind}`;
 
+/** Core kinds from kubernetes-models, the Prometheus Operator's (monitoring component) from its package. */
+const modelModule = (apiVersion: string, kind: string): string =>
+  apiVersion.startsWith('monitoring.coreos.com/')
+    ? `@kubernetes-models/prometheus-operator/${apiVersion}/${kind}`
+    : `kubernetes-models/${apiVersion}/${kind}`;
+
 /**
  * Builds a TypeScript program over kubernetes-models' definitions of the given kinds. The definitions are generated
  * from the same OpenAPI document as the validators, with every property listed, so walking an object against them
@@ -99,7 +142,7 @@ function createFieldWalker(kinds: Iterable<string>): (o: K8sObject) => string[] 
   const source = list
     .map((key, i) => {
       const [apiVersion, kind] = splitKey(key);
-      return `import type { I${kind} as T${i} } from 'kubernetes-models/${apiVersion}/${kind}';\nexport type K${i} = T${i};`;
+      return `import type { I${kind} as T${i} } from '${modelModule(apiVersion, kind)}';\nexport type K${i} = T${i};`;
     })
     .join('\n');
   const options: ts.CompilerOptions = {
@@ -356,13 +399,15 @@ function envProblems(container: IContainer, at: string, ctx: Context): string[] 
 /** The environment the process would see, with downward-API and Secret values replaced by samples. */
 function environmentOf(container: IContainer, podName: string, ctx: Context): { env: Record<string, string>; set: string[] } {
   const env: Record<string, string> = {};
+  const image = isMessagingContainer(container) ? IMAGE_ENV : {};
   for (const source of container.envFrom ?? []) {
     const object = source.configMapRef && ctx.byKindName.get(`ConfigMap/${source.configMapRef.name}`);
     for (const [key, value] of Object.entries((object?.['data'] ?? {}) as Record<string, string>))
       env[`${source.prefix ?? ''}${key}`] = value;
-    // Secret values are opaque here; their keys still count as set variables.
+    // A Secret the overlay generates (from its site inputs) is in the render with its values.
     const secret = source.secretRef && ctx.byKindName.get(`Secret/${source.secretRef.name}`);
-    for (const key of Object.keys((secret?.['data'] ?? {}) as object)) env[`${source.prefix ?? ''}${key}`] = 'secret';
+    for (const [key, value] of Object.entries((secret?.['data'] ?? {}) as Record<string, string>))
+      env[`${source.prefix ?? ''}${key}`] = Buffer.from(value, 'base64').toString('utf8');
   }
   for (const variable of container.env ?? []) {
     const from = variable.valueFrom;
@@ -374,7 +419,7 @@ function environmentOf(container: IContainer, podName: string, ctx: Context): { 
           ? 'secret'
           : (variable.value ?? '').replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, ref: string) => env[ref] ?? whole);
   }
-  return { env, set: Object.keys(env) };
+  return { env: { ...image, ...env }, set: Object.keys(env) };
 }
 
 /** The messaging-server processes: config names and values, ports, probes, drain and node identity. */
@@ -427,10 +472,10 @@ function messagingProblems(w: Workload, container: IContainer, at: string, ctx: 
     problems.push(`${at}: prometheus.io/port ${scrapePort} is not the port that serves /metrics (${String(probePort)})`);
   if (node) {
     if (!ports.has(node.internalPort)) problems.push(`${at}: MSG_INTERNAL_PORT ${String(node.internalPort)} is not a container port`);
-    const publicPort = ports.get(config.port);
-    const advertised = Number(new URL(node.publicUrl).port || 80);
-    if (publicPort && advertised !== (publicPort.hostPort ?? publicPort.containerPort))
-      problems.push(`${at}: MSG_PUBLIC_URL port ${String(advertised)} is not the port clients can reach`);
+    problems.push(...reachabilityProblems(w, node, ports.get(config.port), at, ctx));
+    const covered = node.drainRatePerSecond * node.drainTimeoutSeconds;
+    if (node.maxConnections > 0 && covered < node.maxConnections)
+      problems.push(`${at}: drain rate × drain timeout (${String(covered)}) does not cover MSG_MAX_CONNECTIONS (${String(node.maxConnections)})`);
     if (Number(new URL(node.internalUrl).port || 80) !== node.internalPort)
       problems.push(`${at}: MSG_INTERNAL_URL does not point at MSG_INTERNAL_PORT`);
     const grace = w.template.spec?.terminationGracePeriodSeconds ?? 30;
@@ -441,6 +486,41 @@ function messagingProblems(w: Workload, container: IContainer, at: string, ctx: 
     const id = (container.env ?? []).find((v) => v.name === 'MSG_NODE_ID');
     if (id?.valueFrom?.fieldRef?.fieldPath !== 'metadata.name') problems.push(`${at}: MSG_NODE_ID does not come from the pod name`);
   }
+  return problems;
+}
+
+/**
+ * How clients reach a node: at `/n/<pod name>/ws` on the proxy's origin (the proxy's shared routes, per-pod DNS of
+ * a headless Service that keeps draining pods resolvable), or directly on a hostPort, one pod per host.
+ */
+function reachabilityProblems(w: Workload, node: Readonly<NodeConfig>, publicPort: IContainerPort | undefined, at: string, ctx: Context): string[] {
+  const url = new URL(node.publicUrl);
+  if (url.pathname === `/n/${node.nodeId}/ws`) {
+    const problems = publicPort?.hostPort === undefined ? [] : [`${at}: advertises a path on the proxy but takes a hostPort`];
+    return [...problems, ...proxyRouteProblems(w, publicPort, at, ctx)];
+  }
+  const advertised = Number(url.port || (url.protocol === 'https:' ? 443 : 80));
+  if (publicPort?.hostPort === undefined || advertised !== publicPort.hostPort)
+    return [`${at}: MSG_PUBLIC_URL ${node.publicUrl} is neither the node's path on the proxy nor its hostPort`];
+  const terms = w.template.spec?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution ?? [];
+  if (!terms.some((t) => t.topologyKey === 'kubernetes.io/hostname' && selects(t.labelSelector, w.template.metadata?.labels)))
+    return [`${at}: a hostPort without required host anti-affinity lets two node pods collide on one host`];
+  return [];
+}
+
+function proxyRouteProblems(w: Workload, publicPort: IContainerPort | undefined, at: string, ctx: Context): string[] {
+  const config = ctx.objects.find((o) => o.kind === 'ConfigMap' && /^msg-proxy(-[a-z0-9]+)?$/.test(o.metadata.name));
+  if (!config) return [`${at}: advertises a path on the proxy, but the render has no proxy configuration`];
+  const data = (config['data'] ?? {}) as Record<string, string>;
+  const problems: string[] = [];
+  if (data['routes.conf'] !== readFileSync(SHARED_ROUTES, 'utf8')) problems.push(`${label(config)}: routes.conf is not ${path.relative(ROOT, SHARED_ROUTES)}`);
+  const serviceName = String((w.object['spec'] as { serviceName?: string }).serviceName);
+  const route = /"~\^\(([\w-]+)-\[0-9\]\{1,5\}\)\$"\s+"\$1\.([\w-]+)\.\$\{POD_NAMESPACE\}\.svc\.\$\{CLUSTER_DOMAIN\}:(\d+)"/.exec(data['upstreams.conf.template'] ?? '');
+  if (!route || route[1] !== w.object.metadata.name || route[2] !== serviceName || Number(route[3]) !== publicPort?.containerPort)
+    problems.push(`${label(config)}: upstreams.conf.template does not map ${w.object.metadata.name}-N to ${serviceName}:${String(publicPort?.containerPort)}`);
+  const service = ctx.byKindName.get(`Service/${serviceName}`);
+  if ((service?.['spec'] as { publishNotReadyAddresses?: boolean } | undefined)?.publishNotReadyAddresses !== true)
+    problems.push(`${at}: Service ${serviceName} must publish not-ready addresses, or a draining pod stops being routable`);
   return problems;
 }
 
@@ -533,14 +613,12 @@ function networkPolicyProblems(ctx: Context): string[] {
       problems.push(`${label(w.object)}: the node container has no port named internal`);
       continue;
     }
-    const publicPort = c.ports?.find((p) => p.hostPort !== undefined)?.containerPort ?? c.ports?.find((p) => p.name === 'public')?.containerPort;
     const covering = policies.filter((p) => selects((p['spec'] as { podSelector?: LabelSelector }).podSelector, w.template.metadata?.labels));
     if (covering.length === 0) {
       problems.push(`${label(w.object)}: no NetworkPolicy selects the node pods`);
       continue;
     }
     const reaching = new Set<Workload>();
-    let publicOpen = false;
     for (const policy of covering) {
       const spec = policy['spec'] as {
         policyTypes?: string[];
@@ -553,7 +631,6 @@ function networkPolicyProblems(ctx: Context): string[] {
         const toInternal = coversAll || ports.includes(internalPort);
         if (!rule.from || rule.from.length === 0) {
           if (toInternal) problems.push(`${label(policy)}: lets anyone reach the node internal port`);
-          if (coversAll || ports.includes(publicPort)) publicOpen = true;
           continue;
         }
         if (!toInternal) continue;
@@ -574,7 +651,53 @@ function networkPolicyProblems(ctx: Context): string[] {
     for (const needed of allowedPeers) {
       if (!reaching.has(needed)) problems.push(`${label(w.object)}: ${label(needed.object)} cannot reach the node internal port`);
     }
-    if (!publicOpen) problems.push(`${label(w.object)}: clients cannot reach the node public port`);
+  }
+  return [...problems, ...entryProblems(ctx, containersOf)];
+}
+
+/** Which workloads' pods may open connections to `port` of the pods with `labels` (the scraper aside). */
+function reachOf(ctx: Context, labels: Record<string, string> | undefined, c: IContainer, port: number | undefined) {
+  const policies = ctx.objects.filter((o) => o.kind === 'NetworkPolicy' && selects((o['spec'] as { podSelector?: LabelSelector }).podSelector, labels));
+  const reach = { covered: policies.length > 0, openToAll: false, workloads: new Set<Workload>(), others: [] as string[] };
+  for (const policy of policies) {
+    const spec = policy['spec'] as { ingress?: Array<{ from?: PolicyPeer[]; ports?: Array<{ port?: number | string }> }> };
+    for (const rule of spec.ingress ?? []) {
+      const all = (rule.ports ?? []).length === 0 || (rule.ports ?? []).some((p) => p.port === undefined);
+      if (!all && !(rule.ports ?? []).some((p) => containerPort(c, p.port) === port)) continue;
+      if (!rule.from || rule.from.length === 0) reach.openToAll = true;
+      for (const peer of rule.from ?? []) {
+        if (isScraper(peer)) continue;
+        if (peer.ipBlock || peer.namespaceSelector || !peer.podSelector || Object.keys(peer.podSelector).length === 0) reach.others.push(JSON.stringify(peer));
+        else for (const x of ctx.workloads.filter((w) => selects(peer.podSelector, w.template.metadata?.labels))) reach.workloads.add(x);
+      }
+    }
+  }
+  return reach;
+}
+
+/**
+ * Browsers enter through the proxy only: the nodes' public port and the gateways' port take connections from the
+ * proxy pods (and Prometheus), never from everyone, except a node on a hostPort (hostport overlay), which clients
+ * reach directly.
+ */
+function entryProblems(ctx: Context, containersOf: (kind: ProcessKind) => Array<{ w: Workload; c: IContainer }>): string[] {
+  const problems: string[] = [];
+  const proxies = ctx.workloads.filter((w) => w.template.metadata?.labels?.['app.kubernetes.io/component'] === 'proxy');
+  const entries = [
+    ...containersOf('node').map(({ w, c }) => ({ w, c, port: c.ports?.find((p) => p.name === 'public'), what: 'node public port' })),
+    ...containersOf('gateway').map(({ w, c }) => ({ w, c, port: c.ports?.find((p) => p.name === 'http'), what: 'gateway port' })),
+  ];
+  for (const { w, c, port, what } of entries) {
+    const reach = reachOf(ctx, w.template.metadata?.labels, c, port?.containerPort);
+    const direct = port?.hostPort !== undefined;
+    if (!reach.covered) problems.push(`${label(w.object)}: no NetworkPolicy selects its pods, so anyone reaches the ${what}`);
+    else if (direct && !reach.openToAll) problems.push(`${label(w.object)}: clients cannot reach the ${what} (a hostPort)`);
+    else if (!direct && reach.openToAll) problems.push(`${label(w.object)}: anyone reaches the ${what}, not only the proxy`);
+    if (!direct) {
+      if (proxies.length === 0 || proxies.some((x) => !reach.workloads.has(x))) problems.push(`${label(w.object)}: the proxy cannot reach the ${what}`);
+      const stray = [...reach.workloads].filter((x) => !proxies.includes(x)).map((x) => label(x.object));
+      if (stray.length > 0 || reach.others.length > 0) problems.push(`${label(w.object)}: ${[...stray, ...reach.others].join(', ')} reach the ${what}, not only the proxy`);
+    }
   }
   return problems;
 }
@@ -624,6 +747,17 @@ describe('Dockerfile', function () {
     JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as never;
   const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
 
+  it('pins its base image by digest and puts msgctl and messaging-server on the PATH', function () {
+    expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:[\w.-]+@sha256:[0-9a-f]{64}$/m);
+    for (const line of dockerfile.split('\n').filter((l) => l.startsWith('FROM '))) expect(line).to.match(/^FROM \$\{NODE_IMAGE\} AS \w+$/);
+    const bins = readJson('packages/cli/package.json').bin ?? {};
+    expect(Object.keys(bins)).to.have.members(['messaging-server', 'msgctl']);
+    expect(runtime).to.match(/for bin in messaging-server msgctl; do/);
+    for (const target of Object.values(bins)) expect(target).to.match(/^\.\/dist\/bin\/[\w-]+\.js$/);
+    expect(runtime).to.contain('exec node /app/packages/cli/dist/bin/%s.js');
+    expect(runtime.indexOf('/usr/local/bin/')).to.be.lessThan(runtime.indexOf('USER node'));
+  });
+
   it('starts the CLI that the manifests expect, as the unprivileged node user', function () {
     expect(runtime).to.match(/^USER node$/m);
     const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(runtime)?.[1];
@@ -632,12 +766,16 @@ describe('Dockerfile', function () {
     expect(path.join('packages/cli', bin ?? '')).to.equal(ENTRYPOINT[1]);
   });
 
-  it('copies every workspace manifest before npm ci, and the build output of every runtime workspace', function () {
+  it('copies every runtime workspace manifest before npm ci, and the build output of every runtime workspace', function () {
     const workspaces = readJson('package.json').workspaces ?? [];
-    for (const stage of dockerfile.split(/^FROM /m).slice(1)) {
+    const [build = '', run = ''] = dockerfile.split(/^FROM /m).slice(1);
+    for (const [stage, wanted] of [[build, workspaces], [run, workspaces.filter((ws) => ws !== 'packages/testkit')]] as const) {
       const ci = stage.indexOf('RUN npm ci');
-      for (const ws of workspaces) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
+      for (const ws of wanted) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
     }
+    // Test-only code stays out: no testkit manifest (so npm ci skips it and its chai, fast-check), no dev deps.
+    expect(runtime).to.not.include('packages/testkit');
+    expect(runtime).to.match(/^RUN npm ci --omit=dev /m);
     // The CLI's workspace dependencies, transitively, plus the client (its browser bundle is the demo page).
     const needed = new Set(['packages/cli', 'packages/client']);
     for (const ws of needed) {
@@ -655,13 +793,13 @@ describe('Kubernetes manifests (k8s/)', function () {
   let checker: Checker;
 
   before(async function () {
-    for (const dir of dirs) renders.set(dir, render(dir));
+    for (const dir of dirs) renders.set(dir, needsInputs(dir) ? renderWithInputs(dir) : render(dir));
     checker = await createChecker([...renders.values()]);
   });
 
-  it('has a base and a local overlay', function () {
+  it('has a base, a local, a production and a hostport overlay', function () {
     const names = dirs.map((d) => path.relative(K8S, d));
-    expect(names).to.include.members(['base', path.join('overlays', 'local')]);
+    expect(names).to.include.members(['base', ...['local', 'production', 'hostport'].map((o) => path.join('overlays', o))]);
   });
 
   for (const dir of dirs) {
@@ -669,8 +807,8 @@ describe('Kubernetes manifests (k8s/)', function () {
     it(`${name}: renders valid objects with consistent references`, function () {
       const objects = renders.get(dir) ?? [];
       expect(objects.length).to.be.greaterThan(10);
-      // Overlays that ship their own Secret must be deployable as rendered.
-      const selfContained = objects.some((o) => o.kind === 'Secret');
+      // Overlays that ship their own cluster secret must be deployable as rendered.
+      const selfContained = objects.some((o) => o.kind === 'Secret' && o.metadata.name.startsWith('msg-cluster-secret'));
       expect(checker.check(objects, { selfContained })).to.deep.equal([]);
     });
   }
@@ -683,8 +821,12 @@ describe('Kubernetes manifests (k8s/)', function () {
       'Deployment/memcached',
       'Deployment/msg-gateway',
       'Service/msg-gateway',
-      'Ingress/msg-gateway',
       'HorizontalPodAutoscaler/msg-gateway',
+      'Deployment/msg-proxy',
+      'Service/msg-proxy',
+      'HorizontalPodAutoscaler/msg-proxy',
+      'PodDisruptionBudget/msg-proxy',
+      'NetworkPolicy/msg-gateway',
       'PodDisruptionBudget/msg-gateway',
       'StatefulSet/msg-node',
       'HorizontalPodAutoscaler/msg-node',
@@ -837,5 +979,184 @@ describe('Kubernetes manifests (k8s/)', function () {
       });
       expect(problems).to.include('StatefulSet/msg-node: Deployment/msg-gateway cannot reach the node internal port');
     });
+
+    it('reports a drain that cannot close a full node before its timeout', function () {
+      const problems = problemsAfter((o) => {
+        containerOf(find(o, 'StatefulSet/msg-node')).env?.push({ name: 'MSG_DRAIN_RATE_PER_SECOND', value: '100' });
+      });
+      expect(problems).to.include('StatefulSet/msg-node container node: drain rate × drain timeout (2500) does not cover MSG_MAX_CONNECTIONS (20000)');
+    });
+
+    it('reports routes that are not the shared file, and a headless Service that hides draining pods', function () {
+      const problems = problemsAfter((o) => {
+        const config = o.find((x) => x.kind === 'ConfigMap' && x.metadata.name.startsWith('msg-proxy-'));
+        (config?.['data'] as Record<string, string>)['routes.conf'] += '\n# edited in place\n';
+        delete (find(o, 'Service/msg-node')['spec'] as Record<string, unknown>)['publishNotReadyAddresses'];
+      });
+      expect(problems.join('\n')).to.match(/ConfigMap\/msg-proxy-\w+: routes.conf is not k8s\/base\/proxy\/routes.conf/);
+      expect(problems).to.include('StatefulSet/msg-node container node: Service msg-node must publish not-ready addresses, or a draining pod stops being routable');
+    });
+
+    it('reports a node on a hostPort behind the proxy, and one whose address is neither', function () {
+      const problems = problemsAfter((o) => {
+        const node = containerOf(find(o, 'StatefulSet/msg-node'));
+        const port = node.ports?.find((p) => p.name === 'public');
+        if (port) port.hostPort = 8081;
+      });
+      expect(problems).to.include('StatefulSet/msg-node container node: advertises a path on the proxy but takes a hostPort');
+      const direct = problemsAfter((o) => {
+        containerOf(find(o, 'StatefulSet/msg-node')).env?.push({ name: 'MSG_PUBLIC_URL', value: 'http://192.0.2.1:8081/ws' });
+      });
+      expect(direct.join('\n')).to.match(/MSG_PUBLIC_URL http:\/\/192.0.2.1:8081\/ws is neither the node's path on the proxy nor its hostPort/);
+    });
+
+    it('reports node and gateway ports open to everyone instead of only to the proxy', function () {
+      const problems = problemsAfter((o) => {
+        (find(o, 'NetworkPolicy/msg-node')['spec'] as { ingress: unknown[] }).ingress.push({ ports: [{ port: 'public' }] });
+        (find(o, 'NetworkPolicy/msg-gateway')['spec'] as { ingress: unknown[] }).ingress = [{ ports: [{ port: 'http' }] }];
+      });
+      expect(problems).to.include.members([
+        'StatefulSet/msg-node: anyone reaches the node public port, not only the proxy',
+        'Deployment/msg-gateway: anyone reaches the gateway port, not only the proxy',
+        'Deployment/msg-gateway: the proxy cannot reach the gateway port',
+      ]);
+    });
   });
 });
+
+/** Issue 14, acceptance 3: the production overlay as rendered for a site, and what it refuses. */
+describe('production overlay: one TLS origin through the proxy, secure by default', function () {
+  this.timeout(60_000);
+  const dir = path.join(K8S, 'overlays', 'production');
+  const examples = {
+    'site.env': readFileSync(path.join(dir, 'site.env.example'), 'utf8'),
+    'auth.env': readFileSync(path.join(dir, 'auth.env.example'), 'utf8'),
+  };
+  let objects: K8sObject[];
+  let checker: Checker;
+  const find = (name: string): K8sObject => {
+    const found = objects.find((o) => label(o) === name || label(o).startsWith(`${name}-`));
+    if (!found) throw new Error(`${name} is not in the production render`);
+    return found;
+  };
+  const podSpec = (o: K8sObject) => (o['spec'] as { template: IPodTemplateSpec }).template.spec;
+  const renderError = (inputs: Record<string, string | undefined>): string => {
+    try {
+      renderWithInputs(dir, inputs);
+    } catch (error) {
+      return String((error as { stderr?: string }).stderr ?? error);
+    }
+    throw new Error(`rendered without ${JSON.stringify(inputs)}`);
+  };
+
+  before(async function () {
+    objects = renderWithInputs(dir);
+    checker = await createChecker([objects]);
+  });
+
+  it('runs node pods without hostPort or host anti-affinity, behind the proxy on the site origin', function () {
+    const node = podSpec(find('StatefulSet/msg-node'));
+    for (const container of node?.containers ?? []) for (const port of container.ports ?? []) expect(port.hostPort, container.name).to.equal(undefined);
+    expect(node?.affinity?.podAntiAffinity?.requiredDuringSchedulingIgnoredDuringExecution).to.equal(undefined);
+    const env = node?.containers[0]?.env ?? [];
+    expect(env.find((v) => v.name === 'MSG_PUBLIC_BASE_URL')?.value).to.equal('https://signaling.example.com');
+    expect(env.some((v) => v.name === 'MSG_PUBLIC_URL')).to.equal(false);
+    expect((find('HorizontalPodAutoscaler/msg-node')['spec'] as { maxReplicas: number }).maxReplicas).to.be.at.least(100);
+    expect((find('ConfigMap/msg-config')['data'] as Record<string, string>)['MSG_PRODUCTION']).to.equal('true');
+    expect(checker.check(objects, { selfContained: false })).to.deep.equal([]);
+  });
+
+  it('routes with the very file that make run-tls and the browser test include', function () {
+    const shipped = (find('ConfigMap/msg-proxy')['data'] as Record<string, string>)['routes.conf'];
+    expect(shipped).to.equal(readFileSync(SHARED_ROUTES, 'utf8'));
+    const ca = { caCert: 'ca.crt', serverCert: 'server.crt', serverKey: 'server.key' };
+    const local = localProxyConfig({ dir: '/tmp/x', listen: '127.0.0.1:8443', ca, gatewayPorts: [8080], nodes: [{ nodeId: 'node-1', port: 8081 }] });
+    expect(SHARED_ROUTE_OF_LOCAL_RUN).to.equal(SHARED_ROUTES);
+    expect(local['nginx.conf']).to.contain(`include ${SHARED_ROUTES};`);
+    // Only upstream resolution and the listen socket are the environment's: the names routes.conf relies on.
+    for (const name of ['$msg_node_upstream', '$msg_gateway_upstream']) {
+      expect(local['msg/upstreams.conf']).to.contain(name.slice(1));
+      expect((find('ConfigMap/msg-proxy')['data'] as Record<string, string>)['upstreams.conf.template']).to.contain(name);
+    }
+  });
+
+  it('ships a proxy configuration that nginx accepts, TLS included', async function () {
+    const data = find('ConfigMap/msg-proxy')['data'] as Record<string, string>;
+    const root = mkdtempSync(path.join(tmpdir(), 'msg-nginx-'));
+    try {
+      const ca = await createLocalCa(path.join(root, 'tls'), ['signaling.example.com']);
+      cpSync(ca.serverCert, path.join(root, 'tls', 'tls.crt'));
+      cpSync(ca.serverKey, path.join(root, 'tls', 'tls.key'));
+      // What the image's entrypoint does: envsubst of the template into conf.d/, with the pod's values.
+      const sample: Record<string, string> = { POD_NAMESPACE: 'messaging-server', CLUSTER_DOMAIN: 'cluster.local', NGINX_LOCAL_RESOLVERS: '10.96.0.10' };
+      // Paths into the temp dir; the container's /dev/std* are the runtime's pipes, plain files here.
+      const at = (text: string): string =>
+        text.replace(/\/dev\/std(out|err)/g, '\0std$1.log').replaceAll('/tmp/', '\0tmp/').replaceAll('/etc/nginx/', '\0').replaceAll('\0', `${root}/`);
+      for (const dirName of ['msg', 'conf.d', 'tmp']) mkdirSync(path.join(root, dirName), { recursive: true });
+      for (const [name, text] of Object.entries(data)) writeFileSync(path.join(root, 'msg', name), at(text));
+      writeFileSync(path.join(root, 'nginx.conf'), at(data['nginx.conf'] ?? ''));
+      const rendered = (data['upstreams.conf.template'] ?? '').replace(/\$\{(\w+)\}/g, (whole, name: string) => sample[name] ?? whole);
+      expect(rendered).to.not.match(/\$\{/);
+      writeFileSync(path.join(root, 'conf.d', 'upstreams.conf'), rendered);
+      cpSync('/etc/nginx/mime.types', path.join(root, 'mime.types'));
+      const out = execFileSync('nginx', ['-t', '-e', 'stderr', '-p', `${root}/`, '-c', path.join(root, 'nginx.conf')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(out).to.equal('');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it('carries the alerts as a PrometheusRule that promtool accepts, on series the processes export', function () {
+    const rule = find('PrometheusRule/messaging-server');
+    const groups = (rule['spec'] as { groups: Array<{ rules: Array<{ alert?: string; expr: string }> }> }).groups;
+    const root = mkdtempSync(path.join(tmpdir(), 'msg-rules-'));
+    try {
+      const file = path.join(root, 'rules.yaml');
+      writeFileSync(file, JSON.stringify({ groups }));
+      const out = execFileSync('promtool', ['check', 'rules', file], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(out).to.match(/SUCCESS: 13 rules found/);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+    const dashboard = readFileSync(path.join(K8S, 'components', 'monitoring', 'dashboard.json'), 'utf8');
+    const exprs = [...groups.flatMap((g) => g.rules.map((r) => r.expr)), ...[...dashboard.matchAll(/"expr": "((?:[^"\\]|\\.)*)"/g)].map((m) => m[1] ?? '')];
+    const used = new Set(exprs.flatMap((e) => [...e.matchAll(/\bmsg_\w+/g)].map((m) => m[0].replace(/_(bucket|sum|count)$/, ''))));
+    const exported = exportedMetricNames();
+    expect([...used].filter((name) => !exported.has(name))).to.deep.equal([]);
+    const titles = (JSON.parse(dashboard) as { panels: Array<{ title: string }> }).panels.map((p) => p.title).join('\n');
+    for (const panel of ['Connections', 'Messages per second', 'Errors by code', 'Held and pending', 'Backend latency', 'Drains'])
+      expect(titles, panel).to.contain(panel);
+  });
+
+  it('does not render without the site inputs, nor without each required setting', function () {
+    expect(renderError({ 'auth.env': examples['auth.env'] })).to.match(/site\.env/);
+    expect(renderError({ 'site.env': examples['site.env'] })).to.match(/auth\.env/);
+    for (const key of ['MSG_PUBLIC_BASE_URL', 'MSG_ALLOWED_ORIGINS', 'MSG_TRUSTED_PROXIES']) {
+      const site = examples['site.env'].split('\n').filter((line) => !line.startsWith(`${key}=`)).join('\n');
+      expect(renderError({ 'site.env': site, 'auth.env': examples['auth.env'] }), key).to.contain(`data.${key}`);
+    }
+  });
+
+  it('refuses to start without authentication or with any origin, as rendered', function () {
+    const noAuth = renderWithInputs(dir, { 'site.env': examples['site.env'], 'auth.env': '# nothing\n' });
+    expect(checker.check(noAuth, { selfContained: false }).join('\n')).to.contain('MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required in production mode');
+    const anyOrigin = renderWithInputs(dir, { 'site.env': examples['site.env'].replace(/^MSG_ALLOWED_ORIGINS=.*$/m, 'MSG_ALLOWED_ORIGINS=*'), 'auth.env': examples['auth.env'] });
+    const problems = checker.check(anyOrigin, { selfContained: false }).join('\n');
+    expect(problems).to.match(/msg-gateway container gateway: .*MSG_ALLOWED_ORIGINS must list the origins/);
+    expect(problems).to.match(/msg-node container node: .*MSG_ALLOWED_ORIGINS must list the origins/);
+  });
+});
+
+/** Every `msg_*` family the code registers: literal names, and the per-backend ones of backendOperationMetrics. */
+function exportedMetricNames(): Set<string> {
+  const names = new Set<string>();
+  for (const pkg of ['core', 'gateway', 'node']) {
+    const dir = path.join(ROOT, 'packages', pkg, 'src');
+    for (const file of readdirSync(dir).filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))) {
+      const text = readFileSync(path.join(dir, file), 'utf8');
+      for (const m of text.matchAll(/name: '(msg_\w+)'/g)) names.add(m[1] as string);
+      for (const m of text.matchAll(/name: `msg_\$\{backend\}_(\w+)`/g)) for (const b of ['etcd', 'memcached']) names.add(`msg_${b}_${m[1] as string}`);
+    }
+  }
+  return names;
+}

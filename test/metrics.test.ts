@@ -88,6 +88,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
       'msg_memcached_operation_seconds',
       'msg_memcached_errors_total',
       'msg_session_store_errors_total',
+      'msg_build_info',
     ]) {
       expect(g.types.has(name), `gateway ${name}`).to.equal(true);
     }
@@ -105,10 +106,13 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
       'msg_memcached_errors_total',
       'msg_lease_state',
       'msg_draining',
+      'msg_build_info',
     ]) {
       expect(n.types.has(name), `node ${name}`).to.equal(true);
     }
     expect(n.value('msg_lease_state')).to.equal(1);
+    for (const [text, role] of [[g.text, 'gateway'], [n.text, 'node']] as const)
+      expect(text).to.match(new RegExp(`^msg_build_info\\{[^}]*version="\\d+\\.\\d+\\.\\d+"[^}]*role="${role}"[^}]*\\} 1$`, 'm'));
     // The gateway serves (and the cluster counts as started) before its own registration is through on a busy machine.
     await waitFor(async () => (await gateway()).value('msg_lease_state') === 1, { what: 'the gateway lease held' });
     expect(n.value('msg_draining')).to.equal(0);
@@ -135,7 +139,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     expect(g1.value('msg_connect_requests_total', { result: 'ok' }) - g0.value('msg_connect_requests_total', { result: 'ok' })).to.equal(2);
     expect(g1.value('msg_connect_requests_total', { result: 'INVALID_USER_ID' }) - g0.value('msg_connect_requests_total', { result: 'INVALID_USER_ID' })).to.equal(1);
     expect(g1.value('msg_connect_latency_seconds_count') - g0.value('msg_connect_latency_seconds_count')).to.equal(3);
-    expect(g1.value('msg_allocations_total', { nodeId: session.nodeId }) - g0.value('msg_allocations_total', { nodeId: session.nodeId })).to.equal(2);
+    expect(g1.value('msg_allocations_total', { node_id: session.nodeId }) - g0.value('msg_allocations_total', { node_id: session.nodeId })).to.equal(2);
     expect(a1.value('msg_handshakes_total', { result: 'accepted' }) - a0.value('msg_handshakes_total', { result: 'accepted' })).to.equal(1);
     expect(a1.value('msg_handshakes_total', { result: 'invalid_credentials' }) - a0.value('msg_handshakes_total', { result: 'invalid_credentials' })).to.equal(1);
     expect(a1.value('msg_connections') - a0.value('msg_connections')).to.equal(1);

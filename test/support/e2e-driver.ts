@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, LocalCluster } from '@messaging-server/testkit';
+import { freePort, LocalCluster, LocalProxy, type ProxyRoute } from '@messaging-server/testkit';
 
 export interface DriverRequest {
   id: number;
@@ -24,6 +24,9 @@ interface PageState {
   keys: string[];
   console: string[];
   errors: string[];
+  /** URLs (without query: it carries keys) of the page's WebSocket and HTTP requests to node paths. */
+  websockets: string[];
+  nodeRequests: string[];
 }
 
 /** Page methods the test may call, with JSON arguments. */
@@ -31,11 +34,43 @@ const PAGE_ACTIONS = new Set(['goto', 'fill', 'click', 'press', 'textContent', '
 
 const address = process.env['E2E_ADDRESS'] ?? '127.0.0.1';
 let cluster: LocalCluster | undefined;
+let proxy: LocalProxy | undefined;
+let proxyDir: string | undefined;
 let context: BrowserContext | undefined;
 let profile: string | undefined;
 const pages = new Map<string, PageState>();
 
-async function startCluster(): Promise<unknown> {
+const routesOf = (c: LocalCluster): ProxyRoute[] => [...c.nodes.values()].map((n) => ({ nodeId: n.nodeId, port: n.port }));
+
+/**
+ * The cluster behind the proxy with the shipped routes (k8s/base/proxy/routes.conf), TLS on the namespace address:
+ * nodes listen on loopback only and advertise their path on the proxy's origin; the browser reaches nothing else.
+ */
+async function startProxied(): Promise<unknown> {
+  const port = await freePort();
+  const origin = `https://${address}:${String(port)}`;
+  cluster = await LocalCluster.start({
+    nodes: 0,
+    env: { MSG_CLUSTER_SECRET: 'e2e-cluster-secret', MSG_LOG_LEVEL: 'info' },
+    nodeEnv: { MSG_PUBLIC_BASE_URL: origin },
+    gatewayEnv: { MSG_TRUSTED_PROXIES: '127.0.0.1' },
+  });
+  for (const nodeId of ['node-1', 'node-2']) await cluster.addNode({ nodeId });
+  await cluster.waitForGatewaysToSee(2);
+  proxyDir = await mkdtemp(join(tmpdir(), 'msg-e2e-proxy-'));
+  proxy = await LocalProxy.start({
+    dir: proxyDir,
+    host: address,
+    listenHost: '0.0.0.0',
+    port,
+    gatewayPorts: cluster.gateways.map((g) => g.port),
+    nodes: routesOf(cluster),
+  });
+  return { gatewayUrl: proxy.origin, nodes: nodeList() };
+}
+
+async function startCluster(args: { proxy?: boolean }): Promise<unknown> {
+  if (args.proxy) return startProxied();
   // Every process listens on all of the namespace's interfaces; clients get the namespace address, as in a real
   // deployment where the browser is not on the nodes' loopback.
   cluster = await LocalCluster.start({
@@ -57,12 +92,14 @@ function nodeList(): { nodeId: string; listeningAddress: string }[] {
   return [...(cluster?.nodes.values() ?? [])].map((n) => ({ nodeId: n.nodeId, listeningAddress: n.listeningAddress }));
 }
 
-async function launch(args: { secureOrigin?: string }): Promise<unknown> {
+async function launch(args: { secureOrigin?: string; ignoreHttpsErrors?: boolean }): Promise<unknown> {
   profile = await mkdtemp(join(tmpdir(), 'msg-e2e-chromium-'));
   context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env['CHROMIUM'] ?? '/usr/bin/chromium',
     headless: true,
     viewport: { width: 1000, height: 900 },
+    // The proxy's certificate comes from a CA made for this run.
+    ignoreHTTPSErrors: args.ignoreHttpsErrors === true,
     args: [
       '--headless',
       '--no-sandbox',
@@ -91,7 +128,12 @@ async function launch(args: { secureOrigin?: string }): Promise<unknown> {
 async function openPage(args: { name: string }): Promise<unknown> {
   if (!context) throw new Error('browser not launched');
   const page = await context.newPage();
-  const state: PageState = { page, keys: [], console: [], errors: [] };
+  const state: PageState = { page, keys: [], console: [], errors: [], websockets: [], nodeRequests: [] };
+  const withoutQuery = (url: string): string => url.split('?')[0] ?? url;
+  page.on('websocket', (socket) => state.websockets.push(withoutQuery(socket.url())));
+  page.on('request', (request) => {
+    if (/\/n\/[^/]+\/ws\//.test(request.url())) state.nodeRequests.push(withoutQuery(request.url()));
+  });
   page.on('console', (message) => state.console.push(`${message.type()}: ${message.text()}`.slice(0, 500)));
   page.on('pageerror', (error) => state.errors.push(error.message));
   page.on('response', (response) => {
@@ -130,6 +172,8 @@ async function drain(args: { nodeId: string }): Promise<unknown> {
   if (!cluster) throw new Error('no cluster');
   const started = Date.now();
   const status = await cluster.drainNode(args.nodeId, 30_000);
+  // Routable until it exited, so its clients got their close through the proxy; now the route goes.
+  await proxy?.setNodes(routesOf(cluster));
   return { ...status, ms: Date.now() - started };
 }
 
@@ -144,8 +188,9 @@ let stopping: Promise<void> | undefined;
 function shutdown(): Promise<void> {
   stopping ??= (async () => {
     await context?.close().catch(() => undefined);
+    await proxy?.stop().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
-    if (profile) await rm(profile, { recursive: true, force: true }).catch(() => undefined);
+    for (const dir of [profile, proxyDir]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   })();
   return stopping;
 }
@@ -154,7 +199,7 @@ async function dispatch(request: DriverRequest): Promise<unknown> {
   const args = (request.args ?? {}) as never;
   switch (request.cmd) {
     case 'start':
-      return startCluster();
+      return startCluster(args);
     case 'launch':
       return launch(args);
     case 'open':
@@ -163,6 +208,10 @@ async function dispatch(request: DriverRequest): Promise<unknown> {
       return pageAction(args);
     case 'keys':
       return pageState((args as { name: string }).name).keys;
+    case 'traffic': {
+      const state = pageState((args as { name: string }).name);
+      return { websockets: state.websockets, nodeRequests: state.nodeRequests };
+    }
     case 'nodes':
       return nodeList();
     case 'drain':

@@ -50,6 +50,10 @@ export class RemotePage {
   keys(): Promise<string[]> {
     return this.driver.call('keys', { name: this.name });
   }
+  /** The page's WebSocket URLs and HTTP requests under `/n/<nodeId>/ws/`, without query strings. */
+  traffic(): Promise<{ websockets: string[]; nodeRequests: string[] }> {
+    return this.driver.call('traffic', { name: this.name });
+  }
 }
 
 /** The test's handle on ./e2e-driver.ts, which runs inside the namespace. */

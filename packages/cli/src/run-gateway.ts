@@ -8,14 +8,9 @@ import { VERSION } from './version.js';
 export async function runGateway(env: Record<string, string | undefined>): Promise<void> {
   const config = loadConfig('gateway', env);
   const logger = createPinoLogger({ level: config.logLevel, name: 'gateway' });
-  if (config.production) {
-    // Allowed, but worth a line an operator sees at start: each is a documented risk (docs/security.md).
-    if (config.authJwtSecret === undefined && config.authJwksUrl === undefined) {
-      logger.warn({}, 'production mode without /connect authentication: userIds are unauthenticated');
-    }
-    if (config.allowedOrigins.includes('*')) logger.warn({}, 'production mode with MSG_ALLOWED_ORIGINS=*');
-    if (config.connectRatePerIpPerMinute === 0) logger.warn({}, 'production mode without a per-IP /connect limit');
-  }
+  // Authentication, origins and trusted proxies are enforced by loadConfig in production mode; this one is a
+  // documented risk (docs/security.md), allowed but worth a line an operator sees at start.
+  if (config.production && config.connectRatePerIpPerMinute === 0) logger.warn({}, 'production mode without a per-IP /connect limit');
   const backends = createBackends(config, logger, 'distributed');
   const dir = publicDir();
   // startGatewayServer logs its own 'gateway listening' line with port and gatewayId.

@@ -9,8 +9,6 @@ export async function runNode(env: Record<string, string | undefined>): Promise<
   // The node binds nodeId on its own lines; this process's lines get it once, through the child.
   const baseLogger = createPinoLogger({ level: config.logLevel, name: 'node' });
   const logger = baseLogger.child({ nodeId: config.nodeId });
-  // Without a cluster secret, production mode already stopped in loadConfig.
-  if (config.production && config.allowedOrigins.includes('*')) logger.warn({}, 'production mode with MSG_ALLOWED_ORIGINS=*');
   const backends = createBackends(config, logger, 'distributed');
   let started: Awaited<ReturnType<typeof startNodeServer>>;
   try {

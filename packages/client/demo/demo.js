@@ -8,12 +8,18 @@
   const gatewayUrl = params.get('gateway') || location.origin;
   // No STUN by default: peers on one network need none, and the demo must work offline. `?stun=stun:host:port` adds one.
   const rtcConfig = { iceServers: params.get('stun') ? [{ urls: params.get('stun') }] : [] };
+  // `?transports=xhr-streaming` (comma-separated SockJS transport names) tries a proxy's fallbacks without WebSocket.
+  const transports = (params.get('transports') || '').split(',').filter(Boolean);
 
   const demo = {
     client: null,
     call: null,
     state: 'idle',
     nodeId: null,
+    /** The address the gateway gave for that node (behind the proxy: `https://<host>/n/<nodeId>/ws`). */
+    listeningAddress: null,
+    /** Close codes of every connection the node ended (4000 when it drains), in order. */
+    closeCodes: [],
     pcState: null,
     iceState: null,
     channelState: null,
@@ -82,7 +88,20 @@
 
   async function connectAs(userId) {
     setError('');
-    const client = new MessagingClient({ gatewayUrl, userId });
+    // The SDK logs each close with its code; the page shows it, so a drain's 4000 is visible.
+    const logger = {
+      debug() {},
+      info(fields, message) {
+        if (message !== 'connection closed') return;
+        demo.closeCodes.push(fields.code);
+        logSys(`node closed the connection: ${fields.code} ${fields.reason || ''}`.trim());
+      },
+      warn() {},
+      error() {},
+    };
+    const options = { gatewayUrl, userId, logger };
+    if (transports.length > 0) options.sockjsOptions = { transports };
+    const client = new MessagingClient(options);
     demo.client = client;
     client.on('state', (state) => {
       setState(state);
@@ -90,8 +109,11 @@
     });
     client.on('session', (session) => {
       demo.nodeId = session.nodeId;
+      demo.listeningAddress = session.listeningAddress;
       text('node-id', session.nodeId);
       $('node-id').className = '';
+      text('node-address', session.listeningAddress);
+      $('node-address').className = '';
       logSys(`welcome from ${session.nodeId}`);
     });
     client.on('error', (error) => logSys(`error ${error.code}`));
@@ -101,7 +123,9 @@
       endCall();
       if (stopListening) stopListening();
       demo.nodeId = null;
+      demo.listeningAddress = null;
       text('node-id', null);
+      text('node-address', null);
     });
     client.on('message', (message) => {
       if (isSignal(message.content)) logSignal('in', message.from, signalType(message.content));

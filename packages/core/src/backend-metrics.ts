@@ -1,4 +1,4 @@
-import { Counter, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { BackendOperationHook } from './instrumented-backends.js';
 
 /**
@@ -29,4 +29,18 @@ export function backendOperationMetrics(registry: Registry, backend: 'etcd' | 'm
 function errorCode(error: unknown): string {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : 'UNKNOWN';
+}
+
+/**
+ * `msg_build_info{version,role,nodejs} 1`: which build runs where, so dashboards can tell a rollout apart from a
+ * regression (`* on(pod) group_left(version) msg_build_info`).
+ */
+export function registerBuildInfo(registry: Registry, role: 'gateway' | 'node', version: string): void {
+  const info = new Gauge({
+    name: 'msg_build_info',
+    help: 'Always 1; the labels name the running build',
+    labelNames: ['version', 'role', 'nodejs'] as const,
+    registers: [registry],
+  });
+  info.set({ version, role, nodejs: process.version }, 1);
 }

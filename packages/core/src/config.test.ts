@@ -47,7 +47,7 @@ describe('loadConfig', () => {
         pendingMax: 256,
         maxMessageBytes: 65536,
         drainTimeoutSeconds: 25,
-        drainRatePerSecond: 100,
+        drainRatePerSecond: 1000,
         rateMessagesPerSecond: 1000,
         rateBurst: 2000,
         leaseTtlSeconds: 5,
@@ -153,6 +153,30 @@ describe('loadConfig', () => {
 
     it('derive the standalone internal URL from its single port', () => {
       expect(loadConfig('standalone', { MSG_PORT: '7000' }).internalUrl).to.equal('http://127.0.0.1:7000');
+    });
+
+    it('derive the public URL from MSG_PUBLIC_BASE_URL and the node id: one path per node behind the proxy', () => {
+      const config = loadConfig('node', { MSG_NODE_ID: 'msg-node-3', MSG_PUBLIC_BASE_URL: 'https://signaling.example.com/' });
+      expect(config.publicUrl).to.equal('https://signaling.example.com/n/msg-node-3/ws');
+      const prefixed = loadConfig('node', { MSG_NODE_ID: 'node-1', MSG_PUBLIC_BASE_URL: 'https://example.com/chat' });
+      expect(prefixed.publicUrl).to.equal('https://example.com/chat/n/node-1/ws');
+      const explicit = loadConfig('node', { MSG_PUBLIC_BASE_URL: 'https://example.com', MSG_PUBLIC_URL: 'https://other.example/ws' });
+      expect(explicit.publicUrl).to.equal('https://other.example/ws');
+    });
+
+    it('refuse a base URL with a query, and a node id that is no plain path segment', () => {
+      expect(problemsOf('node', { MSG_NODE_ID: 'n1', MSG_PUBLIC_BASE_URL: 'https://example.com/?x=1' })[0]).to.match(/^MSG_PUBLIC_BASE_URL must be/);
+      expect(problemsOf('node', { MSG_NODE_ID: 'a/b', MSG_PUBLIC_BASE_URL: 'https://example.com' })[0]).to.match(/^MSG_NODE_ID must be/);
+    });
+
+    it('derive the drain rate from the connection limit and the drain timeout, so a full node drains in time', () => {
+      expect(loadConfig('node', {}).drainRatePerSecond).to.equal(1000);
+      expect(loadConfig('node', { MSG_MAX_CONNECTIONS: '50000', MSG_DRAIN_TIMEOUT_SECONDS: '50' }).drainRatePerSecond).to.equal(1250);
+      // Never below 100/s, also without a limit or without a drain timeout.
+      expect(loadConfig('node', { MSG_MAX_CONNECTIONS: '1000' }).drainRatePerSecond).to.equal(100);
+      expect(loadConfig('node', { MSG_MAX_CONNECTIONS: '0' }).drainRatePerSecond).to.equal(100);
+      expect(loadConfig('node', { MSG_DRAIN_TIMEOUT_SECONDS: '0' }).drainRatePerSecond).to.equal(100);
+      expect(loadConfig('node', { MSG_DRAIN_RATE_PER_SECOND: '7' }).drainRatePerSecond).to.equal(7);
     });
 
     it('yield to explicit values', () => {
@@ -265,15 +289,41 @@ describe('loadConfig', () => {
       expect(problems.join('\n')).to.match(/MSG_TRUSTED_PROXIES.*10\.0\.0\.0\/33, proxy\.local/).and.match(/MSG_ALLOWED_ORIGINS/);
     });
 
-    it('refuses a node without cluster secret in production mode, by flag or NODE_ENV', () => {
+    const SECURE_NODE = { MSG_CLUSTER_SECRET: 's', MSG_ALLOWED_ORIGINS: 'https://app.example.com' };
+    const SECURE_GATEWAY = { MSG_AUTH_JWKS_URL: 'https://auth.example.com/jwks.json', MSG_ALLOWED_ORIGINS: 'https://app.example.com', MSG_TRUSTED_PROXIES: '10.0.0.0/8' };
+
+    it('refuses a node without cluster secret or with any origin in production mode, by flag or NODE_ENV', () => {
       expect(problemsOf('node', { MSG_PRODUCTION: 'true' })).to.deep.equal([
         'MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+        'MSG_ALLOWED_ORIGINS must list the origins, not *, in production mode (MSG_PRODUCTION or NODE_ENV=production)',
       ]);
-      expect(problemsOf('standalone', { NODE_ENV: 'production' })).to.have.length(1);
-      expect(loadConfig('node', { NODE_ENV: 'production', MSG_CLUSTER_SECRET: 's' }).production).to.equal(true);
-      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes' }).production).to.equal(true);
+      expect(problemsOf('node', { NODE_ENV: 'production', MSG_ALLOWED_ORIGINS: 'https://app.example.com' })).to.have.length(1);
+      expect(loadConfig('node', { NODE_ENV: 'production', ...SECURE_NODE }).production).to.equal(true);
       expect(loadConfig('node', { MSG_PRODUCTION: '0' }).production).to.equal(false);
       expect(problemsOf('node', { MSG_PRODUCTION: 'maybe' })[0]).to.match(/^MSG_PRODUCTION="maybe" must be one of/);
+    });
+
+    it('refuses a gateway without authentication, explicit origins or trusted proxies in production mode', () => {
+      expect(problemsOf('gateway', { MSG_PRODUCTION: 'yes' })).to.deep.equal([
+        'MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+        'MSG_ALLOWED_ORIGINS must list the origins, not *, in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+        "MSG_TRUSTED_PROXIES (the proxy's addresses) is required in production mode (MSG_PRODUCTION or NODE_ENV=production)",
+      ]);
+      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes', ...SECURE_GATEWAY }).production).to.equal(true);
+      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes', ...SECURE_GATEWAY, MSG_AUTH_JWKS_URL: '', MSG_AUTH_JWT_SECRET: 'k' }).production).to.equal(true);
+      expect(problemsOf('standalone', { NODE_ENV: 'production', ...SECURE_NODE })).to.have.length(2);
+    });
+
+    it('lets an explicit MSG_PRODUCTION=false win over NODE_ENV=production (the image sets NODE_ENV)', () => {
+      expect(loadConfig('gateway', { NODE_ENV: 'production', MSG_PRODUCTION: 'false' }).production).to.equal(false);
+    });
+
+    it('refuses, in production mode, a drain that cannot close a full node before its timeout', () => {
+      const problems = problemsOf('node', { MSG_PRODUCTION: 'true', ...SECURE_NODE, MSG_DRAIN_RATE_PER_SECOND: '100' });
+      expect(problems).to.deep.equal([
+        'MSG_DRAIN_RATE_PER_SECOND × MSG_DRAIN_TIMEOUT_SECONDS (2500) must cover MSG_MAX_CONNECTIONS (20000) in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+      ]);
+      expect(loadConfig('node', { MSG_PRODUCTION: 'true', ...SECURE_NODE, MSG_DRAIN_RATE_PER_SECOND: '100', MSG_MAX_CONNECTIONS: '2500' }).production).to.equal(true);
     });
   });
 

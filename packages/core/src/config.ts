@@ -36,6 +36,8 @@ export interface GatewayConfig extends CommonConfig {
 export interface NodeConfig extends CommonConfig {
   internalPort: number;
   nodeId: string;
+  /** `MSG_PUBLIC_BASE_URL`: the public origin (and path prefix) of the proxy that routes `/n/<nodeId>/…` here. */
+  publicBaseUrl?: string;
   publicUrl: string;
   internalUrl: string;
   sessionTtlSeconds: number;
@@ -90,7 +92,9 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_PORT', key: 'port', type: 'port', kinds: ALL, fallback: (_p, kind) => (kind === 'node' ? 8081 : 8080) },
   { env: 'MSG_INTERNAL_PORT', key: 'internalPort', type: 'port', kinds: NODE, fallback: 9081 },
   { env: 'MSG_NODE_ID', key: 'nodeId', type: 'string', kinds: NODE, fallback: (p) => `${hostname()}-${String(p['port'])}` },
-  { env: 'MSG_PUBLIC_URL', key: 'publicUrl', type: 'url', kinds: NODE, fallback: (p) => `http://127.0.0.1:${String(p['port'])}/ws` },
+  { env: 'MSG_PUBLIC_BASE_URL', key: 'publicBaseUrl', type: 'url', kinds: NODE },
+  // Behind the proxy a node is `<base>/n/<nodeId>/ws` (docs/decisions.md, "Node addresses"); MSG_PUBLIC_URL wins.
+  { env: 'MSG_PUBLIC_URL', key: 'publicUrl', type: 'url', kinds: NODE, fallback: (p) => publicUrlOf(p) },
   {
     env: 'MSG_INTERNAL_URL',
     key: 'internalUrl',
@@ -106,13 +110,22 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_RESUME_WINDOW_MS', key: 'resumeWindowMs', type: 'integer', kinds: NODE, fallback: 10000, min: 0, max: 600_000 },
   { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
-  { env: 'MSG_DRAIN_RATE_PER_SECOND', key: 'drainRatePerSecond', type: 'integer', kinds: NODE, fallback: 100, min: 1, max: 1_000_000 },
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
   { env: 'MSG_RATE_MESSAGES_PER_SECOND', key: 'rateMessagesPerSecond', type: 'integer', kinds: NODE, fallback: 1000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BYTES_PER_SECOND', key: 'rateBytesPerSecond', type: 'integer', kinds: NODE, fallback: 1_048_576, min: 256, max: 1 << 30 },
   { env: 'MSG_RATE_BYTES_BURST', key: 'rateBytesBurst', type: 'integer', kinds: NODE, fallback: 4_194_304, min: 256, max: 1 << 30 },
   { env: 'MSG_MAX_CONNECTIONS', key: 'maxConnections', type: 'integer', kinds: NODE, fallback: 20_000, min: 0, max: 10_000_000 },
+  // After MSG_MAX_CONNECTIONS and MSG_DRAIN_TIMEOUT_SECONDS: its default is derived from both.
+  {
+    env: 'MSG_DRAIN_RATE_PER_SECOND',
+    key: 'drainRatePerSecond',
+    type: 'integer',
+    kinds: NODE,
+    fallback: (p) => drainRateFor(Number(p['maxConnections']), Number(p['drainTimeoutSeconds'])),
+    min: 1,
+    max: 1_000_000,
+  },
   { env: 'MSG_IDLE_TIMEOUT_SECONDS', key: 'idleTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 300, min: 0, max: 86400 },
   { env: 'MSG_ALLOWED_ORIGINS', key: 'allowedOrigins', type: 'list', kinds: ALL, fallback: '*' },
   {
@@ -142,6 +155,26 @@ export const CONFIG_FIELDS: readonly Field[] = [
 /** The names of every variable the given process kind reads (for docs, manifests checks and `--help`). */
 export function configVariables(kind?: ProcessKind): string[] {
   return CONFIG_FIELDS.filter((f) => kind === undefined || f.kinds.includes(kind)).map((f) => f.env);
+}
+
+/** `<MSG_PUBLIC_BASE_URL>/n/<nodeId>/ws` when a base is set, else the node's own port on loopback. */
+function publicUrlOf(p: Record<string, unknown>): string {
+  const base = p['publicBaseUrl'];
+  if (typeof base !== 'string') return `http://127.0.0.1:${String(p['port'])}/ws`;
+  return `${base.replace(/\/+$/, '')}/n/${encodeURIComponent(String(p['nodeId']))}/ws`;
+}
+
+/** The drain closes clients at this rate; at the default it empties a full node within 80 % of the drain timeout. */
+export const DRAIN_TIME_SHARE = 0.8;
+const MIN_DRAIN_RATE = 100;
+
+/**
+ * The default drain rate: fast enough that a node at MSG_MAX_CONNECTIONS closes every client gracefully (4000)
+ * before MSG_DRAIN_TIMEOUT_SECONDS, and never below 100/s. 20,000 connections in 25 s give 1,000/s.
+ */
+export function drainRateFor(maxConnections: number, drainTimeoutSeconds: number): number {
+  if (!(maxConnections > 0) || !(drainTimeoutSeconds > 0)) return MIN_DRAIN_RATE;
+  return Math.max(MIN_DRAIN_RATE, Math.ceil(maxConnections / (drainTimeoutSeconds * DRAIN_TIME_SHARE)));
 }
 
 export class ConfigError extends Error {
@@ -217,7 +250,7 @@ export function originAllowed(allowed: readonly string[], origin: string | undef
 }
 
 /** Rules that span several variables, or need more than a pattern. */
-function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>, env: Readonly<Record<string, string | undefined>>): string[] {
+function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>): string[] {
   const problems: string[] = [];
   const proxies = values['trustedProxies'];
   if (Array.isArray(proxies)) {
@@ -229,9 +262,38 @@ function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>, 
     const bad = origins.filter((item) => item !== '*' && !/^https?:\/\/[^/\s]+$/.test(String(item)));
     if (bad.length > 0) problems.push(`MSG_ALLOWED_ORIGINS entries must be * or scheme://host[:port]: ${bad.join(', ')}`);
   }
-  const production = values['production'] === true || env['NODE_ENV'] === 'production';
-  if (production && kind !== 'gateway' && values['clusterSecret'] === undefined) {
-    problems.push('MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)');
+  const base = values['publicBaseUrl'];
+  if (typeof base === 'string' && !/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(base)) {
+    problems.push(`MSG_PUBLIC_BASE_URL must be scheme://host[:port][/path], without query or fragment: ${base}`);
+  }
+  if (typeof base === 'string' && !/^[A-Za-z0-9_-]+$/.test(String(values['nodeId']))) {
+    problems.push(`MSG_NODE_ID must be letters, digits, _ and - with MSG_PUBLIC_BASE_URL (it is a path segment): ${String(values['nodeId'])}`);
+  }
+  if (values['production'] === true) problems.push(...productionProblems(kind, values));
+  return problems;
+}
+
+/**
+ * Production mode refuses what is only safe on a trusted network: an open internal API, unauthenticated
+ * userIds, any browser origin, and a gateway that cannot tell clients apart behind its proxy.
+ */
+function productionProblems(kind: ProcessKind, values: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  const why = 'in production mode (MSG_PRODUCTION or NODE_ENV=production)';
+  const isGateway = kind !== 'node';
+  const isNode = kind !== 'gateway';
+  if (isNode && values['clusterSecret'] === undefined) problems.push(`MSG_CLUSTER_SECRET is required ${why}`);
+  if (isGateway && values['authJwtSecret'] === undefined && values['authJwksUrl'] === undefined) {
+    problems.push(`MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required ${why}`);
+  }
+  if ((values['allowedOrigins'] as string[]).includes('*')) problems.push(`MSG_ALLOWED_ORIGINS must list the origins, not *, ${why}`);
+  if (isGateway && values['trustedProxies'] === undefined) problems.push(`MSG_TRUSTED_PROXIES (the proxy's addresses) is required ${why}`);
+  const max = Number(values['maxConnections']);
+  const covered = Number(values['drainRatePerSecond']) * Number(values['drainTimeoutSeconds']);
+  if (isNode && max > 0 && covered < max) {
+    problems.push(
+      `MSG_DRAIN_RATE_PER_SECOND × MSG_DRAIN_TIMEOUT_SECONDS (${String(covered)}) must cover MSG_MAX_CONNECTIONS (${String(max)}) ${why}`,
+    );
   }
   return problems;
 }
@@ -260,14 +322,16 @@ export function loadConfig<K extends ProcessKind>(kind: K, env: Readonly<Record<
     }
     values[field.key] = valueOf(field, holder.value);
   }
+  const explicit = { ...values };
   // Derived defaults run after explicit values, in table order, so e.g. the node id can use the chosen port.
   for (const field of fields) {
     if (field.key in values || field.fallback === undefined) continue;
     const fallback = typeof field.fallback === 'function' ? field.fallback(values, kind) : field.fallback;
     values[field.key] = valueOf(field, fallback);
   }
-  if (values['production'] === false && env['NODE_ENV'] === 'production') values['production'] = true;
-  problems.push(...crossFieldProblems(kind, values, env));
+  // NODE_ENV=production (the image sets it) means production mode, unless MSG_PRODUCTION says otherwise.
+  if (!('production' in explicit) && env['NODE_ENV'] === 'production') values['production'] = true;
+  problems.push(...crossFieldProblems(kind, values));
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(values) as unknown as Readonly<ConfigByKind[K]>;
 }

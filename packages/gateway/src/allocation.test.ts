@@ -148,7 +148,7 @@ describe('gateway allocation over HTTP', () => {
     await h.connect('alice');
     await h.connect('bob');
     const text = await (await fetch(`${h.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-    expect(text).to.include('msg_allocations_total{nodeId="node-a"} 2');
+    expect(text).to.include('msg_allocations_total{node_id="node-a"} 2');
     expect(text).to.include('msg_nodes{state="active"} 1');
   });
 });

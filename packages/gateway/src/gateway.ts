@@ -134,7 +134,7 @@ class KoaGateway implements Gateway {
     });
     this.metrics = new GatewayMetrics(
       { nodeCounts: () => this.view.countByState(), registrySynced: () => this.watch?.synced ?? false },
-      deps.defaultMetrics === undefined ? {} : { defaultMetrics: deps.defaultMetrics },
+      deps.defaultMetrics === undefined ? { version: this.version } : { defaultMetrics: deps.defaultMetrics, version: this.version },
     );
     // Every etcd and memcached call of this gateway is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
     this.registry = instrumentRegistry(deps.registry, this.metrics.etcd);
@@ -149,7 +149,7 @@ class KoaGateway implements Gateway {
       handshakeTimeoutSeconds: deps.config.handshakeTimeoutSeconds,
       storeBudgetMs: storeTimeoutMs,
       onStoreError,
-      onAllocated: (nodeId) => this.metrics.allocations.inc({ nodeId }),
+      onAllocated: (nodeId) => this.metrics.allocations.inc({ node_id: nodeId }),
     });
     this.storeProbe = new StoreProbe(this.sessions, { timeoutMs: storeTimeoutMs, cacheMs: 1000, onError: onStoreError });
     this.authenticator = deps.authenticator ?? this.jwtAuthenticatorFromConfig();

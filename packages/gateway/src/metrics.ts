@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { backendOperationMetrics, type BackendOperationHook } from '@messaging-server/core';
+import { backendOperationMetrics, registerBuildInfo, type BackendOperationHook } from '@messaging-server/core';
 
 export interface GatewayMetricsSource {
   nodeCounts(): { active: number; draining: number };
@@ -11,15 +11,17 @@ export class GatewayMetrics {
   readonly registry = new Registry();
   readonly connectRequests: Counter<'result'>;
   readonly connectLatency: Histogram<'result'>;
-  readonly allocations: Counter<'nodeId'>;
+  /** Label `node_id`, as on every node metric (one label style across the cluster's metrics). */
+  readonly allocations: Counter<'node_id'>;
   readonly sessionStoreErrors: Counter;
   readonly leaseState: Gauge;
   /** Feed for the instrumented registry and session store: `msg_etcd_*` and `msg_memcached_*`. */
   readonly etcd: BackendOperationHook;
   readonly memcached: BackendOperationHook;
 
-  constructor(source: GatewayMetricsSource, options: { defaultMetrics?: boolean } = {}) {
+  constructor(source: GatewayMetricsSource, options: { defaultMetrics?: boolean; version?: string } = {}) {
     const registers = [this.registry];
+    registerBuildInfo(this.registry, 'gateway', options.version ?? '0.0.0');
     this.connectRequests = new Counter({
       name: 'msg_connect_requests_total',
       help: 'POST /connect requests by result (an error code, or "ok")',
@@ -36,7 +38,7 @@ export class GatewayMetrics {
     this.allocations = new Counter({
       name: 'msg_allocations_total',
       help: 'Sessions assigned to each node by this gateway',
-      labelNames: ['nodeId'],
+      labelNames: ['node_id'],
       registers,
     });
     this.sessionStoreErrors = new Counter({

@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { backendOperationMetrics } from '@messaging-server/core';
+import { backendOperationMetrics, registerBuildInfo } from '@messaging-server/core';
+
+/** This package's version; the workspaces are released together, so it is the build's. */
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export interface NodeMetricsSources {
   connections(): number;
@@ -9,9 +13,11 @@ export interface NodeMetricsSources {
 }
 
 /** One prom-client Registry per node, so several nodes in one process (tests, standalone) never clash. */
-export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string) {
+export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string, version = PACKAGE_VERSION) {
   const registry = new Registry();
+  // snake_case label names throughout (Prometheus convention), gateways included.
   registry.setDefaultLabels({ node_id: nodeId });
+  registerBuildInfo(registry, 'node', version);
   collectDefaultMetrics({ register: registry });
   // Per-message counts are plain numbers on the hot path, folded into their counters when scraped
   // (a labelled inc() hashes its labels on every call).

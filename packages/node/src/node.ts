@@ -106,7 +106,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   const pending = new PendingQueues(config.pendingMax, config.pendingMax * 100, config.pendingTtlMs, (envelope) =>
     delivery.settle(envelope, 'EXPIRED'),
   );
-  const metrics = createNodeMetrics({ connections: () => table.openCount, pending: () => pending.size, held: () => router.held }, nodeId);
+  const sources = { connections: () => table.openCount, pending: () => pending.size, held: () => router.held };
+  const metrics = deps.version === undefined ? createNodeMetrics(sources, nodeId) : createNodeMetrics(sources, nodeId, deps.version);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
   const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);

@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { loadConfig } from '@messaging-server/core';
 import { fileURLToPath } from 'node:url';
 import { startEtcd, uniquePrefix, type EtcdServer } from './etcd-server.js';
 import { freePort } from './free-port.js';
@@ -13,6 +14,9 @@ export interface ClusterOptions {
   gateways?: number;
   /** Extra MSG_* variables for every process. */
   env?: Record<string, string>;
+  /** Extra MSG_* variables for nodes only (e.g. MSG_PUBLIC_BASE_URL) and for gateways only (MSG_TRUSTED_PROXIES). */
+  nodeEnv?: Record<string, string>;
+  gatewayEnv?: Record<string, string>;
   /** Fixed ports for `make run`; tests leave them out and get free ports. */
   gatewayPorts?: number[];
   nodePorts?: { port: number; internalPort: number }[];
@@ -41,6 +45,14 @@ export interface ClusterNode {
   readonly listeningAddress: string;
   readonly internalUrl: string;
   readonly process: ManagedProcess;
+}
+
+function listeningAddressOf(env: NodeJS.ProcessEnv): string {
+  try {
+    return loadConfig('node', env).publicUrl;
+  } catch {
+    return `http://127.0.0.1:${String(env['MSG_PORT'])}/ws`; // the node itself will say what is wrong
+  }
 }
 
 async function fetchOk(url: string): Promise<boolean> {
@@ -127,7 +139,7 @@ export class LocalCluster {
     const name = `gateway-${String(this.gateways.length + 1)}`;
     return this.withPortRetry(port === undefined, async () => {
       const chosen = port ?? (await freePort());
-      const proc = this.spawn(name, 'gateway', { ...this.baseEnv(), MSG_PORT: String(chosen) });
+      const proc = this.spawn(name, 'gateway', { ...this.baseEnv(), ...this.options.gatewayEnv, MSG_PORT: String(chosen) });
       const gateway = { name, port: chosen, url: `http://127.0.0.1:${String(chosen)}`, process: proc };
       await this.waitReady(proc, `${gateway.url}/healthz`);
       this.gateways.push(gateway);
@@ -140,18 +152,21 @@ export class LocalCluster {
     return this.withPortRetry(options.ports === undefined, async () => {
       const port = options.ports?.port ?? (await freePort());
       const internalPort = options.ports?.internalPort ?? (await freePort());
-      const proc = this.spawn(nodeId, 'node', {
+      const env = {
         ...this.baseEnv(),
+        ...this.options.nodeEnv,
         MSG_NODE_ID: nodeId,
         MSG_PORT: String(port),
         MSG_INTERNAL_PORT: String(internalPort),
         ...options.env,
-      });
+      };
+      const proc = this.spawn(nodeId, 'node', env);
       const node: ClusterNode = {
         nodeId,
         port,
         internalPort,
-        listeningAddress: `http://127.0.0.1:${String(port)}/ws`,
+        // What the node itself advertises (its own port, MSG_PUBLIC_URL, or its path behind the proxy).
+        listeningAddress: listeningAddressOf(env),
         internalUrl: `http://127.0.0.1:${String(internalPort)}`,
         process: proc,
       };

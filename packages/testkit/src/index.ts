@@ -9,3 +9,5 @@ export * from './session-store-contract.js';
 export * from './etcd-server.js';
 export * from './registry-contract.js';
 export { abandonRegistration, memoryRegistryControl, type MemoryRegistryControl } from '@messaging-server/core/testing';
+export * from './local-ca.js';
+export * from './local-proxy.js';
