@@ -1,4 +1,5 @@
-import SockJSClient from 'sockjs-client';
+// In browsers, '#sockjs' is sockjs-client's prebuilt bundle, which needs no `global` (see package.json "imports").
+import SockJSClient from '#sockjs';
 import type { ErrorBody, JsonValue, ServerFrame, Session } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
 import { MessagingError, type MessagingErrorCode } from './errors.js';

@@ -19,13 +19,13 @@ import {
 import {
   CLOSE_CODES,
   isValidUserId,
-  parseClientFrame,
   type CloseReason,
   type FrameErrorCode,
   type NodeRecord,
   type ServerFrame,
   type SessionRecord,
 } from '@messaging-server/protocol';
+import { parseClientFrame } from '@messaging-server/protocol/schemas';
 import { fromSockJs, type ClientConnection } from './client-connection.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
