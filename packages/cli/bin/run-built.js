@@ -1,0 +1,15 @@
+// The commands' entry files live here, committed, because npm links a package's `bin` only if its target exists
+// when `npm ci` runs: on a fresh clone that is before the build, so a bin pointing into dist/ would never be linked
+// and `npx msgctl` would look for a package of that name in the registry instead.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** Runs the built command `dist/bin/<name>.js`, or says how to build it. */
+export async function runBuilt(name) {
+  const entry = new URL(`../dist/bin/${name}.js`, import.meta.url);
+  if (!existsSync(fileURLToPath(entry))) {
+    process.stderr.write(`${name}: not built yet (${fileURLToPath(entry)} is missing); run \`make build\` at the repository root\n`);
+    process.exit(1);
+  }
+  await import(entry.href);
+}
