@@ -18,7 +18,7 @@ deps:
 	else echo "deps: missing$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi
 
 node_modules/.package-lock.json: package.json package-lock.json packages/*/package.json
-	npm ci --no-audit --no-fund
+	npm ci --prefer-offline --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.package-lock.json
