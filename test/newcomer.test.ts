@@ -1,6 +1,8 @@
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -136,6 +138,11 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
     const code = bundle.outputFiles[0]?.text ?? '';
     expect(code).to.not.contain('ajv');
 
+    // The app's own web server, on loopback like the cluster: Chromium refuses a public page's requests to loopback.
+    const html = `<!doctype html><script>window.GATEWAY_URL = ${JSON.stringify(gatewayUrl)};</script><script>${code}</script>`;
+    const site = createServer((_req, res) => void res.writeHead(200, { 'content-type': 'text/html' }).end(html));
+    site.listen(0, '127.0.0.1');
+    await once(site, 'listening');
     const browser = await chromium.launch({
       executablePath: process.env['CHROMIUM'] ?? '/usr/bin/chromium',
       args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'],
@@ -144,18 +151,13 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
-      await page.route('http://newcomer.test/**', (route) =>
-        route.fulfill({
-          contentType: 'text/html',
-          body: `<!doctype html><script>window.GATEWAY_URL = ${JSON.stringify(gatewayUrl)};</script><script>${code}</script>`,
-        }),
-      );
-      await page.goto('http://newcomer.test/');
+      await page.goto(`http://127.0.0.1:${String((site.address() as AddressInfo).port)}/`);
       expect(await page.evaluate('typeof global')).to.equal('undefined');
       expect(await page.evaluate('window.app')).to.be.oneOf(['node-1', 'node-2']);
       expect(errors).to.deep.equal([]);
     } finally {
       await browser.close();
+      site.close();
     }
   });
 
@@ -171,10 +173,13 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
         body: JSON.stringify({ userId: 'newcomer-standalone' }),
       });
       expect(res.status).to.equal(200);
-      // npx forwards the terminal's SIGINT to its child, which also got it from the group: one request, not two.
+      // The whole group gets the SIGINT, and npx passes it on as well: the server must take it as one request.
       standalone.interrupt();
-      expect(await standalone.exited).to.deep.equal({ code: 0, signal: null });
+      const status = await standalone.exited;
+      // npx itself ends by re-raising the SIGINT (130 in a shell) once its child is done, as make does.
+      expect(status.code === 0 || status.signal === 'SIGINT', JSON.stringify(status)).to.equal(true);
       expect(standalone.output).to.match(/"msg":"standalone stopped"/);
+      expect(standalone.output).to.not.match(/stop failed|"level":50/);
     } finally {
       standalone.killAll();
     }
