@@ -161,7 +161,7 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
     }
   });
 
-  it('runs `npx messaging-server standalone` from the clone, and Ctrl-C stops it with exit 0', async () => {
+  it('runs `npx messaging-server standalone` from the clone, and Ctrl-C stops it cleanly', async () => {
     const port = await freePort();
     // The port is the only setting: 8080 may be taken by a developer's own `make run`.
     const standalone = new ForegroundJob('npx', ['messaging-server', 'standalone'], clone, newcomerEnv({ MSG_PORT: String(port) }));
