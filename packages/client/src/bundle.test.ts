@@ -11,9 +11,9 @@ interface Bundle {
   text: string;
 }
 
-/** The IIFE's budget, minified. 70 KiB when set: sockjs-client's prebuilt bundle is 56 KiB of it. */
-const BUDGET_BYTES = 78 * 1024;
-const BUDGET_GZIP_BYTES = 24 * 1024;
+/** The IIFE's budget. 74 KiB minified (23 KiB gzipped) when set; sockjs-client's prebuilt bundle is 56 KiB of it. */
+const BUDGET_BYTES = 80 * 1024;
+const BUDGET_GZIP_BYTES = 25 * 1024;
 
 describe('client browser bundle', function () {
   this.timeout(20_000);
