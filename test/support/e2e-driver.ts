@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, LocalCluster } from '@messaging-server/testkit';
+import { freePort, LocalCluster, startCoturn, type CoturnServer } from '@messaging-server/testkit';
 
 export interface DriverRequest {
   id: number;
@@ -31,16 +31,17 @@ const PAGE_ACTIONS = new Set(['goto', 'fill', 'click', 'press', 'textContent', '
 
 const address = process.env['E2E_ADDRESS'] ?? '127.0.0.1';
 let cluster: LocalCluster | undefined;
+let coturn: CoturnServer | undefined;
 let context: BrowserContext | undefined;
 let profile: string | undefined;
 const pages = new Map<string, PageState>();
 
-async function startCluster(): Promise<unknown> {
+async function startCluster(args: { env?: Record<string, string> }): Promise<unknown> {
   // Every process listens on all of the namespace's interfaces; clients get the namespace address, as in a real
   // deployment where the browser is not on the nodes' loopback.
   cluster = await LocalCluster.start({
     nodes: 0,
-    env: { MSG_HOST: '0.0.0.0', MSG_CLUSTER_SECRET: 'e2e-cluster-secret', MSG_LOG_LEVEL: 'info' },
+    env: { MSG_HOST: '0.0.0.0', MSG_CLUSTER_SECRET: 'e2e-cluster-secret', MSG_LOG_LEVEL: 'info', ...args.env },
   });
   for (const nodeId of ['node-1', 'node-2']) {
     const port = await freePort();
@@ -126,6 +127,14 @@ async function pageAction(args: { name: string; action: string; params: unknown[
   return value ?? null;
 }
 
+/** (Re)starts coturn on the namespace address with this secret; a restart keeps the port, so URLs stay valid. */
+async function turn(args: { secret: string; port?: number }): Promise<unknown> {
+  const port = args.port ?? coturn?.port;
+  await coturn?.stop();
+  coturn = await startCoturn({ address, secret: args.secret, ...(port === undefined ? {} : { port }) });
+  return { url: coturn.url, port: coturn.port };
+}
+
 async function drain(args: { nodeId: string }): Promise<unknown> {
   if (!cluster) throw new Error('no cluster');
   const started = Date.now();
@@ -137,7 +146,7 @@ function diagnostics(): unknown {
   const perPage = Object.fromEntries(
     [...pages].map(([name, s]) => [name, { errors: s.errors, console: s.console.slice(-30) }]),
   );
-  return { pages: perPage, clusterLogs: cluster?.logs().slice(-6000) ?? '' };
+  return { pages: perPage, clusterLogs: cluster?.logs().slice(-6000) ?? '', turnLogs: coturn?.process.logs().slice(-3000) ?? '' };
 }
 
 let stopping: Promise<void> | undefined;
@@ -145,6 +154,7 @@ function shutdown(): Promise<void> {
   stopping ??= (async () => {
     await context?.close().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
+    await coturn?.stop().catch(() => undefined);
     if (profile) await rm(profile, { recursive: true, force: true }).catch(() => undefined);
   })();
   return stopping;
@@ -154,7 +164,9 @@ async function dispatch(request: DriverRequest): Promise<unknown> {
   const args = (request.args ?? {}) as never;
   switch (request.cmd) {
     case 'start':
-      return startCluster();
+      return startCluster(args);
+    case 'turn':
+      return turn(args);
     case 'launch':
       return launch(args);
     case 'open':

@@ -8,3 +8,4 @@ export * from './memcached-server.js';
 export * from './session-store-contract.js';
 export * from './etcd-server.js';
 export * from './registry-contract.js';
+export * from './coturn-server.js';
