@@ -1,24 +1,12 @@
 // socket.io-shaped reconnect options, driven by a hand-moved clock.
 import { expect } from 'chai';
 import { CLOSE_CODES } from '@messaging-server/protocol';
-import { MessagingClient, type ClosedInfo, type ConnectOptions, type ReconnectFailedInfo } from './client.js';
+import type { ClosedInfo, ConnectOptions, ReconnectFailedInfo } from './client.js';
 import { MessagingError } from './errors.js';
-import { FakeClock, FakeGateway, FakeSockJS, flush } from './testing/fakes.js';
+import { FakeClock, FakeSockJS, fakeClient, flush, welcomed } from './testing/fakes.js';
 
 function setup(overrides: Partial<ConnectOptions> = {}) {
-  FakeSockJS.reset();
-  const clock = new FakeClock();
-  const gateway = new FakeGateway();
-  const client = new MessagingClient({
-    gatewayUrl: 'http://gw.test',
-    userId: 'alice',
-    fetch: gateway.fetch,
-    SockJS: FakeSockJS,
-    clock,
-    random: () => 0.5,
-    pingIntervalMs: 0,
-    ...overrides,
-  });
+  const { clock, gateway, client } = fakeClient(overrides);
   const attempts: number[] = [];
   const failed: ReconnectFailedInfo[] = [];
   const closed: ClosedInfo[] = [];
@@ -28,14 +16,7 @@ function setup(overrides: Partial<ConnectOptions> = {}) {
   return { clock, gateway, client, attempts, failed, closed };
 }
 
-async function started(overrides: Partial<ConnectOptions> = {}) {
-  const h = setup(overrides);
-  const ready = h.client.start();
-  await flush();
-  FakeSockJS.last.welcome('node-a');
-  await ready;
-  return h;
-}
+const started = (overrides: Partial<ConnectOptions> = {}) => welcomed(setup(overrides));
 
 const unreachable = (n: number) => Array.from({ length: n }, () => new TypeError('fetch failed'));
 
