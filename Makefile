@@ -14,14 +14,15 @@ deps:
 	command -v nginx >/dev/null || missing="$$missing nginx"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl and promtool are installed"; \
+	command -v turnserver >/dev/null || missing="$$missing coturn"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl, promtool and coturn are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "deps: missing$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi
 
 node_modules/.package-lock.json: package.json package-lock.json packages/*/package.json
-	npm ci --no-audit --no-fund
+	npm ci --prefer-offline --no-audit --no-fund
 	@touch $@
 
 install: node_modules/.package-lock.json
@@ -40,7 +41,7 @@ typecheck: install
 	node_modules/.bin/tsc -p tsconfig.check.json
 
 # Unit tests live beside each package; integration tests (real etcd, memcached, processes, browser) in test/.
-test: deps build typecheck
+test: deps build check
 	$(MOCHA) 'packages/*/src/**/*.test.ts' 'test/**/*.test.ts'
 
 test-unit: install

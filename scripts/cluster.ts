@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { EtcdRegistry } from '@messaging-server/core';
-import { freePort, LocalCluster, LocalProxy, type ClusterNode, type ProxyRoute } from '@messaging-server/testkit';
+import { freePort, LocalCluster, LocalProxy, type ClusterNode, type ManagedProcess, type ProxyRoute } from '@messaging-server/testkit';
 
 // Tests point this elsewhere, so they never collide with a developer's own `make run`.
 const STATE_DIR = process.env['CLUSTER_STATE_DIR'] ?? '.run';
@@ -115,7 +115,8 @@ class Manager {
     private readonly proxy?: ProxyFront,
   ) {
     this.registry = new EtcdRegistry({ endpoints: [cluster.etcdEndpoint], prefix: cluster.prefix, leaseTtlSeconds: 5, dialTimeoutMs: 1000 });
-    for (const node of cluster.nodes.values()) this.watchExit(node);
+    for (const node of cluster.nodes.values()) this.watchExit(node.nodeId, node.process);
+    for (const gateway of cluster.gateways) this.watchExit(gateway.name, gateway.process);
   }
 
   /** One change at a time: `scale` and `kill` from two terminals must not interleave. */
@@ -125,17 +126,17 @@ class Manager {
     return result.finally(() => this.writeState());
   }
 
-  private watchExit(node: ClusterNode): void {
-    void node.process.exited.then((status) => {
+  private watchExit(name: string, process: ManagedProcess): void {
+    void process.exited.then((status) => {
       const how = status.signal ?? `code ${String(status.code)}`;
-      if (this.expectedExits.delete(node.nodeId)) this.say(`${node.nodeId} exited (${how})`);
-      else this.say(`${node.nodeId} exited unexpectedly (${how}); see ${STATE_DIR}/logs/${node.nodeId}.log`);
+      if (this.expectedExits.delete(name)) this.say(`${name} exited (${how})`);
+      else this.say(`${name} exited unexpectedly (${how}); see ${STATE_DIR}/logs/${name}.log`);
     });
   }
 
   private async add(): Promise<string> {
     const node = await this.cluster.addNode();
-    this.watchExit(node);
+    this.watchExit(node.nodeId, node.process);
     await this.proxy?.update();
     this.say(`${node.nodeId} added at ${node.listeningAddress}`);
     return node.nodeId;
@@ -200,6 +201,7 @@ class Manager {
       etcd: c.etcdEndpoint,
       etcdPrefix: c.prefix,
       memcached: c.memcachedAddress,
+      memcachedPrefix: c.baseEnv()['MSG_MEMCACHED_PREFIX'],
     };
     writeFileSync(STATE_FILE, JSON.stringify(state, null, 2));
   }
@@ -252,6 +254,7 @@ class Manager {
 
   async close(): Promise<void> {
     for (const id of this.cluster.nodes.keys()) this.expectedExits.add(id);
+    for (const gateway of this.cluster.gateways) this.expectedExits.add(gateway.name);
     await this.registry.close();
   }
 }

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, LocalCluster, LocalProxy, type ProxyRoute } from '@messaging-server/testkit';
+import { freePort, LocalCluster, LocalProxy, startCoturn, type CoturnServer, type ProxyRoute } from '@messaging-server/testkit';
 
 export interface DriverRequest {
   id: number;
@@ -36,6 +36,7 @@ const address = process.env['E2E_ADDRESS'] ?? '127.0.0.1';
 let cluster: LocalCluster | undefined;
 let proxy: LocalProxy | undefined;
 let proxyDir: string | undefined;
+let coturn: CoturnServer | undefined;
 let context: BrowserContext | undefined;
 let profile: string | undefined;
 const pages = new Map<string, PageState>();
@@ -69,13 +70,13 @@ async function startProxied(): Promise<unknown> {
   return { gatewayUrl: proxy.origin, nodes: nodeList() };
 }
 
-async function startCluster(args: { proxy?: boolean }): Promise<unknown> {
+async function startCluster(args: { proxy?: boolean; env?: Record<string, string> }): Promise<unknown> {
   if (args.proxy) return startProxied();
   // Every process listens on all of the namespace's interfaces; clients get the namespace address, as in a real
   // deployment where the browser is not on the nodes' loopback.
   cluster = await LocalCluster.start({
     nodes: 0,
-    env: { MSG_HOST: '0.0.0.0', MSG_CLUSTER_SECRET: 'e2e-cluster-secret', MSG_LOG_LEVEL: 'info' },
+    env: { MSG_HOST: '0.0.0.0', MSG_CLUSTER_SECRET: 'e2e-cluster-secret', MSG_LOG_LEVEL: 'info', ...args.env },
   });
   for (const nodeId of ['node-1', 'node-2']) {
     const port = await freePort();
@@ -168,6 +169,14 @@ async function pageAction(args: { name: string; action: string; params: unknown[
   return value ?? null;
 }
 
+/** (Re)starts coturn on the namespace address with this secret; a restart keeps the port, so URLs stay valid. */
+async function turn(args: { secret: string; port?: number }): Promise<unknown> {
+  const port = args.port ?? coturn?.port;
+  await coturn?.stop();
+  coturn = await startCoturn({ address, secret: args.secret, ...(port === undefined ? {} : { port }) });
+  return { url: coturn.url, port: coturn.port };
+}
+
 async function drain(args: { nodeId: string }): Promise<unknown> {
   if (!cluster) throw new Error('no cluster');
   const started = Date.now();
@@ -181,7 +190,7 @@ function diagnostics(): unknown {
   const perPage = Object.fromEntries(
     [...pages].map(([name, s]) => [name, { errors: s.errors, console: s.console.slice(-30) }]),
   );
-  return { pages: perPage, clusterLogs: cluster?.logs().slice(-6000) ?? '' };
+  return { pages: perPage, clusterLogs: cluster?.logs().slice(-6000) ?? '', turnLogs: coturn?.process.logs().slice(-3000) ?? '' };
 }
 
 let stopping: Promise<void> | undefined;
@@ -190,6 +199,7 @@ function shutdown(): Promise<void> {
     await context?.close().catch(() => undefined);
     await proxy?.stop().catch(() => undefined);
     await cluster?.stop().catch(() => undefined);
+    await coturn?.stop().catch(() => undefined);
     for (const dir of [profile, proxyDir]) if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
   })();
   return stopping;
@@ -200,6 +210,8 @@ async function dispatch(request: DriverRequest): Promise<unknown> {
   switch (request.cmd) {
     case 'start':
       return startCluster(args);
+    case 'turn':
+      return turn(args);
     case 'launch':
       return launch(args);
     case 'open':

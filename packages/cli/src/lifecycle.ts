@@ -23,23 +23,45 @@ export function failAndExit(program: string, error: unknown): never {
   process.exit(exitCode);
 }
 
+/** A repeat of the first signal at least this long after it is a person insisting (Ctrl-C again): exit at once. */
+export const FORCE_EXIT_AFTER_MS = 1000;
+
+export interface ShutdownHandlerOptions {
+  stop: (signal: NodeJS.Signals) => Promise<void>;
+  onFailure: (error: unknown) => void;
+  exit: (code: number) => void;
+  now?: () => number;
+}
+
 /**
- * Runs `stop` once on the first SIGTERM/SIGINT and exits with its result. A second signal exits at once, so an
- * operator is never stuck behind a drain.
+ * The signal handler behind `onShutdownSignal`: the first SIGTERM/SIGINT runs `stop` once and exits with its
+ * result. Only the same signal again, `FORCE_EXIT_AFTER_MS` or more later, exits at once (code 1), so an operator is
+ * never stuck behind a drain. Any other repeat is the same request delivered twice, and is ignored: a terminal's
+ * Ctrl-C reaches every process of the foreground group, and a supervisor (`make run`'s cluster manager, npm/npx)
+ * then forwards its own signal on top, within milliseconds or as a different signal.
  */
-export function onShutdownSignal(stop: (signal: NodeJS.Signals) => Promise<void>, onFailure: (error: unknown) => void): void {
-  let stopping = false;
-  const handler = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(EXIT.failure);
-    stopping = true;
-    stop(signal).then(
-      () => process.exit(EXIT.ok),
+export function shutdownSignalHandler(options: ShutdownHandlerOptions): (signal: NodeJS.Signals) => void {
+  const now = options.now ?? Date.now;
+  let first: { signal: NodeJS.Signals; at: number } | undefined;
+  return (signal) => {
+    if (first) {
+      if (signal === first.signal && now() - first.at >= FORCE_EXIT_AFTER_MS) options.exit(EXIT.failure);
+      return;
+    }
+    first = { signal, at: now() };
+    options.stop(signal).then(
+      () => options.exit(EXIT.ok),
       (error: unknown) => {
-        onFailure(error);
-        process.exit(EXIT.failure);
+        options.onFailure(error);
+        options.exit(EXIT.failure);
       },
     );
   };
+}
+
+/** Installs `shutdownSignalHandler` for SIGTERM and SIGINT on this process. */
+export function onShutdownSignal(stop: (signal: NodeJS.Signals) => Promise<void>, onFailure: (error: unknown) => void): void {
+  const handler = shutdownSignalHandler({ stop, onFailure, exit: (code) => process.exit(code) });
   process.on('SIGTERM', handler);
   process.on('SIGINT', handler);
 }

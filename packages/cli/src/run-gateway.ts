@@ -20,6 +20,7 @@ export async function runGateway(env: Record<string, string | undefined>): Promi
       logger.info({ signal }, 'gateway stopping');
       await started.close();
       await backends.close();
+      logger.info({}, 'gateway stopped');
     },
     (error) => logger.error({ err: error }, 'gateway stop failed'),
   );

@@ -46,11 +46,13 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
   await gateway.start({ port: config.port });
   logger.info({ port: config.port }, 'standalone listening');
   onShutdownSignal(
-    async () => {
+    async (signal) => {
+      logger.info({ signal }, 'standalone stopping');
       await node.drain();
       await gateway.close();
       server.close();
       await backends.close();
+      logger.info({}, 'standalone stopped');
     },
     (error) => logger.error({ err: error }, 'standalone stop failed'),
   );

@@ -6,8 +6,11 @@
   const $ = (id) => document.getElementById(id);
   const params = new URLSearchParams(location.search);
   const gatewayUrl = params.get('gateway') || location.origin;
-  // No STUN by default: peers on one network need none, and the demo must work offline. `?stun=stun:host:port` adds one.
-  const rtcConfig = { iceServers: params.get('stun') ? [{ urls: params.get('stun') }] : [] };
+  // ICE servers come from /connect (the gateway's MSG_TURN_URLS, TURN with credentials); the SDK fills them in.
+  // `?stun=stun:host:port` uses that server instead; `?relay=1` allows only relayed paths, to try TURN out.
+  const rtcConfig = {};
+  if (params.get('stun')) rtcConfig.iceServers = [{ urls: params.get('stun') }];
+  if (params.get('relay') === '1') rtcConfig.iceTransportPolicy = 'relay';
   // `?transports=xhr-streaming` (comma-separated SockJS transport names) tries a proxy's fallbacks without WebSocket.
   const transports = (params.get('transports') || '').split(',').filter(Boolean);
 
@@ -23,6 +26,10 @@
     pcState: null,
     iceState: null,
     channelState: null,
+    /** The ICE candidate pair of the call, e.g. `{local: {type: 'relay', protocol: 'udp'}, remote: …}`. */
+    path: null,
+    /** `{code, message}` of every error the call reported (TURN_UNAUTHORIZED, CALL_FAILED, …). */
+    callErrors: [],
     lastChannelMessage: null,
     /** `{direction: 'in'|'out', peer, type}` for every signaling message, in order. */
     signals: [],
@@ -133,6 +140,9 @@
     // The WebRTC helper sends through this wrapper so the log can show outgoing signaling (types only).
     signaling = {
       userId,
+      get iceServers() {
+        return client.iceServers;
+      },
       send(to, content) {
         logSignal('out', to, signalType(content));
         return client.send(to, content).catch((error) => {
@@ -166,6 +176,7 @@
     call.on('state', (state) => {
       demo.pcState = state;
       text('pc-state', state);
+      if (state === 'connected') void showPath(call);
     });
     call.on('ice', (state) => {
       demo.iceState = state;
@@ -194,7 +205,23 @@
       logSys(reason === 'remote' ? `${call.peerId} hung up` : 'call ended');
       if (demo.call === call) endCall();
     });
-    call.on('error', (error) => logSys(`call error: ${error.code || error.name || 'error'}`));
+    call.on('error', (error) => {
+      logSys(`call error: ${error.code || error.name || 'error'}`);
+      demo.callErrors.push({ code: error.code || error.name, message: error.message });
+      // The SDK's own call errors say what went wrong and what to check; show them, not only in the log.
+      if (error.code === 'TURN_UNAUTHORIZED' || error.code === 'CALL_FAILED') setError(`${error.code}: ${error.message}`);
+    });
+  }
+
+  /** Which candidate pair the call uses: direct (host, srflx) or through a TURN relay. Types only, no addresses. */
+  async function showPath(call) {
+    const pair = await call.selectedCandidatePair().catch(() => undefined);
+    if (!pair || demo.call !== call) return;
+    demo.path = pair;
+    const relayed = pair.local.type === 'relay' || pair.remote.type === 'relay';
+    text('ice-path', `${pair.local.type} ↔ ${pair.remote.type} (${pair.local.protocol}), ${relayed ? 'through TURN' : 'direct'}`);
+    $('ice-path').className = relayed ? 'state-relay' : 'state-direct';
+    logSys(`path: ${pair.local.type} ↔ ${pair.remote.type}`);
   }
 
   function endCall() {
@@ -204,7 +231,8 @@
     demo.pcState = null;
     demo.iceState = null;
     demo.channelState = null;
-    for (const id of ['call-peer', 'pc-state', 'ice-state', 'channel-state']) text(id, null);
+    demo.path = null;
+    for (const id of ['call-peer', 'pc-state', 'ice-state', 'channel-state', 'ice-path']) text(id, null);
     $('remote-video').srcObject = null;
     $('hangup').disabled = true;
     $('chat-send').disabled = true;
@@ -214,6 +242,12 @@
 
   function callOptions() {
     return localStream ? { dataChannel: true, rtcConfig, localStream } : { dataChannel: true, rtcConfig };
+  }
+
+  function startCall(create) {
+    setError('');
+    demo.callErrors = [];
+    attach(create());
   }
 
   function onIncoming(incoming) {
@@ -239,7 +273,7 @@
       return;
     }
     $('peer').value = incoming.peerId;
-    attach(incoming.accept(callOptions()));
+    startCall(() => incoming.accept(callOptions()));
   }
 
   function hideIncoming() {
@@ -286,9 +320,8 @@
     event.preventDefault();
     const peerId = $('peer').value.trim();
     if (!peerId || !signaling || demo.call) return;
-    setError('');
     try {
-      attach(createPeerConnection(signaling, peerId, callOptions()));
+      startCall(() => createPeerConnection(signaling, peerId, callOptions()));
     } catch (error) {
       setError(error.message);
     }

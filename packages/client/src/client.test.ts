@@ -1,36 +1,17 @@
 import { expect } from 'chai';
-import { MessagingClient, connect, type ConnectOptions } from './client.js';
+import { connect, type ConnectOptions } from './client.js';
 import { MessagingError } from './errors.js';
-import { FakeClock, FakeGateway, FakeSockJS, flush } from './testing/fakes.js';
+import { FakeGateway, FakeSockJS, fakeClient, flush, welcomed } from './testing/fakes.js';
 
 function setup(overrides: Partial<ConnectOptions> = {}) {
-  FakeSockJS.reset();
-  const clock = new FakeClock();
-  const gateway = new FakeGateway();
-  const client = new MessagingClient({
-    gatewayUrl: 'http://gw.test',
-    userId: 'alice',
-    fetch: gateway.fetch,
-    SockJS: FakeSockJS,
-    clock,
-    random: () => 0.5,
-    pingIntervalMs: 0,
-    ...overrides,
-  });
+  const { clock, gateway, client } = fakeClient(overrides);
   const states: string[] = [];
   client.on('state', (state) => states.push(state));
   return { clock, gateway, client, states };
 }
 
 /** Starts the client and lets the first node welcome it. */
-async function started(overrides: Partial<ConnectOptions> = {}) {
-  const h = setup(overrides);
-  const ready = h.client.start();
-  await flush();
-  FakeSockJS.last.welcome('node-a');
-  await ready;
-  return h;
-}
+const started = (overrides: Partial<ConnectOptions> = {}) => welcomed(setup(overrides));
 
 /** Marks a promise as handled now, so a rejection that happens while the clock ticks is not reported as unhandled. */
 function handled<T>(promise: Promise<T>): Promise<T> {

@@ -1,8 +1,28 @@
-import SockJSClient from 'sockjs-client';
-import type { ErrorBody, JsonValue, ServerFrame, Session } from '@messaging-server/protocol';
+// In browsers, '#sockjs' is sockjs-client's prebuilt bundle, which needs no `global` (see package.json "imports").
+import SockJSClient from '#sockjs';
+import type { IceServer, JsonValue, ServerFrame } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
-import { DEFAULT_BACKOFF, nextAction, type BackoffOptions, type ReconnectEvent, type StopReason } from './policy.js';
+import type {
+  ClientEvents,
+  ClosedInfo,
+  ConnectOptions,
+  ConnectionState,
+  SendOptions,
+  SessionInfo,
+} from './options.js';
+import {
+  DEFAULT_RECONNECT,
+  failureCode,
+  failureError,
+  nextAction,
+  reconnectSchedule,
+  type ReconnectEvent,
+  type ReconnectSchedule,
+  type StopReason,
+} from './policy.js';
+import { Outbox } from './outbox.js';
+import { requestSession } from './session-request.js';
 import {
   silentClientLogger,
   systemClock,
@@ -10,85 +30,18 @@ import {
   type Clock,
   type SockJSConstructor,
   type SockJSLike,
-  type SockJSOptions,
 } from './transport.js';
 
-export interface ConnectOptions {
-  /** Base URL of a gateway, e.g. `http://127.0.0.1:8080` (in a browser on the gateway's page: `location.origin`). */
-  gatewayUrl: string;
-  userId: string;
-  /** Bearer token for `/connect` when the gateway requires authentication. */
-  token?: string;
-  /** Called before every `/connect`, so a token can be refreshed between reconnects. Wins over `token`. */
-  getToken?: () => string | Promise<string>;
-  fetch?: typeof fetch;
-  SockJS?: SockJSConstructor;
-  sockjsOptions?: SockJSOptions;
-  logger?: ClientLogger;
-  backoff?: Partial<BackoffOptions>;
-  /** Application-level ping period. Default 25 000 ms; 0 turns pings off. */
-  pingIntervalMs?: number;
-  /** A ping without a pong for this long marks the connection dead. Default 10 000 ms. */
-  pingTimeoutMs?: number;
-  /** Sends held while not connected. Default 1000. */
-  maxQueue?: number;
-  /** Per-send deadline, counted from the `send()` call (queue time included). Default 15 000 ms. */
-  sendTimeoutMs?: number;
-  /** How long `connect()` waits for the first welcome before it gives up. Default 30 000 ms; 0 waits forever. */
-  connectTimeoutMs?: number;
-  /** Deadline of one `/connect` request. Default 10 000 ms. */
-  requestTimeoutMs?: number;
-  /** Deadline from opening SockJS to the welcome frame. Default 10 000 ms. */
-  handshakeTimeoutMs?: number;
-  /** Frames larger than this are rejected locally with MESSAGE_TOO_LARGE. Default 65 536 (the node's default). */
-  maxMessageBytes?: number;
-  clock?: Clock;
-  random?: () => number;
-}
-
-export type ConnectionState = 'connecting' | 'open' | 'reconnecting' | 'closed';
-
-export interface IncomingMessage {
-  from: string;
-  to: string;
-  content: JsonValue;
-  id?: string;
-}
-
-/** Emitted after every welcome. */
-export interface SessionInfo {
-  userId: string;
-  nodeId: string;
-  listeningAddress: string;
-}
-
-export interface ClosedInfo {
-  reason: StopReason;
-  /** The SockJS close code or the `/connect` HTTP status that ended the client, if any. */
-  code?: number;
-  error?: MessagingError;
-}
-
-export interface ClientEvents {
-  message: IncomingMessage;
-  state: ConnectionState;
-  /** Failures that do not belong to one send: a failed connection attempt, an error frame without an id. */
-  error: MessagingError;
-  session: SessionInfo;
-  closed: ClosedInfo;
-}
-
-export interface SendOptions {
-  timeoutMs?: number;
-}
-
-interface PendingSend {
-  id: string;
-  frame: string;
-  resolve: () => void;
-  reject: (error: MessagingError) => void;
-  timer: unknown;
-}
+export type {
+  ClientEvents,
+  ClosedInfo,
+  ConnectOptions,
+  ConnectionState,
+  IncomingMessage,
+  ReconnectFailedInfo,
+  SendOptions,
+  SessionInfo,
+} from './options.js';
 
 const SOCKJS_OPEN = 1;
 const MAX_AVOID = 8;
@@ -104,11 +57,11 @@ export class MessagingClient extends Emitter<ClientEvents> {
   readonly #SockJS: SockJSConstructor;
   readonly #log: ClientLogger;
   readonly #clock: Clock;
-  readonly #random: () => number;
-  readonly #backoff: BackoffOptions;
+  readonly #schedule: ReconnectSchedule;
+  readonly #reconnection: boolean;
+  readonly #reconnectionAttempts: number;
   readonly #pingIntervalMs: number;
   readonly #pingTimeoutMs: number;
-  readonly #maxQueue: number;
   readonly #sendTimeoutMs: number;
 
   #state: ConnectionState = 'connecting';
@@ -120,9 +73,9 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #counter = 0;
   #socket: SockJSLike | undefined;
   #session: SessionInfo | undefined;
+  #iceServers: IceServer[] | undefined;
   #abort: AbortController | undefined;
-  #queue: PendingSend[] = [];
-  readonly #inflight = new Map<string, PendingSend>();
+  readonly #outbox: Outbox;
   #reconnectTimer: unknown;
   #handshakeTimer: unknown;
   #pingTimer: unknown;
@@ -140,11 +93,12 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#SockJS = options.SockJS ?? (SockJSClient as unknown as SockJSConstructor);
     this.#log = logger;
     this.#clock = options.clock ?? systemClock;
-    this.#random = options.random ?? Math.random;
-    this.#backoff = { ...DEFAULT_BACKOFF, ...options.backoff };
+    this.#schedule = reconnectSchedule(options, options.random ?? Math.random);
+    this.#reconnection = options.reconnection ?? DEFAULT_RECONNECT.reconnection;
+    this.#reconnectionAttempts = options.reconnectionAttempts ?? DEFAULT_RECONNECT.reconnectionAttempts;
     this.#pingIntervalMs = options.pingIntervalMs ?? 25_000;
     this.#pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
-    this.#maxQueue = options.maxQueue ?? 1000;
+    this.#outbox = new Outbox(this.#clock, options.maxQueue ?? 1000);
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 15_000;
   }
 
@@ -161,14 +115,22 @@ export class MessagingClient extends Emitter<ClientEvents> {
     return this.#state === 'open' ? this.#session : undefined;
   }
 
+  /**
+   * The STUN/TURN servers the gateway handed out with the latest session (TURN entries with time-limited
+   * credentials), or undefined when it has none. `createPeerConnection` uses them unless given its own.
+   */
+  get iceServers(): IceServer[] | undefined {
+    return this.#iceServers;
+  }
+
   /** Sends waiting for a connection. */
   get queuedCount(): number {
-    return this.#queue.length;
+    return this.#outbox.queuedCount;
   }
 
   /** Sends written to the connection and waiting for their ack or error. */
   get inflightCount(): number {
-    return this.#inflight.size;
+    return this.#outbox.inflightCount;
   }
 
   /** Starts connecting; resolves on the first welcome, rejects if the client stops before that. */
@@ -206,22 +168,9 @@ export class MessagingClient extends Emitter<ClientEvents> {
       );
     }
     const open = this.#state === 'open';
-    if (!open && this.#queue.length >= this.#maxQueue) {
-      return Promise.reject(
-        new MessagingError('SEND_QUEUE_FULL', `send queue is at its limit of ${this.#maxQueue}`, { messageId: id }),
-      );
-    }
-    return new Promise<void>((resolve, reject) => {
-      const timeoutMs = options.timeoutMs ?? this.#sendTimeoutMs;
-      const pending: PendingSend = { id, frame, resolve, reject, timer: undefined };
-      pending.timer = this.#clock.setTimeout(() => {
-        this.#queue = this.#queue.filter((p) => p !== pending);
-        this.#inflight.delete(id);
-        reject(new MessagingError('TIMEOUT', `no answer within ${timeoutMs} ms`, { messageId: id }));
-      }, timeoutMs);
-      if (open) this.#write(pending);
-      else this.#queue.push(pending);
-    });
+    const sent = this.#outbox.enqueue(id, frame, options.timeoutMs ?? this.#sendTimeoutMs, !open);
+    if (open) this.#flushOutbox();
+    return sent;
   }
 
   /** Stops for good: no reconnect; queued and in-flight sends reject with CLOSED. */
@@ -232,63 +181,37 @@ export class MessagingClient extends Emitter<ClientEvents> {
   async #connectOnce(): Promise<void> {
     const generation = ++this.#generation;
     const stale = () => generation !== this.#generation || this.#state === 'closed';
-    const body: { userId: string; avoid?: string[] } = { userId: this.userId };
-    if (this.#avoid.length > 0) body.avoid = [...this.#avoid];
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
-    let response: Response;
-    let timer: unknown;
+    let token: string | undefined;
     try {
-      const token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
-      if (token !== undefined) headers['authorization'] = `Bearer ${token}`;
-      if (stale()) return;
-      const abort = new AbortController();
-      this.#abort = abort;
-      const timeoutMs = this.#options.requestTimeoutMs ?? 10_000;
-      timer = this.#clock.setTimeout(() => abort.abort(), timeoutMs);
-      response = await this.#fetch(connectUrl(this.#options.gatewayUrl), {
-        method: 'POST',
-        headers,
-        body: JSON.stringify(body),
-        signal: abort.signal,
-      });
+      token = this.#options.getToken ? await this.#options.getToken() : this.#options.token;
     } catch (error) {
-      this.#clock.clearTimeout(timer);
       if (stale()) return;
-      this.#log.warn({ userId: this.userId, err: String(error) }, 'gateway unreachable');
-      this.#failAttempt(
-        { kind: 'gateway-unreachable' },
-        new MessagingError('GATEWAY_UNREACHABLE', `gateway unreachable: ${String(error)}`),
-      );
+      this.#log.warn({ userId: this.userId, err: error }, 'getToken failed');
+      this.#failAttempt({ kind: 'gateway-unreachable' }, new MessagingError('GATEWAY_UNREACHABLE', `getToken failed: ${String(error)}`));
       return;
-    }
-    let payload: unknown;
-    try {
-      payload = await response.json();
-    } catch {
-      payload = undefined;
-    } finally {
-      this.#clock.clearTimeout(timer);
     }
     if (stale()) return;
-    if (!response.ok) {
-      const code = errorCodeOf(payload);
-      this.#log.warn({ userId: this.userId, status: response.status, code }, 'connect refused');
-      this.#failAttempt(
-        { kind: 'http', status: response.status, code },
-        new MessagingError(code ?? 'HTTP_ERROR', errorMessageOf(payload) ?? `/connect answered ${response.status}`, {
-          status: response.status,
-        }),
-      );
+    this.#abort = new AbortController();
+    const result = await requestSession({
+      gatewayUrl: this.#options.gatewayUrl,
+      userId: this.userId,
+      avoid: this.#avoid,
+      token,
+      fetch: this.#fetch,
+      clock: this.#clock,
+      timeoutMs: this.#options.requestTimeoutMs ?? 10_000,
+      abort: this.#abort,
+    });
+    if (stale()) return;
+    if (!result.ok) {
+      const { event, error } = result;
+      if (event.kind === 'gateway-unreachable') this.#log.warn({ userId: this.userId, err: error }, 'gateway unreachable');
+      else this.#log.warn({ userId: this.userId, status: error.status, code: error.code }, 'connect refused');
+      this.#failAttempt(event, error);
       return;
     }
-    const session = payload as Partial<Session> | undefined;
-    if (typeof session?.listeningAddress !== 'string' || typeof session.listeningKey !== 'string') {
-      this.#failAttempt(
-        { kind: 'http', status: 502 },
-        new MessagingError('INTERNAL', '/connect answered without a session', { status: response.status }),
-      );
-      return;
-    }
+    const { session } = result;
+    if (session.iceServers !== undefined) this.#iceServers = session.iceServers;
     this.#openSocket(generation, session.listeningAddress, session.listeningKey, session.nodeId);
   }
 
@@ -341,24 +264,13 @@ export class MessagingClient extends Emitter<ClientEvents> {
           ? { from: frame.from, to: frame.to, content: frame.content }
           : { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
-      case 'ack': {
-        const pending = this.#inflight.get(frame.id);
-        if (!pending) return;
-        this.#inflight.delete(frame.id);
-        this.#clock.clearTimeout(pending.timer);
-        pending.resolve();
+      case 'ack':
+        this.#outbox.settle(frame.id);
         return;
-      }
       case 'error': {
         const error = new MessagingError(frame.code, frame.message, frame.id === undefined ? {} : { messageId: frame.id });
-        const pending = frame.id === undefined ? undefined : this.#inflight.get(frame.id);
-        if (pending) {
-          this.#inflight.delete(pending.id);
-          this.#clock.clearTimeout(pending.timer);
-          pending.reject(error);
-        } else if (frame.id === undefined || frame.id !== this.#pingId) {
-          this.emit('error', error);
-        }
+        const settled = frame.id !== undefined && this.#outbox.settle(frame.id, error);
+        if (!settled && (frame.id === undefined || frame.id !== this.#pingId)) this.emit('error', error);
         return;
       }
       case 'pong':
@@ -382,9 +294,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#log.info({ userId: this.userId, nodeId }, 'connected');
     this.#emitState('open');
     this.emit('session', this.#session);
-    const queued = this.#queue;
-    this.#queue = [];
-    for (const pending of queued) this.#write(pending);
+    this.#flushOutbox();
     this.#schedulePing();
     if (this.#ready) {
       this.#clock.clearTimeout(this.#readyTimer);
@@ -393,20 +303,9 @@ export class MessagingClient extends Emitter<ClientEvents> {
     }
   }
 
-  #write(pending: PendingSend): void {
+  #flushOutbox(): void {
     const socket = this.#socket;
-    if (!socket || socket.readyState !== SOCKJS_OPEN) {
-      this.#queue.push(pending);
-      return;
-    }
-    this.#inflight.set(pending.id, pending);
-    try {
-      socket.send(pending.frame);
-    } catch (error) {
-      this.#inflight.delete(pending.id);
-      this.#clock.clearTimeout(pending.timer);
-      pending.reject(new MessagingError('CONNECTION_LOST', String(error), { messageId: pending.id }));
-    }
+    if (socket && socket.readyState === SOCKJS_OPEN) this.#outbox.flush((frame) => socket.send(frame));
   }
 
   #schedulePing(): void {
@@ -463,20 +362,12 @@ export class MessagingClient extends Emitter<ClientEvents> {
         // Already closed.
       }
     }
-    // Their fate is unknown (the node may have relayed them): reject rather than resend, so nothing arrives twice.
-    const inflight = [...this.#inflight.values()];
-    this.#inflight.clear();
-    for (const pending of inflight) {
-      this.#clock.clearTimeout(pending.timer);
-      const message = failWith === 'CLOSED' ? 'client closed' : 'connection lost before the answer';
-      pending.reject(new MessagingError(failWith, message, { messageId: pending.id }));
-    }
+    this.#outbox.failInflight(failWith, failWith === 'CLOSED' ? 'client closed' : 'connection lost before the answer');
   }
 
   #failAttempt(event: ReconnectEvent, error: MessagingError | undefined): void {
     if (this.#state === 'closed') return;
-    const action = nextAction(event, this.#attempt, this.#backoff, this.#random);
-    if (action.reconnect && error) this.emit('error', error);
+    const action = nextAction(event, this.#attempt, this.#schedule);
     if (!action.reconnect) {
       const reasonError =
         error && event.kind === 'http'
@@ -485,15 +376,29 @@ export class MessagingClient extends Emitter<ClientEvents> {
       this.#stop(action.reason, action.code, reasonError);
       return;
     }
+    if (error) this.emit('error', error);
+    const cause = error ?? failureError(event);
+    if (!this.#reconnection) {
+      this.#stop('reconnection_disabled', failureCode(event), cause);
+      return;
+    }
+    if (this.#attempt >= this.#reconnectionAttempts) {
+      this.emit('reconnect_failed', { attempts: this.#attempt, error: cause });
+      this.#stop('reconnect_failed', failureCode(event), cause);
+      return;
+    }
     for (const nodeId of action.avoid) {
       if (nodeId && !this.#avoid.includes(nodeId)) this.#avoid.push(nodeId);
     }
     this.#avoid = this.#avoid.slice(-MAX_AVOID);
-    this.#attempt++;
-    this.#log.info({ userId: this.userId, attempt: this.#attempt, delayMs: action.delayMs }, 'reconnecting');
+    const attempt = ++this.#attempt;
+    this.#log.info({ userId: this.userId, attempt, delayMs: action.delayMs }, 'reconnecting');
     this.#emitState(this.#welcomedOnce ? 'reconnecting' : this.#state);
     this.#clock.clearTimeout(this.#reconnectTimer);
-    this.#reconnectTimer = this.#clock.setTimeout(() => void this.#connectOnce(), action.delayMs);
+    this.#reconnectTimer = this.#clock.setTimeout(() => {
+      this.emit('reconnect_attempt', attempt);
+      void this.#connectOnce();
+    }, action.delayMs);
   }
 
   get #welcomedOnce(): boolean {
@@ -507,12 +412,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#abort?.abort();
     this.#clock.clearTimeout(this.#reconnectTimer);
     this.#clock.clearTimeout(this.#readyTimer);
-    const queued = this.#queue;
-    this.#queue = [];
-    for (const pending of queued) {
-      this.#clock.clearTimeout(pending.timer);
-      pending.reject(new MessagingError('CLOSED', `client closed: ${reason}`, { messageId: pending.id }));
-    }
+    this.#outbox.failQueued('CLOSED', `client closed: ${reason}`);
     this.#log.info({ userId: this.userId, reason, code }, 'client closed');
     this.#emitState('closed');
     const info: ClosedInfo = { reason };
@@ -537,20 +437,6 @@ export async function connect(options: ConnectOptions): Promise<MessagingClient>
   const client = new MessagingClient(options);
   await client.start();
   return client;
-}
-
-function connectUrl(gatewayUrl: string): string {
-  return `${gatewayUrl.replace(/\/+$/, '')}/connect`;
-}
-
-function errorCodeOf(payload: unknown): MessagingErrorCode | undefined {
-  const code = (payload as Partial<ErrorBody> | undefined)?.error?.code;
-  return typeof code === 'string' ? code : undefined;
-}
-
-function errorMessageOf(payload: unknown): string | undefined {
-  const message = (payload as Partial<ErrorBody> | undefined)?.error?.message;
-  return typeof message === 'string' ? message : undefined;
 }
 
 function closeDetails(code: number | undefined): { closeCode?: number } {

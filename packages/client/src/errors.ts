@@ -10,6 +10,9 @@ import type { ErrorCode } from '@messaging-server/protocol';
  * - CONNECTION_REJECTED: a terminal SockJS close code (4500–4999) ended the client.
  * - HTTP_ERROR: `/connect` answered an error status without a contract error body.
  * - GATEWAY_UNREACHABLE: `/connect` failed at the network level or timed out (the SDK retries).
+ * - TURN_UNAUTHORIZED (calls): a TURN server refused the credentials from `/connect`; the gateway's TURN secret
+ *   does not match the TURN server's, or the credentials expired.
+ * - CALL_FAILED (calls): ICE found no working path between the peers.
  */
 export const CLIENT_ERROR_CODES = [
   'TIMEOUT',
@@ -19,6 +22,8 @@ export const CLIENT_ERROR_CODES = [
   'CONNECTION_REJECTED',
   'HTTP_ERROR',
   'GATEWAY_UNREACHABLE',
+  'TURN_UNAUTHORIZED',
+  'CALL_FAILED',
 ] as const;
 export type ClientErrorCode = (typeof CLIENT_ERROR_CODES)[number];
 

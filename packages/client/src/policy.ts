@@ -1,22 +1,67 @@
-import { closeReasonOf, isRecoverableClose, isTerminalClose, type CloseReason } from '@messaging-server/protocol';
+import {
+  Backoff,
+  CLOSE_CODES,
+  closeReasonOf,
+  isRecoverableClose,
+  isTerminalClose,
+  type CloseReason,
+} from '@messaging-server/protocol';
+import { MessagingError } from './errors.js';
 
 /**
- * The reconnect policy as a pure function, so every branch is testable without sockets or timers.
- *
- * `attempt` counts consecutive failed attempts since the last welcome (0 for the first failure after a working
- * connection). Delays use "full jitter": uniform in [0, min(maxMs, baseMs · 2^attempt)), so a fleet of clients that
- * lost the same node does not come back in lockstep.
+ * Reconnect settings, named and shaped as socket.io's Manager options, so they read as users expect. Attempts count
+ * from the last welcome: the retries of a first connection count too, as in socket.io.
  */
-export interface BackoffOptions {
-  /** First backoff ceiling. Default 250 ms. */
-  baseMs: number;
-  /** Largest backoff ceiling. Default 10 000 ms. */
-  maxMs: number;
-  /** Ceiling of the delay after a drain (4000) on a connection that had been working. Default 250 ms. */
-  drainJitterMs: number;
+export interface ReconnectOptions {
+  /** Reconnect at all. Default true. With false, the first failure closes the client (reason `reconnection_disabled`). */
+  reconnection: boolean;
+  /** Attempts in a row before giving up with `reconnect_failed`. Default Infinity. */
+  reconnectionAttempts: number;
+  /** Delay ceiling of the first attempt, in ms; it doubles per attempt. Default 250. */
+  reconnectionDelay: number;
+  /** Largest delay ceiling, in ms. Default 10 000. */
+  reconnectionDelayMax: number;
+  /**
+   * Random share of each delay, 0–1. Default 1, "full jitter": uniform in [0, ceiling), so a fleet of clients that
+   * lost the same node does not come back in lockstep. 0.5 (socket.io's default) gives [ceiling/2, ceiling).
+   */
+  randomizationFactor: number;
+  /** Delay ceiling after a drain (4000) of a connection that had been working, in ms. Default 250. */
+  reconnectionDelayAfterDrain: number;
 }
 
-export const DEFAULT_BACKOFF: BackoffOptions = Object.freeze({ baseMs: 250, maxMs: 10_000, drainJitterMs: 250 });
+export const DEFAULT_RECONNECT: Readonly<ReconnectOptions> = Object.freeze({
+  reconnection: true,
+  reconnectionAttempts: Infinity,
+  reconnectionDelay: 250,
+  reconnectionDelayMax: 10_000,
+  randomizationFactor: 1,
+  reconnectionDelayAfterDrain: 250,
+});
+
+/** The delays of one client, on the shared retry schedule (`Backoff` from the protocol package). */
+export interface ReconnectSchedule {
+  /** Attempt n after any failure. */
+  readonly backoff: Backoff;
+  /** The first attempt after a drain. */
+  readonly drain: Backoff;
+}
+
+export function reconnectSchedule(
+  options: Partial<ReconnectOptions> = {},
+  random: () => number = Math.random,
+): ReconnectSchedule {
+  const o = { ...DEFAULT_RECONNECT, ...options };
+  return {
+    backoff: new Backoff({
+      initialMs: o.reconnectionDelay,
+      maxMs: o.reconnectionDelayMax,
+      jitter: o.randomizationFactor,
+      random,
+    }),
+    drain: new Backoff({ initialMs: o.reconnectionDelayAfterDrain, maxMs: o.reconnectionDelayAfterDrain, random }),
+  };
+}
 
 /** What ended a connection or a connection attempt. */
 export type ReconnectEvent =
@@ -34,37 +79,39 @@ export type ReconnectAction =
   | { reconnect: false; reason: StopReason; code?: number };
 
 /**
- * Why the client stopped for good. A contract close reason (4500–4999), `connect_rejected` for a 4xx from
- * `/connect`, or `client` when the application called `close()`.
+ * Why the client stopped for good. A contract close reason (4500–4999); `connect_rejected` for a 4xx from
+ * `/connect`; `connect_timeout` when no first welcome came in time; `reconnect_failed` after `reconnectionAttempts`
+ * failed attempts; `reconnection_disabled` on the first failure with `reconnection: false`; `client` when the
+ * application called `close()`.
  */
-export type StopReason = CloseReason | 'connect_rejected' | 'connect_timeout' | 'client' | 'unknown_close';
+export type StopReason =
+  | CloseReason
+  | 'connect_rejected'
+  | 'connect_timeout'
+  | 'reconnect_failed'
+  | 'reconnection_disabled'
+  | 'client'
+  | 'unknown_close';
 
-/** Upper bound of the full-jitter delay for this attempt. */
-export function backoffCeiling(attempt: number, options: BackoffOptions = DEFAULT_BACKOFF): number {
-  const exponent = Math.min(Math.max(attempt, 0), 30);
-  return Math.min(options.maxMs, options.baseMs * 2 ** exponent);
-}
+const DEFAULT_SCHEDULE = reconnectSchedule();
 
-export function backoffDelay(
-  attempt: number,
-  options: BackoffOptions = DEFAULT_BACKOFF,
-  random: () => number = Math.random,
-): number {
-  return Math.floor(random() * backoffCeiling(attempt, options));
-}
-
+/**
+ * The reconnect policy as a pure function of the failure and the attempt number, so every branch is testable
+ * without sockets or timers. `attempt` counts consecutive failed attempts since the last welcome (0 for the first
+ * failure after a working connection). Whether to reconnect at all, and how often, is the client's business.
+ */
 export function nextAction(
   event: ReconnectEvent | number,
   attempt: number,
-  options: BackoffOptions = DEFAULT_BACKOFF,
-  random: () => number = Math.random,
+  schedule: ReconnectSchedule = DEFAULT_SCHEDULE,
 ): ReconnectAction {
   const e: ReconnectEvent = typeof event === 'number' ? { kind: 'close', code: event } : event;
   const backoff = (avoid: string[] = []): ReconnectAction => ({
     reconnect: true,
-    delayMs: backoffDelay(attempt, options, random),
+    delayMs: schedule.backoff.delay(attempt),
     avoid,
   });
+  const avoidingNode = (nodeId: string | undefined): ReconnectAction => backoff(nodeId === undefined ? [] : [nodeId]);
   switch (e.kind) {
     case 'close':
       if (isTerminalClose(e.code)) {
@@ -73,22 +120,37 @@ export function nextAction(
       if (isRecoverableClose(e.code)) {
         // The gateway stops picking a draining node at once, so no avoid list is needed; come back quickly, but
         // fall back to the normal backoff if draining closes keep coming.
-        if (e.code === 4000 && attempt === 0) {
-          return { reconnect: true, delayMs: Math.floor(random() * options.drainJitterMs), avoid: [] };
+        if (e.code === CLOSE_CODES.node_shutdown && attempt === 0) {
+          return { reconnect: true, delayMs: schedule.drain.delay(0), avoid: [] };
         }
-        // A full node (4003) may still look roomy in a gateway's load view for up to a second: steer away from it.
-        if (e.code === 4003) return backoff(e.nodeId === undefined ? [] : [e.nodeId]);
+        // A full node may still look roomy in a gateway's load view for up to a second: steer away from it.
+        if (e.code === CLOSE_CODES.node_full) return avoidingNode(e.nodeId);
         return backoff();
       }
       // Any other code (1006, sockjs-client's 2000 "all transports failed", 1000 without a reason…) means the
       // node went away without telling us why: treat it as unreachable.
-      return backoff(e.nodeId === undefined ? [] : [e.nodeId]);
+      return avoidingNode(e.nodeId);
     case 'network':
-      return backoff(e.nodeId === undefined ? [] : [e.nodeId]);
+      return avoidingNode(e.nodeId);
     case 'http':
       if (e.status === 429 || e.status >= 500) return backoff();
       return { reconnect: false, reason: 'connect_rejected', code: e.status };
     case 'gateway-unreachable':
       return backoff();
   }
+}
+
+/** The close code or HTTP status a failure carried, for `closed` events. */
+export function failureCode(event: ReconnectEvent): number | undefined {
+  if (event.kind === 'close') return event.code;
+  if (event.kind === 'http') return event.status;
+  return undefined;
+}
+
+/** An error for a failure that came without one (a close after a working connection, a ping timeout). */
+export function failureError(event: ReconnectEvent): MessagingError {
+  if (event.kind === 'close') {
+    return new MessagingError('CONNECTION_LOST', `connection closed with ${String(event.code)}`, { closeCode: event.code });
+  }
+  return new MessagingError('CONNECTION_LOST', 'the node stopped answering');
 }

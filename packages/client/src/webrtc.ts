@@ -1,6 +1,10 @@
-import type { JsonValue } from '@messaging-server/protocol';
+import type { IceServer, JsonValue } from '@messaging-server/protocol';
+import { selectedCandidatePair, type CandidatePair } from './candidate-pair.js';
 import { Emitter } from './emitter.js';
+import { MessagingError } from './errors.js';
 import type { IncomingMessage } from './client.js';
+
+export type { CandidateInfo, CandidatePair } from './candidate-pair.js';
 
 /**
  * WebRTC over the messaging SDK with "perfect negotiation" (the MDN/W3C pattern): both sides may renegotiate at any
@@ -28,6 +32,8 @@ export function isSignal(content: unknown): content is SignalContent {
 /** The part of MessagingClient the helper needs (structural, so tests can pass a fake). */
 export interface SignalingClient {
   readonly userId: string;
+  /** The STUN/TURN servers of the latest `/connect` (MessagingClient has them); calls use them by default. */
+  readonly iceServers?: readonly IceServer[] | undefined;
   send(to: string, content: JsonValue): Promise<void>;
   on(event: 'message', listener: (message: IncomingMessage) => void): () => void;
 }
@@ -35,6 +41,10 @@ export interface SignalingClient {
 export interface PeerCallOptions {
   /** Who yields on an offer collision. Default: the peer whose userId sorts greater is polite (both sides agree). */
   polite?: boolean;
+  /**
+   * Its `iceServers`, when given, replace the ones from `/connect`; without them, the client's are filled in, so
+   * `{ iceTransportPolicy: 'relay' }` alone means "only through the cluster's TURN servers".
+   */
   rtcConfig?: RTCConfiguration;
   onTrack?: (event: RTCTrackEvent) => void;
   /**
@@ -57,7 +67,10 @@ export interface PeerCallEvents {
   state: RTCPeerConnectionState;
   ice: RTCIceConnectionState;
   closed: { reason: CallEndReason };
-  /** Signaling or negotiation failed (e.g. PEER_UNAVAILABLE when sending the offer). The call stays up. */
+  /**
+   * Signaling or negotiation failed (e.g. PEER_UNAVAILABLE when sending the offer); a TURN server refused the
+   * credentials (MessagingError TURN_UNAUTHORIZED); or ICE found no path (CALL_FAILED). The call object stays.
+   */
   error: unknown;
 }
 
@@ -166,6 +179,8 @@ export class PeerCall extends Emitter<PeerCallEvents> {
   #deferredSetup: (() => void) | undefined;
   #chain: Promise<void> = Promise.resolve();
   readonly #signaling: Signaling;
+  /** TURN URLs that refused our credentials, each reported once. */
+  readonly #refusedBy = new Set<string>();
 
   /** @internal use createPeerConnection */
   constructor(signaling: Signaling, peerId: string, options: PeerCallOptions, answering: boolean) {
@@ -175,7 +190,7 @@ export class PeerCall extends Emitter<PeerCallEvents> {
     this.polite = options.polite ?? signaling.client.userId > peerId;
     const Ctor = options.RTCPeerConnection ?? globalThis.RTCPeerConnection;
     if (!Ctor) throw new Error('RTCPeerConnection is not available in this runtime');
-    const pc = new Ctor(options.rtcConfig);
+    const pc = new Ctor(rtcConfigFor(options.rtcConfig, signaling.client.iceServers));
     this.pc = pc;
     pc.onnegotiationneeded = () => void this.#negotiate();
     pc.onicecandidate = ({ candidate }) => {
@@ -185,7 +200,11 @@ export class PeerCall extends Emitter<PeerCallEvents> {
       options.onTrack?.(event);
       this.emit('track', event);
     };
-    pc.onconnectionstatechange = () => this.emit('state', pc.connectionState);
+    pc.onconnectionstatechange = () => {
+      this.emit('state', pc.connectionState);
+      if (pc.connectionState === 'failed') this.emit('error', this.#failure());
+    };
+    pc.onicecandidateerror = (event) => this.#onIceServerError(event);
     pc.oniceconnectionstatechange = () => {
       if (pc.iceConnectionState === 'failed') pc.restartIce();
       this.emit('ice', pc.iceConnectionState);
@@ -209,6 +228,11 @@ export class PeerCall extends Emitter<PeerCallEvents> {
   /** The pre-negotiated data channel when `dataChannel` was asked for (on a callee: once the offer is applied). */
   get channel(): RTCDataChannel | undefined {
     return this.#channel;
+  }
+
+  /** The ICE candidate pair in use (e.g. `relay` ↔ `relay` through TURN), or undefined before ICE picked one. */
+  selectedCandidatePair(): Promise<CandidatePair | undefined> {
+    return selectedCandidatePair(this.pc);
   }
 
   /** Sends a stream's tracks; renegotiates by itself. */
@@ -306,6 +330,21 @@ export class PeerCall extends Emitter<PeerCallEvents> {
     this.#signaling.client.send(this.peerId, content).catch((error: unknown) => this.emit('error', error));
   }
 
+  #onIceServerError(event: RTCPeerConnectionIceErrorEvent): void {
+    // 401 Unauthorized / 403 Forbidden / 441 Wrong Credentials from a TURN server. Other codes (701: a STUN server
+    // out of reach on one interface) are routine while ICE explores its options.
+    if (!/^turns?:/.test(event.url) || ![401, 403, 441].includes(event.errorCode) || this.#refusedBy.has(event.url)) return;
+    this.#refusedBy.add(event.url);
+    const detail = `${String(event.errorCode)} ${event.errorText}`.trim();
+    this.emit('error', new MessagingError('TURN_UNAUTHORIZED', `TURN server ${event.url} refused the credentials (${detail})`));
+  }
+
+  #failure(): MessagingError {
+    const refused = [...this.#refusedBy];
+    const why = refused.length > 0 ? `; TURN refused the credentials at ${refused.join(', ')}` : '';
+    return new MessagingError('CALL_FAILED', `no network path to ${this.peerId} worked${why}`);
+  }
+
   #close(reason: CallEndReason): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -342,4 +381,13 @@ export function listenForCalls(client: SignalingClient, handler: (call: Incoming
   return () => {
     signaling.handlers.delete(handler);
   };
+}
+
+/** The app's configuration, with the servers from `/connect` unless it names its own. */
+function rtcConfigFor(
+  rtcConfig: RTCConfiguration | undefined,
+  iceServers: readonly IceServer[] | undefined,
+): RTCConfiguration | undefined {
+  if (rtcConfig?.iceServers !== undefined || iceServers === undefined) return rtcConfig;
+  return { ...rtcConfig, iceServers: iceServers.map((server) => ({ ...server, urls: [...server.urls] })) };
 }

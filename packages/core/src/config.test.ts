@@ -30,6 +30,7 @@ describe('loadConfig', () => {
         production: false,
         allowedOrigins: ['*'],
         connectRatePerIpPerMinute: 0,
+        turnTtlSeconds: 86400,
       });
     });
 
@@ -259,6 +260,28 @@ describe('loadConfig', () => {
       expect(configVariables('gateway')).to.include('MSG_SESSION_CONFLICT').and.not.include('MSG_INTERNAL_PORT');
       expect(configVariables('node')).to.include('MSG_INTERNAL_PORT').and.not.include('MSG_AUTH_JWT_SECRET');
       expect(configVariables('standalone')).to.have.length(all.length);
+    });
+  });
+
+  describe('TURN variables', () => {
+    const secret = { MSG_TURN_SECRET: 's3cret' };
+    it('reads TURN URLs, secret and TTL for gateways, with a one-day TTL by default', () => {
+      const config = loadConfig('gateway', { ...secret, MSG_TURN_URLS: 'turn:turn.example:3478,stun:stun.example' });
+      expect(config).to.include({ turnSecret: 's3cret', turnTtlSeconds: 86400 });
+      expect(config.turnUrls).to.deep.equal(['turn:turn.example:3478', 'stun:stun.example']);
+      expect(loadConfig('gateway', { ...secret, MSG_TURN_URLS: 'turns:t:5349', MSG_TURN_TTL_SECONDS: '600' }).turnTtlSeconds).to.equal(600);
+      expect(configVariables('node')).to.not.include('MSG_TURN_SECRET');
+    });
+
+    it('accepts STUN URLs without a secret', () => {
+      expect(loadConfig('gateway', { MSG_TURN_URLS: 'stun:stun.example:3478' }).turnUrls).to.deep.equal(['stun:stun.example:3478']);
+    });
+
+    it('refuses TURN URLs without a secret, a secret without URLs, other schemes and a TTL under a minute', () => {
+      expect(problemsOf('gateway', { MSG_TURN_URLS: 'turn:t:3478' })[0]).to.match(/MSG_TURN_SECRET is unset/);
+      expect(problemsOf('gateway', secret)[0]).to.match(/MSG_TURN_URLS is not/);
+      expect(problemsOf('gateway', { ...secret, MSG_TURN_URLS: 'http://t:3478' })[0]).to.match(/MSG_TURN_URLS entries must be/);
+      expect(problemsOf('gateway', { ...secret, MSG_TURN_URLS: 'turn:t', MSG_TURN_TTL_SECONDS: '10' })[0]).to.contain('MSG_TURN_TTL_SECONDS');
     });
   });
 

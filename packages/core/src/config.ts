@@ -31,6 +31,12 @@ export interface GatewayConfig extends CommonConfig {
   connectRatePerIpPerMinute: number;
   /** Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. */
   trustedProxies?: string[];
+  /** STUN/TURN URLs handed out with each session (`iceServers` in the /connect answer). */
+  turnUrls?: string[];
+  /** coturn's `static-auth-secret`: TURN URLs get TURN REST credentials signed with it. */
+  turnSecret?: string;
+  /** Lifetime of those credentials. */
+  turnTtlSeconds: number;
 }
 
 export interface NodeConfig extends CommonConfig {
@@ -140,6 +146,9 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_TRUSTED_PROXIES', key: 'trustedProxies', type: 'list', kinds: GATEWAY },
   { env: 'MSG_PRODUCTION', key: 'production', type: 'boolean', kinds: ALL, fallback: 'false' },
   { env: 'MSG_AUTH_JWT_SECRET', key: 'authJwtSecret', type: 'string', kinds: GATEWAY },
+  { env: 'MSG_TURN_URLS', key: 'turnUrls', type: 'list', kinds: GATEWAY },
+  { env: 'MSG_TURN_SECRET', key: 'turnSecret', type: 'string', kinds: GATEWAY },
+  { env: 'MSG_TURN_TTL_SECONDS', key: 'turnTtlSeconds', type: 'integer', kinds: GATEWAY, fallback: 86400, min: 60, max: 604800 },
   { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
   { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
   {
@@ -269,6 +278,7 @@ function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>):
   if (typeof base === 'string' && !/^[A-Za-z0-9_-]+$/.test(String(values['nodeId']))) {
     problems.push(`MSG_NODE_ID must be letters, digits, _ and - with MSG_PUBLIC_BASE_URL (it is a path segment): ${String(values['nodeId'])}`);
   }
+  problems.push(...turnProblems(values));
   if (values['production'] === true) problems.push(...productionProblems(kind, values));
   return problems;
 }
@@ -296,6 +306,19 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
     );
   }
   return problems;
+}
+
+/** TURN URLs need the secret that signs their credentials, and a secret needs somewhere to be used. */
+function turnProblems(values: Record<string, unknown>): string[] {
+  const urls = Array.isArray(values['turnUrls']) ? values['turnUrls'].map(String) : [];
+  const bad = urls.filter((url) => !/^(stuns?|turns?):[^\s]+$/.test(url));
+  if (bad.length > 0) return [`MSG_TURN_URLS entries must be stun:, stuns:, turn: or turns: URLs: ${bad.join(', ')}`];
+  const hasSecret = values['turnSecret'] !== undefined;
+  if (hasSecret && urls.length === 0) return ['MSG_TURN_SECRET is set but MSG_TURN_URLS is not: name the TURN servers'];
+  if (!hasSecret && urls.some((url) => url.startsWith('turn'))) {
+    return ['MSG_TURN_URLS names TURN servers but MSG_TURN_SECRET is unset: clients would get no credentials for them'];
+  }
+  return [];
 }
 
 // ajv coerces only inside objects, so each field is validated as the `value` property of a wrapper.

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { isValidUserId, validateConnectRequest, type ConnectRequest } from '@messaging-server/protocol';
+import { isValidUserId, type ConnectRequest } from '@messaging-server/protocol';
+import { validateConnectRequest } from '@messaging-server/protocol/schemas';
 import { HttpError } from './http-error.js';
 
 export const MAX_CONNECT_BODY_BYTES = 4096;

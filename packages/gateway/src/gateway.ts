@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import Koa, { type Context, type Middleware } from 'koa';
-import { Backoff, type GatewayRecord } from '@messaging-server/protocol';
+import { Backoff, type ConnectResponse, type GatewayRecord, type Session } from '@messaging-server/protocol';
 import {
   instrumentRegistry,
   instrumentSessionStore,
@@ -27,6 +27,7 @@ import { createJwtAuthenticator, ensureJwtSupport, type ConnectAuthenticator } f
 import { ClientIpResolver } from './client-ip.js';
 import { IpRateLimiter } from './ip-rate-limiter.js';
 import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
+import { iceServersFor } from './turn-credentials.js';
 
 export interface GatewayDeps {
   config: Readonly<GatewayConfig>;
@@ -314,7 +315,7 @@ class KoaGateway implements Gateway {
       if (this.authenticator) await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId });
       const session = await this.allocator.connect(request, log);
       ctx.set('cache-control', 'no-store');
-      ctx.body = session;
+      ctx.body = this.withIceServers(session);
     } catch (error) {
       result = error instanceof HttpError ? error.code : 'INTERNAL';
       if (error instanceof HttpError && error.status < 500) {
@@ -328,6 +329,13 @@ class KoaGateway implements Gateway {
       this.metrics.connectRequests.inc({ result });
       this.metrics.connectLatency.observe({ result }, seconds);
     }
+  }
+
+  /** Adds the STUN/TURN servers (with this user's TURN credentials) when the gateway has any. */
+  private withIceServers(session: Session): ConnectResponse {
+    const { turnUrls = [], turnSecret, turnTtlSeconds } = this.deps.config;
+    const iceServers = iceServersFor(session.userId, { urls: turnUrls, secret: turnSecret, ttlSeconds: turnTtlSeconds });
+    return iceServers === undefined ? session : { ...session, iceServers };
   }
 
   async checkReadiness(): Promise<{ ready: boolean; reasons: string[] }> {

@@ -1,5 +1,5 @@
 import type { Logger } from '@messaging-server/core';
-import { parseClientFrame } from '@messaging-server/protocol';
+import { parseClientFrame } from '@messaging-server/protocol/schemas';
 import type { ClientSession } from './client-session.js';
 import type { Envelope } from './envelope.js';
 import { ERROR_TEXT } from './frame-errors.js';

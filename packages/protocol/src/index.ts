@@ -1,4 +1,6 @@
+// The browser-safe part of the contract: codes, types, limits and the retry schedule. The ajv validators are a
+// separate entry point, `@messaging-server/protocol/schemas`, so that the SDK never loads ajv.
 export * from './codes.js';
 export * from './types.js';
-export * from './schemas.js';
+export * from './limits.js';
 export * from './backoff.js';

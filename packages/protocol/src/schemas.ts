@@ -1,14 +1,11 @@
+/**
+ * The ajv schemas and validators of client frames and `/connect` bodies: the `@messaging-server/protocol/schemas`
+ * entry point, imported by gateways and nodes only. It compiles the schemas on import (which needs `eval`, so a page
+ * under a strict CSP could not load it) and pulls in ajv; the package index, which the SDK uses, stays free of both.
+ */
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { ClientFrame, ConnectRequest } from './types.js';
-
-/** userId: 1–128 characters of `A-Z a-z 0-9 . _ ~ @ -`. */
-export const USER_ID_PATTERN = '^[A-Za-z0-9._~@-]{1,128}$';
-const USER_ID_REGEX = new RegExp(USER_ID_PATTERN);
-export const MESSAGE_ID_MAX_LENGTH = 64;
-
-export function isValidUserId(value: unknown): value is string {
-  return typeof value === 'string' && USER_ID_REGEX.test(value);
-}
+import { MESSAGE_ID_MAX_LENGTH, USER_ID_PATTERN } from './limits.js';
 
 const userId = { type: 'string', pattern: USER_ID_PATTERN } as const;
 const messageId = { type: 'string', minLength: 1, maxLength: MESSAGE_ID_MAX_LENGTH } as const;

@@ -17,6 +17,23 @@ export interface Session {
   nodeId: string;
 }
 
+/** The body of a 200 from `POST /connect`. */
+export interface ConnectResponse extends Session {
+  /** (Added, optional) STUN/TURN servers for the user's calls, when the gateway is configured with them. */
+  iceServers?: IceServer[];
+}
+
+/**
+ * One entry of `RTCConfiguration.iceServers`. TURN entries carry time-limited credentials in the TURN REST scheme
+ * (coturn's `use-auth-secret`): `username` is `<expiry unix seconds>:<userId>`, `credential` is
+ * base64(HMAC-SHA1(secret, username)).
+ */
+export interface IceServer {
+  urls: string[];
+  username?: string;
+  credential?: string;
+}
+
 export interface ErrorBody {
   error: { code: ErrorCode; message: string };
 }

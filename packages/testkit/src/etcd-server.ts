@@ -76,7 +76,8 @@ export async function startEtcd(options: { readyTimeoutMs?: number } = {}): Prom
 
   const launch = async (): Promise<void> => {
     stderrTail = '';
-    const proc = spawn('etcd', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // Its own process group: a terminal's Ctrl-C must not stop it before the nodes have drained through it.
+    const proc = spawn('etcd', args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     live.add(proc);
     exited = new Promise((resolve) => {

@@ -11,3 +11,4 @@ export * from './registry-contract.js';
 export { abandonRegistration, memoryRegistryControl, type MemoryRegistryControl } from '@messaging-server/core/testing';
 export * from './local-ca.js';
 export * from './local-proxy.js';
+export * from './coturn-server.js';

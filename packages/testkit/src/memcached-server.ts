@@ -74,7 +74,8 @@ async function launch(port: number, memoryMb: number): Promise<ChildProcess> {
   const args = ['-l', '127.0.0.1', '-p', String(port), '-U', '0', '-m', String(memoryMb)];
   // memcached refuses to run as root without naming a user (exit 64).
   if (process.getuid?.() === 0) args.push('-u', 'root');
-  const child = spawn('memcached', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a terminal's Ctrl-C must not stop it before the nodes have drained through it.
+  const child = spawn('memcached', args, { detached: true, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString('utf8');

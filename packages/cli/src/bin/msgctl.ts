@@ -12,6 +12,7 @@ import {
 } from '@messaging-server/core';
 import { parseArgs, UsageError } from '../flags.js';
 import { EXIT, failAndExit } from '../lifecycle.js';
+import { withLocalCluster } from '../msgctl/local-cluster.js';
 import {
   drainCommand,
   gatewaysCommand,
@@ -31,7 +32,8 @@ const USAGE = `usage: msgctl <command> [--endpoints URLS] [--prefix PREFIX] [--j
   drain <nodeId>     the node drains as on SIGTERM; waits until it is gone (--no-wait to return at once)
 
 Every command takes --endpoints (MSG_ETCD_ENDPOINTS) and --prefix (MSG_ETCD_PREFIX); --json prints JSON for
-scripts instead of a table. Every other MSG_* variable is a flag too (--memcached-servers, --memcached-prefix,
+scripts instead of a table. Without an endpoint, msgctl uses the cluster of \`make run\` when it finds its
+.run/cluster.json in this directory or one above it. Every other MSG_* variable is a flag too (--memcached-servers, --memcached-prefix,
 --cluster-secret, …). drain needs the cluster secret when the nodes have one (MSG_CLUSTER_SECRET or --cluster-secret).
 
 Exit codes:
@@ -52,9 +54,11 @@ async function main(argv: string[]): Promise<void> {
     process.stdout.write(USAGE);
     process.exit(command === undefined && !args.options['help'] ? EXIT.usage : EXIT.ok);
   }
-  const env: Record<string, string | undefined> = { ...process.env, ...args.configFlags };
-  if (typeof args.options['endpoints'] === 'string') env['MSG_ETCD_ENDPOINTS'] = args.options['endpoints'];
-  if (typeof args.options['prefix'] === 'string') env['MSG_ETCD_PREFIX'] = args.options['prefix'];
+  const given: Record<string, string | undefined> = { ...process.env, ...args.configFlags };
+  if (typeof args.options['endpoints'] === 'string') given['MSG_ETCD_ENDPOINTS'] = args.options['endpoints'];
+  if (typeof args.options['prefix'] === 'string') given['MSG_ETCD_PREFIX'] = args.options['prefix'];
+  const { env, cluster } = withLocalCluster(given, process.cwd());
+  if (cluster && args.options['json'] !== true) process.stderr.write(`msgctl: using the \`make run\` cluster in ${cluster.file}\n`);
   const config = loadConfig('gateway', env);
   const clusterSecret = env['MSG_CLUSTER_SECRET'];
 

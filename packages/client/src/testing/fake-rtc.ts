@@ -29,6 +29,9 @@ export class FakeRTCPeerConnection {
   ontrack: ((event: unknown) => void) | null = null;
   onconnectionstatechange: (() => void) | null = null;
   oniceconnectionstatechange: (() => void) | null = null;
+  onicecandidateerror: ((event: Partial<RTCPeerConnectionIceErrorEvent>) => void) | null = null;
+  /** What getStats() reports; tests fill it in. */
+  readonly stats = new Map<string, Record<string, unknown>>();
   readonly candidates: RTCIceCandidateInit[] = [];
   /** Every operation in order, e.g. `setRemoteDescription:offer`, `addTrack`. */
   readonly log: string[] = [];
@@ -104,6 +107,21 @@ export class FakeRTCPeerConnection {
 
   restartIce(): void {}
 
+  async getStats(): Promise<Map<string, Record<string, unknown>>> {
+    await later();
+    return this.stats;
+  }
+
+  /** What a browser does when an ICE server answers with an error. */
+  iceServerError(url: string, errorCode: number, errorText: string): void {
+    this.onicecandidateerror?.({ url, errorCode, errorText, address: null, port: null });
+  }
+
+  setConnectionState(state: RTCPeerConnectionState): void {
+    this.connectionState = state;
+    this.onconnectionstatechange?.();
+  }
+
   close(): void {
     this.closed = true;
     this.signalingState = 'closed';
@@ -131,6 +149,7 @@ export class FakeBus {
 
 export class FakeSignalingClient implements SignalingClient {
   readonly #listeners = new Set<(message: IncomingMessage) => void>();
+  iceServers: SignalingClient['iceServers'];
   constructor(readonly userId: string, readonly bus: FakeBus) {}
 
   send(to: string, content: JsonValue): Promise<void> {

@@ -1,4 +1,5 @@
 // Test doubles for the client's injected dependencies: a hand-driven clock, a scriptable SockJS and a fake gateway.
+import { MessagingClient, type ConnectOptions } from '../client.js';
 import type { Clock, SockJSLike, SockJSOptions } from '../transport.js';
 
 interface Timer {
@@ -148,4 +149,31 @@ export class FakeGateway {
       { status: 200, headers: { 'content-type': 'application/json' } },
     );
   };
+}
+
+/** A client on the fakes above (random 0.5, pings off unless overridden), not started yet. */
+export function fakeClient(overrides: Partial<ConnectOptions> = {}): { clock: FakeClock; gateway: FakeGateway; client: MessagingClient } {
+  FakeSockJS.reset();
+  const clock = new FakeClock();
+  const gateway = new FakeGateway();
+  const client = new MessagingClient({
+    gatewayUrl: 'http://gw.test',
+    userId: 'alice',
+    fetch: gateway.fetch,
+    SockJS: FakeSockJS,
+    clock,
+    random: () => 0.5,
+    pingIntervalMs: 0,
+    ...overrides,
+  });
+  return { clock, gateway, client };
+}
+
+/** Starts the harness's client and lets the first node (`node-a`) welcome it. */
+export async function welcomed<H extends { client: MessagingClient }>(harness: H): Promise<H> {
+  const ready = harness.client.start();
+  await flush();
+  FakeSockJS.last.welcome('node-a');
+  await ready;
+  return harness;
 }

@@ -1,0 +1,4 @@
+#!/usr/bin/env node
+import { runBuilt } from './run-built.js';
+
+await runBuilt('msgctl');

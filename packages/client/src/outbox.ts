@@ -1,0 +1,97 @@
+import { MessagingError, type MessagingErrorCode } from './errors.js';
+import type { Clock } from './transport.js';
+
+interface PendingSend {
+  id: string;
+  frame: string;
+  resolve: () => void;
+  reject: (error: MessagingError) => void;
+  timer: unknown;
+}
+
+/**
+ * The sends of one client: queued while there is no open connection (in order, bounded), then in flight until the
+ * node's ack or error. Every send settles exactly once: answered, timed out, or failed with the connection.
+ */
+export class Outbox {
+  #queue: PendingSend[] = [];
+  readonly #inflight = new Map<string, PendingSend>();
+
+  constructor(
+    private readonly clock: Clock,
+    private readonly maxQueue: number,
+  ) {}
+
+  get queuedCount(): number {
+    return this.#queue.length;
+  }
+
+  get inflightCount(): number {
+    return this.#inflight.size;
+  }
+
+  /** Queues a send whose deadline runs from now. Rejects at once with SEND_QUEUE_FULL when `bounded` and full. */
+  enqueue(id: string, frame: string, timeoutMs: number, bounded: boolean): Promise<void> {
+    if (bounded && this.#queue.length >= this.maxQueue) {
+      return Promise.reject(
+        new MessagingError('SEND_QUEUE_FULL', `send queue is at its limit of ${this.maxQueue}`, { messageId: id }),
+      );
+    }
+    return new Promise<void>((resolve, reject) => {
+      const pending: PendingSend = { id, frame, resolve, reject, timer: undefined };
+      pending.timer = this.clock.setTimeout(() => {
+        this.#queue = this.#queue.filter((p) => p !== pending);
+        this.#inflight.delete(id);
+        reject(new MessagingError('TIMEOUT', `no answer within ${timeoutMs} ms`, { messageId: id }));
+      }, timeoutMs);
+      this.#queue.push(pending);
+    });
+  }
+
+  /** Writes every queued send, in order; one that cannot be written fails with CONNECTION_LOST. */
+  flush(write: (frame: string) => void): void {
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const pending of queued) {
+      this.#inflight.set(pending.id, pending);
+      try {
+        write(pending.frame);
+      } catch (error) {
+        this.#inflight.delete(pending.id);
+        this.clock.clearTimeout(pending.timer);
+        pending.reject(new MessagingError('CONNECTION_LOST', String(error), { messageId: pending.id }));
+      }
+    }
+  }
+
+  /** Settles the in-flight send with this id (ack: no error). False if there is none. */
+  settle(id: string, error?: MessagingError): boolean {
+    const pending = this.#inflight.get(id);
+    if (!pending) return false;
+    this.#inflight.delete(id);
+    this.clock.clearTimeout(pending.timer);
+    if (error) pending.reject(error);
+    else pending.resolve();
+    return true;
+  }
+
+  /** Fails every send in flight: their fate is unknown (the node may have relayed them), so they are not resent. */
+  failInflight(code: MessagingErrorCode, message: string): void {
+    const inflight = [...this.#inflight.values()];
+    this.#inflight.clear();
+    for (const pending of inflight) {
+      this.clock.clearTimeout(pending.timer);
+      pending.reject(new MessagingError(code, message, { messageId: pending.id }));
+    }
+  }
+
+  /** Fails every queued send (the client stopped). */
+  failQueued(code: MessagingErrorCode, message: string): void {
+    const queued = this.#queue;
+    this.#queue = [];
+    for (const pending of queued) {
+      this.clock.clearTimeout(pending.timer);
+      pending.reject(new MessagingError(code, message, { messageId: pending.id }));
+    }
+  }
+}
