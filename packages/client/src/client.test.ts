@@ -226,14 +226,56 @@ describe('MessagingClient', () => {
       for (const p of kept) expect((await rejection(p)).code).to.equal('CLOSED');
     });
 
-    it('rejects in-flight sends with CONNECTION_LOST on a drop and does not resend them', async () => {
-      const h = await started();
+    it('with resendUnanswered: false (v1), rejects in-flight sends with CONNECTION_LOST on a drop and does not resend them', async () => {
+      const h = await started({ resendUnanswered: false });
       const inflight = h.client.send('bob', 'maybe');
       FakeSockJS.last.serverClose(1006, 'connection lost');
       expect((await rejection(inflight)).code).to.equal('CONNECTION_LOST');
       await h.clock.tick(1000);
       FakeSockJS.last.welcome('node-b');
       expect(FakeSockJS.last.messages()).to.have.length(0);
+      h.client.close();
+    });
+
+    it('re-sends a send left unanswered by a drop after the next welcome, with the same id, before newer sends (v1.1)', async () => {
+      const h = await started();
+      const first = h.client.send('bob', 'maybe');
+      const firstId = FakeSockJS.last.messages()[0]?.['id'];
+      FakeSockJS.last.serverClose(1006, 'connection lost');
+      const second = h.client.send('bob', 'later');
+      await h.clock.tick(1000);
+      FakeSockJS.last.welcome('node-b');
+      const resent = FakeSockJS.last.messages();
+      expect(resent.map((m) => [m['id'], m['content']])).to.deep.equal([
+        [firstId, 'maybe'],
+        [resent[1]?.['id'], 'later'],
+      ]);
+      expect(resent[1]?.['id']).to.not.equal(firstId);
+      for (const m of resent) FakeSockJS.last.receive({ type: 'ack', id: m['id'] });
+      await Promise.all([first, second]);
+      h.client.close();
+    });
+
+    it('fails a re-queued send with CONNECTION_LOST when a terminal close ends the client', async () => {
+      const h = await started();
+      const inflight = h.client.send('bob', 'maybe');
+      FakeSockJS.last.serverClose(4503, 'session_replaced');
+      expect((await rejection(inflight)).code).to.equal('CONNECTION_LOST');
+    });
+
+    it('delivers a (from, id) once and drops its repeats; id-less messages always pass', async () => {
+      const h = await started();
+      const got: unknown[] = [];
+      h.client.on('message', (m) => got.push(m.content));
+      const socket = FakeSockJS.last;
+      for (const [id, content] of [['x1', 1], ['x2', 2], ['x1', 1], ['x3', 3], ['x2', 2]] as const) {
+        socket.receive({ type: 'message', from: 'bob', to: 'alice', content, id });
+      }
+      socket.receive({ type: 'message', from: 'carol', to: 'alice', content: 'c', id: 'x1' });
+      socket.receive({ type: 'message', from: 'bob', to: 'alice', content: 'plain' });
+      socket.receive({ type: 'message', from: 'bob', to: 'alice', content: 'plain' });
+      expect(got).to.deep.equal([1, 2, 3, 'c', 'plain', 'plain']);
+      expect(h.client.repeatsDropped).to.equal(2);
       h.client.close();
     });
 
@@ -342,7 +384,7 @@ describe('MessagingClient', () => {
     });
 
     it('treats a missing pong as a dead connection and reconnects avoiding the node', async () => {
-      const h = await started({ pingIntervalMs: 1000, pingTimeoutMs: 500 });
+      const h = await started({ pingIntervalMs: 1000, pingTimeoutMs: 500, resendUnanswered: false });
       const socket = FakeSockJS.last;
       const inflight = handled(h.client.send('bob', 'x'));
       await h.clock.tick(1499);

@@ -22,6 +22,7 @@ import {
   type StopReason,
 } from './policy.js';
 import { Outbox } from './outbox.js';
+import { RepeatFilter } from './repeat-filter.js';
 import { requestSession } from './session-request.js';
 import {
   silentClientLogger,
@@ -76,6 +77,10 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #iceServers: IceServer[] | undefined;
   #abort: AbortController | undefined;
   readonly #outbox: Outbox;
+  readonly #repeats: RepeatFilter;
+  readonly #resendUnanswered: boolean;
+  /** Makes this client's message ids unique across its instances, so receivers never take a new id for a repeat. */
+  readonly #idPrefix: string;
   #reconnectTimer: unknown;
   #handshakeTimer: unknown;
   #pingTimer: unknown;
@@ -100,6 +105,14 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
     this.#outbox = new Outbox(this.#clock, options.maxQueue ?? 1000);
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 15_000;
+    this.#repeats = new RepeatFilter(options.repeatWindow ?? 4096);
+    this.#resendUnanswered = options.resendUnanswered ?? true;
+    this.#idPrefix = Math.floor((options.random ?? Math.random)() * 2 ** 48).toString(36);
+  }
+
+  /** Messages received a second time with the same `(from, id)`, and dropped (contract v1.1). */
+  get repeatsDropped(): number {
+    return this.#repeats.dropped;
   }
 
   get state(): ConnectionState {
@@ -159,7 +172,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
    */
   send(to: string, content: JsonValue, options: SendOptions = {}): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new MessagingError('CLOSED', 'client is closed'));
-    const id = String(++this.#counter);
+    const id = `${this.#idPrefix}.${String(++this.#counter)}`;
     const frame = JSON.stringify({ type: 'message', to, content, id });
     const maxBytes = this.#options.maxMessageBytes ?? 65_536;
     if (new TextEncoder().encode(frame).length > maxBytes) {
@@ -260,9 +273,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
         this.#onWelcome(frame.nodeId);
         return;
       case 'message':
-        this.emit('message', frame.id === undefined
-          ? { from: frame.from, to: frame.to, content: frame.content }
-          : { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
+        if (frame.id === undefined) this.emit('message', { from: frame.from, to: frame.to, content: frame.content });
+        else if (this.#repeats.admit(frame.from, frame.id)) this.emit('message', { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
       case 'ack':
         this.#outbox.settle(frame.id);
@@ -342,8 +354,11 @@ export class MessagingClient extends Emitter<ClientEvents> {
     );
   }
 
-  /** Detaches and closes the current socket and fails what was written to it. */
-  #dropSocket(failWith: MessagingErrorCode = 'CONNECTION_LOST'): void {
+  /**
+   * Detaches the socket. Sends it left unanswered go again after the next welcome (`resendUnanswered`), unless the
+   * client is stopping, when they fail with `failWith`.
+   */
+  #dropSocket(failWith: MessagingErrorCode = 'CONNECTION_LOST', reconnecting = true): void {
     this.#generation++;
     this.#clock.clearTimeout(this.#handshakeTimer);
     this.#clock.clearTimeout(this.#pingTimer);
@@ -362,7 +377,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
         // Already closed.
       }
     }
-    this.#outbox.failInflight(failWith, failWith === 'CLOSED' ? 'client closed' : 'connection lost before the answer');
+    if (reconnecting && this.#resendUnanswered) this.#outbox.requeueInflight();
+    else this.#outbox.failInflight(failWith, failWith === 'CLOSED' ? 'client closed' : 'connection lost before the answer');
   }
 
   #failAttempt(event: ReconnectEvent, error: MessagingError | undefined): void {
@@ -407,12 +423,12 @@ export class MessagingClient extends Emitter<ClientEvents> {
 
   #stop(reason: StopReason, code?: number, error?: MessagingError): void {
     if (this.#state === 'closed') return;
-    this.#dropSocket(reason === 'client' ? 'CLOSED' : 'CONNECTION_LOST');
+    this.#dropSocket(reason === 'client' ? 'CLOSED' : 'CONNECTION_LOST', false);
     this.#generation++;
     this.#abort?.abort();
     this.#clock.clearTimeout(this.#reconnectTimer);
     this.#clock.clearTimeout(this.#readyTimer);
-    this.#outbox.failQueued('CLOSED', `client closed: ${reason}`);
+    this.#outbox.failQueued('CLOSED', `client closed: ${reason}`, reason === 'client' ? 'CLOSED' : 'CONNECTION_LOST');
     this.#log.info({ userId: this.userId, reason, code }, 'client closed');
     this.#emitState('closed');
     const info: ClosedInfo = { reason };

@@ -3,8 +3,9 @@ import type { ErrorCode } from '@messaging-server/protocol';
 /**
  * Codes the SDK produces itself, next to the contract's codes (which it passes through unchanged).
  * - TIMEOUT: no ack/error for a send within `sendTimeoutMs`, or no welcome within `connectTimeoutMs`.
- * - CONNECTION_LOST: the message was written to a connection that dropped before its ack or error arrived; it
- *   may or may not have been delivered. The SDK does not resend it (a resend could deliver it twice).
+ * - CONNECTION_LOST: the message was written to a connection that ended before its ack or error arrived, and the
+ *   client stopped for good (or runs with `resendUnanswered: false`); it may or may not have been delivered. While
+ *   the client reconnects, such a send is re-sent with the same id instead (receivers drop repeats).
  * - SEND_QUEUE_FULL: the client-side queue of sends made while not connected is at `maxQueue`.
  * - CLOSED: the client was closed (by `close()` or a terminal close code) before the send completed.
  * - CONNECTION_REJECTED: a terminal SockJS close code (4500–4999) ended the client.

@@ -32,6 +32,13 @@ export interface ConnectOptions extends Partial<ReconnectOptions> {
   handshakeTimeoutMs?: number;
   /** Frames larger than this are rejected locally with MESSAGE_TOO_LARGE. Default 65 536 (the node's default). */
   maxMessageBytes?: number;
+  /**
+   * Contract v1.1's at-least-once: sends still unanswered when the connection drops go again, with the same ids,
+   * after the next welcome (default true). false: they reject with CONNECTION_LOST, as in v1.
+   */
+  resendUnanswered?: boolean;
+  /** How many `(from, id)` pairs the client remembers to drop repeated messages. Default 4096. */
+  repeatWindow?: number;
   clock?: Clock;
   random?: () => number;
 }

@@ -4,6 +4,8 @@ import type { Clock } from './transport.js';
 interface PendingSend {
   id: string;
   frame: string;
+  /** Written to a connection at least once: if it fails now, its fate is unknown (CONNECTION_LOST). */
+  written: boolean;
   resolve: () => void;
   reject: (error: MessagingError) => void;
   timer: unknown;
@@ -38,7 +40,7 @@ export class Outbox {
       );
     }
     return new Promise<void>((resolve, reject) => {
-      const pending: PendingSend = { id, frame, resolve, reject, timer: undefined };
+      const pending: PendingSend = { id, frame, written: false, resolve, reject, timer: undefined };
       pending.timer = this.clock.setTimeout(() => {
         this.#queue = this.#queue.filter((p) => p !== pending);
         this.#inflight.delete(id);
@@ -54,6 +56,7 @@ export class Outbox {
     this.#queue = [];
     for (const pending of queued) {
       this.#inflight.set(pending.id, pending);
+      pending.written = true;
       try {
         write(pending.frame);
       } catch (error) {
@@ -75,7 +78,17 @@ export class Outbox {
     return true;
   }
 
-  /** Fails every send in flight: their fate is unknown (the node may have relayed them), so they are not resent. */
+  /**
+   * The connection dropped before these sends were answered: back to the head of the queue, in the order they were
+   * first written, to go again with the same ids after the next welcome (receivers drop repeats). Their deadlines run on.
+   */
+  requeueInflight(): void {
+    const inflight = [...this.#inflight.values()];
+    this.#inflight.clear();
+    this.#queue = [...inflight, ...this.#queue];
+  }
+
+  /** Fails every send in flight: their fate is unknown (the node may have relayed them). */
   failInflight(code: MessagingErrorCode, message: string): void {
     const inflight = [...this.#inflight.values()];
     this.#inflight.clear();
@@ -85,13 +98,16 @@ export class Outbox {
     }
   }
 
-  /** Fails every queued send (the client stopped). */
-  failQueued(code: MessagingErrorCode, message: string): void {
+  /**
+   * Fails every queued send (the client stopped). One that was written before, whose fate is unknown, fails with
+   * `writtenCode` when given.
+   */
+  failQueued(code: MessagingErrorCode, message: string, writtenCode: MessagingErrorCode = code): void {
     const queued = this.#queue;
     this.#queue = [];
     for (const pending of queued) {
       this.clock.clearTimeout(pending.timer);
-      pending.reject(new MessagingError(code, message, { messageId: pending.id }));
+      pending.reject(new MessagingError(pending.written ? writtenCode : code, message, { messageId: pending.id }));
     }
   }
 }
