@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
 import { ContractClient } from './support/contract-client.js';
 import { percentile } from './support/fault-clients.js';
+import { SdkParty } from './support/sdk-party.js';
 
 /**
  * Issue 12, acceptance 2: pairs across nodes send every 20 ms while a node goes away. Every message is answered with
@@ -9,12 +10,15 @@ import { percentile } from './support/fault-clients.js';
  * repeats dropped and what the resume cost: move → delivery for the messages sent while their recipient was away.
  */
 
-const PAIRS = 10;
+/** Pairs per kind of client: the SDK, and a client written from the contract alone. */
+const PAIRS_PER_KIND = 5;
 const SEND_EVERY_MS = 20;
 
+type Party = ContractClient | SdkParty;
+
 interface Pair {
-  sender: ContractClient;
-  recipient: ContractClient;
+  sender: Party;
+  recipient: Party;
   sent: number;
   outcomes: Promise<{ seq: number; code?: string }>[];
   sentAt: number[];
@@ -29,15 +33,20 @@ class Traffic {
 
   constructor(readonly run: string) {}
 
-  async addPairs(gatewayUrl: string, who: 'senders' | 'recipients'): Promise<ContractClient[]> {
-    const clients = Array.from({ length: PAIRS }, (_, i) => new ContractClient(`${this.run}-${who === 'senders' ? 's' : 'r'}${String(i)}`, gatewayUrl));
+  /** Half SDK clients, half contract clients; the i-th sender and recipient are always of the same kind. */
+  async addPairs(gatewayUrl: string, who: 'senders' | 'recipients'): Promise<Party[]> {
+    const name = (kind: string, i: number): string => `${this.run}-${kind}${who === 'senders' ? 's' : 'r'}${String(i)}`;
+    const clients: Party[] = [
+      ...Array.from({ length: PAIRS_PER_KIND }, (_, i) => new SdkParty(name('sdk', i), gatewayUrl)),
+      ...Array.from({ length: PAIRS_PER_KIND }, (_, i) => new ContractClient(name('raw', i), gatewayUrl)),
+    ];
     await Promise.all(clients.map((c) => c.start()));
     return clients;
   }
 
-  pair(senders: ContractClient[], recipients: ContractClient[]): void {
+  pair(senders: Party[], recipients: Party[]): void {
     senders.forEach((sender, i) => {
-      const recipient = recipients[i] as ContractClient;
+      const recipient = recipients[i] as Party;
       const pair: Pair = { sender, recipient, sent: 0, outcomes: [], sentAt: [], receivedAt: new Map(), order: [] };
       recipient.onMessageHook = (message) => {
         const seq = (message.content as { s: number }).s;
@@ -108,7 +117,7 @@ interface Move {
 }
 
 /** Each span from a close of the client's connection to its next welcome. */
-function movesOf(client: ContractClient): Move[] {
+function movesOf(client: Party): Move[] {
   return client.closes.flatMap((close) => {
     const welcome = client.welcomes.find((w) => w.at >= close.at);
     return welcome ? [{ from: close.at, to: welcome.at }] : [];

@@ -1,15 +1,6 @@
 import SockJS from 'sockjs-client';
 import { CLOSE_CODES, isTerminalClose, type JsonValue, type ServerFrame, type Session } from '@messaging-server/protocol';
-import { postConnect } from '@messaging-server/testkit';
-
-/** The slice of the browser WebSocket API that sockjs-client implements. */
-interface SockJsSocket {
-  onopen: (() => void) | null;
-  onmessage: ((event: { data: unknown }) => void) | null;
-  onclose: ((event: { code: number; reason: string }) => void) | null;
-  send(data: string): void;
-  close(): void;
-}
+import { postConnect, type SockJsSocket } from '@messaging-server/testkit';
 
 export interface ContractMessage {
   from: string;

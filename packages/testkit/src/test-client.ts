@@ -25,7 +25,7 @@ export async function requestSession(gatewayUrl: string, userId: string, options
 }
 
 /** The slice of the browser WebSocket API that sockjs-client implements and this client uses. */
-interface SockJsSocket {
+export interface SockJsSocket {
   onopen: (() => void) | null;
   onmessage: ((event: { data: unknown }) => void) | null;
   onclose: ((event: { code: number; reason: string }) => void) | null;
