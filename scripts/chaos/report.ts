@@ -163,7 +163,7 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
   if (r.unfinished > 0) out.push(`Reconnects still unfinished at the end: ${String(r.unfinished)}.`, '');
   const connectErrors = Object.entries(result.connectErrors);
   if (connectErrors.length > 0) {
-    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses)}.`, '');
+    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses.length)}.`, '');
   }
   out.push('## Scale-out (acceptance 6)', '');
   out.push(
