@@ -69,10 +69,10 @@ function latencyProbe(from: Client, to: Client, label: string) {
     const mine = () => to.frames.filter((f) => f.frame.type === 'message' && (f.frame.content as { label?: string }).label === label);
     await waitFor(() => mine().length >= n, { what: `${label}: ${String(n)} messages`, timeoutMs: 20_000 });
     const got = mine();
-    expect(got.map((f) => (f.frame as { content: { n: number } }).content.n)).to.deep.equal([...Array(n).keys()]);
+    expect(got.map((f) => (f.frame as unknown as { content: { n: number } }).content.n)).to.deep.equal([...Array(n).keys()]);
     await waitFor(() => from.ofType('ack').filter((a) => a.id.startsWith(`${label}-`)).length >= n, { what: `${label} acks`, timeoutMs: 20_000 });
     expect(from.ofType('error')).to.deep.equal([]);
-    return got.map((f) => f.at - (sentAt.get((f.frame as { content: { n: number } }).content.n) as number));
+    return got.map((f) => f.at - (sentAt.get((f.frame as unknown as { content: { n: number } }).content.n) as number));
   };
 }
 
@@ -223,8 +223,9 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
     expect(result.limited).to.be.greaterThan(0);
     expect(result.code).to.equal(4504);
     expect(result.reason).to.equal('protocol_violation');
-    // The contract: closed only after 5 s of RATE_LIMITED (seen from the client, less a little delivery jitter).
-    expect(result.floodMs - result.limitedAfterMs).to.be.at.least(4500);
+    // The contract: closed after 5 s of RATE_LIMITED, not before and not much later: the node judges every frame,
+    // and this client sends one per millisecond (measured: 5,006 ms; the margins are delivery jitter either way).
+    expect(result.floodMs - result.limitedAfterMs, 'first RATE_LIMITED → close 4504 (ms)').to.be.within(4500, 5500);
     expect(loaded.length).to.be.greaterThan(100);
     expect(loadedP99).to.be.at.most(2 * unloadedP99);
     expect(a.closeCode).to.equal(undefined);
@@ -278,10 +279,12 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
         `${mib(rssAfter)} MiB after 10,000 → ${mib(rssAfterSecond)} MiB after 20,000 (each 10,000 carry ${mib(contentKiB)} MiB of content)`,
     );
     expect(gauge).to.equal(PENDING_MAX);
-    // Generous bounds: garbage from parsing 160 MiB of frames may stay in the heap for a while, but holding the
-    // messages would add their full size with every batch.
-    expect(rssAfter - rssBefore).to.be.below(contentKiB);
-    expect(rssAfterSecond - rssAfter).to.be.below(contentKiB / 2);
+    // What may be held is PENDING_MAX messages (4 MiB). The first batch also grows the heap for parsing 156 MiB of
+    // frames (measured: 49 MiB, 31 % of the content); once it is sized, a second batch must not add more than what
+    // is held (measured: 1 MiB), so keeping even 3 % of the batch fails.
+    const heldKiB = (PENDING_MAX * content.length) / 1024;
+    expect(rssAfter - rssBefore, 'RSS growth over the first 10,000 (KiB)').to.be.below(contentKiB / 2);
+    expect(rssAfterSecond - rssAfter, 'RSS growth over the second 10,000 (KiB)').to.be.below(heldKiB);
 
     // The held ones are intact: the recipient gets exactly the first 256, in order, and the sender their acks.
     const late = await Client.open(ghost);
