@@ -280,11 +280,11 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
     );
     expect(gauge).to.equal(PENDING_MAX);
     // What may be held is PENDING_MAX messages (4 MiB). The first batch also grows the heap for parsing 156 MiB of
-    // frames (measured: 49 MiB, 31 % of the content); once it is sized, a second batch must not add more than what
-    // is held (measured: 1 MiB), so keeping even 3 % of the batch fails.
+    // frames (measured: 46-49 MiB, 30 % of the content); once it is sized, a second batch must stay within twice
+    // what is held (measured: 1-3 MiB), so keeping even 5 % of the batch fails.
     const heldKiB = (PENDING_MAX * content.length) / 1024;
     expect(rssAfter - rssBefore, 'RSS growth over the first 10,000 (KiB)').to.be.below(contentKiB / 2);
-    expect(rssAfterSecond - rssAfter, 'RSS growth over the second 10,000 (KiB)').to.be.below(heldKiB);
+    expect(rssAfterSecond - rssAfter, 'RSS growth over the second 10,000 (KiB)').to.be.below(2 * heldKiB);
 
     // The held ones are intact: the recipient gets exactly the first 256, in order, and the sender their acks.
     const late = await Client.open(ghost);
