@@ -1,8 +1,10 @@
 # Two set-up commands on a fresh machine: `make run` and `make test`. Everything else is a building block.
 SHELL := /bin/bash
-MOCHA := node_modules/.bin/mocha
+# Every spec file given to `make test*` must run at least one test (see scripts/mocha-summary-reporter.cjs), so a
+# `--grep` passed in MOCHA_ARGS that filters a whole file away fails the run instead of shrinking it.
+MOCHA = node_modules/.bin/mocha --reporter-option every-file=true $(MOCHA_ARGS)
 
-.PHONY: deps install build check check-size typecheck test test-unit test-integration run run-tls bench chaos clean
+.PHONY: deps install build check check-size typecheck test test-unit test-integration repeat-tests run run-tls bench chaos clean
 
 deps:
 	@missing=""; \
@@ -49,6 +51,11 @@ test-unit: install
 
 test-integration: deps build
 	$(MOCHA) 'test/**/*.test.ts'
+
+# The suite RUNS times in a row (default 10), with the bench's load generator relaying beside it during LOAD of them
+# (default 3); prints pass/fail counts and timings per run. It starts processes: run it under the shared lock.
+repeat-tests: deps build
+	node --conditions=source --import tsx scripts/repeat-tests.ts --runs $(or $(RUNS),10) --load $(or $(LOAD),3)
 
 run: deps build
 	node --import tsx scripts/cluster.ts run

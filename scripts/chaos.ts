@@ -4,8 +4,10 @@
  *
  *   node --conditions=source --import tsx scripts/chaos.ts [--short] [--pairs K] [--out DIR]
  *
- * Writes DIR/chaos-report.md, chaos-report.json and chaos-sessions.svg (DIR defaults to docs/). Exits 1 when a
- * message was silently lost, delivered twice or out of order, or the scale-out check failed.
+ * Writes DIR/chaos-report.md, chaos-report.json and chaos-sessions.svg (DIR defaults to docs/). Exits 1 when the
+ * verdict (chaos/verdict.ts) finds anything: a message silently lost, delivered twice, out of order, misdelivered or
+ * never sent; a fault step that threw or a drain that did not exit 0; a scale-out wave missing or too small; a
+ * client closed for good; a reconnect that never finished.
  */
 import { parseArgs } from 'node:util';
 import { FULL, SHORT } from './chaos/config.js';

@@ -73,9 +73,13 @@ describe('chaos run (short)', function () {
     const t = result.totals;
     const summary = JSON.stringify({ totals: t, anomalies: result.anomalies, timeline: result.timeline });
     expect(t.sent, summary).to.be.greaterThan(1000);
-    // Most traffic gets through. Errors are allowed (the sender is told): after memcached comes back empty, sends
-    // answer PEER_UNAVAILABLE until the nodes re-assert their sessions, which can be a good part of the short run's tail.
-    expect(t.acked, summary).to.be.greaterThan(t.sent * 0.6);
+    // Errors are allowed (the sender is told), but only where a fault explains them: none in steady traffic, and
+    // together under 5 % of the run (measured: 0.6 %: PEER_UNAVAILABLE to pairs still joining, RELAY_FAILED to a
+    // killed node).
+    expect(t.acked, summary).to.be.at.least(t.sent * 0.95);
+    expect(result.reconnectsByFault[0]?.fault).to.equal('steady traffic');
+    expect(result.reconnectsByFault[0]?.errors, 'errors in steady traffic').to.deep.equal({});
+    expect(Object.keys(t.erroredByCode).filter((code) => !['PEER_UNAVAILABLE', 'RELAY_FAILED', 'EXPIRED', 'CONNECTION_LOST'].includes(code)), summary).to.deep.equal([]);
     expect(t.silentlyLost, summary).to.equal(0);
     expect(t.duplicates, summary).to.equal(0);
     expect(t.ackedOutOfOrder, summary).to.equal(0);
@@ -88,11 +92,14 @@ describe('chaos run (short)', function () {
       expect(events, JSON.stringify(result.timeline)).to.include(e);
     }
     expect(result.anomalies).to.deep.equal([]);
-    expect(result.terminalCloses).to.equal(0);
+    expect(result.terminalCloses).to.deep.equal([]);
+    expect(result.misdelivered).to.deep.equal([]);
     // The drained and the killed node's clients reconnected elsewhere.
     expect(result.reconnects.count).to.be.greaterThanOrEqual(SHORT.pairs);
     expect(result.reconnects.unfinished).to.equal(0);
-    expect(result.reconnects.max).to.be.a('number').below(15_000);
+    // Every reconnect, in every phase, within the contract's bound for a crash: lease TTL + 3 s (measured: 251 ms).
+    const ttlSeconds = Number(SHORT.env['MSG_LEASE_TTL_SECONDS']);
+    expect(result.reconnects.max, JSON.stringify(result.reconnectsByFault)).to.be.a('number').at.most((ttlSeconds + 3) * 1000);
   });
 
   it('sends most new sessions to the node added by the scale-out (acceptance 6)', () => {

@@ -48,10 +48,11 @@ describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): a 15 s etcd outage', function
     const sentBeforeOutage = ledger.size;
 
     // Gateways: alive, not ready, still allocating from their last view.
-    const notReadyMs = await waitFor(
-      async () => ((await Promise.all(gateways.map((g) => httpStatus(`${g}/readyz`)))).every((s) => s === 503) ? Date.now() - tOut : false),
-      { timeoutMs: 10_000, what: 'gateways to report not ready' },
-    );
+    await waitFor(async () => (await Promise.all(gateways.map((g) => httpStatus(`${g}/readyz`)))).every((s) => s === 503), {
+      timeoutMs: 10_000,
+      what: 'gateways to report not ready',
+    });
+    const notReadyMs = Date.now() - tOut;
     for (const g of gateways) expect(await httpStatus(`${g}/healthz`), `${g}/healthz`).to.equal(200);
     for (const [i, g] of gateways.entries()) {
       const answer = await timedConnect(g, `${run}-during${String(i)}`);
@@ -74,21 +75,23 @@ describe('elasticity (v1: MSG_RESUME_WINDOW_MS=0): a 15 s etcd outage', function
     // Every live process is in etcd again, without a restart.
     const nodeKeys = ['nodes/node-1', 'nodes/node-2', 'load/node-1', 'load/node-2'].map((k) => `${c.prefix}${k}`);
     let keys: string[] = [];
-    const registeredMs = await waitFor(
+    await waitFor(
       async () => {
         keys = await etcdKeys(c.etcdEndpoint, c.prefix);
         const gatewayKeys = keys.filter((k) => k.startsWith(`${c.prefix}gateways/`));
-        return nodeKeys.every((k) => keys.includes(k)) && gatewayKeys.length === 2 ? Date.now() - tBack : false;
+        return nodeKeys.every((k) => keys.includes(k)) && gatewayKeys.length === 2;
       },
       { timeoutMs: 20_000, intervalMs: 100, what: 'every process to register again' },
     );
-    const readyMs = await waitFor(
+    const registeredMs = Date.now() - tBack;
+    await waitFor(
       async () => {
         const statuses = await Promise.all([...gateways.map((g) => `${g}/readyz`), ...[...c.nodes.values()].map((n) => `${n.internalUrl}/readyz`)].map((u) => httpStatus(u)));
-        return statuses.every((s) => s === 200) ? Date.now() - tBack : false;
+        return statuses.every((s) => s === 200);
       },
       { timeoutMs: 20_000, what: 'gateways and nodes to be ready again' },
     );
+    const readyMs = Date.now() - tBack;
     expect(processes.map((p) => p.pid)).to.deep.equal(pids);
     expect(processes.every((p) => p.running)).to.equal(true);
 

@@ -224,8 +224,9 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
     expect(result.limited).to.be.greaterThan(0);
     expect(result.code).to.equal(4504);
     expect(result.reason).to.equal('protocol_violation');
-    // The contract: closed only after 5 s of RATE_LIMITED (seen from the client, less a little delivery jitter).
-    expect(result.floodMs - result.limitedAfterMs).to.be.at.least(4500);
+    // The contract: closed after 5 s of RATE_LIMITED, not before and not much later: the node judges every frame,
+    // and this client sends one per millisecond (measured: 5,006 ms; the margins are delivery jitter either way).
+    expect(result.floodMs - result.limitedAfterMs, 'first RATE_LIMITED → close 4504 (ms)').to.be.within(4500, 5500);
     expect(loaded.length).to.be.greaterThan(100);
     expect(loadedP99).to.be.at.most(2 * unloadedP99);
     expect(a.closeCode).to.equal(undefined);
@@ -279,10 +280,12 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
         `${mib(rssAfter)} MiB after 10,000 → ${mib(rssAfterSecond)} MiB after 20,000 (each 10,000 carry ${mib(contentKiB)} MiB of content)`,
     );
     expect(gauge).to.equal(PENDING_MAX);
-    // Generous bounds: garbage from parsing 160 MiB of frames may stay in the heap for a while, but holding the
-    // messages would add their full size with every batch.
-    expect(rssAfter - rssBefore).to.be.below(contentKiB);
-    expect(rssAfterSecond - rssAfter).to.be.below(contentKiB / 2);
+    // What may be held is PENDING_MAX messages (4 MiB; the gauge above says exactly that many are). RSS also grows
+    // with the heap V8 sizes for parsing 156 MiB of frames, and when that garbage is collected is V8's business:
+    // measured over the first batch 46-49 MiB (30 % of the content), over the second 1-3 MiB alone and 39 MiB
+    // (25 %) in the full suite under load. Holding half of a batch's messages would add 50 % of its content.
+    expect(rssAfter - rssBefore, 'RSS growth over the first 10,000 (KiB)').to.be.below(contentKiB / 2);
+    expect(rssAfterSecond - rssAfter, 'RSS growth over the second 10,000 (KiB)').to.be.below(contentKiB / 2);
 
     // The held ones are intact: the recipient gets exactly the first 256, in order, and the sender their acks.
     const late = await Client.open(ghost);

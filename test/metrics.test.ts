@@ -152,11 +152,14 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     const [a0, b0] = await Promise.all([node(nodeA), node(nodeB)]);
 
     alice.socket.send({ to: carol.session.userId, content: 'local', id: 'l1' });
-    alice.socket.send({ to: bob.session.userId, content: 'remote', id: 'r1' });
-    alice.socket.send({ to: bob.session.userId, content: 'remote', id: 'r2' });
+    // One remote message at a time, so each is its own node-to-node request: two timed relays, not one batch.
+    for (const id of ['r1', 'r2']) {
+      alice.socket.send({ to: bob.session.userId, content: 'remote', id });
+      await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === id);
+    }
     alice.socket.send({ to: uniqueName('nobody'), content: 'x', id: 'u1' });
     alice.socket.send('not json');
-    for (const id of ['l1', 'r1', 'r2']) await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === id);
+    await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'l1');
     await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'u1');
     await alice.socket.waitForFrame((f) => f.type === 'error' && f.code === 'INVALID_MESSAGE');
 
@@ -170,7 +173,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     expect(delta(a1, a0, 'msg_acks_total')).to.equal(3);
     expect(delta(a1, a0, 'msg_message_errors_total', { code: 'PEER_UNAVAILABLE' })).to.equal(1);
     expect(delta(a1, a0, 'msg_message_errors_total', { code: 'INVALID_MESSAGE' })).to.equal(1);
-    expect(delta(a1, a0, 'msg_relay_latency_seconds_count')).to.be.at.least(1);
+    expect(delta(a1, a0, 'msg_relay_latency_seconds_count')).to.equal(2);
     expect(a1.value('msg_relay_latency_seconds_bucket', { le: '+Inf' })).to.equal(a1.value('msg_relay_latency_seconds_count'));
   });
 
@@ -199,9 +202,11 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
     expect(g1.value('msg_memcached_operation_seconds_count', { operation: 'get' })).to.be.greaterThan(g0.value('msg_memcached_operation_seconds_count', { operation: 'get' }));
     expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'get' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'get' }));
     expect(a1.value('msg_memcached_operation_seconds_count', { operation: 'put' })).to.be.greaterThan(a0.value('msg_memcached_operation_seconds_count', { operation: 'put' }));
+    // Each process registered once and opened its watch once when it started; nothing has failed since (the outage
+    // comes in the last test of this file).
     for (const e of [g1, a1]) {
-      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'register' })).to.be.at.least(1);
-      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'watch' })).to.be.at.least(1);
+      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'register' })).to.equal(1);
+      expect(e.value('msg_etcd_operation_seconds_count', { operation: 'watch' })).to.equal(1);
     }
     expect(a1.value('msg_memcached_operation_seconds_sum')).to.be.greaterThan(0);
   });

@@ -27,6 +27,24 @@ export function errorFor(socket: TestSocket, id: string): ErrorFrame | undefined
   return socket.framesOfType('error').find((f) => f.id === id);
 }
 
+/**
+ * Connects `userId` on the node `nodeId`: /connect with every other node seen so far in `avoid`, until it lands
+ * there (one node: at once; least-loaded allocation otherwise picks among the rest).
+ */
+export async function connectOnNode(gatewayUrl: string, userId: string, nodeId: string, others: string[]): ReturnType<typeof connectUser> {
+  const avoid = new Set(others.filter((id) => id !== nodeId));
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    const session = await requestSession(gatewayUrl, userId, { avoid: [...avoid] });
+    if (session.nodeId === nodeId) {
+      const socket = TestSocket.forSession(session);
+      await socket.welcomed();
+      return { session, socket };
+    }
+    avoid.add(session.nodeId);
+  }
+  throw new Error(`${userId} never landed on ${nodeId}`);
+}
+
 const sockets: TestSocket[] = [];
 export function track<T extends { socket: TestSocket }>(value: T): T {
   sockets.push(value.socket);
@@ -70,17 +88,23 @@ export function describeProtocol(name: string, target: () => ProtocolTarget): vo
       const { gatewayUrl } = target();
       const alice = track(await connectUser(gatewayUrl, uid('alice')));
       const bobSession = await requestSession(gatewayUrl, uid('bob'));
+      const carol = track(await connectOnNode(gatewayUrl, uid('carol'), bobSession.nodeId, [alice.session.nodeId]));
       for (let i = 0; i < 20; i++) alice.socket.send({ to: bobSession.userId, content: i, id: `p${String(i)}` });
-      // Nothing is acked before the recipient's connection has it.
-      await new Promise((r) => setTimeout(r, 300));
-      expect(alice.socket.framesOfType('ack')).to.have.length(0);
+      // Nothing is acked before the recipient's connection has it. Positive signals instead of a pause: the pong
+      // shows alice's node has taken all 20 in; a later message to carol, on bob's node, goes the same way (lookup,
+      // then bob's node), so by its ack the 20 have been handled there too, and none of them may have an ack.
+      alice.socket.send({ type: 'ping', id: 'after-20' });
+      await alice.socket.waitForFrame((f) => f.type === 'pong' && f.id === 'after-20');
+      alice.socket.send({ to: carol.session.userId, content: 'marker', id: 'marker' });
+      await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'marker');
+      expect(alice.socket.framesOfType('ack').map((f) => f.id)).to.deep.equal(['marker']);
       const bob = TestSocket.forSession(bobSession);
       track({ socket: bob });
       await bob.welcomed();
       await waitFor(() => messagesFrom(bob, alice.session.userId).length === 20, { what: '20 pending messages' });
       expect(bob.frames[0]?.type).to.equal('welcome');
       expect(messagesFrom(bob, alice.session.userId).map((m) => m.content)).to.deep.equal([...Array(20).keys()]);
-      await waitFor(() => ackIds(alice.socket).size === 20, { what: '20 acks' });
+      await waitFor(() => ackIds(alice.socket).size === 21, { what: '20 acks after the marker' });
     });
 
     it('rejects a spoofed from with FORBIDDEN_SENDER and does not deliver it', async () => {
@@ -92,6 +116,8 @@ export function describeProtocol(name: string, target: () => ProtocolTarget): vo
       const error = await alice.socket.waitForFrame<ErrorFrame>((f) => f.type === 'error' && f.id === 'f1');
       expect(error.code).to.equal('FORBIDDEN_SENDER');
       await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'f2');
+      // The ack and the delivery travel on different sockets: wait for 'real' at bob, then nothing else is there.
+      await waitFor(() => bob.socket.framesOfType('message').length >= 1, { what: "'real' at bob" });
       expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['real']);
     });
 
@@ -109,6 +135,9 @@ export function describeProtocol(name: string, target: () => ProtocolTarget): vo
       await first.welcomed();
       const second = TestSocket.forSession(session);
       expect((await second.closed()).code).to.equal(4502);
+      // The refused reuse cost the first connection nothing: it still answers.
+      first.send({ type: 'ping', id: 'first-still-here' });
+      await first.waitForFrame((f) => f.type === 'pong' && f.id === 'first-still-here');
       expect(first.closeEvent).to.equal(undefined);
     });
 
@@ -151,8 +180,11 @@ export function describeProtocol(name: string, target: () => ProtocolTarget): vo
       for (const [, , id] of bad) if (id !== undefined) expect(errors.some((e) => e.id === id)).to.equal(true);
       await bob.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'ok1');
       await alice.socket.waitForFrame((f) => f.type === 'message' && f.content === 'unaffected');
+      // A good message from alice after the bad ones reaching bob shows the bad ones had their chance to; none did.
+      alice.socket.send({ to: bob.session.userId, content: 'after the bad ones', id: 'ok2' });
+      await bob.socket.waitForFrame((f) => f.type === 'message' && f.content === 'after the bad ones');
       expect(alice.socket.closeEvent).to.equal(undefined);
-      expect(bob.socket.framesOfType('message')).to.have.length(0);
+      expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['after the bad ones']);
     });
 
     it('still serves the seed client: form /connect, the token alias, and frames without type', async () => {

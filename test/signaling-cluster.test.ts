@@ -39,6 +39,10 @@ describe('signaling across a cluster of real processes (etcd, memcached, 1 gatew
     bob.socket.send({ to: alice.session.userId, content: { type: 'answer', sdp: 'v=0 b' }, id: 'b1' });
     await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'a1');
     await bob.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'b1');
+    // Each ack comes on the sender's socket; the message on the other one may still be on its way.
+    await waitFor(() => messagesFrom(bob.socket, alice.session.userId).length >= 1 && messagesFrom(alice.socket, bob.session.userId).length >= 1, {
+      what: 'both messages delivered',
+    });
     expect(messagesFrom(bob.socket, alice.session.userId).map((m) => m.content)).to.deep.equal([{ type: 'offer', sdp: 'v=0 a' }]);
     expect(messagesFrom(alice.socket, bob.session.userId).map((m) => m.content)).to.deep.equal([{ type: 'answer', sdp: 'v=0 b' }]);
   });

@@ -7,10 +7,25 @@ import { cpuOf, syscallsOf } from './procstat.js';
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
 export interface Window {
-  /** CPU seconds per watched pid over the measurement window. */
+  /** CPU seconds per watched pid over the measurement window; a pid without a figure is absent. */
   cpu: Record<number, number>;
   /** Read and write system calls per watched pid over the window. */
   syscalls: Record<number, { reads: number; writes: number }>;
+}
+
+const cpuOf1 = (pid: number): number => cpuOf([pid]);
+
+/** Reads `read(pid)` for each pid; a pid that cannot be read (gone, no /proc entry) is left out. */
+function sampleEach<T>(pids: number[], read: (pid: number) => T): Map<number, T> {
+  const out = new Map<number, T>();
+  for (const pid of pids) {
+    try {
+      out.set(pid, read(pid));
+    } catch {
+      // left out: the window has no figure for it
+    }
+  }
+  return out;
 }
 
 export class LoadGen {
@@ -24,16 +39,19 @@ export class LoadGen {
   private constructor(private readonly child: ChildProcess, private readonly progress: (text: string) => void) {
     child.on('message', (message: { reqId?: number; result?: unknown; error?: string; event?: string; text?: string }) => {
       if (message.event === 'window-start') {
-        this.cpuAtStart = new Map(this.watched.map((pid) => [pid, cpuOf([pid])]));
-        this.syscallsAtStart = new Map(this.watched.map((pid) => [pid, syscallsOf(pid)]));
+        this.cpuAtStart = sampleEach(this.watched, cpuOf1);
+        this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
       } else if (message.event === 'window-end') {
+        // A pid that could not be read at either end of the window has no figure: missing, never 0.
         const cpu: Record<number, number> = {};
         const syscalls: Window['syscalls'] = {};
+        const cpuNow = sampleEach(this.watched, cpuOf1);
+        const syscallsNow = sampleEach(this.watched, syscallsOf);
         for (const pid of this.watched) {
-          cpu[pid] = cpuOf([pid]) - (this.cpuAtStart.get(pid) ?? 0);
-          const now = syscallsOf(pid);
-          const before = this.syscallsAtStart.get(pid) ?? { reads: NaN, writes: NaN };
-          syscalls[pid] = { reads: now.reads - before.reads, writes: now.writes - before.writes };
+          const [c0, c1] = [this.cpuAtStart.get(pid), cpuNow.get(pid)];
+          if (c0 !== undefined && c1 !== undefined) cpu[pid] = c1 - c0;
+          const [s0, s1] = [this.syscallsAtStart.get(pid), syscallsNow.get(pid)];
+          if (s0 !== undefined && s1 !== undefined) syscalls[pid] = { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes };
         }
         this.lastWindow = { cpu, syscalls };
       } else if (message.event === 'progress' && message.text) {

@@ -17,6 +17,7 @@ import { LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
 import { rssOf } from './procstat.js';
 import { renderReport, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type SweepRow } from './report.js';
+import { judge, sweepRowProblems } from './verdict.js';
 import { ROOT, startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
 const env = process.env;
@@ -85,16 +86,39 @@ const results: BenchResults = {
   sweep: [],
   connect: [],
   idle: [],
+  failures: [],
   durationSeconds: 0,
 };
 
+/** The median of three RSS readings of `pids` 300 ms apart (NaN when a process cannot be read). */
+async function settledRss(pids: number[]): Promise<number> {
+  const samples: number[] = [];
+  for (let i = 0; i < 3; i += 1) {
+    samples.push(readRss(pids));
+    await sleep(300);
+  }
+  return samples.sort((a, b) => a - b)[1] as number;
+}
+
+function readRss(pids: number[]): number {
+  try {
+    return rssOf(pids);
+  } catch {
+    return Number.NaN;
+  }
+}
+
 async function idleScenario(sys: RunningSystem, lg: LoadGen, round: number): Promise<void> {
   await sleep(500);
-  const pids = sys.relayPids;
-  const otherPids = Object.entries(sys.otherPids).filter(([name]) => name === 'memcached');
-  const base = rssOf(pids);
-  const baseOthers = Object.fromEntries(otherPids.map(([name, pid]) => [name, rssOf([pid])]));
+  // The whole server side holds idle connections' state (for ours: node-1's sockets, the gateway's /connect work,
+  // node-2's share of the cluster); memcached's session records are reported beside it.
+  const server = Object.entries(sys.serverPids);
+  const pids = server.map(([, pid]) => pid);
+  const beside = Object.entries(sys.otherPids).filter(([name]) => name === 'memcached');
+  const base = readRss(pids);
+  const baseBeside = Object.fromEntries(beside.map(([name, pid]) => [name, readRss([pid])]));
   let open = 0;
+  let failed = 0;
   for (const target of config.idle) {
     const r = await lg.connect({
       target: sys.target,
@@ -105,25 +129,24 @@ async function idleScenario(sys: RunningSystem, lg: LoadGen, round: number): Pro
       keep: true,
     });
     open = r.open;
+    failed += r.failed;
     if (r.failed > 0) log(`  idle: ${String(r.failed)} connections failed (${r.firstError ?? ''})`);
     await sleep(2000);
-    const samples: number[] = [];
-    for (let i = 0; i < 3; i += 1) {
-      samples.push(rssOf(pids));
-      await sleep(300);
-    }
-    const rss = samples.sort((a, b) => a - b)[1] as number;
+    const rss = await settledRss(pids);
     const row: IdleRow = {
       system: sys.name,
       round,
+      target,
       connections: open,
+      failed,
+      serverProcesses: server.map(([name]) => name),
       baseKiB: base,
       rssKiB: rss,
       perConnectionKiB: (rss - base) / open,
-      others: Object.fromEntries(otherPids.map(([name, pid]) => [name, (rssOf([pid]) - (baseOthers[name] ?? 0)) / open])),
+      others: Object.fromEntries(beside.map(([name, pid]) => [name, (readRss([pid]) - (baseBeside[name] ?? Number.NaN)) / open])),
     };
     results.idle.push(row);
-    log(`  idle ${sys.name}: ${String(open)} open, ${row.perConnectionKiB.toFixed(1)} KiB per connection (rss ${(rss / 1024).toFixed(0)} MiB)`);
+    log(`  idle ${sys.name}: ${String(open)} open, ${row.perConnectionKiB.toFixed(1)} KiB per connection over ${row.serverProcesses.join('+')} (rss ${(rss / 1024).toFixed(0)} MiB)`);
   }
   const closed = await lg.close();
   log(`  idle: closed ${String(closed.closed)}`);
@@ -164,7 +187,8 @@ async function relayScenario(sys: RunningSystem, lg: LoadGen, round: number, pla
       { mode: 'closed', size, window: config.window, warmupMs: 1000, durationMs: config.seconds * 1000 },
       [...pids, ...others.map(([, pid]) => pid)],
     );
-    const serverCpu = pids.reduce((sum, pid) => sum + (r.cpu[pid] ?? 0), 0);
+    // A pid without a CPU figure for the window makes the sum NaN: missing, which the verdict fails, never 0.
+    const serverCpu = pids.reduce((sum, pid) => sum + (r.cpu[pid] ?? Number.NaN), 0);
     const row: RelayRow = {
       system: sys.name,
       scenario,
@@ -179,7 +203,9 @@ async function relayScenario(sys: RunningSystem, lg: LoadGen, round: number, pla
       loadgenCpuCores: r.loadgenCpu,
       errors: r.errors,
       errorCodes: r.errorCodes,
-      otherCpuUsPerMessage: Object.fromEntries(others.map(([name, pid]) => [name, ((r.cpu[pid] ?? 0) * 1e6) / Math.max(1, r.messages)])),
+      sent: r.sent,
+      lost: r.lost,
+      otherCpuUsPerMessage: Object.fromEntries(others.map(([name, pid]) => [name, ((r.cpu[pid] ?? Number.NaN) * 1e6) / Math.max(1, r.messages)])),
     };
     results.relay.push(row);
     if (size === 'candidate') max = r.rate;
@@ -190,9 +216,26 @@ async function relayScenario(sys: RunningSystem, lg: LoadGen, round: number, pla
   for (const fraction of config.fractions) {
     const rate = Math.max(100, Math.round(max * fraction));
     const r = await lg.relay({ mode: 'paced', size: 'candidate', rate, warmupMs: 500, durationMs: config.sweepSeconds * 1000 }, pids);
-    const row: SweepRow = { system: sys.name, scenario, round, fraction, targetRate: rate, rate: r.rate, latencyMs: r.latencyMs, skipped: r.skipped };
+    const row: SweepRow = {
+      system: sys.name,
+      scenario,
+      round,
+      fraction,
+      targetRate: rate,
+      rate: r.rate,
+      latencyMs: r.latencyMs,
+      skipped: r.skipped,
+      errors: r.errors,
+      errorCodes: r.errorCodes,
+      sent: r.sent,
+      lost: r.lost,
+    };
     results.sweep.push(row);
-    log(`  ${scenario} ${sys.name} at ${String(fraction * 100)} % (${String(rate)}/s): p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms`);
+    const problems = sweepRowProblems(row);
+    log(
+      `  ${scenario} ${sys.name} at ${String(fraction * 100)} % (${String(rate)}/s): delivered ${r.rate.toFixed(0)}/s, p50 ${r.latencyMs.p50.toFixed(2)} ms p99 ${r.latencyMs.p99.toFixed(2)} ms` +
+        (problems.length > 0 ? ` — does not count: ${problems.join('; ')}` : ''),
+    );
   }
   await lg.close();
 }
@@ -218,7 +261,15 @@ async function main(): Promise<void> {
   log(`machine: ${String(results.machine.cpus)} × ${results.machine.cpuModel}, node ${results.machine.node}, open files ${String(openFiles)}; config ${JSON.stringify(config)}`);
   for (let round = 1; round <= config.rounds; round += 1) {
     const order = config.systems.map((_, i) => config.systems[(i + round - 1) % config.systems.length] as RunningSystem['name']);
-    for (const name of order) await runSystem(name, round);
+    for (const name of order) {
+      // A failed system run is recorded and the bench goes on: its round then has no figures, which the verdict
+      // reports as missing data, instead of the other rounds' medians quietly standing in for it.
+      await runSystem(name, round).catch((error: unknown) => {
+        const message = error instanceof Error ? error.message : String(error);
+        results.failures.push({ system: name, round, error: message });
+        log(`round ${String(round)}: ${name} FAILED: ${message}`);
+      });
+    }
   }
   results.durationSeconds = (Date.now() - started) / 1000;
   const { markdown, svg, summary } = renderReport(results);
@@ -226,11 +277,17 @@ async function main(): Promise<void> {
   writeFileSync(`${config.out}/benchmarks.svg`, svg);
   writeFileSync(`${config.out}/benchmarks.md`, markdown);
   log(`wrote ${config.out}/benchmarks.{md,json,svg} in ${results.durationSeconds.toFixed(0)} s`);
+  const { failures } = judge(results);
+  for (const failure of failures) process.stderr.write(`bench: FAILED: ${failure}\n`);
+  if (failures.length > 0) process.exitCode = 1;
+  else log('verdict: every target met, on valid data from every round');
 }
 
 /** `index.ts --render`: rebuilds the Markdown and SVG from docs/benchmarks.json (after editing analysis.md). */
 function renderOnly(): void {
-  const saved = JSON.parse(readFileSync(`${config.out}/benchmarks.json`, 'utf8')) as BenchResults;
+  const loaded = JSON.parse(readFileSync(`${config.out}/benchmarks.json`, 'utf8')) as BenchResults;
+  // Results recorded before failed rounds were kept have no list of them; their rows' missing fields fail the verdict.
+  const saved: BenchResults = { ...loaded, failures: loaded.failures ?? [] };
   const { markdown, svg } = renderReport(saved);
   writeFileSync(`${config.out}/benchmarks.svg`, svg);
   writeFileSync(`${config.out}/benchmarks.md`, markdown);
@@ -238,7 +295,7 @@ function renderOnly(): void {
 }
 
 (process.argv.includes('--render') ? Promise.resolve().then(renderOnly) : main()).then(
-  () => process.exit(0),
+  () => process.exit(process.exitCode ?? 0),
   (error: unknown) => {
     process.stderr.write(`bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exit(1);

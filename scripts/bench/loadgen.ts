@@ -260,6 +260,10 @@ export interface RelayArgs {
 }
 
 export interface RelayResult {
+  /** Messages sent over the whole run (warm-up included). */
+  sent: number;
+  /** Of those, how many never arrived: still missing after the run drained for up to 5 s. */
+  lost: number;
   messages: number;
   seconds: number;
   rate: number;
@@ -281,12 +285,14 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   let measuring = false;
   let received = 0;
   let skipped = 0;
+  let sent = 0;
   const latencies: number[] = [];
   counters.acks = 0;
   counters.errors = 0;
   counters.errorCodes.clear();
 
   const sendOne = (dir: Direction): void => {
+    sent += 1;
     dir.seq += 1;
     dir.inflight += 1;
     const payload = `{"t":${String(performance.now())},"s":${String(dir.seq)},"k":"${body.kind}","d":${JSON.stringify(body.text)}}`;
@@ -310,16 +316,16 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   } else {
     const rate = args.rate ?? 1000;
     const started = performance.now();
-    let sent = 0;
+    let offered = 0;
     let next = 0;
     // A 1 ms timer rather than a busy loop: the load generator shares two cores with the server under test.
     const tick = (): void => {
       if (!running) return;
       const due = Math.floor(((performance.now() - started) / 1000) * rate);
-      while (sent < due) {
+      while (offered < due) {
         const dir = directions[next] as Direction;
         next = (next + 1) % directions.length;
-        sent += 1;
+        offered += 1;
         if (dir.inflight >= maxInflight) skipped += 1;
         else sendOne(dir);
       }
@@ -343,9 +349,13 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   // Let what is in flight land before the next run reuses the pairs.
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && directions.some((d) => d.inflight > 0)) await sleep(20);
+  // What is still in flight now never arrived: a server that drops messages shows here, not as a better latency.
+  const lost = directions.reduce((sum, d) => sum + Math.max(0, d.inflight), 0);
   for (const d of directions) d.inflight = 0;
   await sleep(100);
   return {
+    sent,
+    lost,
     messages: received,
     seconds,
     rate: received / seconds,

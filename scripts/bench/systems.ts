@@ -30,6 +30,8 @@ export interface RunningSystem {
   crossPids: number[];
   /** Other processes of the system whose CPU and RSS are recorded alongside (gateway, memcached, etcd, node-2). */
   otherPids: Record<string, number>;
+  /** Every process of the server side, by name: what idle memory is judged on (for ours every node and the gateway). */
+  serverPids: Record<string, number>;
   stop(): Promise<void>;
 }
 
@@ -72,6 +74,7 @@ export async function startOurs(extraEnv: Record<string, string> = {}, nodeEnv: 
     relayPids: [n1],
     crossPids: [n1, n2],
     otherPids: { ...others, 'node-2': n2 },
+    serverPids: { 'node-1': n1, 'node-2': n2, gateway: others['gateway'] as number },
     stop: () => cluster.stop(),
   };
 }
@@ -92,6 +95,7 @@ export async function startPeerJs(extraEnv: Record<string, string> = {}): Promis
     relayPids: [pid],
     crossPids: [],
     otherPids: {},
+    serverPids: { peerjs: pid },
     stop: async () => void (await proc.stop(5000)),
   };
 }
@@ -132,6 +136,7 @@ export async function startBareWs(extraEnv: Record<string, string> = {}): Promis
     relayPids: [pid],
     crossPids: [],
     otherPids: {},
+    serverPids: { 'bare-ws': pid },
     stop: async () => void (await proc.stop(5000)),
   };
 }
@@ -148,6 +153,7 @@ export async function startBareSockJs(extraEnv: Record<string, string> = {}): Pr
     relayPids: [pid],
     crossPids: [],
     otherPids: {},
+    serverPids: { 'bare-sockjs': pid },
     stop: async () => void (await proc.stop(5000)),
   };
 }

@@ -18,6 +18,20 @@ export interface ReconnectEpisode {
   ms?: number;
 }
 
+/** A close the SDK will not recover from by itself (anything but the client's own close). */
+export interface TerminalClose {
+  userId: string;
+  reason: string;
+  code?: number;
+}
+
+/** A message frame that reached a client it was not addressed to. */
+export interface Misdelivery {
+  receiver: string;
+  to: string;
+  from: string;
+}
+
 export interface FleetOptions {
   gatewayUrls: string[];
   ledger: Ledger;
@@ -45,7 +59,8 @@ export class Fleet {
   readonly sessions: SessionEvent[] = [];
   readonly reconnects: ReconnectEpisode[] = [];
   readonly connectErrors: Record<string, number> = {};
-  readonly terminalCloses: { userId: string; reason: string; code?: number }[] = [];
+  readonly terminalCloses: TerminalClose[] = [];
+  readonly misdelivered: Misdelivery[] = [];
   private readonly members = new Map<string, Member>();
   private readonly openEpisodes = new Map<string, ReconnectEpisode>();
   private timer: NodeJS.Timeout | undefined;
@@ -127,8 +142,11 @@ export class Fleet {
       }
     });
     client.on('message', (m) => {
+      // Receipt is recorded under the client that got the frame, never under the frame's own `to`: a message the
+      // server hands to the wrong client must count as missing at its recipient (and unknown where it landed).
+      if (m.to !== userId) this.misdelivered.push({ receiver: userId, to: m.to, from: m.from });
       const seq = (m.content as { n?: unknown } | null)?.n;
-      if (typeof seq === 'number') this.options.ledger.receive(`${m.from}>${m.to}`, seq);
+      if (typeof seq === 'number') this.options.ledger.receive(`${m.from}>${userId}`, seq);
     });
     await client.start();
   }

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { ChaosResult } from './run.js';
 import type { Percentiles } from './stats.js';
 import type { LoadSample } from './sampler.js';
+import { verdict } from './verdict.js';
 
 const DASHES = ['', '', '', '8 4', '3 3', '10 3 2 3'];
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -95,6 +96,9 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
     '',
   );
   out.push(`**Silently lost: ${String(t.silentlyLost)}** of ${String(t.sent)} messages sent.`, '');
+  const failures = verdict(result);
+  if (failures.length === 0) out.push('**Verdict: passed** (nothing lost, duplicated, reordered or misdelivered; every fault applied; every client back).', '');
+  else out.push(`**Verdict: FAILED** (${String(failures.length)}):`, '', ...failures.map((f) => `- ${f}`), '');
   out.push('## Configuration', '');
   out.push(
     table(['setting', 'value'], [
@@ -163,7 +167,7 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
   if (r.unfinished > 0) out.push(`Reconnects still unfinished at the end: ${String(r.unfinished)}.`, '');
   const connectErrors = Object.entries(result.connectErrors);
   if (connectErrors.length > 0) {
-    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses)}.`, '');
+    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses.length)}.`, '');
   }
   out.push('## Scale-out (acceptance 6)', '');
   out.push(

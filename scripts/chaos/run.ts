@@ -2,8 +2,10 @@ import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalCluster, waitFor } from '@messaging-server/testkit';
 import type { ChaosConfig, FaultStep } from './config.js';
-import { Fleet, type SessionEvent } from './fleet.js';
+import { applyFault, type FaultContext, type ScaleOutResult } from './faults.js';
+import { Fleet, type Misdelivery, type SessionEvent, type TerminalClose } from './fleet.js';
 import { Ledger, type LedgerTotals } from './ledger.js';
+import { observe } from './observations.js';
 import { LoadSampler, type LoadSample } from './sampler.js';
 import { percentiles, type Percentiles } from './stats.js';
 
@@ -14,16 +16,7 @@ export interface TimelineEvent {
   detail: string;
 }
 
-export interface ScaleOutResult {
-  nodeId: string;
-  at: number;
-  waveSize: number;
-  /** Of the wave's first sessions, how many landed on the new node. */
-  onNewNode: number;
-  share: number;
-  /** Seconds from the node's arrival until its load reached the others' average (null: never within the run). */
-  evenedOutAfter: number | null;
-}
+export type { ScaleOutResult } from './faults.js';
 
 export interface ChaosResult {
   config: ChaosConfig;
@@ -36,7 +29,10 @@ export interface ChaosResult {
   reconnectsByFault: { fault: string; at: number; stats: Percentiles; errors: Record<string, number>; answerMs: Percentiles }[];
   answerMs: Percentiles;
   connectErrors: Record<string, number>;
-  terminalCloses: number;
+  /** Clients that stopped for good (a terminal close code, or the SDK giving up). */
+  terminalCloses: TerminalClose[];
+  /** Message frames that reached a client other than their `to`. */
+  misdelivered: Misdelivery[];
   scaleOut: ScaleOutResult[];
   samples: LoadSample[];
   sessions: SessionEvent[];
@@ -51,6 +47,11 @@ export interface RunOptions {
   /** Process logs go here (one file per process). */
   logDir?: string;
   progress?: (line: string) => void;
+  /**
+   * Called as each fault step starts, inside that step's error handling: whatever it throws fails the step exactly
+   * as a failure of the step itself would. Tests plant faults here to show the verdict catches them.
+   */
+  faultHook?: (step: FaultStep) => void | Promise<void>;
 }
 
 /** Clients connecting at once while the first pairs join. */
@@ -122,101 +123,15 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       );
     }, config.progressEverySeconds * 1000);
 
-    const oldestNode = (): string => {
-      const first = cluster.nodes.keys().next();
-      if (first.done) throw new Error('no node left');
-      return first.value;
-    };
-
+    const faultContext: FaultContext = { config, cluster, fleet, sampler, seconds, sinceStartMs, record, anomalies, scaleOut, drains, memcachedBack };
     for (const step of config.faults) {
       const wait = step.at * 1000 - sinceStartMs();
       if (wait > 0) await sleep(wait);
       phase = step.kind;
       faultStarts.push({ fault: faultLabel(step), at: seconds() });
       try {
-        switch (step.kind) {
-          case 'scale-out': {
-            const before = cluster.nodes.size;
-            const node = await cluster.addNode();
-            await cluster.waitForGatewaysToSee(before + 1);
-            const at = seconds();
-            record('scale-out', `${node.nodeId} added and visible to the gateways; ${String(config.scaleOutPairs * 2)} clients join, ${String(config.scaleOutJoinsPerSecond)}/s`);
-            const wave = new Set(await fleet.addPairs(config.scaleOutPairs, `scale-out ${node.nodeId}`, 4, config.scaleOutJoinsPerSecond));
-            const firsts = new Map<string, string>();
-            for (const s of fleet.sessions) if (wave.has(s.userId) && !firsts.has(s.userId)) firsts.set(s.userId, s.nodeId);
-            const onNewNode = [...firsts.values()].filter((n) => n === node.nodeId).length;
-            scaleOut.push({ nodeId: node.nodeId, at, waveSize: wave.size, onNewNode, share: onNewNode / Math.max(1, wave.size), evenedOutAfter: null });
-            record('join wave done', `${String(onNewNode)}/${String(wave.size)} new sessions on ${node.nodeId}`);
-            break;
-          }
-          case 'drain': {
-            const nodeId = oldestNode();
-            record('drain (SIGTERM)', nodeId);
-            const started = Date.now();
-            drains.push(
-              cluster.drainNode(nodeId).then((status) => {
-                record('drained', `${nodeId} exited ${String(status.code ?? status.signal)} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
-                if (status.code !== 0) anomalies.push(`${nodeId} exited ${String(status.code ?? status.signal)} after a drain`);
-              }),
-            );
-            break;
-          }
-          case 'kill': {
-            const before = cluster.nodes.size;
-            const victim = oldestNode();
-            const added = await cluster.addNode();
-            await cluster.waitForGatewaysToSee(before + 1);
-            record('node added', `${added.nodeId} (before the kill)`);
-            await cluster.killNode(victim);
-            record('SIGKILL', victim);
-            break;
-          }
-          case 'etcd-restart': {
-            const etcd = cluster.etcd;
-            if (!etcd) throw new Error('the cluster does not own its etcd');
-            if (step.killDuring) {
-              const added = await cluster.addNode();
-              await cluster.waitForGatewaysToSee(cluster.nodes.size);
-              record('node added', `${added.nodeId} (before the outage)`);
-            }
-            const downSince = Date.now();
-            await etcd.stop();
-            record('etcd stopped');
-            if (step.killDuring) {
-              await sleep(2000);
-              const victim = oldestNode();
-              await cluster.killNode(victim);
-              record('SIGKILL', `${victim} (while etcd is down)`);
-            }
-            await sleep(Math.max(0, step.downSeconds * 1000 - (Date.now() - downSince)));
-            await etcd.restart();
-            record('etcd restarted');
-            // etcd 3.4 restores every lease with a fresh TTL, so old keys linger for one TTL whether or not their
-            // owner came back. Only a process that registered again is still listed after that TTL.
-            const ttlMs = Number(config.env['MSG_LEASE_TTL_SECONDS'] ?? 5) * 1000;
-            await sleep(ttlMs + 1000);
-            await waitFor(
-              async () => {
-                const latest = await sampler.latestRegistryView();
-                return latest !== undefined && latest.nodes === cluster.nodes.size && latest.gateways === cluster.gateways.length;
-              },
-              { timeoutMs: 30_000, intervalMs: 200, what: 'every process registered again' },
-            );
-            record('registry complete', `all ${String(cluster.nodes.size)} nodes and ${String(cluster.gateways.length)} gateways still registered one lease TTL after the restart`);
-            break;
-          }
-          case 'memcached-restart': {
-            const memcached = cluster.memcached;
-            if (!memcached) throw new Error('the cluster does not own its memcached');
-            await memcached.stop();
-            record('memcached stopped');
-            await sleep(step.downSeconds * 1000);
-            await memcached.restart();
-            memcachedBack.push(sinceStartMs());
-            record('memcached restarted (empty)');
-            break;
-          }
-        }
+        await options.faultHook?.(step);
+        await applyFault(step, faultContext);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
         anomalies.push(`${step.kind} at ${String(step.at)} s: ${message}`);
@@ -251,7 +166,6 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     const next = faultStarts.find((f) => f.at > s.at)?.at ?? Number.POSITIVE_INFINITY;
     s.evenedOutAfter = evenedOutAfter(samples, s.nodeId, s.at, next);
   }
-  const finished = fleet.reconnects.filter((r) => r.ms !== undefined).map((r) => r.ms as number);
   const reconnectsByFault = faultStarts.map((f, i) => {
     const end = faultStarts[i + 1]?.at ?? Number.POSITIVE_INFINITY;
     const ms = fleet.reconnects.filter((r) => r.ms !== undefined && r.startedAt / 1000 >= f.at && r.startedAt / 1000 < end).map((r) => r.ms as number);
@@ -263,74 +177,33 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       answerMs: percentiles(ledger.answerTimesBetween(f.at * 1000, end * 1000)),
     };
   });
-  const observations: string[] = [];
-  const first = samples.find((s) => s.source === 'registry' && Object.values(s.connections).reduce((a, b) => a + b, 0) === config.pairs * 2);
-  const initial = first ? Object.values(first.connections) : [];
-  if (initial.length > 1 && Math.max(...initial) - Math.min(...initial) > (config.pairs * 2) / initial.length / 4) {
-    observations.push(
-      `The first ${String(config.pairs * 2)} clients, connected ${String(INITIAL_CONCURRENCY)} at a time through ${String(config.gateways)} gateway(s), ` +
-        `landed ${initial.join(' / ')} on the ${String(initial.length)} nodes: each gateway adds only its own recent assignments to ` +
-        `the load in etcd (refreshed about once a second), so concurrent bursts through several gateways spread unevenly.`,
-    );
-  }
-  for (const s of scaleOut) {
-    const after = samples.find((x) => x.source === 'registry' && x.at / 1000 >= s.at + s.waveSize / config.scaleOutJoinsPerSecond + 2);
-    const others = after ? Object.entries(after.connections).filter(([id]) => id !== s.nodeId && !after.draining.includes(id)).map(([, c]) => c) : [];
-    const mine = after?.connections[s.nodeId];
-    if (mine === undefined || others.length === 0) continue;
-    const average = others.reduce((a, b) => a + b, 0) / others.length;
-    if (mine > average * 1.25 + 2) {
-      observations.push(
-        `${s.nodeId} ended the scale-out wave with ${String(mine)} sessions against ${average.toFixed(0)} on the other nodes: ` +
-          `the gateways kept choosing it after it had caught up, because their view of its load lags by up to a second.`,
-      );
-    }
-  }
-  const firstSession = new Map<string, number>();
-  for (const e of fleet.sessions) if (!firstSession.has(e.userId)) firstSession.set(e.userId, e.at);
-  const scaleOutPhase = reconnectsByFault.findIndex((f) => f.fault === 'scale-out');
-  if (scaleOutPhase >= 0) {
-    const from = (reconnectsByFault[scaleOutPhase]?.at ?? 0) * 1000;
-    const to = (reconnectsByFault[scaleOutPhase + 1]?.at ?? Number.POSITIVE_INFINITY) * 1000;
-    const errors = ledger.errorsOf('PEER_UNAVAILABLE', from, to);
-    // The recipient had not been welcomed yet when the message was sent: its pair was still joining.
-    const early = errors.filter((e) => (firstSession.get(e.stream.split('>')[1] ?? '') ?? Number.POSITIVE_INFINITY) > e.sentAt).length;
-    if (early > 0) {
-      observations.push(
-        `${String(early)} of the ${String(errors.length)} PEER_UNAVAILABLE answers in the scale-out phase were sends to a joining ` +
-          `client that had not been welcomed yet (the pairs join one client at a time): correct answers, not faults.`,
-      );
-    }
-  }
-  const sessionTtl = Number(config.env['MSG_SESSION_TTL_SECONDS'] ?? 120);
-  for (const back of memcachedBack) {
-    const next = (faultStarts.find((f) => f.at * 1000 > back)?.at ?? Number.POSITIVE_INFINITY) * 1000;
-    const misses = ledger.errorTimes('PEER_UNAVAILABLE', back, next);
-    const last = misses.at(-1);
-    if (last === undefined) continue;
-    observations.push(
-      `After memcached came back empty at t=${(back / 1000).toFixed(1)} s, ${String(misses.length)} sends were answered PEER_UNAVAILABLE, ` +
-        `the last ${((last - back) / 1000).toFixed(1)} s after the restart (nodes re-assert their live sessions within ` +
-        `MSG_SESSION_TTL_SECONDS / 3 = ${(sessionTtl / 3).toFixed(0)} s). The senders were told; nothing was lost silently.`,
-    );
-  }
+  const observations = observe({ config, samples, scaleOut, sessions: fleet.sessions, reconnectsByFault, faultStarts, memcachedBack, ledger, initialConcurrency: INITIAL_CONCURRENCY });
   return {
     config,
     observations,
     startedAt: new Date(setupStart).toISOString(),
     durationSeconds: Math.round((Date.now() - setupStart) / 1000),
     timeline,
-    totals: ledger.totals(),
-    reconnects: { ...percentiles(finished), unfinished: fleet.reconnects.length - finished.length },
+    ...fleetFigures(fleet, ledger),
     reconnectsByFault,
     answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
-    connectErrors: fleet.connectErrors,
-    terminalCloses: fleet.terminalCloses.length,
     scaleOut,
     samples,
     sessions: fleet.sessions,
     clients: fleet.size,
     anomalies,
+  };
+}
+
+/** The figures the verdict judges that come from the clients alone: what they sent, received, and how they reconnected. */
+export function fleetFigures(fleet: Fleet, ledger: Ledger): Pick<ChaosResult, 'totals' | 'reconnects' | 'connectErrors' | 'terminalCloses' | 'misdelivered'> {
+  const finished = fleet.reconnects.filter((r) => r.ms !== undefined).map((r) => r.ms as number);
+  return {
+    totals: ledger.totals(),
+    reconnects: { ...percentiles(finished), unfinished: fleet.reconnects.length - finished.length },
+    connectErrors: fleet.connectErrors,
+    terminalCloses: [...fleet.terminalCloses],
+    misdelivered: [...fleet.misdelivered],
   };
 }
 

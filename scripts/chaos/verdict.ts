@@ -1,14 +1,45 @@
 import type { ChaosResult } from './run.js';
 
-/** What must hold for the run to pass; empty when it does. */
-export function verdict(result: ChaosResult): string[] {
+/** What the verdict reads: the figures of a run, whether it came from `runChaos` or from a fleet a test drove itself. */
+export type VerdictInput = Pick<ChaosResult, 'config' | 'totals' | 'anomalies' | 'scaleOut' | 'reconnects' | 'terminalCloses' | 'misdelivered'>;
+
+/**
+ * What must hold for the run to pass; empty when it does. Any sign that the run did not see what it claims to have
+ * seen fails it too: a fault step that threw, a check with nothing to judge, a client that gave up, a reconnect
+ * that never finished, an arrival nobody sent.
+ */
+export function verdict(result: VerdictInput): string[] {
   const t = result.totals;
   const failures: string[] = [];
+  if (t.sent === 0) failures.push('no message was sent: nothing was judged');
   if (t.silentlyLost > 0) failures.push(`${String(t.silentlyLost)} messages silently lost`);
   if (t.duplicates > 0) failures.push(`${String(t.duplicates)} messages delivered twice`);
   if (t.ackedOutOfOrder > 0) failures.push(`${String(t.ackedOutOfOrder)} acked messages out of order`);
+  if (t.unknownArrivals > 0) failures.push(`${String(t.unknownArrivals)} arrivals of messages never sent on that stream`);
+  if (result.misdelivered.length > 0) {
+    const first = result.misdelivered[0];
+    failures.push(`${String(result.misdelivered.length)} messages reached a client they were not addressed to (first: for ${first?.to ?? '?'}, at ${first?.receiver ?? '?'})`);
+  }
+  for (const anomaly of result.anomalies) failures.push(`anomaly: ${anomaly}`);
+  if (result.terminalCloses.length > 0) {
+    const reasons = [...new Set(result.terminalCloses.map((c) => `${c.reason}${c.code === undefined ? '' : ` ${String(c.code)}`}`))];
+    failures.push(`${String(result.terminalCloses.length)} clients closed for good (${reasons.join(', ')})`);
+  }
+  if (result.reconnects.unfinished > 0) failures.push(`${String(result.reconnects.unfinished)} reconnects never finished`);
+  failures.push(...scaleOutFailures(result));
+  return failures;
+}
+
+/** Every scale-out step must have produced a judged wave; a step that threw before its wave must not pass by default. */
+function scaleOutFailures(result: VerdictInput): string[] {
+  const failures: string[] = [];
+  const steps = result.config.faults.filter((f) => f.kind === 'scale-out').length;
+  if (result.scaleOut.length !== steps) {
+    failures.push(`scale-out: ${String(steps)} step(s) scheduled, ${String(result.scaleOut.length)} wave(s) measured`);
+  }
   for (const s of result.scaleOut) {
-    if (s.share < result.config.minScaleOutShare) {
+    if (s.waveSize === 0) failures.push(`scale-out: no session joined after ${s.nodeId} was added`);
+    else if (s.share < result.config.minScaleOutShare) {
       failures.push(`scale-out: only ${String(s.onNewNode)}/${String(s.waveSize)} new sessions on ${s.nodeId}`);
     }
   }

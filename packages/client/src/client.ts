@@ -21,6 +21,7 @@ import {
   type ReconnectSchedule,
   type StopReason,
 } from './policy.js';
+import { Heartbeat } from './heartbeat.js';
 import { Outbox } from './outbox.js';
 import { RepeatFilter } from './repeat-filter.js';
 import { requestSession } from './session-request.js';
@@ -61,8 +62,6 @@ export class MessagingClient extends Emitter<ClientEvents> {
   readonly #schedule: ReconnectSchedule;
   readonly #reconnection: boolean;
   readonly #reconnectionAttempts: number;
-  readonly #pingIntervalMs: number;
-  readonly #pingTimeoutMs: number;
   readonly #sendTimeoutMs: number;
 
   #state: ConnectionState = 'connecting';
@@ -83,9 +82,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
   readonly #idPrefix: string;
   #reconnectTimer: unknown;
   #handshakeTimer: unknown;
-  #pingTimer: unknown;
-  #pongTimer: unknown;
-  #pingId: string | undefined;
+  readonly #heartbeat: Heartbeat;
   #readyTimer: unknown;
   #ready: { resolve: () => void; reject: (error: MessagingError) => void } | undefined;
 
@@ -101,8 +98,18 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#schedule = reconnectSchedule(options, options.random ?? Math.random);
     this.#reconnection = options.reconnection ?? DEFAULT_RECONNECT.reconnection;
     this.#reconnectionAttempts = options.reconnectionAttempts ?? DEFAULT_RECONNECT.reconnectionAttempts;
-    this.#pingIntervalMs = options.pingIntervalMs ?? 25_000;
-    this.#pingTimeoutMs = options.pingTimeoutMs ?? 10_000;
+    this.#heartbeat = new Heartbeat({
+      clock: this.#clock,
+      intervalMs: options.pingIntervalMs ?? 25_000,
+      timeoutMs: options.pingTimeoutMs ?? 10_000,
+      send: (frame) => this.#socket?.send(frame),
+      dead: () => {
+        const nodeId = this.#session?.nodeId;
+        this.#log.warn({ userId: this.userId, nodeId }, 'ping timed out');
+        this.#dropSocket();
+        this.#failAttempt({ kind: 'network', nodeId }, undefined);
+      },
+    });
     this.#outbox = new Outbox(this.#clock, options.maxQueue ?? 1000);
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 15_000;
     this.#repeats = new RepeatFilter(options.repeatWindow ?? 4096);
@@ -282,15 +289,11 @@ export class MessagingClient extends Emitter<ClientEvents> {
       case 'error': {
         const error = new MessagingError(frame.code, frame.message, frame.id === undefined ? {} : { messageId: frame.id });
         const settled = frame.id !== undefined && this.#outbox.settle(frame.id, error);
-        if (!settled && (frame.id === undefined || frame.id !== this.#pingId)) this.emit('error', error);
+        if (!settled && !this.#heartbeat.owns(frame.id)) this.emit('error', error);
         return;
       }
       case 'pong':
-        if (this.#pingId !== undefined && (frame.id === undefined || frame.id === this.#pingId)) {
-          this.#pingId = undefined;
-          this.#clock.clearTimeout(this.#pongTimer);
-          this.#schedulePing();
-        }
+        this.#heartbeat.pong(frame.id);
         return;
     }
   }
@@ -307,7 +310,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#emitState('open');
     this.emit('session', this.#session);
     this.#flushOutbox();
-    this.#schedulePing();
+    this.#heartbeat.start();
     if (this.#ready) {
       this.#clock.clearTimeout(this.#readyTimer);
       this.#ready.resolve();
@@ -318,29 +321,6 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #flushOutbox(): void {
     const socket = this.#socket;
     if (socket && socket.readyState === SOCKJS_OPEN) this.#outbox.flush((frame) => socket.send(frame));
-  }
-
-  #schedulePing(): void {
-    if (this.#pingIntervalMs <= 0) return;
-    this.#clock.clearTimeout(this.#pingTimer);
-    const generation = this.#generation;
-    this.#pingTimer = this.#clock.setTimeout(() => {
-      if (generation !== this.#generation || this.#state !== 'open') return;
-      const id = `p${++this.#counter}`;
-      this.#pingId = id;
-      try {
-        this.#socket?.send(JSON.stringify({ type: 'ping', id }));
-      } catch {
-        // A socket that cannot send is caught by the pong deadline below.
-      }
-      this.#pongTimer = this.#clock.setTimeout(() => {
-        if (generation !== this.#generation) return;
-        const nodeId = this.#session?.nodeId;
-        this.#log.warn({ userId: this.userId, nodeId }, 'ping timed out');
-        this.#dropSocket();
-        this.#failAttempt({ kind: 'network', nodeId }, undefined);
-      }, this.#pingTimeoutMs);
-    }, this.#pingIntervalMs);
   }
 
   #onSocketClosed(code: number, reason: string): void {
@@ -361,9 +341,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #dropSocket(failWith: MessagingErrorCode = 'CONNECTION_LOST', reconnecting = true): void {
     this.#generation++;
     this.#clock.clearTimeout(this.#handshakeTimer);
-    this.#clock.clearTimeout(this.#pingTimer);
-    this.#clock.clearTimeout(this.#pongTimer);
-    this.#pingId = undefined;
+    this.#heartbeat.stop();
     this.#welcomed = false;
     const socket = this.#socket;
     this.#socket = undefined;

@@ -142,7 +142,11 @@ describe('webrtc helper', () => {
     stop();
     createPeerConnection(alice, 'bob', { RTCPeerConnection, dataChannel: true });
     await eventually(() => bus.log.some((m) => signalKind(m.content) === 'offer'), 'offer sent');
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // A later message reaching bob shows the offer was handed to him before it, and nobody turned it into a call.
+    const later: unknown[] = [];
+    bob.on('message', (m) => later.push(m.content));
+    await alice.send('bob', 'after the offer');
+    await eventually(() => later.includes('after the offer'), 'a later message at bob');
     expect(seen).to.deep.equal([]);
   });
 });

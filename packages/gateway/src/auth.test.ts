@@ -59,9 +59,14 @@ describe('gateway /connect authentication with a JWKS URL', () => {
   let jwksServer: Server;
   let jwksUrl: string;
   let sign: (sub: string) => Promise<string>;
+  let signOutside: (kid: string) => Promise<string>;
   let h: Harness;
   before(async () => {
     const { privateKey, publicKey } = await generateKeyPair('ES256');
+    // A key pair the set does not hold, of the same algorithm: what "refuses others" is about.
+    const outsider = await generateKeyPair('ES256');
+    signOutside = (kid) =>
+      new SignJWT({}).setProtectedHeader({ alg: 'ES256', kid }).setSubject('alice').setExpirationTime('5m').sign(outsider.privateKey);
     const jwk = { ...(await exportJWK(publicKey)), kid: 'k1', alg: 'ES256', use: 'sig' };
     jwksServer = createServer((_req, res) => {
       res.setHeader('content-type', 'application/json');
@@ -82,8 +87,12 @@ describe('gateway /connect authentication with a JWKS URL', () => {
 
   it('accepts a token signed by a key of the set and refuses others', async () => {
     expect((await connectWith(h, 'alice', await sign('alice'))).status).to.equal(200);
-    expect(await connectWith(h, 'alice', await sign('bob'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
+    // Signed by a key outside the set: claiming the set's kid, or a kid the set does not have.
+    expect(await connectWith(h, 'alice', await signOutside('k1'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
+    expect(await connectWith(h, 'alice', await signOutside('k2'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
+    // A symmetric token (another algorithm, no key of the set), and a good signature for another user.
     expect(await connectWith(h, 'alice', await hs256('alice'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
+    expect(await connectWith(h, 'alice', await sign('bob'))).to.deep.equal({ status: 401, code: 'UNAUTHORIZED' });
   });
 });
 

@@ -130,6 +130,8 @@ describe('relay nodes (two in one process)', function () {
       expect((await fetch(`${a.internalUrl}/healthz`)).status).to.equal(200);
       alice.socket.send({ type: 'message', to: 'bob', content: 'during outage', id: 'm1' });
       await alice.socket.waitForFrame((f) => f.type === 'ack');
+      // The ack and the delivery travel on different sockets: wait for bob's copy rather than expect it already.
+      await waitFor(() => bob.socket.framesOfType('message').length >= 1, { what: 'the message at bob' });
       expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['during outage']);
     } finally {
       world.registryControl.setAvailable(true);
@@ -164,11 +166,11 @@ describe('relay nodes (two in one process)', function () {
     await world.sessions.deleteIfMatches('bob', bobSession.listeningKey);
     alice.socket.send({ type: 'message', to: 'bob', content: 'after the restart', id: 'm2' });
     await alice.socket.waitForFrame((f) => f.type === 'ack' && f.id === 'm2');
+    await waitFor(() => bob.socket.framesOfType('message').length >= 2, { what: 'both messages at bob' });
     expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['before', 'after the restart']);
     // Once bob is gone from his node too, the stale location answers PEER_UNAVAILABLE and is dropped.
     bob.socket.close();
-    await waitFor(async () => !(await world.sessions.get('bob')), { what: 'bob offline' });
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await waitFor(async () => !(await world.sessions.get('bob')) && b.node.stats.connections === 0, { what: 'bob offline, and gone from node-b' });
     alice.socket.send({ type: 'message', to: 'bob', content: 'nobody home', id: 'm3' });
     expect(await alice.socket.waitForFrame((f) => f.type === 'error' && f.id === 'm3')).to.include({ code: 'PEER_UNAVAILABLE' });
   });
@@ -213,6 +215,7 @@ describe('relay nodes (two in one process)', function () {
     const moved = await world.online('bob', c);
     alice.socket.send({ type: 'message', to: 'bob', content: 'on c', id: 'm2' });
     expect(await alice.socket.waitForFrame((f) => (f.type === 'ack' || f.type === 'error') && f.id === 'm2')).to.deep.equal({ type: 'ack', id: 'm2' });
+    await waitFor(() => moved.socket.framesOfType('message').length >= 1, { what: 'the message at bob on node-c' });
     expect(moved.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['on c']);
   });
 
@@ -221,13 +224,16 @@ describe('relay nodes (two in one process)', function () {
     await world.online('bob', b);
     const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
     const original = store.get.bind(world.sessions);
+    let lookingUpBob = false;
     store.get = async (userId: string) => {
+      if (userId === 'bob') lookingUpBob = true;
       await new Promise((resolve) => setTimeout(resolve, 400));
       return original(userId);
     };
     try {
       alice.socket.send({ type: 'message', to: 'bob', content: 'last words', id: 'w1' });
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      // The drain starts while the node is busy with the message: its lookup of bob has begun (and takes 400 ms).
+      await waitFor(() => lookingUpBob, { what: 'the lookup of bob' });
       const drained = a.node.drain();
       const close = await alice.socket.closed();
       expect(close.code).to.equal(4000);

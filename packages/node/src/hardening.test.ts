@@ -5,8 +5,8 @@ import { waitFor } from '@messaging-server/testkit';
 import { TestWorld, type TestNode } from './testing/test-world.js';
 
 /** A raw WebSocket on the sockjs `/websocket` endpoint, recording frames and the close code. */
-function rawSocket(node: TestNode, session: SessionRecord, headers: Record<string, string> = {}) {
-  const url = `ws://127.0.0.1:${String(node.publicPort)}/ws/websocket?userId=${session.userId}&listeningKey=${session.listeningKey}`;
+function rawSocket(node: TestNode, session: SessionRecord, headers: Record<string, string> = {}, extraQuery = '') {
+  const url = `ws://127.0.0.1:${String(node.publicPort)}/ws/websocket?userId=${session.userId}&listeningKey=${session.listeningKey}${extraQuery}`;
   const ws = new WebSocket(url, { headers });
   const frames: ServerFrame[] = [];
   let close: { code: number; reason: string } | undefined;
@@ -52,9 +52,19 @@ describe('relay node hardening', function () {
     await waitFor(() => listed.frames[0]?.type === 'welcome', { what: 'welcome' });
     const none = rawSocket(node, await world.session('u3', node));
     await waitFor(() => none.frames[0]?.type === 'welcome', { what: 'welcome' });
-    // A client cannot lift the mark by sending the parameter itself: it only ever refuses.
     listed.ws.close();
     none.ws.close();
+    // The node marks a refused origin with a query parameter of its own. A client cannot lift the mark by sending
+    // that parameter itself (any value): it only ever refuses, from a disallowed origin and from an allowed one.
+    for (const [user, origin, value] of [
+      ['u4', 'https://evil.example.com', ''],
+      ['u5', 'https://evil.example.com', '0'],
+      ['u6', 'https://app.example.com', 'false'],
+    ] as const) {
+      const forged = rawSocket(node, await world.session(user, node), { origin }, `&msg_origin_denied=${value}`);
+      expect(await forged.closed(), `${origin} with msg_origin_denied=${value}`).to.deep.equal({ code: 4505, reason: 'origin_not_allowed' });
+      expect(forged.frames.filter((f) => f.type === 'welcome'), `${origin} welcomed`).to.deep.equal([]);
+    }
   });
 
   it('closes a connection that sent nothing for MSG_IDLE_TIMEOUT_SECONDS with 4004, and keeps one that pings', async function () {

@@ -17,7 +17,9 @@ function connection(userId: string, key: string): KeptConnection & { record: Ses
 
 describe('SessionKeeper', function () {
   it('touches its own sessions, writes back missing ones, and reports replaced ones', async function () {
-    const sessions = new MemorySessionStore();
+    // The store's clock runs ahead on demand, so "still there after its old TTL" is shown without waiting for it.
+    let ahead = 0;
+    const sessions = new MemorySessionStore({ now: () => Date.now() + ahead });
     const replaced: string[] = [];
     const keeper = new SessionKeeper({ sessions, nodeId: 'node-a', sessionTtlSeconds: 30, log: silentLogger, onReplaced: (c) => replaced.push(c.userId) });
     const ours = connection('ours', 'k1');
@@ -25,13 +27,20 @@ describe('SessionKeeper', function () {
     const taken = connection('taken', 'k3');
     await sessions.put(ours.record, 5);
     await sessions.put({ ...taken.record, listeningKey: 'newer' }, 5);
+    const before = Date.now();
     keeper.tick([ours, lost, taken]);
     await waitFor(() => [ours, lost, taken].every((c) => !c.reasserting && c.nextReassertAt > 0), { what: 'one round' });
+    const after = Date.now();
     expect(await sessions.get('lost')).to.deep.include({ listeningKey: 'k2', acked: true });
     expect((await sessions.get('taken'))?.listeningKey).to.equal('newer');
     expect(replaced).to.deep.equal(['taken']);
-    // Next time is a third of the TTL away, not sooner.
-    expect(ours.nextReassertAt - Date.now()).to.be.within(9000, 10_000);
+    // Touched: 6 s on, past the 5 s it was written with, our session is still there with its key; the other
+    // node's session, which the keeper left alone, has expired.
+    ahead = 6000;
+    expect(await sessions.get('ours')).to.deep.include({ listeningKey: 'k1', acked: true });
+    expect(await sessions.get('taken')).to.equal(undefined);
+    // Next time is a third of the TTL after the round, not sooner.
+    for (const c of [ours, lost, taken]) expect(c.nextReassertAt).to.be.within(before + 10_000, after + 10_000);
   });
 
   it('keeps at most `concurrency` store calls in flight and retries a failure well inside the interval', async function () {
@@ -47,10 +56,12 @@ describe('SessionKeeper', function () {
     };
     const keeper = new SessionKeeper({ sessions: failing, nodeId: 'node-a', sessionTtlSeconds: 90, log: silentLogger, onReplaced: () => {}, concurrency: 4 });
     const many = Array.from({ length: 20 }, (_, i) => connection(`u${String(i)}`, `k${String(i)}`));
+    const before = Date.now();
     keeper.tick(many);
     await waitFor(() => many.every((c) => !c.reasserting && c.nextReassertAt > 0), { what: 'all attempted' });
+    const after = Date.now();
     expect(maxInFlight).to.equal(4);
-    // TTL 90 s: interval 30 s; a failure retries after min(interval / 3, 5 s) = 5 s.
-    for (const c of many) expect(c.nextReassertAt - Date.now()).to.be.within(4000, 5000);
+    // TTL 90 s: interval 30 s; a failure retries after min(interval / 3, 5 s) = 5 s after it failed.
+    for (const c of many) expect(c.nextReassertAt).to.be.within(before + 5000, after + 5000);
   });
 });

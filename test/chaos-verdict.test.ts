@@ -1,0 +1,141 @@
+// The chaos verdict must fail on every sign that the run did not see what it claims: shown on recorded figures,
+// on SDK clients against a relay that hands a message to the wrong client, and on a real run whose scale-out throws.
+import { expect } from 'chai';
+import { waitFor } from '@messaging-server/testkit';
+import { startMiniServer, type MiniServer } from '../packages/client/src/testing/mini-server.js';
+import { SHORT, type ChaosConfig } from '../scripts/chaos/config.js';
+import { Fleet } from '../scripts/chaos/fleet.js';
+import { Ledger } from '../scripts/chaos/ledger.js';
+import { fleetFigures, runChaos } from '../scripts/chaos/run.js';
+import { verdict, type VerdictInput } from '../scripts/chaos/verdict.js';
+
+/** A clean run's figures: one stream, one message acked and received, one scale-out wave fully on the new node. */
+function cleanRun(): VerdictInput {
+  const ledger = new Ledger(() => 0);
+  const seq = ledger.send('a>b');
+  ledger.settle('a>b', seq);
+  ledger.receive('a>b', seq);
+  return {
+    config: { ...SHORT, faults: [{ at: 1, kind: 'scale-out' }] },
+    totals: ledger.totals(),
+    anomalies: [],
+    scaleOut: [{ nodeId: 'node-3', at: 1, waveSize: 4, onNewNode: 4, share: 1, evenedOutAfter: 2 }],
+    reconnects: { count: 1, p50: 900, p99: 900, max: 900, unfinished: 0 },
+    terminalCloses: [],
+    misdelivered: [],
+  };
+}
+
+describe('chaos verdict on recorded figures', () => {
+  it('passes a clean run', () => {
+    expect(verdict(cleanRun())).to.deep.equal([]);
+  });
+
+  it('fails a fault step that threw and a drained node that exited non-zero', () => {
+    const failures = verdict({ ...cleanRun(), anomalies: ['kill at 12 s: no node left', 'node-1 exited 1 after a drain'] });
+    expect(failures).to.deep.equal(['anomaly: kill at 12 s: no node left', 'anomaly: node-1 exited 1 after a drain']);
+  });
+
+  it('fails a scale-out step that measured no wave instead of passing it vacuously', () => {
+    expect(verdict({ ...cleanRun(), scaleOut: [] })).to.deep.equal(['scale-out: 1 step(s) scheduled, 0 wave(s) measured']);
+    const empty = { nodeId: 'node-3', at: 1, waveSize: 0, onNewNode: 0, share: 0, evenedOutAfter: null };
+    expect(verdict({ ...cleanRun(), scaleOut: [empty] })).to.deep.equal(['scale-out: no session joined after node-3 was added']);
+  });
+
+  it('fails terminal closes, unfinished reconnects and arrivals nobody sent', () => {
+    const ledger = new Ledger(() => 0);
+    const seq = ledger.send('a>b');
+    ledger.settle('a>b', seq);
+    ledger.receive('a>b', seq);
+    ledger.receive('a>b', 7);
+    const failures = verdict({
+      ...cleanRun(),
+      totals: ledger.totals(),
+      terminalCloses: [{ userId: 'pair3-a', reason: 'remote', code: 4503 }],
+      reconnects: { count: 2, p50: 900, p99: 900, max: 900, unfinished: 1 },
+    });
+    expect(failures).to.deep.equal([
+      '1 arrivals of messages never sent on that stream',
+      '1 clients closed for good (remote 4503)',
+      '1 reconnects never finished',
+    ]);
+  });
+
+  it('fails a run that sent nothing', () => {
+    expect(verdict({ ...cleanRun(), totals: new Ledger().totals() })).to.deep.equal(['no message was sent: nothing was judged']);
+  });
+});
+
+/** SDK clients in pairs against the SDK's stand-in relay; `plant` may tamper with the relay before traffic starts. */
+async function fleetRun(plant: (server: MiniServer) => void): Promise<VerdictInput> {
+  const server = await startMiniServer();
+  const ledger = new Ledger();
+  const fleet = new Fleet({ gatewayUrls: [server.url], ledger, clock: () => Date.now(), intervalMs: 20, maxInflightPerStream: 5 });
+  try {
+    await fleet.addPairs(2, 'initial');
+    plant(server);
+    fleet.startTraffic();
+    // Enough traffic on every stream that a misrouted stream shows, whichever stream it is.
+    await waitFor(() => ledger.totals().acked >= 40, { what: '40 acked sends' });
+    fleet.stopTraffic();
+    await waitFor(() => ledger.unsettled === 0, { what: 'every send answered' });
+  } finally {
+    fleet.close();
+    await server.close();
+  }
+  const config: ChaosConfig = { ...SHORT, faults: [] };
+  return { config, ...fleetFigures(fleet, ledger), anomalies: [], scaleOut: [] };
+}
+
+describe('chaos verdict on SDK clients against a relay', function () {
+  this.timeout(20_000);
+
+  it('passes when the relay routes every message to its addressee', async () => {
+    const result = await fleetRun(() => undefined);
+    expect(verdict(result), JSON.stringify(result.totals)).to.deep.equal([]);
+  });
+
+  it('fails when the relay hands one stream to the wrong client (planted misroute), although every send was acked', async () => {
+    const result = await fleetRun((server) => {
+      // From now on the relay delivers pair1-b's messages to pair2-a's connection, frame unchanged (to: pair1-b).
+      const wrong = server.connections.get('pair2-a');
+      if (!wrong) throw new Error('pair2-a is not connected');
+      server.connections.set('pair1-b', wrong);
+    });
+    const t = result.totals;
+    expect(t.errored, 'the relay acked everything').to.equal(0);
+    expect(t.silentlyLostBy.ackedNeverArrived, 'acked for pair1-b, never at pair1-b').to.be.greaterThan(0);
+    expect(t.unknownArrivals, 'arrived at pair2-a from pair1-a, who never sends to it').to.equal(t.silentlyLostBy.ackedNeverArrived);
+    expect(result.misdelivered.every((m) => m.receiver === 'pair2-a' && m.to === 'pair1-b' && m.from === 'pair1-a')).to.equal(true);
+    const failures = verdict(result);
+    expect(failures).to.include(`${String(t.silentlyLost)} messages silently lost`);
+    expect(failures.some((f) => f.includes('reached a client they were not addressed to (first: for pair1-b, at pair2-a)'))).to.equal(true);
+  });
+});
+
+/** The smallest run with a scale-out: one node, one gateway, two pairs, a few seconds of traffic. */
+const TINY: ChaosConfig = {
+  ...SHORT,
+  name: 'tiny',
+  pairs: 2,
+  scaleOutPairs: 2,
+  initialNodes: 1,
+  gateways: 1,
+  durationSeconds: 3,
+  faults: [{ at: 1, kind: 'scale-out' }],
+  sendTimeoutMs: 5000,
+};
+
+describe('chaos run with a planted fault', function () {
+  this.timeout(60_000);
+
+  it('fails when its scale-out step throws, naming the step and the scale-out check that had nothing to judge', async () => {
+    const result = await runChaos(TINY, {
+      faultHook: (step) => {
+        if (step.kind === 'scale-out') throw new Error('planted: addNode failed');
+      },
+    });
+    expect(result.totals.sent, 'traffic ran around the failed step').to.be.greaterThan(0);
+    expect(verdict(result)).to.deep.equal(['anomaly: scale-out at 1 s: planted: addNode failed', 'scale-out: 1 step(s) scheduled, 0 wave(s) measured']);
+  });
+});
