@@ -12,12 +12,19 @@ export type FaultStep =
    */
   | { at: number; kind: 'etcd-restart'; downSeconds: number; killDuring?: boolean }
   /** Stop memcached, keep it down `downSeconds`, start it again empty. */
-  | { at: number; kind: 'memcached-restart'; downSeconds: number };
+  | { at: number; kind: 'memcached-restart'; downSeconds: number }
+  /**
+   * The vanishing users drop off the network (no close frame) and never come back (contract v1.1): what their
+   * partners send them meanwhile must be answered EXPIRED when the resume window ends, and no sooner.
+   */
+  | { at: number; kind: 'vanish' };
 
 export interface ChaosConfig {
   name: string;
   /** Pairs connected before traffic starts. */
   pairs: number;
+  /** Pairs, connected before traffic starts, whose second user drops off for good at the `vanish` step. */
+  vanishingPairs: number;
   /** Pairs that join right after the scale-out node is visible. */
   scaleOutPairs: number;
   /**
@@ -42,7 +49,7 @@ export interface ChaosConfig {
   progressEverySeconds: number;
 }
 
-const env = {
+const env: Record<string, string> = {
   MSG_LEASE_TTL_SECONDS: '3',
   // Re-assertion happens within TTL/3, so after memcached comes back empty sessions return within 10 s.
   MSG_SESSION_TTL_SECONDS: '30',
@@ -53,6 +60,7 @@ const env = {
 export const FULL: ChaosConfig = {
   name: 'full',
   pairs: 40,
+  vanishingPairs: 4,
   // More than it takes to even the new node out (80 clients on 3 nodes), so the plot shows both phases.
   scaleOutPairs: 20,
   scaleOutJoinsPerSecond: 10,
@@ -63,6 +71,7 @@ export const FULL: ChaosConfig = {
   durationSeconds: 120,
   faults: [
     { at: 10, kind: 'scale-out' },
+    { at: 20, kind: 'vanish' },
     { at: 30, kind: 'drain' },
     { at: 45, kind: 'kill' },
     { at: 62, kind: 'etcd-restart', downSeconds: 8, killDuring: true },
@@ -79,6 +88,7 @@ export const FULL: ChaosConfig = {
 export const SHORT: ChaosConfig = {
   name: 'short',
   pairs: 10,
+  vanishingPairs: 2,
   scaleOutPairs: 6,
   scaleOutJoinsPerSecond: 10,
   initialNodes: 2,
@@ -88,6 +98,7 @@ export const SHORT: ChaosConfig = {
   durationSeconds: 36,
   faults: [
     { at: 3, kind: 'scale-out' },
+    { at: 6, kind: 'vanish' },
     { at: 8, kind: 'drain' },
     { at: 12, kind: 'kill' },
     { at: 17, kind: 'etcd-restart', downSeconds: 5, killDuring: true },

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { waitFor, type LocalCluster } from '@messaging-server/testkit';
 import type { ChaosConfig, FaultStep } from './config.js';
 import type { Fleet } from './fleet.js';
+import type { Ledger } from './ledger.js';
 import type { LoadSampler } from './sampler.js';
 
 export interface ScaleOutResult {
@@ -31,6 +32,14 @@ export interface FaultContext {
   drains: Promise<void>[];
   /** When memcached came back (ms on the ledger's clock), for the report. */
   memcachedBack: number[];
+  ledger: Ledger;
+  /** The users that drop off for good at the vanish step, and when they did (ms on the ledger's clock). */
+  vanishing: { users: string[]; at?: number };
+}
+
+/** The resume window the nodes run with (MSG_RESUME_WINDOW_MS, default 10 s). */
+export function resumeWindowMs(config: ChaosConfig): number {
+  return Number(config.env['MSG_RESUME_WINDOW_MS'] ?? 10_000);
 }
 
 function oldestNode(cluster: LocalCluster): string {
@@ -52,7 +61,26 @@ export async function applyFault(step: FaultStep, ctx: FaultContext): Promise<vo
       return etcdRestart(step, ctx);
     case 'memcached-restart':
       return memcachedRestart(step, ctx);
+    case 'vanish':
+      return vanish(ctx);
   }
+}
+
+/**
+ * The vanishing users drop off the network. Their partners' sends pause first until everything already sent has
+ * arrived (a message written to a connection that then dies is not re-delivered: docs/decisions.md), then go on
+ * until one second before the window ends: each of those must come back EXPIRED at the window's end.
+ */
+async function vanish(ctx: FaultContext): Promise<void> {
+  const { fleet, ledger, vanishing } = ctx;
+  if (vanishing.users.length === 0) throw new Error('no vanishing pairs were connected');
+  const streams = fleet.streamsTo(vanishing.users);
+  fleet.pause(streams);
+  await waitFor(() => streams.every((s) => ledger.streamDone(s)), { timeoutMs: 10_000, intervalMs: 20, what: 'the vanishing streams quiet' });
+  fleet.vanish(vanishing.users);
+  vanishing.at = ctx.sinceStartMs();
+  ctx.record('vanish', `${String(vanishing.users.length)} users dropped off the network for good (no close frame)`);
+  fleet.resume(streams, vanishing.at + resumeWindowMs(ctx.config) - 1000);
 }
 
 async function scaleOut(ctx: FaultContext): Promise<void> {

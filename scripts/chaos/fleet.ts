@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MessagingClient, isMessagingError, type ConnectOptions } from '@messaging-server/client';
 import type { Ledger } from './ledger.js';
+import { Vanisher } from './vanisher.js';
 
 /** One welcome: which node a user's session landed on, and when (ms since the run's start). */
 export interface SessionEvent {
@@ -49,6 +50,9 @@ interface Member {
   partner: string;
   stream: string;
   inflight: number;
+  /** No sends while paused, nor after `stopAt` (ms on the run's clock). */
+  paused: boolean;
+  stopAt: number;
 }
 
 /**
@@ -62,6 +66,9 @@ export class Fleet {
   readonly terminalCloses: TerminalClose[] = [];
   readonly misdelivered: Misdelivery[] = [];
   private readonly members = new Map<string, Member>();
+  /** Users welcomed at least once: a joining client waits for its partner, as a real app waits for its peer. */
+  private readonly arrived = new Set<string>();
+  private readonly vanishers = new Map<string, Vanisher>();
   private readonly openEpisodes = new Map<string, ReconnectEpisode>();
   private timer: NodeJS.Timeout | undefined;
   private pairCount = 0;
@@ -115,11 +122,69 @@ export class Fleet {
     return userIds;
   }
 
+  /**
+   * Connects `count` pairs whose second user drops off the network later (`vanish`) and never comes back; the first
+   * one is an ordinary SDK client sending to it. Returns the vanishing users.
+   */
+  async addVanishingPairs(count: number, gatewayUrl: string): Promise<string[]> {
+    const gone: string[] = [];
+    for (let i = 0; i < count; i++) {
+      const pair = ++this.pairCount;
+      const [a, b] = [`pair${String(pair)}-a`, `pair${String(pair)}-gone`];
+      const vanisher = new Vanisher(b, (from, content) => this.received(b, b, from, content));
+      await vanisher.start(gatewayUrl);
+      this.vanishers.set(b, vanisher);
+      this.arrived.add(b);
+      await this.startClient(a, b, gatewayUrl, 'vanishing pairs');
+      gone.push(b);
+    }
+    return gone;
+  }
+
+  /** The streams that send to a vanishing user. */
+  streamsTo(userIds: readonly string[]): string[] {
+    return [...this.members.values()].filter((m) => userIds.includes(m.partner)).map((m) => m.stream);
+  }
+
+  /** Holds the streams' sends until `resume`. */
+  pause(streams: readonly string[]): void {
+    for (const m of this.members.values()) if (streams.includes(m.stream)) m.paused = true;
+  }
+
+  resume(streams: readonly string[], stopAt = Number.POSITIVE_INFINITY): void {
+    for (const m of this.members.values()) {
+      if (!streams.includes(m.stream)) continue;
+      m.paused = false;
+      m.stopAt = stopAt;
+    }
+  }
+
+  vanish(userIds: readonly string[]): void {
+    for (const userId of userIds) this.vanishers.get(userId)?.vanish();
+  }
+
+  /** Messages the SDKs received a second time and dropped (contract v1.1's re-deliveries). */
+  repeatsDropped(): number {
+    let n = 0;
+    for (const m of this.members.values()) n += m.client.repeatsDropped;
+    return n;
+  }
+
+  /** Receipt is recorded under the client that got the frame, never under the frame's own `to`. */
+  private received(receiver: string, to: string, from: string, content: unknown): void {
+    if (to !== receiver) this.misdelivered.push({ receiver, to, from });
+    const seq = (content as { n?: unknown } | null)?.n;
+    if (typeof seq === 'number') this.options.ledger.receive(`${from}>${receiver}`, seq);
+  }
+
   private async startClient(userId: string, partner: string, gatewayUrl: string, cohort: string): Promise<void> {
     const client = new MessagingClient({ ...this.options.sdk, gatewayUrl, userId });
-    const member: Member = { client, partner, stream: `${userId}>${partner}`, inflight: 0 };
+    const member: Member = { client, partner, stream: `${userId}>${partner}`, inflight: 0, paused: false, stopAt: Number.POSITIVE_INFINITY };
     this.members.set(userId, member);
-    client.on('session', (s) => this.sessions.push({ at: this.options.clock(), userId, nodeId: s.nodeId, cohort }));
+    client.on('session', (s) => {
+      this.arrived.add(userId);
+      this.sessions.push({ at: this.options.clock(), userId, nodeId: s.nodeId, cohort });
+    });
     client.on('state', (state) => {
       if (state === 'reconnecting' && !this.openEpisodes.has(userId)) {
         const episode: ReconnectEpisode = { userId, startedAt: this.options.clock() };
@@ -141,13 +206,8 @@ export class Fleet {
         this.terminalCloses.push(info.code === undefined ? { userId, reason: info.reason } : { userId, reason: info.reason, code: info.code });
       }
     });
-    client.on('message', (m) => {
-      // Receipt is recorded under the client that got the frame, never under the frame's own `to`: a message the
-      // server hands to the wrong client must count as missing at its recipient (and unknown where it landed).
-      if (m.to !== userId) this.misdelivered.push({ receiver: userId, to: m.to, from: m.from });
-      const seq = (m.content as { n?: unknown } | null)?.n;
-      if (typeof seq === 'number') this.options.ledger.receive(`${m.from}>${userId}`, seq);
-    });
+    // A message the server hands to the wrong client counts as missing at its recipient (and unknown where it landed).
+    client.on('message', (m) => this.received(userId, m.to, m.from, m.content));
     await client.start();
   }
 
@@ -166,6 +226,7 @@ export class Fleet {
       // Only while open: a send queued in the SDK during a long outage could time out without the server ever
       // seeing it, and that would blur "the server said nothing" with "the client never sent it".
       if (member.client.state !== 'open' || member.inflight >= this.options.maxInflightPerStream) continue;
+      if (member.paused || this.options.clock() >= member.stopAt || !this.arrived.has(member.partner)) continue;
       const seq = this.options.ledger.send(member.stream);
       member.inflight++;
       member.client.send(member.partner, { n: seq }).then(

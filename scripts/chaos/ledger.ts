@@ -12,7 +12,7 @@
 /** Codes that mean "the server never answered": the sender was not told anything. */
 const SILENT_CODES = new Set(['TIMEOUT']);
 
-interface MessageRecord {
+export interface MessageRecord {
   sentAt: number;
   settledAt?: number;
   fate: 'pending' | 'acked' | 'errored';
@@ -98,6 +98,16 @@ export class Ledger {
     stream.maxReceived = Math.max(stream.maxReceived, seq);
   }
 
+  /** True when every send on the stream has its answer and every acked one arrived. */
+  streamDone(streamId: string): boolean {
+    return this.stream(streamId).records.every((r) => r.fate !== 'pending' && (r.fate !== 'acked' || r.received));
+  }
+
+  /** The stream's messages: when each was sent and answered, how, and whether it arrived. */
+  recordsOf(streamId: string): readonly Readonly<MessageRecord>[] {
+    return this.stream(streamId).records;
+  }
+
   get unsettled(): number {
     let count = 0;
     for (const stream of this.streams.values()) for (const r of stream.records) if (r.fate === 'pending') count++;
@@ -156,7 +166,8 @@ export class Ledger {
     return times.sort((x, y) => x - y);
   }
 
-  totals(): LedgerTotals {
+  /** Totals over the streams `include` accepts (default: all). */
+  totals(include: (streamId: string) => boolean = () => true): LedgerTotals {
     const t: LedgerTotals = {
       sent: 0,
       acked: 0,
@@ -177,6 +188,7 @@ export class Ledger {
       if (t.examples.length < 20) t.examples.push({ stream, seq, why, sentAt: record.sentAt });
     };
     for (const [id, stream] of this.streams) {
+      if (!include(id)) continue;
       t.duplicates += stream.duplicates;
       t.unknownArrivals += stream.unknown;
       t.outOfOrderAny += stream.inversions.length;

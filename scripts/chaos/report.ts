@@ -130,10 +130,12 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
       ['— still unanswered at the end', t.silentlyLostBy.unsettled],
       ['acked but out of order', t.ackedOutOfOrder],
       ['any arrival out of order (incl. errored sends)', t.outOfOrderAny],
-      ['duplicates at the recipient', t.duplicates],
+      ['duplicates at the recipient (after the SDK dropped repeats)', t.duplicates],
+      ['repeats the SDKs received and dropped (re-deliveries after a move)', result.repeatsDropped],
     ]),
     '',
   );
+  out.push(...vanishedSection(result));
   const codes = Object.entries(t.erroredByCode).sort(([, a], [, b]) => b - a);
   if (codes.length > 0) {
     out.push('Errors by code (`CONNECTION_LOST`: the sender\'s connection dropped before the answer, so the fate is unknown; "delivered anyway" counts those the recipient got):', '');
@@ -216,4 +218,29 @@ export function writeReport(result: ChaosResult, dir: string): string {
   const path = join(dir, 'chaos-report.md');
   writeFileSync(path, renderMarkdown(result, 'chaos-sessions.svg'));
   return path;
+}
+
+/** Contract v1.1: users who dropped off and never came back, and what their partners' sends got. */
+function vanishedSection(result: ChaosResult): string[] {
+  const v = result.vanished;
+  if (v.at === undefined) return [];
+  const e = v.after.expiredAtMs;
+  return [
+    '## Users who never came back (v1.1)',
+    '',
+    `${String(v.users)} users dropped off the network at ${(v.at / 1000).toFixed(1)} s (no close frame) and never called /connect ` +
+      `again; resume window ${String(v.windowMs)} ms. These streams are left out of the totals above.`,
+    '',
+    table(['', 'count'], [
+      ['sent before they vanished', v.before.sent],
+      ['— acked and received', v.before.ackedAndReceived],
+      ['sent after they vanished', v.after.sent],
+      ...Object.entries(v.after.byCode).map(([code, n]): [string, number] => [`— answered ${code}`, n]),
+      ['— EXPIRED before the window ended', v.after.expiredEarly],
+      ['— EXPIRED more than 2 s after it ended', v.after.expiredLate],
+    ]),
+    '',
+    `EXPIRED came ${String(e.p50)} ms (p50) and ${String(e.max)} ms (max) after the window's end.`,
+    '',
+  ];
 }

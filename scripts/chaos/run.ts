@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalCluster, waitFor } from '@messaging-server/testkit';
 import type { ChaosConfig, FaultStep } from './config.js';
-import { applyFault, type FaultContext, type ScaleOutResult } from './faults.js';
+import { applyFault, resumeWindowMs, type FaultContext, type ScaleOutResult } from './faults.js';
 import { Fleet, type Misdelivery, type SessionEvent, type TerminalClose } from './fleet.js';
 import { Ledger, type LedgerTotals } from './ledger.js';
 import { observe } from './observations.js';
@@ -23,7 +23,12 @@ export interface ChaosResult {
   startedAt: string;
   durationSeconds: number;
   timeline: TimelineEvent[];
+  /** Every stream but those to users who vanished for good. */
   totals: LedgerTotals;
+  /** Users who dropped off and never came back, and what their partners' sends got (contract v1.1). */
+  vanished: VanishedFigures;
+  /** Messages the SDKs received twice and dropped: the re-deliveries of v1.1's at-least-once. */
+  repeatsDropped: number;
   reconnects: Percentiles & { unfinished: number };
   /** Per phase (a fault until the next one): reconnects, errors answered, and how long sends waited for an answer. */
   reconnectsByFault: { fault: string; at: number; stats: Percentiles; errors: Record<string, number>; answerMs: Percentiles }[];
@@ -41,6 +46,17 @@ export interface ChaosResult {
   observations: string[];
   /** Problems with the run itself (a fault that could not be applied, a node that did not exit 0, …). */
   anomalies: string[];
+}
+
+export interface VanishedFigures {
+  users: number;
+  /** ms on the run's clock; undefined when no vanish step ran. */
+  at: number | undefined;
+  windowMs: number;
+  /** Sends to them before they vanished, and whether each was acked and arrived. */
+  before: { sent: number; ackedAndReceived: number };
+  /** Sends after they vanished: the answers by code, and when EXPIRED came, relative to the window's end. */
+  after: { sent: number; byCode: Record<string, number>; expiredEarly: number; expiredLate: number; expiredAtMs: Percentiles };
 }
 
 export interface RunOptions {
@@ -102,10 +118,12 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   let ticker: NodeJS.Timeout | undefined;
   const drains: Promise<void>[] = [];
   const memcachedBack: number[] = [];
+  const vanishing: FaultContext['vanishing'] = { users: [] };
 
   try {
     record('cluster up', `${String(config.initialNodes)} nodes, ${String(config.gateways)} gateway(s)`);
     await fleet.addPairs(config.pairs, 'initial', INITIAL_CONCURRENCY);
+    vanishing.users = await fleet.addVanishingPairs(config.vanishingPairs, cluster.gatewayUrl);
     trafficStart = Date.now();
     record('traffic started', `${String(fleet.size)} clients`);
     fleet.startTraffic();
@@ -123,7 +141,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       );
     }, config.progressEverySeconds * 1000);
 
-    const faultContext: FaultContext = { config, cluster, fleet, sampler, seconds, sinceStartMs, record, anomalies, scaleOut, drains, memcachedBack };
+    const faultContext: FaultContext = { config, cluster, fleet, ledger, vanishing, sampler, seconds, sinceStartMs, record, anomalies, scaleOut, drains, memcachedBack };
     for (const step of config.faults) {
       const wait = step.at * 1000 - sinceStartMs();
       if (wait > 0) await sleep(wait);
@@ -184,7 +202,8 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     startedAt: new Date(setupStart).toISOString(),
     durationSeconds: Math.round((Date.now() - setupStart) / 1000),
     timeline,
-    ...fleetFigures(fleet, ledger),
+    ...fleetFigures(fleet, ledger, vanishing.users),
+    vanished: vanishedFigures(fleet, ledger, vanishing, resumeWindowMs(config)),
     reconnectsByFault,
     answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
     scaleOut,
@@ -196,10 +215,16 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
 }
 
 /** The figures the verdict judges that come from the clients alone: what they sent, received, and how they reconnected. */
-export function fleetFigures(fleet: Fleet, ledger: Ledger): Pick<ChaosResult, 'totals' | 'reconnects' | 'connectErrors' | 'terminalCloses' | 'misdelivered'> {
+export function fleetFigures(
+  fleet: Fleet,
+  ledger: Ledger,
+  vanished: readonly string[] = [],
+): Pick<ChaosResult, 'totals' | 'reconnects' | 'connectErrors' | 'terminalCloses' | 'misdelivered' | 'repeatsDropped'> {
   const finished = fleet.reconnects.filter((r) => r.ms !== undefined).map((r) => r.ms as number);
+  const toVanished = new Set(fleet.streamsTo(vanished));
   return {
-    totals: ledger.totals(),
+    totals: ledger.totals((stream) => !toVanished.has(stream)),
+    repeatsDropped: fleet.repeatsDropped(),
     reconnects: { ...percentiles(finished), unfinished: fleet.reconnects.length - finished.length },
     connectErrors: fleet.connectErrors,
     terminalCloses: [...fleet.terminalCloses],
@@ -218,4 +243,37 @@ function evenedOutAfter(samples: LoadSample[], nodeId: string, at: number, until
     if (mine >= average * 0.9) return Math.round((s.at / 1000 - at) * 10) / 10;
   }
   return null;
+}
+
+/** What the vanished users' partners got: acks before the vanish, EXPIRED when the window ended after it. */
+function vanishedFigures(fleet: Fleet, ledger: Ledger, vanishing: FaultContext['vanishing'], windowMs: number): VanishedFigures {
+  const at = vanishing.at;
+  const figures: VanishedFigures = {
+    users: vanishing.users.length,
+    at,
+    windowMs,
+    before: { sent: 0, ackedAndReceived: 0 },
+    after: { sent: 0, byCode: {}, expiredEarly: 0, expiredLate: 0, expiredAtMs: percentiles([]) },
+  };
+  const expiredAt: number[] = [];
+  for (const stream of fleet.streamsTo(vanishing.users)) {
+    for (const r of ledger.recordsOf(stream)) {
+      if (at === undefined || r.sentAt < at) {
+        figures.before.sent += 1;
+        if (r.fate === 'acked' && r.received) figures.before.ackedAndReceived += 1;
+        continue;
+      }
+      figures.after.sent += 1;
+      const code = r.fate === 'acked' ? 'ACKED' : (r.code ?? 'PENDING');
+      figures.after.byCode[code] = (figures.after.byCode[code] ?? 0) + 1;
+      if (code !== 'EXPIRED' || r.settledAt === undefined) continue;
+      // Relative to the window's end: "at window ± 2 s", and never before it (half a second for the two clocks).
+      const relative = r.settledAt - (at + windowMs);
+      expiredAt.push(relative);
+      if (relative < -500) figures.after.expiredEarly += 1;
+      if (relative > 2000) figures.after.expiredLate += 1;
+    }
+  }
+  figures.after.expiredAtMs = percentiles(expiredAt);
+  return figures;
 }

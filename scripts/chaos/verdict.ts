@@ -1,7 +1,8 @@
 import type { ChaosResult } from './run.js';
 
 /** What the verdict reads: the figures of a run, whether it came from `runChaos` or from a fleet a test drove itself. */
-export type VerdictInput = Pick<ChaosResult, 'config' | 'totals' | 'anomalies' | 'scaleOut' | 'reconnects' | 'terminalCloses' | 'misdelivered'>;
+export type VerdictInput = Pick<ChaosResult, 'config' | 'totals' | 'anomalies' | 'scaleOut' | 'reconnects' | 'terminalCloses' | 'misdelivered'> &
+  Partial<Pick<ChaosResult, 'vanished'>>;
 
 /**
  * What must hold for the run to pass; empty when it does. Any sign that the run did not see what it claims to have
@@ -27,6 +28,32 @@ export function verdict(result: VerdictInput): string[] {
   }
   if (result.reconnects.unfinished > 0) failures.push(`${String(result.reconnects.unfinished)} reconnects never finished`);
   failures.push(...scaleOutFailures(result));
+  failures.push(...continuityFailures(result));
+  return failures;
+}
+
+/**
+ * Contract v1.1 (a resume window above 0): users who move come back having lost nothing and without their partners
+ * seeing a single error; users who never come back get EXPIRED at the window's end, and no sooner.
+ */
+function continuityFailures(result: VerdictInput): string[] {
+  const window = Number(result.config.env['MSG_RESUME_WINDOW_MS'] ?? 10_000);
+  if (window <= 0) return [];
+  const failures: string[] = [];
+  const t = result.totals;
+  if (t.errored > 0) failures.push(`${String(t.errored)} sends to users who came back errored (${JSON.stringify(t.erroredByCode)})`);
+  const scheduled = result.config.faults.some((f) => f.kind === 'vanish');
+  const v = result.vanished;
+  if (!scheduled) return failures;
+  if (!v || v.at === undefined || v.users === 0) return [...failures, 'vanish: scheduled, but no user vanished'];
+  if (v.after.sent === 0) failures.push('vanish: nothing was sent to the vanished users, so nothing was judged');
+  const notExpired = Object.entries(v.after.byCode).filter(([code]) => code !== 'EXPIRED');
+  if (notExpired.length > 0) failures.push(`vanish: sends to users who never came back got ${JSON.stringify(Object.fromEntries(notExpired))}, not EXPIRED`);
+  if (v.after.expiredEarly > 0) failures.push(`vanish: ${String(v.after.expiredEarly)} EXPIRED before the window ended`);
+  if (v.after.expiredLate > 0) failures.push(`vanish: ${String(v.after.expiredLate)} EXPIRED more than 2 s after the window ended`);
+  if (v.before.ackedAndReceived !== v.before.sent) {
+    failures.push(`vanish: ${String(v.before.sent - v.before.ackedAndReceived)} of the sends before the vanish were not acked and received`);
+  }
   return failures;
 }
 
