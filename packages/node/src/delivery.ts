@@ -132,7 +132,14 @@ export class Delivery {
     };
     if (m.id !== undefined) envelope.id = m.id;
     const outcome = this.outcomeHere(envelope, location);
-    return outcome === 'delivered' || outcome === 'pending' || outcome === 'moving' ? { status: outcome } : { status: 'error', code: outcome };
+    if (outcome === 'moving') return this.movingResult(m.to, location);
+    return outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
+  }
+
+  /** Tells the sender's node since when the user is away, so its hold ends with the user's window, not later. */
+  private movingResult(userId: string, location: Location): DeliverResult {
+    const movedAt = this.deps.departures?.movedAt(userId) ?? (location.kind === 'moving' ? location.movedAt : undefined);
+    return movedAt === undefined ? { status: 'moving' } : { status: 'moving', movedAgoMs: Math.max(0, Date.now() - movedAt) };
   }
 
   /**

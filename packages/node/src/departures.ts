@@ -28,6 +28,11 @@ export class Departures {
     return false;
   }
 
+  /** When the user's connection here ended (ms), while it is moving. */
+  movedAt(userId: string, now = Date.now()): number | undefined {
+    return this.has(userId, now) ? (this.#until.get(userId) as number) - this.windowMs : undefined;
+  }
+
   /** The user is back on this node. */
   clear(userId: string): void {
     this.#until.delete(userId);

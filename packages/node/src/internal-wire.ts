@@ -46,7 +46,8 @@ export interface DeliverRequest {
 export type DeliverResult =
   | { status: 'delivered' }
   | { status: 'pending' }
-  | { status: 'moving' }
+  /** `movedAgoMs`: how long ago the user started moving, by the answering node's clock (relative: clocks differ). */
+  | { status: 'moving'; movedAgoMs?: number }
   | { status: 'error'; code: FrameErrorCode };
 
 export interface DeliverResponse {
@@ -107,7 +108,8 @@ export function parseDeliverResponse(value: unknown, count: number): DeliverResu
   const results: DeliverResult[] = [];
   for (const r of value['results'] as unknown[]) {
     if (!isObject(r)) return undefined;
-    if (r['status'] === 'delivered' || r['status'] === 'pending' || r['status'] === 'moving') results.push({ status: r['status'] });
+    if (r['status'] === 'delivered' || r['status'] === 'pending') results.push({ status: r['status'] });
+    else if (r['status'] === 'moving') results.push(movingResult(r['movedAgoMs']));
     else if (r['status'] === 'error') results.push({ status: 'error', code: isFrameErrorCode(r['code']) ? r['code'] : 'RELAY_FAILED' });
     else return undefined;
   }
@@ -127,4 +129,8 @@ export function parseOutcomes(value: unknown): OutcomeReport[] | undefined {
     outcomes.push(report);
   }
   return outcomes;
+}
+
+function movingResult(movedAgoMs: unknown): DeliverResult {
+  return typeof movedAgoMs === 'number' && Number.isFinite(movedAgoMs) && movedAgoMs >= 0 ? { status: 'moving', movedAgoMs } : { status: 'moving' };
 }

@@ -19,6 +19,8 @@ export interface MovingHoldsDeps {
 
 interface Hold {
   envelopes: Envelope[];
+  /** When the user started moving, as far as this node knows: every message held for it shares that window. */
+  movedAt: number;
   /** The earliest deadline of its messages: the hold ends (EXPIRED) then at the latest. */
   deadline: number;
   backoff: Backoff;
@@ -56,14 +58,17 @@ export class MovingHolds {
    * Holds a message for its moving recipient. `movedAt` (ms) is when the user started moving, as far as this node
    * knows; a message that was held before keeps its first deadline. False when a cap is reached (QUEUE_FULL).
    */
-  hold(envelope: Envelope, movedAt = Date.now()): boolean {
+  hold(envelope: Envelope, movedAt?: number): boolean {
     if (this.#stopped) return false;
     const hold = this.#holds.get(envelope.to);
     if ((hold?.envelopes.length ?? 0) >= this.deps.perRecipientMax || this.#total >= this.deps.totalMax) return false;
     const now = Date.now();
-    envelope.holdUntil ??= Math.min(now + this.deps.windowMs, Math.max(now, movedAt + this.deps.windowMs));
+    const since = Math.min(movedAt ?? now, hold?.movedAt ?? now);
+    // Clamped to [now, now + window]: another node's clock may run ahead or behind (movedAt comes from it).
+    envelope.holdUntil ??= Math.min(now + this.deps.windowMs, Math.max(now, since + this.deps.windowMs));
     this.#total += 1;
     if (hold) {
+      hold.movedAt = since;
       insertInOrder(hold.envelopes, envelope);
       hold.deadline = Math.min(hold.deadline, envelope.holdUntil);
       if (hold.deadline < hold.timerAt) this.arm(envelope.to, hold, hold.deadline);
@@ -71,6 +76,7 @@ export class MovingHolds {
     }
     const created: Hold = {
       envelopes: [envelope],
+      movedAt: since,
       deadline: envelope.holdUntil,
       backoff: new Backoff(LOOK_AGAIN),
       timer: undefined,

@@ -133,6 +133,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     deliverIfConnected: (envelope) => delivery.deliverIfConnected(envelope),
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
     isHereOrComing: (userId) => table.has(userId) || table.isHandshaking(userId) || pending.has(userId),
+    movedAt: (userId) => departures?.movedAt(userId),
     settle: (envelope, outcome) => delivery.settle(envelope, outcome),
   });
   const keeper = new SessionKeeper<ClientSession>({

@@ -40,6 +40,7 @@ describe('Router lanes to a peer node', function () {
       deliverIfConnected: () => undefined,
       deliverOrHold: () => 'PEER_UNAVAILABLE',
       isHereOrComing: () => false,
+      movedAt: () => undefined,
       settle: (envelope, outcome) => settled.push(`${String(envelope.id)}:${outcome}`),
     });
     router.onRegistryEvent({

@@ -42,6 +42,8 @@ export interface RouterDeps {
   deliverOrHold(envelope: Envelope, acked: boolean): LocalOutcome;
   /** True when the user is connected here, or opening its connection here. */
   isHereOrComing(userId: string): boolean;
+  /** When a user whose connection here ended started moving (ms), if it is moving. */
+  movedAt(userId: string): number | undefined;
   /** Reports the final outcome to the sender. */
   settle(envelope: Envelope, outcome: Outcome): void;
 }
@@ -135,7 +137,7 @@ export class Router {
       return;
     }
     const outcome = this.deps.deliverIfConnected(envelope);
-    if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE');
+    if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
     if (outcome !== undefined && outcome !== 'pending') return this.deps.settle(envelope, outcome);
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
@@ -219,7 +221,7 @@ export class Router {
     switch (location.kind) {
       case 'self': {
         const outcome = this.deps.deliverOrHold(envelope, location.acked);
-        if (outcome === 'moving') this.holdOr(envelope, 'PEER_UNAVAILABLE');
+        if (outcome === 'moving') this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
         else if (outcome !== 'pending') this.deps.settle(envelope, outcome);
         return;
       }
@@ -245,7 +247,7 @@ export class Router {
       case 'pending':
         return; // held on the recipient's node, which reports the outcome later (OUTCOMES_PATH)
       case 'moving':
-        return this.holdOr(envelope, 'PEER_UNAVAILABLE');
+        return this.holdOr(envelope, 'PEER_UNAVAILABLE', result.movedAgoMs === undefined ? undefined : Date.now() - result.movedAgoMs);
       case 'error':
         return this.fail(envelope, result.code);
     }
