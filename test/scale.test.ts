@@ -24,7 +24,7 @@ function resources(at: number, scale: number): ResourceSample {
     etcd: { received: { Txn: 10 * scale, LeaseKeepAlive: 2 * scale }, mvcc: { put_total: 10 * scale, events_total: 30 * scale, watcher_total: 3 } },
     memcached: { cmd_get: 100 * scale, cmd_set: 50 * scale, cmd_touch: 0, delete_hits: 5 * scale, delete_misses: 0, curr_items: 100, bytes: 30_000 },
     cpuSeconds: { 'node:node-1': scale, 'node:node-2': scale, loadgen: scale / 2 },
-    machine: { busy: 3 * scale, total: 4 * scale },
+    machine: { processes: 3 * scale, interrupts: 0.1 * scale, steal: 0, total: 4 * scale },
   };
 }
 

@@ -193,11 +193,17 @@ export function memory(result: ScaleResult): Memory {
   };
 }
 
-/** CPU cores used on average over the join/drain phase, per kind of process; `other`: the machine's busy time not ours. */
+/**
+ * CPU cores used on average over the join/drain phase, per kind of process; the machine's process time, interrupts
+ * (loopback networking for everyone) and steal; `other`: process time not ours (other users of the machine, and our
+ * nodes in the interval they started or exited).
+ */
 export interface CpuUse {
   seconds: number;
   cores: Record<string, number>;
-  machineBusy: number;
+  machineProcesses: number;
+  interrupts: number;
+  steal: number;
   other: number;
 }
 
@@ -208,19 +214,50 @@ export function cpuUse(result: ScaleResult): CpuUse | null {
   const samples = inTraffic(result).filter((s) => s.cpuSeconds !== undefined);
   if (samples.length < 2) return null;
   const cpu: Record<string, number> = {};
-  let machineBusy = 0;
   for (let i = 1; i < samples.length; i += 1) {
     const [a, b] = [samples[i - 1] as ResourceSample, samples[i] as ResourceSample];
     for (const [name, after] of Object.entries(b.cpuSeconds)) {
       const before = a.cpuSeconds[name];
       if (before !== undefined) cpu[groupOf(name)] = (cpu[groupOf(name)] ?? 0) + after - before;
     }
-    machineBusy += b.machine.busy - a.machine.busy;
   }
-  const seconds = ((samples.at(-1) as ResourceSample).at - (samples[0] as ResourceSample).at) / 1000;
+  const first = samples[0] as ResourceSample;
+  const last = samples.at(-1) as ResourceSample;
+  const seconds = (last.at - first.at) / 1000;
+  const rate = (key: keyof ResourceSample['machine']): number => (last.machine[key] - first.machine[key]) / seconds;
   const cores = Object.fromEntries(Object.entries(cpu).map(([k, v]) => [k, v / seconds]));
   const ours = Object.values(cores).reduce((a, b) => a + b, 0);
-  return { seconds, cores, machineBusy: machineBusy / seconds, other: Math.max(0, machineBusy / seconds - ours) };
+  const machineProcesses = rate('processes');
+  return { seconds, cores, machineProcesses, interrupts: rate('interrupts'), steal: rate('steal'), other: Math.max(0, machineProcesses - ours) };
+}
+
+/** Between two consecutive resource samples (seconds since the phase started): cores used by our nodes, and by processes not ours. */
+export interface CpuInterval {
+  from: number;
+  to: number;
+  nodes: number;
+  other: number;
+}
+
+export function cpuIntervals(result: ScaleResult): CpuInterval[] {
+  const samples = result.resourceSamples;
+  const out: CpuInterval[] = [];
+  for (let i = 1; i < samples.length; i += 1) {
+    const [a, b] = [samples[i - 1] as ResourceSample, samples[i] as ResourceSample];
+    const seconds = (b.at - a.at) / 1000;
+    if (seconds <= 0) continue;
+    let nodes = 0;
+    let ours = 0;
+    for (const [name, after] of Object.entries(b.cpuSeconds)) {
+      const before = a.cpuSeconds[name];
+      if (before === undefined) continue;
+      ours += after - before;
+      if (groupOf(name) === 'node') nodes += after - before;
+    }
+    const other = Math.max(0, b.machine.processes - a.machine.processes - ours) / seconds;
+    out.push({ from: (a.at - result.trafficStartedAt) / 1000, to: (b.at - result.trafficStartedAt) / 1000, nodes: nodes / seconds, other });
+  }
+  return out;
 }
 
 export interface Figures {

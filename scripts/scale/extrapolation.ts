@@ -49,7 +49,7 @@ export function extrapolate(result: ScaleResult, f: Figures): ExtrapolationRow[]
     },
     { resource: 'registry events each process parses', measured: r && r.etcdWatchers ? (r.etcdMvccPerSecond['events_total'] ?? 0) / r.etcdWatchers : null, unit: '/s', law: '= all writes: × nodes', atTarget: times(perNode(writes), TARGET.nodes) },
     { resource: 'etcd lease keepalives', measured: keepalives, unit: '/s', law: 'one per process per TTL/3: × processes', atTarget: keepalives === null || n === null ? null : (keepalives / (n + g)) * (TARGET.nodes + TARGET.gateways) },
-    { resource: 'memcached commands (same churn and drains per connection)', measured: r?.memcachedOpsPerSecond ?? null, unit: '/s', law: '× connections', atTarget: times(perConnection(r?.memcachedOpsPerSecond), TARGET.connections) },
+    { resource: 'memcached commands (same churn, drains and messages per connection)', measured: r?.memcachedOpsPerSecond ?? null, unit: '/s', law: '× connections', atTarget: times(perConnection(r?.memcachedOpsPerSecond), TARGET.connections) },
     {
       resource: 'node memory, all nodes',
       measured: f.memory.rssPerConnectionKiB === null || c === null ? null : (f.memory.rssPerConnectionKiB * c) / 1024 / 1024,

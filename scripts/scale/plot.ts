@@ -29,18 +29,34 @@ function panel(top: number, height: number, maxT: number, maxY: number): Panel {
   };
 }
 
+/** Latency spans milliseconds to seconds: a log scale from 1 ms (the axis's 0) to the next power of ten above the worst value. */
+function logPanel(top: number, height: number, maxT: number, worst: number): Panel {
+  const decades = Math.max(1, Math.ceil(Math.log10(Math.max(worst, 10))));
+  return {
+    top,
+    height,
+    maxY: 10 ** decades,
+    x: (t) => LEFT + (Math.max(0, t) / maxT) * (WIDTH - LEFT - RIGHT),
+    y: (v) => top + (1 - Math.min(Math.max(Math.log10(Math.max(v, 1)), 0), decades) / decades) * height,
+  };
+}
+
 const f1 = (n: number): string => n.toFixed(0);
 
-function axes(p: Panel, maxT: number, label: string, unit: string): string[] {
+function axes(p: Panel, maxT: number, label: string, unit: string, log = false): string[] {
   const parts = [
     `<line x1="${String(LEFT)}" y1="${f1(p.y(0))}" x2="${String(WIDTH - RIGHT)}" y2="${f1(p.y(0))}" stroke="black"/>`,
     `<line x1="${String(LEFT)}" y1="${String(p.top)}" x2="${String(LEFT)}" y2="${f1(p.y(0))}" stroke="black"/>`,
     `<text x="${String(LEFT)}" y="${String(p.top - 6)}" font-weight="bold">${label}</text>`,
   ];
   const step = niceStep(p.maxY / 5);
-  for (let v = 0; v <= p.maxY + 1e-9; v += step) {
+  const ticks: number[] = [];
+  if (log) for (let v = 1; v <= p.maxY; v *= 10) ticks.push(v);
+  else for (let v = 0; v <= p.maxY + 1e-9; v += step) ticks.push(v);
+  for (const v of ticks) {
     parts.push(`<line x1="${String(LEFT)}" y1="${f1(p.y(v))}" x2="${String(WIDTH - RIGHT)}" y2="${f1(p.y(v))}" stroke="#eee"/>`);
-    parts.push(`<text x="${String(LEFT - 6)}" y="${f1(p.y(v) + 4)}" text-anchor="end">${String(Math.round(v * 100) / 100)}${unit}</text>`);
+    const label = unit === ' ms' && v >= 1000 ? `${String(v / 1000)} s` : `${String(Math.round(v * 100) / 100)}${unit}`;
+    parts.push(`<text x="${String(LEFT - 6)}" y="${f1(p.y(v) + 4)}" text-anchor="end">${label}</text>`);
   }
   const tStep = maxT > 60 ? 20 : maxT > 20 ? 5 : 1;
   for (let t = 0; t <= maxT; t += tStep) parts.push(`<text x="${f1(p.x(t))}" y="${f1(p.y(0) + 14)}" text-anchor="middle">${String(t)}s</text>`);
@@ -106,7 +122,7 @@ export function renderSvg(result: ScaleResult, f: Figures): string {
   const peak = Math.max(1, ...result.nodeSamples.filter((s) => s.at >= result.trafficStartedAt).flatMap((s) => Object.values(s.connections)));
   const top = panel(30, 300, maxT, niceStep(peak / 5) * Math.ceil((peak * 1.1) / niceStep(peak / 5)));
   const worstP99 = Math.max(1, ...result.load.latency.buckets.map((b) => b.p99 ?? 0));
-  const bottom = panel(380, 180, maxT, niceStep(worstP99 / 5) * Math.ceil((worstP99 * 1.1) / niceStep(worstP99 / 5)));
+  const bottom = logPanel(380, 180, maxT, worstP99);
   const height = 620;
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${String(WIDTH)}" height="${String(height)}" viewBox="0 0 ${String(WIDTH)} ${String(height)}" font-family="sans-serif" font-size="11">`,
@@ -114,7 +130,7 @@ export function renderSvg(result: ScaleResult, f: Figures): string {
     ...axes(top, maxT, 'Connections per node (thin lines); settled nodes\' mean (thick) and mean + 15 % (dashed)', ''),
     ...markers(result, top),
     ...connectionsPanel(result, f, top),
-    ...axes(bottom, maxT, 'Active pairs, cross-node latency per bucket: p50 (blue), p99 (red)', ' ms'),
+    ...axes(bottom, maxT, 'Active pairs, cross-node latency per bucket (log scale): p50 (blue), p99 (red)', ' ms', true),
     ...markers(result, bottom),
     ...latencyPanel(result, bottom),
     `<text x="${String(LEFT)}" y="${String(height - 12)}">seconds since the join/drain phase started; green dashes: a node joins, red dashes: the oldest node drains</text>`,

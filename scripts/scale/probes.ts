@@ -118,12 +118,21 @@ export function cpuIfAlive(pid: number | undefined): number | undefined {
 
 let ticks: number | undefined;
 
-/** Busy and total CPU seconds of the whole machine so far (every process, ours and anyone else's), from /proc/stat. */
-export function machineCpu(): { busy: number; total: number } {
+/** CPU seconds of the whole machine so far, from /proc/stat's first line. */
+export interface MachineCpu {
+  /** Every process, ours and anyone else's, user and system time. */
+  processes: number;
+  /** Interrupts and softirqs: mostly the kernel moving loopback packets, for every process at once. */
+  interrupts: number;
+  /** Time the hypervisor gave to other guests. */
+  steal: number;
+  total: number;
+}
+
+export function machineCpu(): MachineCpu {
   ticks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const fields = line.trim().split(/\s+/).slice(1).map(Number);
-  const total = fields.slice(0, 8).reduce((a, b) => a + b, 0);
-  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
-  return { busy: (total - idle) / ticks, total: total / ticks };
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
+  const t = ticks;
+  return { processes: (user + nice + system) / t, interrupts: (irq + softirq) / t, steal: steal / t, total: (user + nice + system + idle + iowait + irq + softirq + steal) / t };
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Percentiles } from '../chaos/stats.js';
-import type { Figures } from './analysis.js';
+import { cpuIntervals, type Figures } from './analysis.js';
 import { renderSvg } from './plot.js';
 import type { ScaleResult } from './run.js';
 import { extrapolationTable } from './extrapolation.js';
@@ -134,6 +134,11 @@ function latencySection(result: ScaleResult): string[] {
     return [(d.at - result.trafficStartedAt) / 1000, (end - result.trafficStartedAt) / 1000] as const;
   });
   const width = result.config.bucketMs / 1000;
+  const intervals = cpuIntervals(result);
+  const cpuAt = (t: number): string => {
+    const i = intervals.find((x) => x.from <= t && t < x.to);
+    return i ? `${i.nodes.toFixed(2)} / ${i.other.toFixed(2)}` : '–';
+  };
   const errors = Object.entries(l.errors).map(([code, count]) => `${code} ${String(count)}`).join(', ') || 'none';
   const lag = result.load.eventLoopDelayMs;
   return [
@@ -153,8 +158,10 @@ function latencySection(result: ScaleResult): string[] {
     `Sent ${n0(l.sent)}, acked ${n0(l.acked)}, arrived ${n0(l.received)}; errors: ${errors}; ${n0(l.skipped)} sends skipped while the sender was between connections. ` +
       `The load generator's own event-loop delay over the phase: p50 ${n1(lag.p50)} ms, p99 ${n1(lag.p99)} ms, max ${n1(lag.max)} ms (part of every latency above).`,
     '',
+    'Per bucket, with the CPU of that moment (cores of nodes / of processes that are not this run\'s): the two cores are shared with other work, and a busy moment shows in the tail.',
+    '',
     table(
-      ['bucket (s)', 'drain in progress', 'messages', 'p50', 'p99', 'max'],
+      ['bucket (s)', 'drain in progress', 'messages', 'p50', 'p99', 'max', 'CPU: nodes / not ours'],
       l.buckets.map((b) => [
         `${b.at.toFixed(0)}–${(b.at + width).toFixed(0)}`,
         drains.some(([from, to]) => from < b.at + width && to > b.at) ? 'yes' : '',
@@ -162,6 +169,7 @@ function latencySection(result: ScaleResult): string[] {
         ms(b.p50),
         ms(b.p99),
         ms(b.max),
+        cpuAt(b.at + width / 2),
       ]),
     ),
     '',
@@ -209,7 +217,9 @@ function resourcesSection(result: ScaleResult, f: Figures): string[] {
   if (cpu) {
     const cores = Object.entries(cpu.cores).sort(([, a], [, b]) => b - a).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
     out.push(
-      `CPU over the phase, in cores (of ${String(result.machine.cpus)}): ${cores}; the whole machine ${cpu.machineBusy.toFixed(2)}, of which ${cpu.other.toFixed(2)} by processes outside this run (other users of the machine).`,
+      `CPU over the phase, in cores (of ${String(result.machine.cpus)}): ${cores}. The whole machine: processes ${cpu.machineProcesses.toFixed(2)}, ` +
+        `of which **${cpu.other.toFixed(2)} not this run's** (other users of the shared machine, and nodes in the seconds they started or exited); ` +
+        `interrupts ${cpu.interrupts.toFixed(2)} (mostly loopback networking); hypervisor steal ${cpu.steal.toFixed(2)}.`,
       '',
     );
   }

@@ -1,7 +1,7 @@
 /** Samples the cluster while the scale run goes: connections per node from the registry, and resources every 5th tick. */
 import { EtcdRegistry } from '@messaging-server/core';
 import type { LocalCluster } from '@messaging-server/testkit';
-import { childPids, cpuIfAlive, machineCpu, readEtcd, readMemcached, rssIfAlive, type EtcdReading, type MemcachedReading } from './probes.js';
+import { childPids, cpuIfAlive, machineCpu, readEtcd, readMemcached, rssIfAlive, type EtcdReading, type MachineCpu, type MemcachedReading } from './probes.js';
 
 /**
  * The registry at one moment (epoch ms): each node's reported connections (a node without a load record yet is
@@ -26,10 +26,10 @@ export interface ResourceSample {
   memcached: MemcachedReading | null;
   /**
    * CPU seconds used so far by each process of the run: `node:<id>`, `gateway:<name>`, `etcd`, `memcached`,
-   * `loadgen`, `harness` (this process); and by the whole machine (`machine.busy`, including other users of it).
+   * `loadgen`, `harness` (this process); and by the whole machine, including other users of it.
    */
   cpuSeconds: Record<string, number>;
-  machine: { busy: number; total: number };
+  machine: MachineCpu;
 }
 
 async function nodeConnections(internalUrl: string): Promise<number | undefined> {
