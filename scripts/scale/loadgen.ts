@@ -264,6 +264,8 @@ async function stopTraffic(): Promise<LoadResult> {
   // Let what is in flight land: messages held for a moving user arrive after its reconnect.
   const deadline = Date.now() + 3000;
   while (Date.now() < deadline && latency.unanswered() > 0) await sleep(50);
+  // An ack can overtake its message (two sockets): let the last messages land too.
+  await sleep(200);
   loopDelay.disable();
   const result: LoadResult = {
     eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
@@ -296,8 +298,14 @@ async function closeAll(): Promise<{ closed: number }> {
         new Promise<void>((resolve) => {
           const ws = c.ws as WebSocket;
           c.leaving = true;
-          const timer = setTimeout(() => (ws.terminate(), resolve()), 5000);
-          ws.once('close', () => (clearTimeout(timer), resolve()));
+          const timer = setTimeout(() => {
+            ws.terminate();
+            resolve();
+          }, 5000);
+          ws.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
           ws.close(1000);
         }),
     ),

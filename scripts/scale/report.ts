@@ -129,11 +129,12 @@ function propagationSection(result: ScaleResult, f: Figures): string[] {
 
 function latencySection(result: ScaleResult): string[] {
   const l = result.load.latency;
-  const drains = result.timeline.filter((e) => e.event === 'drain').map((d) => {
-    const end = result.timeline.find((e) => e.event === 'drained' && e.nodeId === d.nodeId)?.at ?? result.trafficEndedAt;
-    return [(d.at - result.trafficStartedAt) / 1000, (end - result.trafficStartedAt) / 1000] as const;
-  });
   const width = result.config.bucketMs / 1000;
+  const eventsIn = (from: number): string =>
+    result.timeline
+      .filter((e) => (e.event === 'join' || e.event === 'drain') && (e.at - result.trafficStartedAt) / 1000 >= from && (e.at - result.trafficStartedAt) / 1000 < from + width)
+      .map((e) => `${e.nodeId} ${e.event === 'join' ? 'joins' : 'drains'}`)
+      .join(', ');
   const intervals = cpuIntervals(result);
   const cpuAt = (t: number): string => {
     const i = intervals.find((x) => x.from <= t && t < x.to);
@@ -161,10 +162,10 @@ function latencySection(result: ScaleResult): string[] {
     'Per bucket, with the CPU of that moment (cores of nodes / of processes that are not this run\'s): the two cores are shared with other work, and a busy moment shows in the tail.',
     '',
     table(
-      ['bucket (s)', 'drain in progress', 'messages', 'p50', 'p99', 'max', 'CPU: nodes / not ours'],
+      ['bucket (s)', 'starts in it', 'messages', 'p50', 'p99', 'max', 'CPU: nodes / not ours'],
       l.buckets.map((b) => [
         `${b.at.toFixed(0)}–${(b.at + width).toFixed(0)}`,
-        drains.some(([from, to]) => from < b.at + width && to > b.at) ? 'yes' : '',
+        eventsIn(b.at),
         n0(b.count),
         ms(b.p50),
         ms(b.p99),
