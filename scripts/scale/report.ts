@@ -10,7 +10,10 @@ import { extrapolationTable } from './extrapolation.js';
 import { table } from './markdown.js';
 import { acceptance, MAX_PROPAGATION_P99_MS, MAX_SPREAD_OVER_MEAN, missingFigures } from './verdict.js';
 
-/** Hand-written analysis (the extrapolation to 1,000 nodes), kept beside the code and included as it is. */
+/**
+ * Hand-written analysis (what the first run found; the extrapolation to 1,000 nodes), kept beside the code and
+ * included as it is, with the measured extrapolation table in place of its marker.
+ */
 const ANALYSIS = fileURLToPath(new URL('./analysis.md', import.meta.url));
 
 const ms = (v: number | null | undefined): string => (v === null || v === undefined ? '–' : v < 10 ? `${v.toFixed(1)} ms` : `${String(Math.round(v))} ms`);
@@ -247,13 +250,10 @@ export function renderMarkdown(result: ScaleResult, f: Figures, svgName: string)
     ...latencySection(result),
     ...backendSection(f),
     ...resourcesSection(result, f),
-    '## Extrapolation: 1,000 nodes and 1 M connections',
-    '',
-    'Per-unit costs measured in this run, multiplied out (the formulas are in `scripts/scale/extrapolation.ts`):',
-    '',
-    extrapolationTable(result, f),
-    '',
-    analysis,
+    analysis.replace(
+      '<!-- extrapolation table -->',
+      `Per-unit costs measured in this run, multiplied out (the formulas are in \`scripts/scale/extrapolation.ts\`):\n\n${extrapolationTable(result, f)}`,
+    ),
     '',
   ].join('\n');
 }
