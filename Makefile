@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # `--grep` passed in MOCHA_ARGS that filters a whole file away fails the run instead of shrinking it.
 MOCHA = node_modules/.bin/mocha --reporter-option every-file=true $(MOCHA_ARGS)
 
-.PHONY: deps install build check check-size typecheck test test-unit test-integration repeat-tests run run-tls bench chaos clean
+.PHONY: deps install build check check-size typecheck test test-unit test-integration repeat-tests run run-tls bench chaos scale clean
 
 deps:
 	@missing=""; \
@@ -70,6 +70,10 @@ bench: deps build
 
 chaos: deps build
 	node --conditions=source --import tsx scripts/chaos.ts
+
+# 20 nodes, 2 gateways, 10,000 idle clients and 500 pairs on this machine, 2 minutes of joins and drains: docs/scale.md.
+scale: deps build
+	node --conditions=source --import tsx scripts/scale.ts
 
 clean:
 	rm -rf packages/*/dist packages/*/*.tsbuildinfo packages/*/tsconfig.tsbuildinfo .run .tmp

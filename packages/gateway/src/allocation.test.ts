@@ -40,17 +40,56 @@ describe('NodeView allocation', () => {
     expect(view.loadOf('b')).to.equal(7);
   });
 
-  it('keeps counting assignments younger than the grace period after a load report', () => {
-    view.allocate();
-    now += 50;
+  it('keeps counting assignments a load report does not show yet, however late the report', () => {
+    for (let i = 0; i < 5; i += 1) view.allocate();
+    now += 1500;
+    // A slow handshake: the report comes long after the assignments, without them.
     view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(2) } });
-    expect(view.loadOf('b')).to.equal(3);
+    expect(view.loadOf('b')).to.equal(7);
+    // Clients leaving meanwhile (the count falls) do not cover them either.
+    view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(1) } });
+    expect(view.loadOf('b')).to.equal(6);
+    view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(4) } });
+    expect(view.loadOf('b')).to.equal(6);
   });
 
-  it('lets assignments decay when no load report comes', () => {
+  it('lets assignments decay when no load report shows them', () => {
     for (let i = 0; i < 5; i += 1) view.allocate();
-    now += 2001;
+    now += 5001;
     expect(view.loadOf('b')).to.equal(2);
+  });
+
+  describe('with several gateways', () => {
+    beforeEach(() => {
+      for (const id of ['gw-1', 'gw-2']) {
+        view.apply({ type: 'put', entry: { kind: 'gateway', id, value: { gatewayId: id, address: `http://${id}`, startedAt: new Date().toISOString(), version: 'test' } } });
+      }
+    });
+
+    it('counts its assignments once per gateway: the others hand out as many, unseen until the node reports', () => {
+      view.allocate();
+      expect(view.loadOf('b')).to.equal(4);
+      // 2 → 10 takes 4 assignments here (and about 4 on the other gateway), not 8.
+      const picks = Array.from({ length: 6 }, () => view.allocate()?.nodeId);
+      expect(picks.slice(0, 3)).to.deep.equal(['b', 'b', 'b']);
+      expect(view.loadOf('b')).to.be.at.least(10);
+    });
+
+    it('lets a rise in reported connections cover its share of the assignments', () => {
+      for (let i = 0; i < 4; i += 1) view.allocate();
+      expect(view.loadOf('b')).to.equal(10);
+      // 4 arrived (about 2 of ours): 2 of ours are still on their way, and as many of the other gateway's.
+      view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(6) } });
+      expect(view.loadOf('b')).to.equal(10);
+      view.apply({ type: 'put', entry: { kind: 'load', id: 'b', value: load(10) } });
+      expect(view.loadOf('b')).to.equal(10);
+    });
+
+    it('counts one gateway again when the other leaves the registry', () => {
+      view.allocate();
+      view.apply({ type: 'delete', kind: 'gateway', id: 'gw-2' });
+      expect(view.loadOf('b')).to.equal(3);
+    });
   });
 
   it('breaks ties at random', () => {

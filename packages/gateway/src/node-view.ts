@@ -2,13 +2,12 @@ import type { LoadRecord, NodeRecord } from '@messaging-server/protocol';
 import { MembershipView, type MembershipHandlers, type RegistryEvent } from '@messaging-server/core';
 
 export interface NodeViewOptions {
-  /** How long an assignment counts as load when no load update arrives for its node (the client never connected). */
-  recentWindowMs?: number;
   /**
-   * A load update received this long after an assignment is assumed to include it (the client has had time to
-   * open its connection); younger assignments keep counting on top of the reported load.
+   * How long one of this gateway's assignments counts as load at most, when the node's reports never show it
+   * arriving (the client never connected). Long enough for a slow handshake on a loaded cluster: forgetting an
+   * assignment before the node counts it sends the next ones to the same node.
    */
-  loadGraceMs?: number;
+  recentWindowMs?: number;
   now?: () => number;
   random?: () => number;
   /** Passed through from the membership view: the gateway drops its pool to a released address. */
@@ -16,30 +15,41 @@ export interface NodeViewOptions {
 }
 
 /**
- * Allocation over this gateway's MembershipView: the nodes and loads from the registry watch, plus the sessions it
- * handed out itself since, so a burst of /connect spreads before any node reports its load. The view is kept as it
- * is while the watch is not synced: the gateway allocates from its last view during an etcd outage.
+ * Allocation over this gateway's MembershipView: the nodes and loads from the registry watch, plus the sessions
+ * handed out since that the nodes' reports do not show yet, so a burst of /connect spreads before any node reports
+ * its load. The view is kept as it is while the watch is not synced: the gateway allocates from its last view during
+ * an etcd outage.
+ *
+ * In-flight sessions: each gateway knows only its own assignments, and the other gateways' are invisible until the
+ * node reports them (about a second later). Behind a load balancer that spreads /connect evenly, every gateway hands
+ * out about as many as this one, so an assignment counts as many times as there are gateways in the registry. It
+ * stops counting when the node's reported connections rise by its share of the rise (a rise of k covers k/gateways
+ * of this gateway's oldest assignments there), or after `recentWindowMs`. Counting on a fixed grace time instead
+ * forgets assignments whose handshake is slower than that grace, and a loaded cluster then piles the next sessions
+ * onto the node that looks empty (seen in the scale run, docs/scale.md).
  */
 export class NodeView {
-  /** Assignment times per node, oldest first. */
+  /** This gateway's assignments per node that the node's reports do not include yet, oldest first. */
   private readonly recent = new Map<string, number[]>();
+  /** Per node: the connections of its last report, and the part of an assignment the rises since have covered. */
+  private readonly reported = new Map<string, { connections: number; covered: number }>();
+  private readonly gateways = new Set<string>();
   private readonly membership: MembershipView;
   private readonly recentWindowMs: number;
-  private readonly loadGraceMs: number;
   private readonly now: () => number;
   private readonly random: () => number;
 
   constructor(options: NodeViewOptions = {}) {
-    this.recentWindowMs = options.recentWindowMs ?? 2000;
-    this.loadGraceMs = options.loadGraceMs ?? 250;
+    this.recentWindowMs = options.recentWindowMs ?? 5000;
     this.now = options.now ?? Date.now;
     this.random = options.random ?? Math.random;
     this.membership = new MembershipView({
       nodeLeft: (nodeId, record, addressReleased) => {
         this.recent.delete(nodeId);
+        this.reported.delete(nodeId);
         options.nodeLeft?.(nodeId, record, addressReleased);
       },
-      loadUpdated: (nodeId) => this.settle(nodeId),
+      loadUpdated: (nodeId, load) => this.settle(nodeId, load.connections),
     });
   }
 
@@ -53,6 +63,14 @@ export class NodeView {
 
   apply(event: RegistryEvent): void {
     this.membership.apply(event);
+    if (event.type === 'snapshot') {
+      // A resynchronised view starts its comparisons from the snapshot's loads.
+      this.reported.clear();
+      for (const [id, load] of this.loads) this.reported.set(id, { connections: load.connections, covered: 0 });
+      this.gateways.clear();
+      for (const entry of event.entries) if (entry.kind === 'gateway') this.gateways.add(entry.id);
+    } else if (event.type === 'put' && event.entry.kind === 'gateway') this.gateways.add(event.entry.id);
+    else if (event.type === 'delete' && event.kind === 'gateway') this.gateways.delete(event.id);
   }
 
   /** Nodes in state `active`. */
@@ -64,9 +82,14 @@ export class NodeView {
     return this.membership.countByState();
   }
 
-  /** Reported connections plus this gateway's assignments that the report cannot include yet. */
+  /** Reported connections plus the sessions in flight to it: this gateway's, counted once per gateway. */
   loadOf(nodeId: string): number {
-    return (this.loads.get(nodeId)?.connections ?? 0) + this.recentCount(nodeId);
+    return (this.loads.get(nodeId)?.connections ?? 0) + this.recentCount(nodeId) * this.gatewayCount();
+  }
+
+  /** Gateways in the registry (this one included once registered); at least 1. */
+  gatewayCount(): number {
+    return Math.max(1, this.gateways.size);
   }
 
   /**
@@ -117,10 +140,23 @@ export class NodeView {
     return times.length;
   }
 
-  private settle(nodeId: string): void {
+  /** A report's rise in connections covers its share of this gateway's oldest assignments to that node. */
+  private settle(nodeId: string, connections: number): void {
+    const last = this.reported.get(nodeId) ?? { connections: 0, covered: 0 };
+    const rise = connections - last.connections;
+    last.connections = connections;
+    this.reported.set(nodeId, last);
     const times = this.recent.get(nodeId);
-    if (!times) return;
-    const horizon = this.now() - this.loadGraceMs;
-    while (times.length > 0 && (times[0] ?? 0) <= horizon) times.shift();
+    if (!times || times.length === 0) {
+      last.covered = 0;
+      return;
+    }
+    if (rise <= 0) return;
+    last.covered += rise / this.gatewayCount();
+    while (last.covered >= 1 && times.length > 0) {
+      times.shift();
+      last.covered -= 1;
+    }
+    if (times.length === 0) last.covered = 0;
   }
 }

@@ -1,0 +1,358 @@
+/**
+ * The scale run's load generator: a child process (commands over IPC, see loadgen-driver.ts) that holds every client
+ * as a raw WebSocket on the node's `<prefix>/websocket` transport: plain JSON frames, no SockJS framing and no
+ * sockjs-client, so 10,000 clients fit in one process beside the cluster. Clients behave as the SDK does where it
+ * matters here: a close with a recoverable code (4000 on a drain) is followed by /connect after a short random delay,
+ * with the one Backoff schedule on failures; a pair's side asks the gateway to avoid its partner's node.
+ */
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { Pool } from 'undici';
+import WebSocket from 'ws';
+import { Backoff } from '@messaging-server/protocol';
+import { AllocationLog, LatencyLog, type AllocationFigures, type LatencyFigures } from './loadgen-logs.js';
+
+interface Client {
+  /** The user id of the current connection (idle clients get a new one on every churn). */
+  id: string;
+  role: 'idle' | 'pair';
+  partner?: Client;
+  ws?: WebSocket;
+  nodeId?: string | undefined;
+  open: boolean;
+  /** Set before this side closes the connection itself: that close is not followed by a reconnect. */
+  leaving: boolean;
+  backoff: Backoff;
+  /** When its connection dropped (performance.now()), until it is welcomed again. */
+  droppedAt?: number | undefined;
+  generation: number;
+}
+
+const HEADERS = { 'content-type': 'application/json' };
+let gateways: Pool[] = [];
+let nextGateway = 0;
+let stopping = false;
+const clients: Client[] = [];
+const idle: Client[] = [];
+const pairSides: Client[] = [];
+const allocations = new AllocationLog();
+let latency = new LatencyLog(1000, Date.now());
+const counters = { failedAttempts: 0, firstError: undefined as string | undefined, closesByCode: new Map<number, number>() };
+
+function emit(event: Record<string, unknown>): void {
+  process.send?.(event);
+}
+
+function newClient(id: string, role: Client['role']): Client {
+  const client: Client = { id, role, open: false, leaving: false, backoff: new Backoff({ initialMs: 250, maxMs: 5000 }), generation: 0 };
+  clients.push(client);
+  return client;
+}
+
+async function requestSession(client: Client): Promise<{ url: string; nodeId: string }> {
+  const index = nextGateway++ % gateways.length;
+  const avoid = client.partner?.nodeId;
+  const res = await (gateways[index] as Pool).request({
+    path: '/connect',
+    method: 'POST',
+    headers: HEADERS,
+    body: JSON.stringify(avoid ? { userId: client.id, avoid: [avoid] } : { userId: client.id }),
+  });
+  const text = await res.body.text();
+  if (res.statusCode !== 200) throw new Error(`/connect ${String(res.statusCode)}: ${text.slice(0, 160)}`);
+  const session = JSON.parse(text) as { listeningAddress: string; listeningKey: string; nodeId: string };
+  allocations.record(index, session.nodeId, Date.now());
+  const base = session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '');
+  const query = `userId=${encodeURIComponent(client.id)}&listeningKey=${encodeURIComponent(session.listeningKey)}`;
+  return { url: `${base}/websocket?${query}`, nodeId: session.nodeId };
+}
+
+/** /connect, then the WebSocket; resolves on the node's welcome. */
+async function connect(client: Client): Promise<void> {
+  const { url } = await requestSession(client);
+  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+  client.ws = ws;
+  await new Promise<void>((resolve, reject) => {
+    let welcomed = false;
+    ws.on('message', (data: Buffer) => {
+      const frame = JSON.parse(data.toString()) as { type: string; nodeId?: string; content?: { t: number; c: number }; code?: string };
+      if (frame.type === 'message' && frame.content) latency.received(frame.content.t, frame.content.c === 1);
+      else if (frame.type === 'ack') latency.acked();
+      else if (frame.type === 'error') latency.errored(frame.code ?? '?');
+      else if (frame.type === 'welcome') {
+        welcomed = true;
+        client.open = true;
+        client.nodeId = frame.nodeId;
+        resolve();
+      }
+    });
+    ws.on('error', () => undefined); // the close event follows and decides
+    ws.on('close', (code: number) => {
+      counters.closesByCode.set(code, (counters.closesByCode.get(code) ?? 0) + 1);
+      if (!welcomed) return reject(new Error(`closed (${String(code)}) before welcome`));
+      if (client.ws !== ws) return;
+      client.open = false;
+      if (!client.leaving && !stopping) reconnect(client, client.backoff.next());
+    });
+  });
+}
+
+/**
+ * Keeps trying, on the Backoff schedule, until the client is welcomed again (or the run stops), timed from the drop.
+ * `drop`: the node closed it (a drain); `churn`: a new user arriving in place of one that left.
+ */
+function reconnect(client: Client, delayMs: number, kind: 'drop' | 'churn' = 'drop'): void {
+  client.droppedAt ??= performance.now();
+  setTimeout(() => {
+    if (stopping) return;
+    connect(client).then(
+      () => {
+        const took = performance.now() - (client.droppedAt ?? performance.now());
+        if (kind === 'drop') latency.reconnected(took);
+        else latency.connected(took);
+        client.droppedAt = undefined;
+        client.backoff.reset();
+      },
+      (error: unknown) => {
+        counters.failedAttempts += 1;
+        counters.firstError ??= error instanceof Error ? error.message : String(error);
+        reconnect(client, client.backoff.next(), kind);
+      },
+    );
+  }, delayMs);
+}
+
+/** Opens `clients` with `concurrency` in flight; a failed attempt is retried on the Backoff schedule. */
+async function openAll(list: Client[], concurrency: number, what: string): Promise<{ opened: number; seconds: number }> {
+  const t0 = performance.now();
+  let next = 0;
+  let opened = 0;
+  let lastProgress = t0;
+  const worker = async (): Promise<void> => {
+    while (next < list.length && !stopping) {
+      const client = list[next++] as Client;
+      for (;;) {
+        try {
+          await connect(client);
+          opened += 1;
+          client.backoff.reset();
+          break;
+        } catch (error) {
+          counters.failedAttempts += 1;
+          counters.firstError ??= error instanceof Error ? error.message : String(error);
+          if (stopping) return;
+          await sleep(client.backoff.next());
+        }
+      }
+      if (performance.now() - lastProgress > 2000) {
+        lastProgress = performance.now();
+        emit({ event: 'progress', text: `${what}: ${String(opened)}/${String(list.length)} open` });
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return { opened, seconds: (performance.now() - t0) / 1000 };
+}
+
+export interface OpenArgs {
+  count: number;
+  prefix: string;
+  concurrency: number;
+}
+
+async function openIdle(args: OpenArgs): Promise<{ opened: number; seconds: number }> {
+  const made = Array.from({ length: args.count }, (_, i) => newClient(`${args.prefix}-${String(i)}`, 'idle'));
+  idle.push(...made);
+  return openAll(made, args.concurrency, 'idle clients');
+}
+
+/** Opens the first sides, then the second sides (each avoiding its partner's node, so the pair spans two nodes). */
+async function openPairs(args: OpenArgs): Promise<{ opened: number; seconds: number }> {
+  const first = Array.from({ length: args.count }, (_, i) => newClient(`${args.prefix}-${String(i)}-a`, 'pair'));
+  const second = first.map((a, i) => {
+    const b = newClient(`${args.prefix}-${String(i)}-b`, 'pair');
+    a.partner = b;
+    b.partner = a;
+    return b;
+  });
+  pairSides.push(...first, ...second);
+  const a = await openAll(first, args.concurrency, 'pairs (first sides)');
+  const b = await openAll(second, args.concurrency, 'pairs (second sides)');
+  return { opened: a.opened + b.opened, seconds: a.seconds + b.seconds };
+}
+
+export interface TrafficArgs {
+  pairIntervalMs: number;
+  churnPerSecond: number;
+  bucketMs: number;
+}
+
+let ticker: NodeJS.Timeout | undefined;
+/** This process's own event-loop delay during the traffic: how much of a latency figure is the load generator's. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+
+/** Pair messages and idle churn, both paced on one 20 ms tick. */
+function startTraffic(args: TrafficArgs): { startedAt: number } {
+  const startedAt = Date.now();
+  latency = new LatencyLog(args.bucketMs, startedAt);
+  loopDelay.reset();
+  loopDelay.enable();
+  const t0 = performance.now();
+  let sent = 0;
+  let churned = 0;
+  const tick = (): void => {
+    const elapsed = performance.now() - t0;
+    const dueSends = Math.floor((elapsed / args.pairIntervalMs) * pairSides.length);
+    for (; sent < dueSends; sent += 1) send(pairSides[sent % pairSides.length] as Client);
+    const dueChurn = Math.floor((elapsed / 1000) * args.churnPerSecond);
+    for (; churned < dueChurn; churned += 1) churnOne();
+    ticker = setTimeout(tick, 20);
+  };
+  tick();
+  return { startedAt };
+}
+
+function send(from: Client): void {
+  const to = from.partner;
+  if (!to) return;
+  if (!from.open || !from.ws) return latency.skipped();
+  const cross = to.nodeId !== undefined && to.nodeId !== from.nodeId ? 1 : 0;
+  const id = latency.sent();
+  from.ws.send(`{"type":"message","to":"${to.id}","id":"${String(id)}","content":{"t":${String(performance.now())},"c":${String(cross)}}}`);
+}
+
+/** One idle user leaves (a clean close) and a new one arrives in its place through the next gateway. */
+function churnOne(): void {
+  for (let tries = 0; tries < 10; tries += 1) {
+    const client = idle[Math.floor(Math.random() * idle.length)];
+    if (!client?.open || !client.ws || client.leaving) continue;
+    const ws = client.ws;
+    client.leaving = true;
+    client.open = false;
+    ws.once('close', () => {
+      client.leaving = false;
+      client.generation += 1;
+      client.id = `${client.id.split('~')[0] ?? client.id}~${String(client.generation)}`;
+      client.droppedAt = performance.now();
+      reconnect(client, 0, 'churn');
+    });
+    ws.close(1000);
+    return;
+  }
+}
+
+/** The join/drain phase starts: latency figures from here on (the warm-up's are kept apart). */
+function startPhase(): { startedAt: number } {
+  const startedAt = Date.now();
+  latency.startPhase(startedAt);
+  loopDelay.reset();
+  return { startedAt };
+}
+
+export interface LoadResult {
+  allocations: AllocationFigures;
+  latency: LatencyFigures;
+  failedAttempts: number;
+  firstError?: string;
+  closesByCode: Record<string, number>;
+  /** The load generator's event-loop delay over the traffic phase, ms. */
+  eventLoopDelayMs: { p50: number; p99: number; max: number };
+}
+
+async function stopTraffic(): Promise<LoadResult> {
+  if (ticker) clearTimeout(ticker);
+  ticker = undefined;
+  // Let what is in flight land: messages held for a moving user arrive after its reconnect.
+  const deadline = Date.now() + 3000;
+  while (Date.now() < deadline && latency.unanswered() > 0) await sleep(50);
+  // An ack can overtake its message (two sockets): let the last messages land too.
+  await sleep(200);
+  loopDelay.disable();
+  const result: LoadResult = {
+    eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
+    allocations: allocations.figures(),
+    latency: latency.figures(),
+    failedAttempts: counters.failedAttempts,
+    closesByCode: Object.fromEntries([...counters.closesByCode].map(([code, n]) => [String(code), n])),
+  };
+  if (counters.firstError !== undefined) result.firstError = counters.firstError;
+  return result;
+}
+
+function status(): { open: number; reconnecting: number; clients: number } {
+  let open = 0;
+  let reconnecting = 0;
+  for (const c of clients) {
+    if (c.open) open += 1;
+    else if (c.droppedAt !== undefined) reconnecting += 1;
+  }
+  return { open, reconnecting, clients: clients.length };
+}
+
+async function closeAll(): Promise<{ closed: number }> {
+  stopping = true;
+  if (ticker) clearTimeout(ticker);
+  const closing = clients.filter((c) => c.ws && c.ws.readyState !== WebSocket.CLOSED);
+  await Promise.all(
+    closing.map(
+      (c) =>
+        new Promise<void>((resolve) => {
+          const ws = c.ws as WebSocket;
+          c.leaving = true;
+          const timer = setTimeout(() => {
+            ws.terminate();
+            resolve();
+          }, 5000);
+          ws.once('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          ws.close(1000);
+        }),
+    ),
+  );
+  await Promise.all(gateways.map((pool) => pool.close()));
+  return { closed: closing.length };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+type Command =
+  | { cmd: 'init'; gateways: string[] }
+  | { cmd: 'idle'; args: OpenArgs }
+  | { cmd: 'pairs'; args: OpenArgs }
+  | { cmd: 'start'; args: TrafficArgs }
+  | { cmd: 'phase' }
+  | { cmd: 'status' }
+  | { cmd: 'stop' }
+  | { cmd: 'close' };
+
+async function run(command: Command): Promise<unknown> {
+  switch (command.cmd) {
+    case 'init':
+      gateways = command.gateways.map((url) => new Pool(url, { connections: 16, keepAliveTimeout: 30_000 }));
+      return { gateways: gateways.length };
+    case 'idle':
+      return openIdle(command.args);
+    case 'pairs':
+      return openPairs(command.args);
+    case 'start':
+      return startTraffic(command.args);
+    case 'phase':
+      return startPhase();
+    case 'status':
+      return status();
+    case 'stop':
+      return stopTraffic();
+    case 'close':
+      return closeAll();
+  }
+}
+
+process.on('message', (message: { reqId: number } & Command) => {
+  run(message).then(
+    (result) => emit({ reqId: message.reqId, result }),
+    (error: unknown) => emit({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
+  );
+});
+process.on('disconnect', () => process.exit(0));
+emit({ event: 'ready' });
