@@ -57,7 +57,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 async function gatewayAllocations(url: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(3000) })).text();
   const out: Record<string, number> = {};
-  for (const match of text.matchAll(/^msg_allocations_total\{nodeId="([^"]+)"\} (\d+)/gm)) out[match[1] as string] = Number(match[2]);
+  for (const match of text.matchAll(/^msg_allocations_total\{node_id="([^"]+)"[^}]*\} (\d+)/gm)) out[match[1] as string] = Number(match[2]);
   return out;
 }
 
