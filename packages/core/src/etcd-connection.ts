@@ -103,6 +103,13 @@ export class EtcdConnection {
     return this.range(this.prefix, this.prefixEnd);
   }
 
+  /** The key range of one kind of entry, or of the whole prefix. */
+  scopeOf(kind?: RegistryKind): { key: Buffer; end: Buffer } {
+    if (kind === undefined) return { key: this.prefix, end: this.prefixEnd };
+    const key = Buffer.concat([this.prefix, Buffer.from(KIND_DIRS[kind])]);
+    return { key, end: rangeEndOf(key) };
+  }
+
   txn(compare: ICompare[], success: IRequestOp[], failure: IRequestOp[]): Promise<ITxnResponse> {
     return this.call('txn', () => this.client.kv.txn({ compare, success, failure }));
   }

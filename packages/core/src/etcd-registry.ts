@@ -15,6 +15,7 @@ import type {
   RegistryKind,
   RegistrySnapshot,
   RegistryWatch,
+  WatchOptions,
 } from './registry.js';
 import { RegistrationListeners, type RegistrationEvent } from './registration-listeners.js';
 
@@ -108,8 +109,8 @@ export class EtcdRegistry implements Registry {
     return this.connection.timeToLive(leaseId);
   }
 
-  async watch(listener: (event: RegistryEvent) => void): Promise<RegistryWatch> {
-    const watch = new EtcdWatch(this.connection, listener, this.logger, (w) => this.watches.delete(w));
+  async watch(listener: (event: RegistryEvent) => void, options: WatchOptions = {}): Promise<RegistryWatch> {
+    const watch = new EtcdWatch(this.connection, listener, this.logger, (w) => this.watches.delete(w), this.connection.scopeOf(options.kind));
     await watch.start();
     this.watches.add(watch);
     return watch;

@@ -35,6 +35,7 @@ export class EtcdWatch implements RegistryWatch {
     private readonly listener: (event: RegistryEvent) => void,
     private readonly logger: Logger,
     private readonly onClosed: (watch: EtcdWatch) => void,
+    private readonly scope: { key: Buffer; end: Buffer } = connection.scopeOf(),
   ) {}
 
   get synced(): boolean {
@@ -43,7 +44,7 @@ export class EtcdWatch implements RegistryWatch {
 
   /** Reads everything, emits the snapshot, then follows from the next revision. */
   async start(): Promise<void> {
-    const response = await this.connection.rangePrefix();
+    const response = await this.connection.range(this.scope.key, this.scope.end);
     const entries: RegistryEntry[] = [];
     for (const kv of response.kvs) {
       const entry = this.connection.entryOf(kv);
@@ -80,8 +81,8 @@ export class EtcdWatch implements RegistryWatch {
         this.createTimer = setTimeout(() => this.onBroken(stream, 'watch create timed out'), this.connection.callTimeoutMs);
         stream.write({
           create_request: {
-            key: this.connection.prefix,
-            range_end: this.connection.prefixEnd,
+            key: this.scope.key,
+            range_end: this.scope.end,
             start_revision: String(this.lastRevision + 1),
           },
         });
@@ -154,7 +155,7 @@ export class EtcdWatch implements RegistryWatch {
   private async resynchronise(): Promise<void> {
     let response;
     try {
-      response = await this.connection.rangePrefix();
+      response = await this.connection.range(this.scope.key, this.scope.end);
     } catch (error) {
       this.scheduleRetry(error instanceof Error ? error.message : String(error));
       return;

@@ -8,6 +8,7 @@ import type {
   RegistrySnapshot,
   RegistryEntry,
   RegistryWatch,
+  WatchOptions,
 } from './registry.js';
 import type { SessionStore } from './session-store.js';
 
@@ -98,12 +99,12 @@ export function instrumentRegistry(inner: Registry, hook: BackendOperationHook):
       new InstrumentedRegistration(await timed(hook, 'register', () => inner.registerGateway(record)), hook),
     list: (): Promise<RegistrySnapshot & { entries: RegistryEntry[] }> => timed(hook, 'list', () => inner.list()),
     leaseTimeToLive: (leaseId: string) => timed(hook, 'lease_ttl', () => inner.leaseTimeToLive(leaseId)),
-    watch: (listener: (event: RegistryEvent) => void): Promise<RegistryWatch> =>
+    watch: (listener: (event: RegistryEvent) => void, options?: WatchOptions): Promise<RegistryWatch> =>
       timed(hook, 'watch', () =>
         inner.watch((event) => {
           if (event.type === 'status' && !event.synced) hook('watch', undefined, new Error('registry watch lost its stream'));
           listener(event);
-        }),
+        }, options),
       ),
     close: () => inner.close(),
   };

@@ -15,6 +15,7 @@ import type {
   RegistryEvent,
   RegistrySnapshot,
   RegistryWatch,
+  WatchOptions,
 } from './registry.js';
 import { snapshotOf } from './registry-snapshot.js';
 
@@ -81,16 +82,16 @@ export class MemoryRegistry implements Registry {
     return this.#store.secondsLeft(leaseId);
   }
 
-  async watch(listener: (event: RegistryEvent) => void): Promise<RegistryWatch> {
+  async watch(listener: (event: RegistryEvent) => void, options: WatchOptions = {}): Promise<RegistryWatch> {
     await Promise.resolve();
     this.#store.assertUsable();
-    const watch: MemoryWatch = new MemoryWatch(listener, () => {
+    const watch: MemoryWatch = new MemoryWatch(listener, options.kind, () => {
       this.#watches.delete(watch);
       this.#store.removeSink(watch);
     });
     this.#watches.add(watch);
     this.#store.addSink(watch);
-    watch.push({ type: 'snapshot', entries: this.#store.entries() });
+    watch.push({ type: 'snapshot', entries: this.#store.entries().filter((e) => options.kind === undefined || e.kind === options.kind) });
     await watch.drained();
     return watch;
   }

@@ -31,6 +31,14 @@ export type RegistryEvent =
    */
   | { type: 'status'; synced: boolean };
 
+export interface WatchOptions {
+  /**
+   * Follow only entries of this kind (the default: all). The backend filters at the source (etcd watches only that
+   * key range), so a node that needs membership alone is not sent every load report of the cluster.
+   */
+  kind?: RegistryKind;
+}
+
 export interface RegistryWatch {
   /** True while the watch is live and caught up. */
   readonly synced: boolean;
@@ -83,7 +91,7 @@ export interface Registry {
    * difference as put/delete events, so a listener's view is always "snapshot + events". It never ends by
    * itself; the first snapshot is awaited by the returned promise.
    */
-  watch(listener: (event: RegistryEvent) => void): Promise<RegistryWatch>;
+  watch(listener: (event: RegistryEvent) => void, options?: WatchOptions): Promise<RegistryWatch>;
   /** Closes the client. Registrations should be revoked first. */
   close(): Promise<void>;
 }

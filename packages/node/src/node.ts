@@ -257,13 +257,17 @@ class NodeRuntime implements RelayNode {
       this.log.info({}, 'registered again after lease loss');
     });
     try {
-      this.life.watch = await registry.watch((event) => {
-        try {
-          router.onRegistryEvent(event);
-        } catch (error) {
-          this.log.error({ err: error }, 'registry event handling failed');
-        }
-      });
+      // Membership only: the node never reads load/, which changes every second on every node.
+      this.life.watch = await registry.watch(
+        (event) => {
+          try {
+            router.onRegistryEvent(event);
+          } catch (error) {
+            this.log.error({ err: error }, 'registry event handling failed');
+          }
+        },
+        { kind: 'node' },
+      );
     } catch (error) {
       await registration.revoke().catch(() => undefined);
       throw error;

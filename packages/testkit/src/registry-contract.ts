@@ -205,6 +205,26 @@ export function describeRegistryContract(name: string, factory: RegistryContract
       expect(recorder.describe()).to.deep.equal(describeEntries((await registry.list()).entries));
     });
 
+    it('a watch of one kind sees only that kind: a node watch never hears load reports or gateways', async () => {
+      await registry.registerGateway(gatewayRecord('g-scope'));
+      const before = await registry.registerNode(nodeRecord('k0'));
+      await before.putLoad(loadRecord(1));
+      const nodesOnly = new RegistryRecorder();
+      const all = new RegistryRecorder();
+      const watches = [await registry.watch(nodesOnly.listener, { kind: 'node' }), await registry.watch(all.listener)];
+      const first = nodesOnly.events[0];
+      expect(first?.type === 'snapshot' && first.entries.map((e) => `${e.kind}/${e.id}`)).to.deep.equal(['node/k0']);
+      const node = await registry.registerNode(nodeRecord('k1'));
+      await node.putLoad(loadRecord(2));
+      await node.update(nodeRecord('k1', { state: 'draining' }));
+      await node.revoke();
+      // The unscoped watch is the positive signal that every event has been sent.
+      await waitFor(() => all.trail().filter((t) => t.startsWith('delete')).length >= 2, { what: 'k1 gone from the full watch', timeoutMs: 5000 });
+      await waitFor(() => nodesOnly.trail().includes('delete node/k1'), { what: 'k1 gone from the node watch', timeoutMs: 5000 });
+      expect(nodesOnly.trail()).to.deep.equal(['put node/k1', 'put node/k1', 'delete node/k1']);
+      for (const watch of watches) await watch.close();
+    });
+
     it('revoke deletes the keys at once, fires revoked, and is idempotent', async () => {
       const node = await registry.registerNode(nodeRecord('r1'));
       await node.putLoad(loadRecord(1));

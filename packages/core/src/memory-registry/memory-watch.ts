@@ -1,4 +1,4 @@
-import type { RegistryEvent, RegistryWatch } from '../registry.js';
+import type { RegistryEvent, RegistryKind, RegistryWatch } from '../registry.js';
 import type { ChangeSink } from './lease-store.js';
 
 /**
@@ -16,11 +16,13 @@ export class MemoryWatch implements RegistryWatch, ChangeSink {
 
   constructor(
     private readonly listener: (event: RegistryEvent) => void,
+    /** Only entries of this kind (undefined: all). */
+    private readonly kind: RegistryKind | undefined,
     private readonly onClose: () => void,
   ) {}
 
   push(event: RegistryEvent): void {
-    if (this.closed) return;
+    if (this.closed || !this.wants(event)) return;
     if (!this.synced && event.type !== 'status') {
       this.buffered.push(event);
       return;
@@ -30,6 +32,13 @@ export class MemoryWatch implements RegistryWatch, ChangeSink {
       this.scheduled = true;
       queueMicrotask(() => this.flush());
     }
+  }
+
+  private wants(event: RegistryEvent): boolean {
+    if (this.kind === undefined) return true;
+    if (event.type === 'put') return event.entry.kind === this.kind;
+    if (event.type === 'delete') return event.kind === this.kind;
+    return true;
   }
 
   setSynced(synced: boolean): void {
