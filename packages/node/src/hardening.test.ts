@@ -57,6 +57,36 @@ describe('relay node hardening', function () {
     none.ws.close();
   });
 
+  it('refuses the transports browsers use without Origin (jsonp, htmlfile, iframe) while MSG_ALLOWED_ORIGINS is a list', async function () {
+    const node = await world.startNode('node-a', { MSG_ALLOWED_ORIGINS: 'https://app.example.com' });
+    const session = await world.session('u1', node);
+    const query = `userId=u1&listeningKey=${session.listeningKey}`;
+    const base = `http://127.0.0.1:${String(node.publicPort)}/ws`;
+    const answers = [
+      await fetch(`${base}/000/s1/jsonp?c=cb&${query}`),
+      await fetch(`${base}/000/s2/htmlfile?c=cb&${query}`),
+      await fetch(`${base}/000/s3/jsonp_send?c=cb`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'd=%5B%22x%22%5D' }),
+      await fetch(`${base}/iframe.html`),
+      await fetch(`${base}/iframe-abc.html`),
+    ];
+    for (const answer of answers) {
+      expect(answer.status, answer.url).to.equal(403);
+      expect(await answer.json()).to.deep.include({ error: { code: 'ORIGIN_NOT_ALLOWED', message: 'this transport is off while MSG_ALLOWED_ORIGINS is a list' } });
+    }
+    // Nothing was opened: the session is still un-acked.
+    expect((await world.sessions.get('u1'))?.acked).to.equal(false);
+    // The transports that carry Origin still work for a listed origin.
+    const listed = await fetch(`${base}/000/s4/xhr?${query}`, { method: 'POST', headers: { origin: 'https://app.example.com' } });
+    expect(await listed.text()).to.equal('o\n');
+  });
+
+  it('keeps jsonp and htmlfile with MSG_ALLOWED_ORIGINS=*', async function () {
+    const node = await world.startNode('node-a');
+    const answer = await fetch(`http://127.0.0.1:${String(node.publicPort)}/ws/000/s1/jsonp?c=cb`);
+    expect(answer.status).to.equal(200);
+    expect(await answer.text()).to.match(/^\/\*\*\/cb\("o"\);/);
+  });
+
   it('closes a connection that sent nothing for MSG_IDLE_TIMEOUT_SECONDS with 4004, and keeps one that pings', async function () {
     const node = await world.startNode('node-a', { MSG_IDLE_TIMEOUT_SECONDS: '2' });
     const { socket: idle } = await world.online('idle', node);

@@ -25,7 +25,8 @@ import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
-import { installSockJsEndpoint } from './sockjs-endpoint.js';
+import { guardPublicServer, publicLimits, type PublicLimits } from './public-guard.js';
+import { createSockJsEndpoint, transportFrameLimit } from './sockjs-endpoint.js';
 import type { WsTransport } from './ws-transport.js';
 
 export interface NodeDeps {
@@ -35,15 +36,23 @@ export interface NodeDeps {
   transport: PeerTransport;
   logger: Logger;
   version?: string;
+  /** Bounds on every public request (see public-guard.ts); tests shorten the times. */
+  publicLimits?: Partial<PublicLimits>;
+}
+
+/** What a public server needs besides the node: the limits the guard enforces. */
+export function nodePublicLimits(deps: Pick<NodeDeps, 'config' | 'publicLimits'>): PublicLimits {
+  return publicLimits(transportFrameLimit(deps.config.maxMessageBytes), deps.publicLimits);
 }
 
 export interface RelayNode {
   readonly nodeId: string;
   /**
-   * Mounts the SockJS endpoint (path from the pathname of config.publicUrl, default /ws) on an http.Server: its two
-   * websocket transports served by `ws`, every HTTP fallback and /info by sockjs.
+   * Puts the public port's guard on an http.Server (made by createPublicServer), with the SockJS endpoint behind it at
+   * the pathname of config.publicUrl (default /ws): its two websocket transports served by `ws`, every HTTP fallback
+   * and /info by sockjs. Requests outside that path go to `outside` (default 404), upgrades there are refused.
    */
-  installSockJs(server: Server): void;
+  installSockJs(server: Server, outside?: (req: IncomingMessage, res: ServerResponse) => void): void;
   /** Node http handler for the internal API (/internal/...), /healthz, /readyz, /metrics. Returns false if the path is not its own. */
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean;
   /** Registers nodes/<id> and load/<id> and starts watching the registry. Rethrows ALREADY_REGISTERED. */
@@ -184,7 +193,7 @@ class NodeRuntime implements RelayNode {
   private drainPromise: Promise<void> | undefined;
   private resolveDrained!: () => void;
 
-  constructor(deps: NodeDeps) {
+  constructor(private readonly deps: NodeDeps) {
     this.config = deps.config;
     this.nodeId = deps.config.nodeId;
     this.log = deps.logger.child({ nodeId: this.nodeId });
@@ -212,16 +221,16 @@ class NodeRuntime implements RelayNode {
     return { connections: this.parts.table.openCount, pending: this.parts.pending.size };
   }
 
-  installSockJs(server: Server): void {
-    this.wsTransport = installSockJsEndpoint(server, {
+  installSockJs(server: Server, outside?: (req: IncomingMessage, res: ServerResponse) => void): void {
+    const endpoint = createSockJsEndpoint({
       publicUrl: this.config.publicUrl,
-      // sockjs-client escapes some characters as \uXXXX and wraps frames in a JSON array: leave room for that, so an
-      // over-limit frame still gets MESSAGE_TOO_LARGE; far larger WebSocket frames are cut by the transport (1009).
-      transportFrameLimit: this.config.maxMessageBytes * 8 + 4096,
+      transportFrameLimit: transportFrameLimit(this.config.maxMessageBytes),
       allowedOrigins: this.config.allowedOrigins,
       log: this.log,
       onConnection: (conn) => this.parts.connections.accept(conn),
     });
+    this.wsTransport = endpoint.ws;
+    guardPublicServer(server, outside ? { ...endpoint, outside } : endpoint, nodePublicLimits(this.deps), this.log);
   }
 
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean {
