@@ -11,7 +11,8 @@ deps:
 	command -v memcached >/dev/null || missing="$$missing memcached"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium and iproute2 are installed"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2 and faketime are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -27,6 +27,10 @@ export interface GatewayConfig extends CommonConfig {
   sessionConflict: 'replace' | 'reject';
   authJwtSecret?: string;
   authJwksUrl?: string;
+  /** Required `aud` of /connect tokens (any of the list). */
+  authAudience?: string[];
+  /** Required `iss` of /connect tokens. */
+  authIssuer?: string;
   /** Per client IP; 0 turns the limit off. */
   connectRatePerIpPerMinute: number;
   /** Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. */
@@ -41,6 +45,12 @@ export interface NodeConfig extends CommonConfig {
   sessionTtlSeconds: number;
   pendingTtlMs: number;
   pendingMax: number;
+  /** Bytes held in pending queues: per node, per sender, per recipient (see HeldBudget). */
+  pendingMaxBytes: number;
+  pendingMaxBytesPerSender: number;
+  pendingMaxBytesPerRecipient: number;
+  /** Bytes queued for one connection that it has not read yet; more closes it (4005). */
+  maxBufferedBytes: number;
   maxMessageBytes: number;
   drainTimeoutSeconds: number;
   drainRatePerSecond: number;
@@ -105,6 +115,18 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
   { env: 'MSG_DRAIN_RATE_PER_SECOND', key: 'drainRatePerSecond', type: 'integer', kinds: NODE, fallback: 100, min: 1, max: 1_000_000 },
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
+  { env: 'MSG_PENDING_MAX_BYTES', key: 'pendingMaxBytes', type: 'integer', kinds: NODE, fallback: 64 << 20, min: 1024, max: 1 << 40 },
+  { env: 'MSG_PENDING_MAX_BYTES_PER_SENDER', key: 'pendingMaxBytesPerSender', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 1024, max: 1 << 40 },
+  {
+    env: 'MSG_PENDING_MAX_BYTES_PER_RECIPIENT',
+    key: 'pendingMaxBytesPerRecipient',
+    type: 'integer',
+    kinds: NODE,
+    fallback: 1 << 20,
+    min: 1024,
+    max: 1 << 40,
+  },
+  { env: 'MSG_MAX_BUFFERED_BYTES', key: 'maxBufferedBytes', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 4096, max: 1 << 34 },
   { env: 'MSG_RATE_MESSAGES_PER_SECOND', key: 'rateMessagesPerSecond', type: 'integer', kinds: NODE, fallback: 1000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BYTES_PER_SECOND', key: 'rateBytesPerSecond', type: 'integer', kinds: NODE, fallback: 1_048_576, min: 256, max: 1 << 30 },
@@ -125,6 +147,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_PRODUCTION', key: 'production', type: 'boolean', kinds: ALL, fallback: 'false' },
   { env: 'MSG_AUTH_JWT_SECRET', key: 'authJwtSecret', type: 'string', kinds: GATEWAY },
   { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
+  { env: 'MSG_AUTH_AUDIENCE', key: 'authAudience', type: 'list', kinds: GATEWAY },
+  { env: 'MSG_AUTH_ISSUER', key: 'authIssuer', type: 'string', kinds: GATEWAY },
   { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
   {
     env: 'MSG_LOG_LEVEL',

@@ -18,11 +18,13 @@ import { Delivery } from './delivery.js';
 import { drain } from './drain.js';
 import { createFrameHandler } from './frame-handler.js';
 import { Handshaker } from './handshake.js';
+import { HeldBudget } from './held-budget.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
 import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
+import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
 import { guardPublicServer, publicLimits, type PublicLimits } from './public-guard.js';
@@ -75,6 +77,7 @@ const SWEEP_INTERVAL_MS = 1000;
 interface Parts {
   metrics: NodeMetrics;
   registry: Registry;
+  sessions: SessionStore;
   table: ConnectionTable;
   pending: PendingQueues;
   delivery: Delivery;
@@ -109,9 +112,12 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   // Late-bound: the pending queue reports expiries through delivery, which needs the queue.
   let delivery!: Delivery;
   let router!: Router;
-  const pending = new PendingQueues(config.pendingMax, config.pendingMax * 100, config.pendingTtlMs, (envelope) =>
-    delivery.settle(envelope, 'EXPIRED'),
-  );
+  const held = new HeldBudget({
+    totalBytes: config.pendingMaxBytes,
+    perSenderBytes: config.pendingMaxBytesPerSender,
+    perRecipientBytes: config.pendingMaxBytesPerRecipient,
+  });
+  const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => delivery.settle(envelope, 'EXPIRED'));
   const metrics = createNodeMetrics({ connections: () => table.openCount, pending: () => pending.size }, nodeId);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
@@ -172,7 +178,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     },
   });
   const load = new LoadReporter(() => life.registration, { connections: () => table.openCount, pending: () => pending.size }, config.maxConnections, log);
-  return { metrics, registry, table, pending, delivery, router, keeper, handshaker, connections, load };
+  return { metrics, registry, sessions, table, pending, delivery, router, keeper, handshaker, connections, load };
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
@@ -201,6 +207,7 @@ class NodeRuntime implements RelayNode {
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
     const { delivery, metrics } = this.parts;
+    const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
       clusterSecret: this.config.clusterSecret,
@@ -211,6 +218,8 @@ class NodeRuntime implements RelayNode {
         replace: (userId, key) => this.replace(userId, key),
         drain: () => void this.drain(),
         deliver: (request) => delivery.deliverForwarded(request),
+        peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
+        senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
         readiness: () => this.readiness(),
       },

@@ -292,7 +292,7 @@ export class Router {
     const body: DeliverRequest = {
       fromNode: this.deps.nodeId,
       replyTo: this.deps.replyTo,
-      deadline: Date.now() + FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
+      budgetMs: FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
       messages: batch.map((e) => {
         const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
         if (e.id !== undefined) m.id = e.id;
@@ -366,6 +366,8 @@ export class Router {
     this.deps.log.info({ peerId }, 'peer left the registry');
     if (addressReleased) this.deps.transport.forget(record.internalAddress);
     for (const [key, link] of this.peerLinks) if (key.startsWith(`${peerId}#`) && link.idle) this.peerLinks.delete(key);
+    // Outcome links exist only for registered nodes' addresses (the internal API checks replyTo), and go with them.
+    if (this.outcomeLinks.get(record.internalAddress)?.idle === true) this.outcomeLinks.delete(record.internalAddress);
   }
 }
 

@@ -5,6 +5,26 @@ import type { ClientFrame, ConnectRequest } from './types.js';
 export const USER_ID_PATTERN = '^[A-Za-z0-9._~@-]{1,128}$';
 const USER_ID_REGEX = new RegExp(USER_ID_PATTERN);
 export const MESSAGE_ID_MAX_LENGTH = 64;
+/**
+ * Deepest nesting of arrays and objects accepted in a message's `content` (a scalar is depth 0, `[]` depth 1).
+ * Signaling payloads are a few levels deep; without a bound, content nested thousands deep (which fits in 64 KiB)
+ * overflows the stack of every recursive serializer on its way.
+ */
+export const MAX_CONTENT_DEPTH = 64;
+
+/** True when `value` nests arrays or objects deeper than `max`. Iterative: never recursion on the value's depth. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (item === null || typeof item !== 'object') continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}
 
 export function isValidUserId(value: unknown): value is string {
   return typeof value === 'string' && USER_ID_REGEX.test(value);
@@ -74,8 +94,12 @@ export function validateClientFrame(value: unknown): ParseResult<ClientFrame> {
   if (type !== undefined && type !== 'ping' && type !== 'message') {
     return withId({ ok: false, message: 'type must be "message" or "ping"' }, safeId(value));
   }
-  if (validate(value)) return { ok: true, value: value as ClientFrame };
-  return withId({ ok: false, message: describe(validate) }, safeId(value));
+  if (!validate(value)) return withId({ ok: false, message: describe(validate) }, safeId(value));
+  const frame = value as ClientFrame;
+  if (frame.type !== 'ping' && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
+    return withId({ ok: false, message: `content is nested deeper than ${String(MAX_CONTENT_DEPTH)} levels` }, frame.id);
+  }
+  return { ok: true, value: frame };
 }
 
 /** Parses and validates one SockJS text message from a client. */
