@@ -263,9 +263,9 @@ describe('hardening: the public port bounds every request in time and bytes (iss
 
   it('cuts a connection whose headers stall after the 10 s header timeout, not later (node and gateway)', async () => {
     const gatewayPort = Number(new URL(cluster.gatewayUrl).port);
-    const [onNode, onGateway] = await Promise.all(
+    const [onNode, onGateway] = (await Promise.all(
       [node.port, gatewayPort].map((port) => rawExchange(port, 'GET /ws/info HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', undefined, 45_000)),
-    );
+    )) as [RawAnswer, RawAnswer];
     for (const [name, answer] of [['node', onNode], ['gateway', onGateway]] as const) {
       console.log(`      ${name}: stalled headers closed after ${(answer.closedMs / 1000).toFixed(1)} s (status ${String(answer.status ?? 'none')})`);
       expect(answer.timedOut, name).to.equal(false);
