@@ -359,6 +359,14 @@ export class MessagingClient extends Emitter<ClientEvents> {
         } else if (frame.id === undefined || frame.id !== this.#pingId) {
           this.emit('error', error);
         }
+        // One RATE_LIMITED answers a whole burst: every other id it names fails the same way.
+        for (const id of frame.ids ?? []) {
+          const each = id === frame.id ? undefined : this.#inflight.get(id);
+          if (!each) continue;
+          this.#inflight.delete(id);
+          this.#clock.clearTimeout(each.timer);
+          each.reject(new MessagingError(frame.code, frame.message, { messageId: id }));
+        }
         return;
       }
       case 'pong':

@@ -102,6 +102,8 @@ function sessionLimits(config: NodeConfig): SessionLimits {
     rateBurst: config.rateBurst,
     rateBytesPerSecond: config.rateBytesPerSecond,
     bytesBurst: Math.max(config.rateBytesBurst, config.maxMessageBytes),
+    // Never below one maximum-size frame, or such a message could never be delivered.
+    maxBufferedBytes: Math.max(config.maxBufferedBytes, transportFrameLimit(config.maxMessageBytes)),
   };
 }
 
@@ -167,7 +169,11 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     handshaker,
     sessions,
     limits: sessionLimits(config),
-    counters: { ack: () => (metrics.hot.acks += 1), error: (code) => metrics.errors.inc({ code }) },
+    counters: {
+      ack: () => (metrics.hot.acks += 1),
+      error: (code) => metrics.errors.inc({ code }),
+      closed: (reason) => metrics.closes.inc({ reason }),
+    },
     maxEarlyFrames: Math.max(config.rateBurst, 100),
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     log,

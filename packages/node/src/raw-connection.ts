@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import type { ClientConnection } from './client-connection.js';
+import { cutIfNotClosed } from './framed-connection.js';
 
 /** SockJS's raw transport (`<prefix>/websocket`): every write is its own text frame, no open, heartbeat or close frames. */
 export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnection {
@@ -20,10 +21,14 @@ export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnec
       ws.send(text);
       return true;
     },
+    get buffered() {
+      return ws.bufferedAmount;
+    },
     close(code, reason) {
       if (closing) return;
       closing = true;
       ws.close(code, reason);
+      cutIfNotClosed(ws);
       process.nextTick(finish);
     },
     listen(onData, onClose) {

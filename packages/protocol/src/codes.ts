@@ -61,6 +61,7 @@ export const CLOSE_CODES = {
   store_unavailable: 4002,
   node_full: 4003,
   idle_timeout: 4004,
+  slow_consumer: 4005,
   invalid_credentials: 4500,
   wrong_node: 4501,
   key_already_used: 4502,
