@@ -250,6 +250,10 @@ function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>, 
     const bad = origins.filter((item) => item !== '*' && !/^https?:\/\/[^/\s]+$/.test(String(item)));
     if (bad.length > 0) problems.push(`MSG_ALLOWED_ORIGINS entries must be * or scheme://host[:port]: ${bad.join(', ')}`);
   }
+  const jwksUrl = values['authJwksUrl'];
+  if (typeof jwksUrl === 'string' && !jwksUrl.startsWith('https://')) {
+    problems.push('MSG_AUTH_JWKS_URL must be an https URL (keys fetched over plain http could be swapped on the way)');
+  }
   const production = values['production'] === true || env['NODE_ENV'] === 'production';
   if (production && kind !== 'gateway' && values['clusterSecret'] === undefined) {
     problems.push('MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)');

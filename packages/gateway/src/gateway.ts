@@ -200,11 +200,13 @@ class KoaGateway implements Gateway {
   }
 
   private jwtAuthenticatorFromConfig(): ConnectAuthenticator | undefined {
-    const { authJwtSecret, authJwksUrl } = this.deps.config;
+    const { authJwtSecret, authJwksUrl, authAudience, authIssuer } = this.deps.config;
     if (authJwtSecret === undefined && authJwksUrl === undefined) return undefined;
     return createJwtAuthenticator({
       ...(authJwtSecret === undefined ? {} : { secret: authJwtSecret }),
       ...(authJwksUrl === undefined ? {} : { jwksUrl: authJwksUrl }),
+      ...(authAudience === undefined ? {} : { audience: authAudience }),
+      ...(authIssuer === undefined ? {} : { issuer: authIssuer }),
     });
   }
 
@@ -320,7 +322,7 @@ class KoaGateway implements Gateway {
       if (error instanceof HttpError && error.status < 500) {
         log.info({ userId, code: error.code, status: error.status }, 'connect refused');
       } else if (error instanceof HttpError) {
-        log.warn({ userId, code: error.code }, 'connect unavailable');
+        log.warn({ userId, code: error.code, err: error.cause }, 'connect unavailable');
       }
       throw error;
     } finally {
