@@ -37,6 +37,7 @@ export function instrumentSessionStore(inner: SessionStore, hook: BackendOperati
     get: (userId: string) => timed(hook, 'get', () => inner.get(userId)),
     create: (record: SessionRecord, ttl: number) => timed(hook, 'create', () => inner.create(record, ttl)),
     put: (record: SessionRecord, ttl: number) => timed(hook, 'put', () => inner.put(record, ttl)),
+    putIfMatches: (record: SessionRecord, ttl: number) => timed(hook, 'put', () => inner.putIfMatches(record, ttl)),
     touch: (userId: string, ttl: number) => timed(hook, 'touch', () => inner.touch(userId, ttl)),
     deleteIfMatches: (userId: string, key: string) => timed(hook, 'delete', () => inner.deleteIfMatches(userId, key)),
     close: () => inner.close(),

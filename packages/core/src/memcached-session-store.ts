@@ -27,7 +27,7 @@ const STATUS_NOT_FOUND = 0x01;
 const STATUS_EXISTS = 0x02;
 
 const NO_FLAGS = Buffer.alloc(4);
-// A CAS conflict on delete means the record changed between our read and our delete; re-read a few times.
+// A CAS conflict on delete or a conditional write means the record changed after our read; re-read a few times.
 const MAX_CAS_ATTEMPTS = 4;
 
 type MemjsClient = memjs.Client;
@@ -81,6 +81,23 @@ export class MemcachedSessionStore implements SessionStore {
     const extras = storageExtras(ttlSeconds);
     await this.operation('put', async (call) => {
       await call(OP_SET, record.userId, extras, JSON.stringify(record));
+    });
+  }
+
+  async putIfMatches(record: SessionRecord, ttlSeconds: number): Promise<boolean> {
+    const extras = storageExtras(ttlSeconds);
+    return this.operation('putIfMatches', async (call) => {
+      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+        const read = await call(OP_GET, record.userId);
+        if (read.header.status !== STATUS_OK) return false;
+        if (this.decode(record.userId, read.val)?.listeningKey !== record.listeningKey) return false;
+        // SET with the CAS value of the read: memcached refuses it (EXISTS) if anything was written in between.
+        const written = await call(OP_SET, record.userId, extras, JSON.stringify(record), read.header.cas);
+        if (written.header.status === STATUS_OK) return true;
+        if (written.header.status === STATUS_NOT_FOUND) return false;
+      }
+      this.logger.warn({ userId: record.userId }, 'session write gave up after repeated cas conflicts');
+      return false;
     });
   }
 

@@ -51,6 +51,13 @@ export class MemorySessionStore implements SessionStore {
     this.write(record, normalizeTtlSeconds(ttlSeconds));
   }
 
+  async putIfMatches(record: SessionRecord, ttlSeconds: number): Promise<boolean> {
+    const ttl = normalizeTtlSeconds(ttlSeconds);
+    if (this.live(record.userId)?.listeningKey !== record.listeningKey) return false;
+    this.write(record, ttl);
+    return true;
+  }
+
   async touch(userId: string, ttlSeconds: number): Promise<boolean> {
     const ttl = normalizeTtlSeconds(ttlSeconds);
     const entry = this.live(userId);

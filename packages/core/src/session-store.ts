@@ -16,6 +16,12 @@ export interface SessionStore {
   create(record: SessionRecord, ttlSeconds: number): Promise<boolean>;
   /** Unconditional write (replace policy, re-assertion after a memcached restart). */
   put(record: SessionRecord, ttlSeconds: number): Promise<void>;
+  /**
+   * Compare-and-set: writes `record` only while the stored record of its userId still has the same listeningKey, so
+   * a write based on an earlier read never overwrites a newer session. False (nothing written) when the record is
+   * gone or carries another key.
+   */
+  putIfMatches(record: SessionRecord, ttlSeconds: number): Promise<boolean>;
   /** Extends the TTL without changing the value. False if no record exists. */
   touch(userId: string, ttlSeconds: number): Promise<boolean>;
   /**

@@ -46,6 +46,9 @@ export class FlakySessionStore implements SessionStore {
   put(record: SessionRecord, ttlSeconds: number): Promise<void> {
     return this.guard(() => this.inner.put(record, ttlSeconds));
   }
+  putIfMatches(record: SessionRecord, ttlSeconds: number): Promise<boolean> {
+    return this.guard(() => this.inner.putIfMatches(record, ttlSeconds));
+  }
   touch(userId: string, ttlSeconds: number): Promise<boolean> {
     return this.guard(() => this.inner.touch(userId, ttlSeconds));
   }

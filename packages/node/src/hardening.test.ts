@@ -101,6 +101,32 @@ describe('relay node hardening', function () {
     }
   });
 
+  it('acks a session with compare-and-set: a /connect that replaced it during the handshake keeps its newer session', async function () {
+    const node = await world.startNode('node-a');
+    const old = await world.session('alice', node);
+    const store = world.sessions as unknown as { get: (userId: string) => Promise<SessionRecord | undefined> };
+    const original = store.get.bind(world.sessions);
+    let looked = false;
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    store.get = async (userId) => {
+      const record = await original(userId);
+      looked = true;
+      await gate;
+      return record;
+    };
+    try {
+      const socket = world.socket(old);
+      await waitFor(() => looked, { what: 'the handshake read the session' });
+      const newer = await world.session('alice', node);
+      release();
+      expect(await socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
+      expect(await original('alice')).to.deep.include({ listeningKey: newer.listeningKey, acked: false });
+    } finally {
+      store.get = original;
+    }
+  });
+
   it('limits bytes per second: RATE_LIMITED once the byte burst is spent, within the message rate', async function () {
     const node = await world.startNode('node-a', {
       MSG_RATE_BYTES_PER_SECOND: '2048',
