@@ -24,7 +24,7 @@ import { SessionAllocator } from './session-allocator.js';
 import { GatewayMetrics } from './metrics.js';
 import { StoreProbe } from './readiness.js';
 import { createJwtAuthenticator, ensureJwtSupport, type ConnectAuthenticator } from './auth.js';
-import { ClientIpResolver } from './client-ip.js';
+import { ClientIpResolver, ipLimitKey } from './client-ip.js';
 import { IpRateLimiter } from './ip-rate-limiter.js';
 import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
 
@@ -304,7 +304,7 @@ class KoaGateway implements Gateway {
       // Before the body is read: a flood from one address costs as little as possible.
       if (this.connectLimiter) {
         const ip = this.clientIp.resolve(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
-        const retryAfter = this.connectLimiter.take(ip);
+        const retryAfter = this.connectLimiter.take(ipLimitKey(ip));
         if (retryAfter > 0) {
           throw new HttpError('RATE_LIMITED', 'too many /connect requests from this address', {
             headers: { 'retry-after': String(retryAfter) },

@@ -46,6 +46,10 @@ const FORWARD_TIMEOUT_MS = 1500;
 const FORWARD_DEADLINE_MARGIN_MS = 250;
 const MAX_BATCH_MESSAGES = 500;
 const MAX_BATCH_BYTES = 1 << 20;
+/** What may wait on one lane behind its request in flight; beyond it, RELAY_FAILED at once (the peer is too slow). */
+const MAX_LANE_QUEUE_BYTES = 16 << 20;
+/** Counted per queued message besides its size, so a flood of tiny ones is bounded too. */
+const LANE_ITEM_OVERHEAD_BYTES = 256;
 const LOCATION_CACHE_MAX = 100_000;
 const LOCATION_CACHE_TTL_MS = 10 * 60_000;
 /**
@@ -105,7 +109,7 @@ export class Router {
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
-      this.peerLink(trusted, envelope.to).push(envelope);
+      this.sendVia(trusted, envelope);
       return;
     }
     const queue = [envelope];
@@ -215,7 +219,7 @@ export class Router {
         return;
       }
       case 'remote':
-        if (this.members.has(location.nodeId)) this.peerLink(location.nodeId, envelope.to).push(envelope);
+        if (this.members.has(location.nodeId)) this.sendVia(location.nodeId, envelope);
         else this.awaitNode(location.nodeId, envelope);
         return;
       case 'none':
@@ -256,7 +260,7 @@ export class Router {
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.awaitingNode.delete(nodeId);
-    for (const envelope of waiting.envelopes) this.peerLink(nodeId, envelope.to).push(envelope);
+    for (const envelope of waiting.envelopes) this.sendVia(nodeId, envelope);
   }
 
   /**
@@ -273,12 +277,18 @@ export class Router {
           for (const envelope of items) this.deps.settle(envelope, 'RELAY_FAILED');
         },
         MAX_BATCH_MESSAGES,
-        (envelope) => envelope.size,
+        (envelope) => envelope.size + LANE_ITEM_OVERHEAD_BYTES,
         MAX_BATCH_BYTES,
+        MAX_LANE_QUEUE_BYTES,
       );
       this.peerLinks.set(key, link);
     }
     return link;
+  }
+
+  /** Queues a message on its lane to `peerId`, or fails it at once when that lane is full. */
+  private sendVia(peerId: string, envelope: Envelope): void {
+    if (!this.peerLink(peerId, envelope.to).push(envelope)) this.deps.settle(envelope, 'RELAY_FAILED');
   }
 
   /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
