@@ -17,7 +17,8 @@ deps:
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl, promtool and coturn are installed"; \
+	command -v faketime >/dev/null || missing="$$missing faketime"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl, promtool, coturn and faketime are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

@@ -1,11 +1,13 @@
 // Issue 8, acceptance 1 and 5: generated garbage at a running cluster gets contract answers, crashes nothing, and
-// costs a well-behaved pair nothing; the logs carry no listeningKey.
+// costs a well-behaved pair nothing; the logs carry no listeningKey. Issue 13, acceptance 8: the same for raw
+// requests and upgrades on a node's public port and for delivery requests on its internal API.
 import { randomUUID } from 'node:crypto';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { expect } from 'chai';
 import fc from 'fast-check';
 import WebSocket from 'ws';
-import { isValidUserId, type ServerFrame, type Session } from '@messaging-server/protocol';
+import { isValidUserId, nestedDeeperThan, type ServerFrame, type Session } from '@messaging-server/protocol';
 import { connectUser, requestSession, startCluster, waitFor, type LocalCluster, type TestSocket } from '@messaging-server/testkit';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
@@ -119,6 +121,95 @@ const CONNECT_ERRORS: Record<string, number> = {
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
 };
+const HTTP_RUNS = Number(process.env['FUZZ_HTTP_RUNS'] ?? 400);
+const INTERNAL_RUNS = Number(process.env['FUZZ_INTERNAL_RUNS'] ?? 200);
+
+/** One raw request for a node's public port: any method, target and headers, a body announced or chunked, an upgrade. */
+const publicRequests = fc.record({
+  method: fc.oneof(fc.constantFrom('GET', 'POST', 'OPTIONS', 'HEAD', 'PUT', 'DELETE', 'PATCH', 'CONNECT', 'TRACE', 'BREW'), fc.stringMatching(/^[A-Z]{1,12}$/)),
+  target: fc.oneof(
+    fc.constantFrom('/ws', '/ws/', '/ws/info', '/ws/websocket', '/ws/iframe.html', '/ws/chunking_test', '*', '/', '/internal/v1/deliver', '/metrics'),
+    fc.tuple(fc.constantFrom('xhr', 'xhr_send', 'xhr_streaming', 'jsonp', 'jsonp_send', 'eventsource', 'htmlfile', 'websocket'), fc.stringMatching(/^[a-z0-9]{1,8}$/)).map(([t, sid]) => `/ws/000/${sid}/${t}?c=cb`),
+    fc.stringMatching(/^\/[ -~]{0,60}$/).filter((t) => !/\s/.test(t)),
+    fc.constantFrom('http://127.0.0.1/ws/websocket', 'https://x/ws/info', `/ws/${'a'.repeat(5000)}`, '/ws/%00%ff', '/ws/../../etc/passwd'),
+  ),
+  headers: fc.array(fc.tuple(fc.stringMatching(/^[A-Za-z-]{1,20}$/), fc.stringMatching(/^[ -~]{0,40}$/)), { maxLength: 80 }),
+  upgrade: fc.boolean(),
+  // Complete bodies only: a body shorter than its Content-Length is waited for, up to the 30 s request timeout.
+  body: fc.oneof(fc.constant(undefined), fc.record({ length: fc.integer({ min: 0, max: 3 << 20 }), chunked: fc.boolean() })),
+});
+
+/** Sends one generated request; the outcome is the answer's status, 'closed' (cut without one) or 'hung' (neither within 2 s). */
+function rawPublic(port: number, input: typeof publicRequests extends fc.Arbitrary<infer T> ? T : never): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1');
+    let received = '';
+    let done = false;
+    const finish = (outcome: string): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 'hung'), 2000);
+    const lines = [`${input.method} ${input.target} HTTP/1.1`, 'Host: 127.0.0.1', ...input.headers.map(([k, v]) => `X-${k}: ${v}`)];
+    if (input.upgrade) lines.push('Upgrade: websocket', 'Connection: Upgrade', 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==', 'Sec-WebSocket-Version: 13');
+    if (input.body) lines.push(input.body.chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${String(input.body.length)}`);
+    socket.on('connect', () => {
+      socket.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (!input.body || input.body.length === 0) return;
+      const payload = Buffer.alloc(input.body.length, 0x61);
+      socket.write(input.body.chunked ? Buffer.concat([Buffer.from(`${payload.length.toString(16)}\r\n`), payload, Buffer.from('\r\n0\r\n\r\n')]) : payload);
+    });
+    socket.on('data', (data: Buffer) => {
+      received += data.toString('latin1');
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(received)?.[1];
+      // A status line is an answer; a long poll or stream that answered 200 may stay open, as it should.
+      if (status !== undefined) finish(status);
+    });
+    socket.on('close', () => finish(/^HTTP\/1\.1 (\d{3})/.exec(received)?.[1] ?? 'closed'));
+    socket.on('error', () => undefined);
+  });
+}
+
+/** Delivery requests from a registered node (with its real address or another), with forged, deep and plain messages. */
+function deliverBodies(fromNode: string, internalUrl: string): fc.Arbitrary<string> {
+  const message = fc.record({
+    from: fc.oneof(fc.stringMatching(/^[a-z]{1,8}$/), hostileString),
+    to: fc.oneof(fc.stringMatching(/^[a-z]{1,8}$/), hostileString),
+    content: fc.oneof(fc.jsonValue({ maxDepth: 4 }), fc.integer({ min: 65, max: 20_000 }).map((d) => JSON.parse(nested(d)) as unknown)),
+    cid: fc.string({ maxLength: 20 }),
+    id: fc.option(fc.string({ minLength: 1, maxLength: 64 }), { nil: undefined }),
+  });
+  return fc
+    .record({
+      fromNode: fc.oneof(fc.constant(fromNode), fc.string({ maxLength: 20 })),
+      replyTo: fc.oneof(fc.constant(internalUrl), fc.constantFrom('http://127.0.0.1:9/collect', 'http://169.254.169.254/', ''), fc.string({ maxLength: 40 })),
+      budgetMs: fc.option(fc.oneof(fc.integer({ min: -10, max: 10_000 }), fc.double()), { nil: undefined }),
+      messages: fc.array(message, { maxLength: 8 }),
+    })
+    .map((body) => {
+      // A deep array is serialized by hand: JSON.stringify of it would overflow the stack here too.
+      const text = JSON.stringify({ ...body, messages: body.messages.map((m) => ({ ...m, content: '__CONTENT__' })) });
+      let i = 0;
+      return text.replace(/"__CONTENT__"/g, () => {
+        const content = (body.messages[i++] as { content: unknown }).content;
+        return Array.isArray(content) && nestedDeeperThan(content, 64) ? nested(depthOf(content)) : JSON.stringify(content);
+      });
+    });
+}
+
+function depthOf(value: unknown): number {
+  let depth = 0;
+  let current = value;
+  while (Array.isArray(current)) {
+    depth += 1;
+    current = current[0];
+  }
+  return depth;
+}
+
 const KNOWN_FRAME_TYPES = new Set(['welcome', 'message', 'ack', 'error', 'pong']);
 const frameCodes = new Set(['INVALID_MESSAGE', 'MESSAGE_TOO_LARGE', 'FORBIDDEN_SENDER', 'PEER_UNAVAILABLE', 'EXPIRED', 'QUEUE_FULL', 'RATE_LIMITED', 'RELAY_FAILED']);
 
@@ -378,6 +469,62 @@ describe('hardening: fuzzed /connect bodies and SockJS frames against a running 
       alice.socket.close();
       bob.socket.close();
     }
+  });
+
+  it('answers or closes every generated request and upgrade on a node public port within 2 s, while a pair loses nothing', async () => {
+    const node = [...cluster.nodes.values()][0];
+    if (!node) throw new Error('no node');
+    const alice = await connectUser(cluster.gatewayUrl, uid('alice'));
+    const bob = await connectUser(cluster.gatewayUrl, uid('bob'));
+    keys.push(alice.session.listeningKey, bob.session.listeningKey);
+    const pair = wellBehavedPair(alice, bob);
+    const outcomes = new Map<string, number>();
+    try {
+      await fc.assert(
+        fc.asyncProperty(publicRequests, async (input) => {
+          const outcome = await rawPublic(node.port, input);
+          outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+          expect(outcome, JSON.stringify(input).slice(0, 300)).to.not.equal('hung');
+          expect(outcome.startsWith('5'), `${outcome} for ${JSON.stringify(input).slice(0, 300)}`).to.equal(false);
+        }),
+        { numRuns: HTTP_RUNS, seed: SEED, endOnFailure: true },
+      );
+    } finally {
+      const exchanged = await pair.stop();
+      console.log(`      public port answers: ${JSON.stringify(Object.fromEntries(outcomes))}; pair exchanged ${String(exchanged)}×2 meanwhile`);
+      alice.socket.close();
+      bob.socket.close();
+    }
+    expect(node.process.running).to.equal(true);
+  });
+
+  it('answers every generated delivery request on the internal API with 200, 400 or 403, never failing a batch for one message', async () => {
+    const [first, second] = [...cluster.nodes.values()];
+    if (!first || !second) throw new Error('two nodes expected');
+    const statuses = new Map<number, number>();
+    await fc.assert(
+      fc.asyncProperty(deliverBodies(first.nodeId, first.internalUrl), async (body) => {
+        const res = await fetch(`${second.internalUrl}/internal/v1/deliver`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-cluster-secret': 'fuzz-cluster-secret' },
+          body,
+          signal: AbortSignal.timeout(5000),
+        });
+        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+        const answer = (await res.json()) as { results?: { status: string; code?: string }[] };
+        expect([200, 400, 403], body.slice(0, 300)).to.include(res.status);
+        if (res.status !== 200) return;
+        const parsed = JSON.parse(body) as { messages: { content: unknown }[] };
+        expect(answer.results).to.have.length(parsed.messages.length);
+        parsed.messages.forEach((m, i) => {
+          if (nestedDeeperThan(m.content, 64)) expect(answer.results?.[i]).to.deep.equal({ status: 'error', code: 'INVALID_MESSAGE' });
+        });
+      }),
+      { numRuns: INTERNAL_RUNS, seed: SEED, endOnFailure: true },
+    );
+    console.log(`      internal deliver answers by status: ${JSON.stringify(Object.fromEntries(statuses))}`);
+    expect(statuses.get(403) ?? 0).to.be.greaterThan(0);
+    expect(statuses.get(200) ?? 0).to.be.greaterThan(0);
   });
 
   it('leaves every process running and healthy', async () => {

@@ -173,6 +173,9 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
         nodeId: 'pending-node',
         env: {
           MSG_PENDING_MAX: String(PENDING_MAX),
+          // This test is about the count cap: 256 of these 16 KiB messages are 4 MiB, past the default byte caps.
+          MSG_PENDING_MAX_BYTES_PER_RECIPIENT: String(16 << 20),
+          MSG_PENDING_MAX_BYTES_PER_SENDER: String(16 << 20),
           MSG_PENDING_TTL_MS: '120000',
           MSG_RATE_MESSAGES_PER_SECOND: '100000',
           MSG_RATE_BURST: '100000',

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
 import { freePort, ManagedProcess, waitFor } from '@messaging-server/testkit';
 import { describeProtocol } from './protocol-suite.js';
 
@@ -27,4 +28,17 @@ describe('standalone: gateway and node in one process, no etcd, no memcached', f
   });
 
   describeProtocol('standalone', () => ({ gatewayUrl: base, listeningAddresses: [`${base}/ws`] }));
+
+  // Issue 13: the node's internal API is on a loopback port of its own, never on the public one.
+  it('serves no /internal/ path on its public port', async () => {
+    for (const path of ['/internal/v1/deliver', '/internal/v1/drain', '/internal/v1/replace', '/internal/v1/outcomes']) {
+      const res = await fetch(`${base}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ fromNode: 'x', replyTo: 'http://127.0.0.1:1', messages: [] }),
+      });
+      expect(res.status, path).to.equal(404);
+    }
+    expect((await fetch(`${base}/readyz`)).status).to.equal(200);
+  });
 });

@@ -1,24 +1,33 @@
 import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { createPinoLogger, loadConfig } from '@messaging-server/core';
 import { createGateway } from '@messaging-server/gateway';
-import { createNode } from '@messaging-server/node';
+import { httpStatusOf } from '@messaging-server/protocol';
+import { createNode, createPublicServer, nodePublicLimits, type RelayNode } from '@messaging-server/node';
 import { createBackends } from './backends.js';
 import { onShutdownSignal } from './lifecycle.js';
 import { publicDir } from './public-dir.js';
 import { VERSION } from './version.js';
 
 /**
- * Gateway and node in one process on one port, over the in-memory registry and session store: the contract's
- * "embedded default for trying it out". SockJS takes its own path first; `/internal/` goes to the node (the
- * gateway's replace notice reaches it there); everything else is the gateway's.
+ * Gateway and node in one process on one public port, over the in-memory registry and session store: the contract's
+ * "embedded default for trying it out". The public port has the node's guard in front: SockJS takes its own path,
+ * everything else is the gateway's. The node's internal API (the gateway's replace notice) is not on that port but on
+ * a loopback-only one of its own, so nobody outside the machine can call it.
  */
 export async function runStandalone(env: Record<string, string | undefined>): Promise<void> {
-  const config = loadConfig('standalone', env);
-  const logger = createPinoLogger({ level: config.logLevel, name: 'standalone', bindings: { nodeId: config.nodeId } });
-  const backends = createBackends(config, logger, 'memory');
-  const server = createServer();
-  const node = createNode({ config, ...backends, logger, version: VERSION });
+  const loaded = loadConfig('standalone', env);
+  const logger = createPinoLogger({ level: loaded.logLevel, name: 'standalone', bindings: { nodeId: loaded.nodeId } });
+  const backends = createBackends(loaded, logger, 'memory');
+  let node: RelayNode | undefined;
+  const internal = createServer((req, res) => {
+    if (!node?.handleInternal(req, res)) sendNotFound(res);
+  });
+  internal.listen(0, '127.0.0.1');
+  await once(internal, 'listening');
+  const config = { ...loaded, internalUrl: `http://127.0.0.1:${String((internal.address() as AddressInfo).port)}` };
+  node = createNode({ config, ...backends, logger, version: VERSION });
   const dir = publicDir();
   // The node's registry already collects the process metrics; a second copy would repeat metric names.
   const gateway = createGateway({
@@ -30,32 +39,37 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
     ...(dir === undefined ? {} : { publicDir: dir }),
   });
   const gatewayHandler = gateway.app.callback();
-  // Registered before SockJS installs itself, so SockJS hands this listener only the requests outside its prefix.
-  server.on('request', (req, res) => {
-    if (req.url?.startsWith('/internal/') && node.handleInternal(req, res)) return;
+  const server = createPublicServer(nodePublicLimits({ config }));
+  const relay = node;
+  relay.installSockJs(server, (req, res) => {
     if (req.method === 'GET' && req.url === '/metrics') {
-      void servePrometheus(res, [gateway.metrics.registry.metrics(), node.metricsText()]);
+      void servePrometheus(res, [gateway.metrics.registry.metrics(), relay.metricsText()]);
       return;
     }
     void gatewayHandler(req, res);
   });
-  node.installSockJs(server);
   server.listen(config.port, config.host);
   await once(server, 'listening');
-  await node.start();
+  await relay.start();
   await gateway.start({ port: config.port });
   logger.info({ port: config.port }, 'standalone listening');
   onShutdownSignal(
     async (signal) => {
       logger.info({ signal }, 'standalone stopping');
-      await node.drain();
+      await relay.drain();
       await gateway.close();
       server.close();
+      internal.close();
       await backends.close();
       logger.info({}, 'standalone stopped');
     },
     (error) => logger.error({ err: error }, 'standalone stop failed'),
   );
+}
+
+function sendNotFound(res: ServerResponse): void {
+  const code = 'NOT_FOUND';
+  res.writeHead(httpStatusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code, message: 'not found' } }));
 }
 
 /** One /metrics for both halves of the process. */

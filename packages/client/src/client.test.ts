@@ -147,6 +147,18 @@ describe('MessagingClient', () => {
       h.client.close();
     });
 
+    it('rejects every send named in the ids of one RATE_LIMITED error', async () => {
+      const h = await started();
+      const socket = FakeSockJS.last;
+      const sends = [1, 2, 3].map((n) => h.client.send('bob', n));
+      const ids = socket.messages().map((m) => m['id'] as string);
+      socket.receive({ type: 'error', code: 'RATE_LIMITED', message: 'rate limit exceeded', id: ids[0], ids });
+      const errors = await Promise.all(sends.map(rejection));
+      expect(errors.map((e) => [e.code, e.messageId])).to.deep.equal(ids.map((id) => ['RATE_LIMITED', id]));
+      expect(h.client.inflightCount).to.equal(0);
+      h.client.close();
+    });
+
     it('rejects with TIMEOUT when neither ack nor error arrives', async () => {
       const h = await started({ sendTimeoutMs: 15_000 });
       const pending = handled(h.client.send('bob', 'x'));

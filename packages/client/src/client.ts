@@ -290,6 +290,10 @@ export class MessagingClient extends Emitter<ClientEvents> {
         const error = new MessagingError(frame.code, frame.message, frame.id === undefined ? {} : { messageId: frame.id });
         const settled = frame.id !== undefined && this.#outbox.settle(frame.id, error);
         if (!settled && !this.#heartbeat.owns(frame.id)) this.emit('error', error);
+        // One RATE_LIMITED answers a whole burst: every other id it names fails the same way.
+        for (const id of frame.ids ?? []) {
+          if (id !== frame.id) this.#outbox.settle(id, new MessagingError(frame.code, frame.message, { messageId: id }));
+        }
         return;
       }
       case 'pong':

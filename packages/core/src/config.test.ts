@@ -361,4 +361,30 @@ describe('loadConfig', () => {
       expect(originAllowed(['*'], 'https://evil.example.com')).to.equal(true);
     });
   });
+
+  describe('issue 13 limits', () => {
+    it('reads the byte caps of held messages and unread bytes, with their defaults', () => {
+      const defaults = loadConfig('node', {});
+      expect([defaults.pendingMaxBytes, defaults.pendingMaxBytesPerSender, defaults.pendingMaxBytesPerRecipient, defaults.maxBufferedBytes]).to.deep.equal([
+        64 << 20,
+        1 << 20,
+        1 << 20,
+        1 << 20,
+      ]);
+      const set = loadConfig('node', {
+        MSG_PENDING_MAX_BYTES: String(2 ** 33),
+        MSG_PENDING_MAX_BYTES_PER_SENDER: String(16 << 20),
+        MSG_PENDING_MAX_BYTES_PER_RECIPIENT: String(16 << 20),
+        MSG_MAX_BUFFERED_BYTES: String(8 << 20),
+      });
+      expect([set.pendingMaxBytes, set.pendingMaxBytesPerSender, set.pendingMaxBytesPerRecipient, set.maxBufferedBytes]).to.deep.equal([2 ** 33, 16 << 20, 16 << 20, 8 << 20]);
+      expect(() => loadConfig('node', { MSG_MAX_BUFFERED_BYTES: '100' })).to.throw(ConfigError, /MSG_MAX_BUFFERED_BYTES/);
+    });
+
+    it('reads the audience list and issuer of /connect tokens', () => {
+      const config = loadConfig('gateway', { MSG_AUTH_JWT_SECRET: 's', MSG_AUTH_AUDIENCE: 'app,admin', MSG_AUTH_ISSUER: 'https://issuer.example' });
+      expect(config.authAudience).to.deep.equal(['app', 'admin']);
+      expect(config.authIssuer).to.equal('https://issuer.example');
+    });
+  });
 });

@@ -27,6 +27,10 @@ export interface GatewayConfig extends CommonConfig {
   sessionConflict: 'replace' | 'reject';
   authJwtSecret?: string;
   authJwksUrl?: string;
+  /** Required `aud` of /connect tokens (any of the list). */
+  authAudience?: string[];
+  /** Required `iss` of /connect tokens. */
+  authIssuer?: string;
   /** Per client IP; 0 turns the limit off. */
   connectRatePerIpPerMinute: number;
   /** Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. */
@@ -51,6 +55,12 @@ export interface NodeConfig extends CommonConfig {
   /** How long a user whose connection ended without its own clean close is moving (v1.1); 0 restores v1. */
   resumeWindowMs: number;
   pendingMax: number;
+  /** Bytes held in pending queues: per node, per sender, per recipient (see HeldBudget). */
+  pendingMaxBytes: number;
+  pendingMaxBytesPerSender: number;
+  pendingMaxBytesPerRecipient: number;
+  /** Bytes queued for one connection that it has not read yet; more closes it (4005). */
+  maxBufferedBytes: number;
   maxMessageBytes: number;
   drainTimeoutSeconds: number;
   drainRatePerSecond: number;
@@ -117,6 +127,18 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
+  { env: 'MSG_PENDING_MAX_BYTES', key: 'pendingMaxBytes', type: 'integer', kinds: NODE, fallback: 64 << 20, min: 1024, max: 2 ** 40 },
+  { env: 'MSG_PENDING_MAX_BYTES_PER_SENDER', key: 'pendingMaxBytesPerSender', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 1024, max: 2 ** 40 },
+  {
+    env: 'MSG_PENDING_MAX_BYTES_PER_RECIPIENT',
+    key: 'pendingMaxBytesPerRecipient',
+    type: 'integer',
+    kinds: NODE,
+    fallback: 1 << 20,
+    min: 1024,
+    max: 2 ** 40,
+  },
+  { env: 'MSG_MAX_BUFFERED_BYTES', key: 'maxBufferedBytes', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 4096, max: 2 ** 34 },
   { env: 'MSG_RATE_MESSAGES_PER_SECOND', key: 'rateMessagesPerSecond', type: 'integer', kinds: NODE, fallback: 1000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BURST', key: 'rateBurst', type: 'integer', kinds: NODE, fallback: 2000, min: 1, max: 10_000_000 },
   { env: 'MSG_RATE_BYTES_PER_SECOND', key: 'rateBytesPerSecond', type: 'integer', kinds: NODE, fallback: 1_048_576, min: 256, max: 1 << 30 },
@@ -150,6 +172,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_TURN_SECRET', key: 'turnSecret', type: 'string', kinds: GATEWAY },
   { env: 'MSG_TURN_TTL_SECONDS', key: 'turnTtlSeconds', type: 'integer', kinds: GATEWAY, fallback: 86400, min: 60, max: 604800 },
   { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
+  { env: 'MSG_AUTH_AUDIENCE', key: 'authAudience', type: 'list', kinds: GATEWAY },
+  { env: 'MSG_AUTH_ISSUER', key: 'authIssuer', type: 'string', kinds: GATEWAY },
   { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
   {
     env: 'MSG_LOG_LEVEL',
@@ -277,6 +301,10 @@ function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>):
   }
   if (typeof base === 'string' && !/^[A-Za-z0-9_-]+$/.test(String(values['nodeId']))) {
     problems.push(`MSG_NODE_ID must be letters, digits, _ and - with MSG_PUBLIC_BASE_URL (it is a path segment): ${String(values['nodeId'])}`);
+  }
+  const jwksUrl = values['authJwksUrl'];
+  if (typeof jwksUrl === 'string' && !jwksUrl.startsWith('https://')) {
+    problems.push('MSG_AUTH_JWKS_URL must be an https URL (keys fetched over plain http could be swapped on the way)');
   }
   problems.push(...turnProblems(values));
   if (values['production'] === true) problems.push(...productionProblems(kind, values));

@@ -27,7 +27,7 @@ const STATUS_NOT_FOUND = 0x01;
 const STATUS_EXISTS = 0x02;
 
 const NO_FLAGS = Buffer.alloc(4);
-// A CAS conflict on delete means the record changed between our read and our delete; re-read a few times.
+// A CAS conflict on delete or a conditional write means the record changed after our read; re-read a few times.
 const MAX_CAS_ATTEMPTS = 4;
 
 type MemjsClient = memjs.Client;

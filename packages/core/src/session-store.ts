@@ -26,7 +26,9 @@ export interface SessionStore {
   /**
    * Compare-and-set on the record with this listeningKey: `update` gets the stored record and returns the one to
    * write (or undefined to leave it). The write happens only if the record did not change since it was read (CAS),
-   * so it never overwrites a newer session. True if it wrote.
+   * so a write based on an earlier read never overwrites a newer session. False (nothing written) when the record is
+   * gone, carries another key, or `update` declined. The handshake's ack, the keeper's re-assertion and the moving
+   * mark (v1.1) all write through it.
    */
   updateIfMatches(
     userId: string,

@@ -10,26 +10,69 @@ export type ConnectAuthenticator = (request: { authorization: string | undefined
 export interface JwtAuthOptions {
   /** HS256 shared secret (`MSG_AUTH_JWT_SECRET`). */
   secret?: string;
-  /** JWKS URL (`MSG_AUTH_JWKS_URL`); keys are fetched and cached by jose. */
+  /** JWKS URL (`MSG_AUTH_JWKS_URL`), https only; keys are fetched and cached by jose. */
   jwksUrl?: string;
+  /** Accepted `aud` values (`MSG_AUTH_AUDIENCE`); a token must name one of them. */
+  audience?: readonly string[];
+  /** Required `iss` (`MSG_AUTH_ISSUER`). */
+  issuer?: string;
   /** Seconds of clock skew tolerated on exp/nbf. */
   clockToleranceSeconds?: number;
+  /** How the key set is fetched (tests pass one that trusts their own certificate authority). */
+  jwksFetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
 
 const unauthorized = (message: string): HttpError =>
   new HttpError('UNAUTHORIZED', message, { headers: { 'www-authenticate': 'Bearer' } });
+
+/** The key set could not be had (unreachable, not 200, not a key set, too slow). */
+class KeySetUnavailable extends Error {}
+const OUTAGE_CODES = new Set(['ERR_JOSE_GENERIC', 'ERR_JWKS_TIMEOUT', 'ERR_JWKS_INVALID']);
 
 type Jose = typeof import('jose');
 let joseModule: Promise<Jose> | undefined;
 // Loaded only when authentication is on, so a deployment without it does not need the package.
 const loadJose = (): Promise<Jose> => (joseModule ??= import('jose'));
 
-/** `Authorization: Bearer <JWT>` whose `sub` equals the userId, verified with an HS256 secret or a JWKS. */
+/** A key set over plain http could be swapped by anyone on the path, and every token signed with their key accepted. */
+export function assertHttpsJwksUrl(url: string): void {
+  if (new URL(url).protocol !== 'https:') throw new Error('MSG_AUTH_JWKS_URL must be an https URL');
+}
+
+/**
+ * The key lookup of a remote key set, with its failures told apart: a token whose key is not in the set is the
+ * caller's problem (401); a key set that cannot be fetched is ours (503 AUTH_UNAVAILABLE, retryable).
+ */
+function keySetResolver(jose: Jose, options: JwtAuthOptions): JWTVerifyGetKey {
+  const fetchOption = options.jwksFetch === undefined ? {} : { [jose.customFetch]: options.jwksFetch };
+  const jwks = jose.createRemoteJWKSet(new URL(options.jwksUrl as string), { timeoutDuration: 2000, ...fetchOption });
+  return async (header, token) => {
+    try {
+      return await jwks(header, token);
+    } catch (error) {
+      // Fetch failures, timeouts, a non-200 answer (jose's generic error) or a body that is not a key set.
+      const code = error instanceof jose.errors.JOSEError ? error.code : undefined;
+      if (code === undefined || OUTAGE_CODES.has(code)) throw new KeySetUnavailable('the token key set cannot be fetched', { cause: error });
+      throw error;
+    }
+  };
+}
+
+/**
+ * `Authorization: Bearer <JWT>` whose `sub` equals the userId, verified with an HS256 secret or a JWKS (https only).
+ * `exp` is required, and `aud` and `iss` are checked when configured.
+ */
 export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenticator {
   const { secret, jwksUrl, clockToleranceSeconds = 5 } = options;
   if (secret === undefined && jwksUrl === undefined) throw new Error('jwt authentication needs a secret or a jwks url');
+  if (jwksUrl !== undefined) assertHttpsJwksUrl(jwksUrl);
   const secretKey = secret === undefined ? undefined : new TextEncoder().encode(secret);
-  const jwksUrlObject = jwksUrl === undefined ? undefined : new URL(jwksUrl);
+  const claims = {
+    clockTolerance: clockToleranceSeconds,
+    requiredClaims: ['exp', 'sub'],
+    ...(options.audience === undefined ? {} : { audience: [...options.audience] }),
+    ...(options.issuer === undefined ? {} : { issuer: options.issuer }),
+  };
   let jwks: JWTVerifyGetKey | undefined;
   return async ({ authorization, userId }) => {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '');
@@ -38,17 +81,16 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
     const jose = await loadJose();
     let subject: string | undefined;
     try {
-      const verifyOptions = { clockTolerance: clockToleranceSeconds };
       if (secretKey) {
-        subject = (await jose.jwtVerify(token, secretKey, { ...verifyOptions, algorithms: ['HS256'] })).payload.sub;
+        subject = (await jose.jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] })).payload.sub;
       } else {
-        jwks ??= jose.createRemoteJWKSet(jwksUrlObject as URL, { timeoutDuration: 2000 });
-        subject = (await jose.jwtVerify(token, jwks, verifyOptions)).payload.sub;
+        jwks ??= keySetResolver(jose, options);
+        subject = (await jose.jwtVerify(token, jwks, claims)).payload.sub;
       }
     } catch (error) {
+      if (error instanceof KeySetUnavailable) throw new HttpError('AUTH_UNAVAILABLE', 'authentication is unavailable, retry later', { cause: error.cause });
       if (error instanceof jose.errors.JWTExpired) throw unauthorized('token expired');
-      // An unreachable key set is our failure, not the caller's: a 500 with the details in the log.
-      if (error instanceof jose.errors.JWKSTimeout) throw error;
+      if (error instanceof jose.errors.JWTClaimValidationFailed) throw unauthorized(`token ${error.claim} claim is missing or not accepted`);
       if (error instanceof jose.errors.JOSEError) throw unauthorized('token is invalid');
       throw error;
     }

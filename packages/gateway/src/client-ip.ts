@@ -53,3 +53,22 @@ export class ClientIpResolver {
     return current || 'unknown';
   }
 }
+
+/** The eight 16-bit groups of an IPv6 address, `::` expanded. */
+function ipv6Groups(address: string): string[] {
+  const [head = '', tail] = address.split('::');
+  const left = head === '' ? [] : head.split(':');
+  const right = tail === undefined || tail === '' ? [] : tail.split(':');
+  const zeros = tail === undefined ? [] : Array.from({ length: 8 - left.length - right.length }, () => '0');
+  return [...left, ...zeros, ...right].map((group) => group.replace(/^0+(?=.)/, ''));
+}
+
+/**
+ * What one client is, for per-address limits: an IPv4 address, or an IPv6 address's /64 (one subscriber usually holds
+ * a whole /64, so counting single IPv6 addresses would let one client come from 2^64 of them).
+ */
+export function ipLimitKey(address: string): string {
+  const ip = normalizeIp(address);
+  if (family(ip) !== 'ipv6') return ip;
+  return `${ipv6Groups(ip).slice(0, 4).join(':')}::/64`;
+}

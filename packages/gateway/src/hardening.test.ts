@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { ClientIpResolver } from './client-ip.js';
+import { ClientIpResolver, ipLimitKey } from './client-ip.js';
 import { IpRateLimiter } from './ip-rate-limiter.js';
 import { NodeView } from './node-view.js';
 import { nodeRecord, startHarness, type Harness } from './harness.test.js';
@@ -89,6 +89,19 @@ describe('gateway hardening', () => {
       expect((await as('198.51.100.1')).status).to.equal(200);
       expect((await as('198.51.100.2')).status).to.equal(200);
       expect((await as('198.51.100.1')).status).to.equal(429);
+    });
+
+    it('counts an IPv6 client by its /64, which one subscriber usually holds whole', async () => {
+      harness = await startHarness({ env: { MSG_CONNECT_RATE_PER_IP_PER_MINUTE: '1', MSG_TRUSTED_PROXIES: '127.0.0.1' } });
+      await harness.addNode('node-a');
+      const as = (ip: string) => harness!.post({ userId: 'u' }, { 'content-type': 'application/json', 'x-forwarded-for': ip });
+      expect((await as('2001:db8:1:2::1')).status).to.equal(200);
+      expect((await as('2001:db8:1:2:ffff:ffff:ffff:ffff')).status).to.equal(429);
+      expect((await as('2001:0db8:0001:0002:0:0:0:99')).status).to.equal(429);
+      expect((await as('2001:db8:1:3::1')).status).to.equal(200);
+      expect(ipLimitKey('2001:db8::1')).to.equal('2001:db8:0:0::/64');
+      expect(ipLimitKey('::ffff:10.0.0.1')).to.equal('10.0.0.1');
+      expect(ipLimitKey('10.0.0.1')).to.equal('10.0.0.1');
     });
 
     it('reflects an allowed Origin and refuses another with 403 ORIGIN_NOT_ALLOWED', async () => {

@@ -58,4 +58,29 @@ describe('Batcher', function () {
     await waitFor(() => batcher.idle, { what: 'idle' });
     expect(sent).to.deep.equal([[1, 1, 1], [1, 6], [6], [20]]);
   });
+
+  it('refuses items beyond maxQueuedSize while a batch is in flight, and takes them again once it drained', async function () {
+    let release!: () => void;
+    const sent: number[][] = [];
+    const batcher = new Batcher<number>(
+      async (batch) => {
+        sent.push(batch);
+        if (sent.length === 1) await new Promise<void>((resolve) => (release = resolve));
+        return true;
+      },
+      () => undefined,
+      100,
+      (n) => n,
+      Number.POSITIVE_INFINITY,
+      10,
+    );
+    expect(batcher.push(4)).to.equal(true);
+    await waitFor(() => sent.length === 1, { what: 'first batch in flight' });
+    expect([batcher.push(4), batcher.push(4), batcher.push(4), batcher.push(2)]).to.deep.equal([true, true, false, true]);
+    expect(batcher.queued).to.equal(3);
+    release();
+    await waitFor(() => batcher.idle, { what: 'idle' });
+    expect(sent).to.deep.equal([[4], [4, 4, 2]]);
+    expect(batcher.push(9)).to.equal(true);
+  });
 });

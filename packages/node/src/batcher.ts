@@ -7,15 +7,21 @@
  */
 export class Batcher<T> {
   private queue: T[] = [];
+  private queuedSize = 0;
   private running = false;
   private scheduled = false;
 
+  /**
+   * `maxSize` bounds one batch, `maxQueuedSize` what may wait behind the batch in flight (a slow destination must not
+   * make the queue grow without bound): beyond it, `push` refuses the item.
+   */
   constructor(
     private readonly send: (batch: T[]) => Promise<boolean>,
     private readonly abandon: (items: T[]) => void,
     private readonly maxItems = 500,
     private readonly sizeOf: (item: T) => number = () => 1,
     private readonly maxSize = Number.POSITIVE_INFINITY,
+    private readonly maxQueuedSize = Number.POSITIVE_INFINITY,
   ) {}
 
   get idle(): boolean {
@@ -26,19 +32,25 @@ export class Batcher<T> {
     return this.queue.length;
   }
 
-  push(item: T): void {
+  /** Queues the item; false (not queued) when the queue is at maxQueuedSize. */
+  push(item: T): boolean {
+    const size = this.sizeOf(item);
+    if (this.queue.length > 0 && this.queuedSize + size > this.maxQueuedSize) return false;
     this.queue.push(item);
-    if (this.running || this.scheduled) return;
+    this.queuedSize += size;
+    if (this.running || this.scheduled) return true;
     // One tick of grace lets frames that arrived in the same socket read join the first batch.
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
       void this.run();
     });
+    return true;
   }
 
   /** Removes everything still queued (not the batch in flight) and returns it. */
   takeAll(): T[] {
+    this.queuedSize = 0;
     return this.queue.splice(0);
   }
 
@@ -54,7 +66,7 @@ export class Batcher<T> {
         } catch {
           ok = false;
         }
-        if (!ok && this.queue.length > 0) this.abandon(this.queue.splice(0));
+        if (!ok && this.queue.length > 0) this.abandon(this.takeAll());
       }
     } finally {
       this.running = false;
@@ -70,6 +82,7 @@ export class Batcher<T> {
       size += itemSize;
       count += 1;
     }
+    this.queuedSize -= size;
     return this.queue.splice(0, count);
   }
 }

@@ -17,21 +17,40 @@ export interface ClientConnection {
   readonly remoteAddress: string | undefined;
   /** Queues one text frame; false once the connection is closing or closed. */
   write(text: string): boolean;
+  /** Bytes written and not yet handed to the kernel: what a client that does not read leaves in node memory. */
+  readonly buffered: number;
   /** Sends queued frames, then the close frame, then closes. Idempotent. */
   close(code: number, reason: string): void;
   /** Attaches the two handlers; call once, synchronously, before any frame can arrive. */
   listen(onData: (text: string) => void, onClose: (closedBy: ClosedBy) => void): void;
 }
 
+/** The parts of sockjs 0.3's session that hold what a connection has not read yet. */
+interface SockJsSession {
+  send_buffer: string[];
+  recv?: { response?: { writableLength?: number } } | null;
+}
+
 /** Adapts a sockjs connection (every transport sockjs still serves) to ClientConnection. */
 export function fromSockJs(conn: Connection): ClientConnection {
   // The close frame carries the code as JSON: it must be a number (the typings say string), or clients see "4000".
   const close = conn.close.bind(conn) as unknown as (code: number, reason: string) => boolean;
+  // sockjs queues frames in its session until the client polls, and flushes the whole queue at once.
+  const session = (conn as unknown as { _session?: SockJsSession })._session;
+  let queued = 0;
   let closedByNode = false;
   return {
     url: conn.url ?? '',
     remoteAddress: conn.remoteAddress,
-    write: (text) => conn.write(text),
+    write(text) {
+      if ((session?.send_buffer.length ?? 0) === 0) queued = 0;
+      queued += text.length;
+      return conn.write(text);
+    },
+    get buffered() {
+      const waiting = (session?.send_buffer.length ?? 0) > 0 ? queued : 0;
+      return waiting + (session?.recv?.response?.writableLength ?? 0);
+    },
     close: (code, reason) => {
       closedByNode = true;
       close(code, reason);

@@ -14,12 +14,16 @@ export interface SessionLimits {
   rateBytesPerSecond: number;
   /** At least one maximum-size frame, or the byte bucket would refuse it forever. */
   bytesBurst: number;
+  /** Bytes written to the connection and not read by the client yet; past it the connection is closed (4005). */
+  maxBufferedBytes: number;
 }
 
 /** What every session reports to the node's metrics. */
 export interface SessionCounters {
   ack(): void;
   error(code: FrameErrorCode): void;
+  /** The node closed the connection, for this reason. */
+  closed(reason: CloseReason): void;
 }
 
 /**
@@ -43,6 +47,11 @@ export class ClientSession {
   #replaced = false;
   /** Why this node closed the connection, if it did. */
   #closeReason: CloseReason | undefined;
+  /** close() was called: nothing more is written, so nothing more counts as handed to this client. */
+  #closing = false;
+  #earlyBytes = 0;
+  /** RATE_LIMITED answers of the current burst, sent as one error frame at the end of the event-loop turn. */
+  #limited: { ids: string[]; scheduled: boolean } = { ids: [], scheduled: false };
   /** Last frame received (or the connection's start): an idle connection is closed. */
   lastActivity = Date.now();
   /** Bookkeeping of the SessionKeeper. */
@@ -53,7 +62,7 @@ export class ClientSession {
 
   constructor(
     readonly conn: ClientConnection,
-    limits: SessionLimits,
+    private readonly limits: SessionLimits,
     private readonly counters: SessionCounters,
     private readonly log: Logger,
   ) {
@@ -110,15 +119,20 @@ export class ClientSession {
     this.#record = record;
   }
 
-  /** Keeps a frame that arrived before the welcome; false when too many piled up (the caller closes). */
+  /**
+   * Keeps a frame that arrived before the welcome; false when too many piled up, by count or by bytes (more than the
+   * byte burst, which the rate limit would refuse anyway), and the caller closes.
+   */
   holdEarly(text: string, max: number): boolean {
     this.#early.push(text);
-    return this.#early.length <= max;
+    this.#earlyBytes += text.length;
+    return this.#early.length <= max && this.#earlyBytes <= this.limits.bytesBurst;
   }
 
   /** handshaking → open. Returns the frames that arrived before, in order. */
   open(): string[] {
     this.#state = 'open';
+    this.#earlyBytes = 0;
     return this.#early.splice(0);
   }
 
@@ -131,32 +145,70 @@ export class ClientSession {
   }
 
   send(frame: ServerFrame): boolean {
-    if (this.#state === 'closed') return false;
-    return this.conn.write(JSON.stringify(frame));
+    return this.write(JSON.stringify(frame));
   }
 
   /** The hot frames are built as text: the same bytes as JSON.stringify of the frame, without the object. */
   sendAck(id: string): void {
-    this.counters.ack();
-    if (this.#state !== 'closed') this.conn.write(`{"type":"ack","id":${JSON.stringify(id)}}`);
+    if (this.write(`{"type":"ack","id":${JSON.stringify(id)}}`)) this.counters.ack();
   }
 
   sendError(code: FrameErrorCode, message: string, id?: string): void {
-    this.counters.error(code);
-    this.send(id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id });
+    if (this.send(id === undefined ? { type: 'error', code, message } : { type: 'error', code, message, id })) this.counters.error(code);
+  }
+
+  /**
+   * A frame refused by the rate limit. Its answer joins the others of the same burst (this event-loop turn) in one
+   * error frame naming every id, so a flood of tiny messages cannot make the node write more than it was sent.
+   */
+  rateLimited(id: string | undefined, message: string): void {
+    const burst = this.#limited;
+    if (id !== undefined) burst.ids.push(id);
+    if (burst.scheduled) return;
+    burst.scheduled = true;
+    setImmediate(() => this.flushRateLimited(burst, message));
+  }
+
+  private flushRateLimited(burst: { ids: string[]; scheduled: boolean }, message = 'rate limit exceeded'): void {
+    if (this.#limited !== burst || !burst.scheduled) return;
+    this.#limited = { ids: [], scheduled: false };
+    const [first] = burst.ids;
+    const frame: ServerFrame = { type: 'error', code: 'RATE_LIMITED', message };
+    if (first !== undefined) frame.id = first;
+    if (burst.ids.length > 1) frame.ids = burst.ids;
+    if (this.send(frame)) this.counters.error('RATE_LIMITED');
   }
 
   /** Writes a relayed message; false when the connection can no longer take it. */
   writeMessage(envelope: Envelope): boolean {
-    if (this.#state === 'closed') return false;
+    if (this.#state === 'closed' || this.#closing) return false;
     const head = `{"type":"message","from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"content":${JSON.stringify(envelope.content)}`;
-    return this.conn.write(envelope.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(envelope.id)}}`);
+    return this.write(envelope.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(envelope.id)}}`);
+  }
+
+  /**
+   * Every frame goes through here. A client that leaves more than maxBufferedBytes unread is closed (4005): what it
+   * does not read must not pin node memory, and a frame that would pass the bound is not written (nor counted as
+   * delivered).
+   */
+  private write(text: string): boolean {
+    if (this.#state === 'closed' || this.#closing) return false;
+    if (this.conn.buffered + text.length > this.limits.maxBufferedBytes) {
+      this.log.warn({ userId: this.#userId, buffered: this.conn.buffered }, 'closing a connection that does not read');
+      this.close('slow_consumer');
+      return false;
+    }
+    return this.conn.write(text);
   }
 
   /** The one way to end a connection: queued frames, then the close frame with the contract's code. */
   close(reason: CloseReason): void {
-    if (this.#state === 'closed') return;
+    if (this.#state === 'closed' || this.#closing) return;
     this.#closeReason ??= reason;
+    // The burst's answer goes before the close frame (unless the close is for not reading).
+    if (reason !== 'slow_consumer') this.flushRateLimited(this.#limited);
+    this.#closing = true;
+    this.counters.closed(reason);
     try {
       this.conn.close(CLOSE_CODES[reason], reason);
     } catch (error) {

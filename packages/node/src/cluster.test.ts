@@ -144,12 +144,13 @@ describe('relay nodes (two in one process)', function () {
     const late = {
       fromNode: 'node-a',
       replyTo: a.internalUrl,
-      deadline: Date.now() - 1,
+      // Spent before the recipient has even read the body.
+      budgetMs: 0,
       messages: [{ from: 'alice', to: 'bob', content: 'too late', id: 'l1', cid: 'c1' }],
     };
     const res = await internalPost(b, '/internal/v1/deliver', late, { 'x-cluster-secret': SECRET });
     expect(await res.json()).to.deep.equal({ results: [{ status: 'error', code: 'RELAY_FAILED' }] });
-    const onTime = { ...late, deadline: Date.now() + 5000, messages: [{ ...late.messages[0], content: 'on time', id: 'l2' }] };
+    const onTime = { ...late, budgetMs: 5000, messages: [{ ...late.messages[0], content: 'on time', id: 'l2' }] };
     const ok = await internalPost(b, '/internal/v1/deliver', onTime, { 'x-cluster-secret': SECRET });
     expect(await ok.json()).to.deep.equal({ results: [{ status: 'delivered' }] });
     await bob.socket.waitForFrame((f) => f.type === 'message' && f.content === 'on time');

@@ -23,6 +23,8 @@ export interface Envelope {
   rerouted?: boolean;
   /** Held for a moving recipient (v1.1): answered EXPIRED at this time (ms) if the recipient is still away. */
   holdUntil?: number;
+  /** Bytes it holds in the node's HeldBudget while it waits in a hold. */
+  heldCost?: number | undefined;
 }
 
 export type Outcome = 'delivered' | FrameErrorCode;

@@ -29,7 +29,7 @@ export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSess
     const parsed = size > maxMessageBytes ? undefined : parseClientFrame(text);
     const id = parsed === undefined ? undefined : parsed.ok ? parsed.value.id : parsed.id;
     if (rate !== 'ok' || parsed === undefined) {
-      session.sendError('RATE_LIMITED', ERROR_TEXT.RATE_LIMITED, id);
+      session.rateLimited(id, ERROR_TEXT.RATE_LIMITED);
       if (rate === 'abusive') {
         deps.log.warn({ userId: session.userId }, 'closing connection far over its rate limit');
         session.close('protocol_violation');

@@ -23,6 +23,15 @@ export class FlushScheduler {
   }
 }
 
+/** A client that has not answered our close frame by then is cut: ws alone would keep its socket and buffers 30 s. */
+export const CLOSE_GRACE_MS = 5000;
+
+export function cutIfNotClosed(ws: WebSocket): void {
+  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
+  timer.unref();
+  ws.once('close', () => clearTimeout(timer));
+}
+
 /** Where a framed connection reports its opening and its end (the transport's heartbeat set). */
 export interface FramedConnectionHooks {
   opened(conn: FramedConnection): void;
@@ -37,6 +46,7 @@ export class FramedConnection implements ClientConnection {
   readonly url: string;
   readonly remoteAddress: string | undefined;
   private queue: string[] | undefined;
+  private queuedBytes = 0;
   private closing = false;
   private closed = false;
   private wrote = false;
@@ -61,13 +71,19 @@ export class FramedConnection implements ClientConnection {
     } else {
       this.queue.push(text);
     }
+    this.queuedBytes += text.length;
     return true;
+  }
+
+  get buffered(): number {
+    return this.queuedBytes + this.ws.bufferedAmount;
   }
 
   flush(): void {
     const queue = this.queue;
     if (queue === undefined) return;
     this.queue = undefined;
+    this.queuedBytes = 0;
     let frame = 'a[';
     for (let i = 0; i < queue.length; i += 1) {
       if (i > 0) frame += ',';
@@ -89,6 +105,7 @@ export class FramedConnection implements ClientConnection {
     this.closedBy = 'node';
     this.send(`c${JSON.stringify([code, reason])}`);
     this.ws.close(code, reason);
+    cutIfNotClosed(this.ws);
     // The node forgets the connection now, not when (or if) the client answers the close handshake.
     process.nextTick(() => this.finish());
   }

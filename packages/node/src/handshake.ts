@@ -118,14 +118,20 @@ export class Handshaker {
     return existing ? secretsEqual(existing.key, session.key) : record.acked;
   }
 
-  /** Writes the session acked; the key counts as taken from before the write, so a racing twin is refused. */
+  /**
+   * Writes the session acked, if it is still the one read (compare-and-set); the key counts as taken from before the
+   * write, so a racing twin is refused.
+   */
   private async ack(session: ClientSession, record: SessionRecord): Promise<boolean> {
     if (!this.stillWanted(session)) return false;
     const acked: SessionRecord = { ...record, acked: true };
     session.claim(acked);
     try {
-      await this.deps.sessions.put(acked, this.deps.sessionTtlSeconds);
-      return true;
+      // Only over the record this handshake read: a /connect that replaced it meanwhile keeps its newer session.
+      if (await this.deps.sessions.updateIfMatches(acked.userId, acked.listeningKey, () => acked, this.deps.sessionTtlSeconds)) return true;
+      session.claim(undefined);
+      this.refuse(session, 'session_replaced');
+      return false;
     } catch (error) {
       session.claim(undefined);
       this.deps.log.warn({ userId: session.userId, err: error }, 'session ack write failed');

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@messaging-server/core';
+import { MAX_CONTENT_DEPTH, nestedDeeperThan, type FrameErrorCode } from '@messaging-server/protocol';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { BodyTooLargeError, readJson, sendError, sendJson } from './http-util.js';
 import {
@@ -7,7 +8,7 @@ import {
   DELIVER_PATH,
   DRAIN_PATH,
   OUTCOMES_PATH,
-  isPastDeadline,
+  isOverBudget,
   parseDeliverRequest,
   parseOutcomes,
   REPLACE_PATH,
@@ -31,6 +32,10 @@ export interface InternalApiHandlers {
   replace(userId: string, listeningKey: string): boolean;
   drain(): void;
   deliver(request: DeliverRequest): Promise<DeliverResult[]>;
+  /** The registered internal address of a node, as this node's registry view knows it. */
+  peerAddress(nodeId: string): string | undefined;
+  /** Without a cluster secret: whether `userId`'s session is on `nodeId` (see SenderCheck). */
+  senderOn(userId: string, nodeId: string): Promise<boolean>;
   outcomes(reports: OutcomeReport[]): number;
   readiness(): Readiness;
 }
@@ -42,6 +47,32 @@ export interface InternalApiOptions {
   metrics: MetricsRegistry;
   log: Logger;
   handlers: InternalApiHandlers;
+}
+
+/**
+ * Why single messages of a delivery request are refused, by index; the others are delivered. One message never fails
+ * its batch: content nested past the limit (which a current sender refuses at its edge, but an older or broken peer
+ * may still send) gets INVALID_MESSAGE; without a cluster secret, a sender whose session is not on the forwarding node
+ * gets FORBIDDEN_SENDER.
+ */
+async function refusalsOf(request: DeliverRequest, senderOn: InternalApiHandlers['senderOn'] | undefined): Promise<(FrameErrorCode | undefined)[]> {
+  const forged = new Set<string>();
+  if (senderOn) {
+    const senders = [...new Set(request.messages.map((m) => m.from))];
+    const verdicts = await Promise.all(senders.map((from) => senderOn(from, request.fromNode)));
+    senders.forEach((from, i) => (verdicts[i] ? undefined : forged.add(from)));
+  }
+  return request.messages.map((m) => {
+    if (nestedDeeperThan(m.content, MAX_CONTENT_DEPTH)) return 'INVALID_MESSAGE';
+    return forged.has(m.from) ? 'FORBIDDEN_SENDER' : undefined;
+  });
+}
+
+async function deliverEach(request: DeliverRequest, refusals: (FrameErrorCode | undefined)[], deliver: InternalApiHandlers['deliver']): Promise<DeliverResult[]> {
+  if (refusals.every((code) => code === undefined)) return deliver(request);
+  const delivered = await deliver({ ...request, messages: request.messages.filter((_m, i) => refusals[i] === undefined) });
+  let next = 0;
+  return refusals.map((code): DeliverResult => (code === undefined ? (delivered[next++] as DeliverResult) : { status: 'error', code }));
 }
 
 const ROUTES = new Set([REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH]);
@@ -61,6 +92,7 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const arrivedAt = performance.now();
     if (!authorized(req)) {
       req.resume();
       return sendError(res, 'UNAUTHORIZED', 'missing or wrong cluster secret');
@@ -95,10 +127,15 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
       case DELIVER_PATH: {
         const request = parseDeliverRequest(body);
         if (!request) return sendError(res, 'INVALID_REQUEST', 'malformed delivery request');
-        if (isPastDeadline(request)) {
+        // Outcomes go to replyTo with the cluster secret: only ever to a registered node's own internal address.
+        if (request.replyTo !== handlers.peerAddress(request.fromNode)) {
+          return sendError(res, 'FORBIDDEN_SENDER', 'replyTo is not the registered internal address of fromNode');
+        }
+        if (isOverBudget(request, arrivedAt)) {
           return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
         }
-        return sendJson(res, 200, { results: await handlers.deliver(request) });
+        const refusals = await refusalsOf(request, clusterSecret === undefined ? handlers.senderOn : undefined);
+        return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver) });
       }
       case OUTCOMES_PATH: {
         const reports = parseOutcomes(body);

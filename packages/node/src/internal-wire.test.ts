@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { isPastDeadline, parseDeliverRequest, parseDeliverResponse, parseOutcomes } from './internal-wire.js';
+import { isOverBudget, parseDeliverRequest, parseDeliverResponse, parseOutcomes } from './internal-wire.js';
 
 describe('internal wire parsing', function () {
   it('accepts well-formed requests and rejects malformed ones', function () {
@@ -14,13 +14,16 @@ describe('internal wire parsing', function () {
     expect(parseOutcomes({ outcomes: [{ userId: 'alice', cid: 'c', id: 'm', result: 'NOPE' }] })).to.equal(undefined);
   });
 
-  it('carries a delivery deadline and tells when it has passed', function () {
-    const request = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], deadline: 1000 });
+  it('carries a relative delivery budget, measured on the recipient clock from the arrival of the request', function () {
+    const request = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], budgetMs: 1250 });
     if (!request) throw new Error('expected a request');
-    expect(request.deadline).to.equal(1000);
-    expect(isPastDeadline(request, 999)).to.equal(false);
-    expect(isPastDeadline(request, 1001)).to.equal(true);
-    const withoutDeadline = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], deadline: 'soon' });
-    expect(withoutDeadline && isPastDeadline(withoutDeadline, Number.MAX_SAFE_INTEGER)).to.equal(false);
+    expect(request.budgetMs).to.equal(1250);
+    expect(isOverBudget(request, 10_000, 11_250)).to.equal(false);
+    expect(isOverBudget(request, 10_000, 11_251)).to.equal(true);
+    // An absolute wall-clock deadline (older senders) means nothing across skewed clocks: it is ignored.
+    const old = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], deadline: 1 });
+    expect(old && isOverBudget(old, 0, Number.MAX_SAFE_INTEGER)).to.equal(false);
+    const garbled = parseDeliverRequest({ fromNode: 'a', replyTo: 'http://a', messages: [], budgetMs: -5 });
+    expect(garbled?.budgetMs).to.equal(undefined);
   });
 });

@@ -32,11 +32,14 @@ export interface DeliverRequest {
   replyTo: string;
   messages: ForwardedMessage[];
   /**
-   * Epoch ms after which the sender has given up and told its clients RELAY_FAILED. A request read later is
-   * refused whole, so a stalled recipient node never delivers a message its sender was told had failed.
-   * Clock skew only moves the cut-off: late delivery as without a deadline, or an early RELAY_FAILED.
+   * Milliseconds the sender still waits for the answer when it sends the request, less a margin for the answer's
+   * way back. The recipient measures it on its own monotonic clock from the moment it sees the request, and refuses
+   * the request whole once it is spent, so a stalled recipient never delivers a message its sender was told had
+   * failed. Relative, so clock skew between nodes changes nothing (an absolute `deadline` of older senders is
+   * ignored: with a receiver 1.25 s ahead it failed every message). Time in transit before the recipient sees the
+   * request is not counted.
    */
-  deadline?: number;
+  budgetMs?: number;
 }
 
 /**
@@ -93,13 +96,14 @@ export function parseDeliverRequest(value: unknown): DeliverRequest | undefined 
     messages.push(message);
   }
   const request: DeliverRequest = { fromNode: value['fromNode'], replyTo: value['replyTo'], messages };
-  if (typeof value['deadline'] === 'number' && Number.isFinite(value['deadline'])) request.deadline = value['deadline'];
+  const budget = value['budgetMs'];
+  if (typeof budget === 'number' && Number.isFinite(budget) && budget >= 0) request.budgetMs = budget;
   return request;
 }
 
-/** True when the sender of this request has already timed it out. */
-export function isPastDeadline(request: DeliverRequest, now = Date.now()): boolean {
-  return request.deadline !== undefined && now > request.deadline;
+/** True when the sender of this request, seen at `arrivedAt` (performance.now()), has already timed it out. */
+export function isOverBudget(request: DeliverRequest, arrivedAt: number, now = performance.now()): boolean {
+  return request.budgetMs !== undefined && now - arrivedAt > request.budgetMs;
 }
 
 /** Returns the results when the answer has exactly `count` well-formed results, else undefined. */

@@ -49,6 +49,12 @@ export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string, v
       registers: [registry],
     }),
     hot,
+    closes: new Counter({
+      name: 'msg_connections_closed_total',
+      help: 'Connections the node closed, by the close reason of the contract',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    }),
     relayed: new Counter({
       name: 'msg_messages_relayed_total',
       help: 'Messages handed on, by path: local (same node) or remote (to another node)',

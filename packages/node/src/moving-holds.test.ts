@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { waitFor } from '@messaging-server/testkit';
 import type { Envelope } from './envelope.js';
+import { HELD_OVERHEAD_BYTES, HeldBudget } from './held-budget.js';
 import { MovingHolds, type Whereabouts } from './moving-holds.js';
 
 function envelope(to: string, seq: number): Envelope {
@@ -13,12 +14,16 @@ describe('MovingHolds', function () {
   let released: { envelopes: number[]; where: Whereabouts }[];
   let expired: number[];
   let holds: MovingHolds;
+  let budget: HeldBudget;
+  /** What one test message (10 bytes) counts in the budget. */
+  const COST = 10 + HELD_OVERHEAD_BYTES;
 
-  function make(windowMs = 400, perRecipientMax = 3, totalMax = 5): MovingHolds {
+  function make(windowMs = 400, perRecipientMax = 3, totalMessages = 5): MovingHolds {
+    budget = new HeldBudget({ totalBytes: totalMessages * COST, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 });
     return new MovingHolds({
       windowMs,
       perRecipientMax,
-      totalMax,
+      budget,
       whereNow: async () => {
         looks += 1;
         return where;
@@ -83,10 +88,15 @@ describe('MovingHolds', function () {
     expect(first.holdUntil).to.equal(deadline);
   });
 
-  it('refuses beyond its caps per recipient and per node', () => {
+  it('refuses beyond its count per recipient and the node’s byte budget, and gives the bytes back', async () => {
     expect([1, 2, 3, 4].map((i) => holds.hold(envelope('bob', i)))).to.deep.equal([true, true, true, false]);
     expect([5, 6, 7].map((i) => holds.hold(envelope('carol', i)))).to.deep.equal([true, true, false]);
     expect(holds.size).to.equal(5);
+    expect(budget.total).to.equal(5 * COST);
+    holds.resumeHere('bob');
+    expect(budget.total).to.equal(2 * COST);
+    await waitFor(() => expired.length === 2, { what: "carol's messages expired" });
+    expect(budget.total).to.equal(0);
   });
 
   it('releases at once when the user is welcomed on this node', () => {

@@ -1,5 +1,6 @@
 import { Backoff } from '@messaging-server/protocol';
 import { insertInOrder, type Envelope } from './envelope.js';
+import { heldCostOf, type HeldBudget } from './held-budget.js';
 
 /** Where a held user turned up again; the router dispatches the released messages there. */
 export type Whereabouts = { kind: 'self'; acked: boolean } | { kind: 'remote'; nodeId: string };
@@ -8,7 +9,8 @@ export interface MovingHoldsDeps {
   /** The resume window: a held message is answered EXPIRED this long after its user started moving. */
   windowMs: number;
   perRecipientMax: number;
-  totalMax: number;
+  /** The node's byte caps on held messages, shared with the pending queues. */
+  budget: HeldBudget;
   /** Where the user is now, once it came back (a live session on a live node); undefined while it is away. */
   whereNow(userId: string): Promise<Whereabouts | undefined>;
   /** Hands released messages, oldest first, back to the router. */
@@ -61,7 +63,10 @@ export class MovingHolds {
   hold(envelope: Envelope, movedAt?: number): boolean {
     if (this.#stopped) return false;
     const hold = this.#holds.get(envelope.to);
-    if ((hold?.envelopes.length ?? 0) >= this.deps.perRecipientMax || this.#total >= this.deps.totalMax) return false;
+    if ((hold?.envelopes.length ?? 0) >= this.deps.perRecipientMax) return false;
+    const cost = heldCostOf(envelope);
+    if (!this.deps.budget.reserve(envelope.from, envelope.to, cost)) return false;
+    envelope.heldCost = cost;
     const now = Date.now();
     const since = Math.min(movedAt ?? now, hold?.movedAt ?? now);
     // Clamped to [now, now + window]: another node's clock may run ahead or behind (movedAt comes from it).
@@ -104,6 +109,7 @@ export class MovingHolds {
       all.push(...hold.envelopes);
     }
     this.#total = 0;
+    for (const envelope of all) this.unreserve(envelope);
     return all;
   }
 
@@ -146,6 +152,7 @@ export class MovingHolds {
     if (due.length === 0) return;
     hold.envelopes = hold.envelopes.filter((e) => (e.holdUntil ?? 0) > now);
     this.#total -= due.length;
+    for (const envelope of due) this.unreserve(envelope);
     if (hold.envelopes.length === 0) this.#holds.delete(userId);
     else hold.deadline = Math.min(...hold.envelopes.map((e) => e.holdUntil ?? now));
     for (const envelope of due) this.deps.expire(envelope);
@@ -155,7 +162,12 @@ export class MovingHolds {
     if (hold.timer) clearTimeout(hold.timer);
     this.#holds.delete(userId);
     this.#total -= hold.envelopes.length;
+    for (const envelope of hold.envelopes) this.unreserve(envelope);
     this.deps.release(hold.envelopes, where);
   }
-}
 
+  private unreserve(envelope: Envelope): void {
+    this.deps.budget.release(envelope.from, envelope.to, envelope.heldCost ?? 0);
+    envelope.heldCost = undefined;
+  }
+}

@@ -207,15 +207,23 @@ describe('relay node (one node)', function () {
   });
 
   describe('rate limit', function () {
-    it('answers RATE_LIMITED beyond the burst, with the frame id', async function () {
+    it('answers RATE_LIMITED beyond the burst, one error per burst naming every refused frame id', async function () {
       const alice = await world.online('alice', node);
-      for (let i = 0; i < 260; i += 1) alice.socket.send({ type: 'ping', id: `p${String(i)}` });
-      await waitFor(() => alice.socket.framesOfType('pong').length + alice.socket.framesOfType('error').length === 260, {
-        what: 'an answer for every ping',
-      });
-      const limited = alice.socket.framesOfType('error');
-      expect(limited.length).to.be.greaterThan(30);
-      expect(limited.every((e) => e.code === 'RATE_LIMITED' && typeof e.id === 'string')).to.equal(true);
+      // One SockJS frame carrying 1,000 pings: one burst.
+      alice.socket.send(JSON.stringify({ type: 'ping', id: 'first' }));
+      await alice.socket.waitForFrame((f) => f.type === 'pong' && f.id === 'first');
+      const ids = [...Array(1000).keys()].map((i) => `p${String(i)}`);
+      const ws = (alice.socket as unknown as { socket: { _transport?: { ws?: { send(data: string): void } } } }).socket._transport?.ws;
+      if (!ws) throw new Error('expected the websocket transport');
+      ws.send(JSON.stringify(ids.map((id) => JSON.stringify({ type: 'ping', id }))));
+      const limitedIds = (): string[] => alice.socket.framesOfType('error').flatMap((e) => e.ids ?? (e.id === undefined ? [] : [e.id]));
+      await waitFor(() => alice.socket.framesOfType('pong').length - 1 + limitedIds().length === 1000, { what: 'an answer for every ping' });
+      const errors = alice.socket.framesOfType('error');
+      expect(limitedIds().length).to.be.greaterThan(700);
+      expect(errors.every((e) => e.code === 'RATE_LIMITED' && e.id === e.ids?.[0])).to.equal(true);
+      expect(errors.length).to.be.at.most(2);
+      const answered = [...alice.socket.framesOfType('pong').map((p) => p.id), ...limitedIds()].filter((id) => id !== 'first');
+      expect([...answered].sort()).to.deep.equal([...ids].sort());
       expect(alice.socket.closeEvent).to.equal(undefined);
     });
   });

@@ -19,14 +19,17 @@ import { Departures } from './departures.js';
 import { drain } from './drain.js';
 import { createFrameHandler } from './frame-handler.js';
 import { Handshaker } from './handshake.js';
+import { HeldBudget } from './held-budget.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
 import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
+import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
-import { installSockJsEndpoint } from './sockjs-endpoint.js';
+import { guardPublicServer, publicLimits, type PublicLimits } from './public-guard.js';
+import { createSockJsEndpoint, transportFrameLimit } from './sockjs-endpoint.js';
 import type { WsTransport } from './ws-transport.js';
 
 export interface NodeDeps {
@@ -36,15 +39,23 @@ export interface NodeDeps {
   transport: PeerTransport;
   logger: Logger;
   version?: string;
+  /** Bounds on every public request (see public-guard.ts); tests shorten the times. */
+  publicLimits?: Partial<PublicLimits>;
+}
+
+/** What a public server needs besides the node: the limits the guard enforces. */
+export function nodePublicLimits(deps: Pick<NodeDeps, 'config' | 'publicLimits'>): PublicLimits {
+  return publicLimits(transportFrameLimit(deps.config.maxMessageBytes), deps.publicLimits);
 }
 
 export interface RelayNode {
   readonly nodeId: string;
   /**
-   * Mounts the SockJS endpoint (path from the pathname of config.publicUrl, default /ws) on an http.Server: its two
-   * websocket transports served by `ws`, every HTTP fallback and /info by sockjs.
+   * Puts the public port's guard on an http.Server (made by createPublicServer), with the SockJS endpoint behind it at
+   * the pathname of config.publicUrl (default /ws): its two websocket transports served by `ws`, every HTTP fallback
+   * and /info by sockjs. Requests outside that path go to `outside` (default 404), upgrades there are refused.
    */
-  installSockJs(server: Server): void;
+  installSockJs(server: Server, outside?: (req: IncomingMessage, res: ServerResponse) => void): void;
   /** Node http handler for the internal API (/internal/...), /healthz, /readyz, /metrics. Returns false if the path is not its own. */
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean;
   /** Registers nodes/<id> and load/<id> and starts watching the registry. Rethrows ALREADY_REGISTERED. */
@@ -67,6 +78,7 @@ const SWEEP_INTERVAL_MS = 1000;
 interface Parts {
   metrics: NodeMetrics;
   registry: Registry;
+  sessions: SessionStore;
   table: ConnectionTable;
   pending: PendingQueues;
   delivery: Delivery;
@@ -92,6 +104,8 @@ function sessionLimits(config: NodeConfig): SessionLimits {
     rateBurst: config.rateBurst,
     rateBytesPerSecond: config.rateBytesPerSecond,
     bytesBurst: Math.max(config.rateBytesBurst, config.maxMessageBytes),
+    // Never below one maximum-size frame, or such a message could never be delivered.
+    maxBufferedBytes: Math.max(config.maxBufferedBytes, transportFrameLimit(config.maxMessageBytes)),
   };
 }
 
@@ -103,9 +117,12 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   // Late-bound: the pending queue reports expiries through delivery, which needs the queue.
   let delivery!: Delivery;
   let router!: Router;
-  const pending = new PendingQueues(config.pendingMax, config.pendingMax * 100, config.pendingTtlMs, (envelope) =>
-    delivery.settle(envelope, 'EXPIRED'),
-  );
+  const held = new HeldBudget({
+    totalBytes: config.pendingMaxBytes,
+    perSenderBytes: config.pendingMaxBytesPerSender,
+    perRecipientBytes: config.pendingMaxBytesPerRecipient,
+  });
+  const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => delivery.settle(envelope, 'EXPIRED'));
   const sources = { connections: () => table.openCount, pending: () => pending.size, held: () => router.held };
   const metrics = deps.version === undefined ? createNodeMetrics(sources, nodeId) : createNodeMetrics(sources, nodeId, deps.version);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
@@ -129,7 +146,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     metrics,
     resumeWindowMs: config.resumeWindowMs,
     holdMaxPerRecipient: config.pendingMax,
-    holdMaxTotal: config.pendingMax * 100,
+    holdBudget: held,
     deliverIfConnected: (envelope) => delivery.deliverIfConnected(envelope),
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
     isHereOrComing: (userId) => table.has(userId) || table.isHandshaking(userId) || pending.has(userId),
@@ -162,7 +179,11 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     handshaker,
     sessions,
     limits: sessionLimits(config),
-    counters: { ack: () => (metrics.hot.acks += 1), error: (code) => metrics.errors.inc({ code }) },
+    counters: {
+      ack: () => (metrics.hot.acks += 1),
+      error: (code) => metrics.errors.inc({ code }),
+      closed: (reason) => metrics.closes.inc({ reason }),
+    },
     maxEarlyFrames: Math.max(config.rateBurst, 100),
     idleTimeoutSeconds: config.idleTimeoutSeconds,
     departures,
@@ -176,7 +197,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     },
   });
   const load = new LoadReporter(() => life.registration, { connections: () => table.openCount, pending: () => pending.size }, config.maxConnections, log);
-  return { metrics, registry, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
+  return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
@@ -197,7 +218,7 @@ class NodeRuntime implements RelayNode {
   private drainPromise: Promise<void> | undefined;
   private resolveDrained!: () => void;
 
-  constructor(deps: NodeDeps) {
+  constructor(private readonly deps: NodeDeps) {
     this.config = deps.config;
     this.nodeId = deps.config.nodeId;
     this.log = deps.logger.child({ nodeId: this.nodeId });
@@ -205,6 +226,7 @@ class NodeRuntime implements RelayNode {
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
     const { delivery, metrics } = this.parts;
+    const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
       clusterSecret: this.config.clusterSecret,
@@ -215,6 +237,8 @@ class NodeRuntime implements RelayNode {
         replace: (userId, key) => this.replace(userId, key),
         drain: () => void this.drain(),
         deliver: (request) => delivery.deliverForwarded(request),
+        peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
+        senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
         readiness: () => this.readiness(),
       },
@@ -225,16 +249,16 @@ class NodeRuntime implements RelayNode {
     return { connections: this.parts.table.openCount, pending: this.parts.pending.size };
   }
 
-  installSockJs(server: Server): void {
-    this.wsTransport = installSockJsEndpoint(server, {
+  installSockJs(server: Server, outside?: (req: IncomingMessage, res: ServerResponse) => void): void {
+    const endpoint = createSockJsEndpoint({
       publicUrl: this.config.publicUrl,
-      // sockjs-client escapes some characters as \uXXXX and wraps frames in a JSON array: leave room for that, so an
-      // over-limit frame still gets MESSAGE_TOO_LARGE; far larger WebSocket frames are cut by the transport (1009).
-      transportFrameLimit: this.config.maxMessageBytes * 8 + 4096,
+      transportFrameLimit: transportFrameLimit(this.config.maxMessageBytes),
       allowedOrigins: this.config.allowedOrigins,
       log: this.log,
       onConnection: (conn) => this.parts.connections.accept(conn),
     });
+    this.wsTransport = endpoint.ws;
+    guardPublicServer(server, outside ? { ...endpoint, outside } : endpoint, nodePublicLimits(this.deps), this.log);
   }
 
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean {

@@ -22,6 +22,10 @@ const FORWARD_TIMEOUT_MS = 1500;
 const FORWARD_DEADLINE_MARGIN_MS = 250;
 const MAX_BATCH_MESSAGES = 500;
 const MAX_BATCH_BYTES = 1 << 20;
+/** What may wait on one lane behind its request in flight; beyond it, RELAY_FAILED at once (the peer is too slow). */
+const MAX_LANE_QUEUE_BYTES = 16 << 20;
+/** Counted per queued message besides its size, so a flood of tiny ones is bounded too. */
+const LANE_ITEM_OVERHEAD_BYTES = 256;
 
 export interface PeerLinksDeps {
   nodeId: string;
@@ -38,6 +42,8 @@ export interface PeerLinksDeps {
   unanswered(peerId: string, envelopes: Envelope[]): void;
   /** The peer left the registry before the messages could go. */
   gone(envelopes: Envelope[]): void;
+  /** The lane to the peer is full (a slow peer): the message cannot wait for it. */
+  refused(envelope: Envelope): void;
 }
 
 /**
@@ -53,7 +59,7 @@ export class PeerLinks {
   constructor(private readonly deps: PeerLinksDeps) {}
 
   send(peerId: string, envelope: Envelope): void {
-    this.lane(peerId, envelope.to).push(envelope);
+    if (!this.lane(peerId, envelope.to).push(envelope)) this.deps.refused(envelope);
   }
 
   /** Sends the outcome of a message held here to the sender's node (batched per node). */
@@ -69,9 +75,13 @@ export class PeerLinks {
     return true;
   }
 
-  /** The peer left: its idle lanes go (busy ones finish their work first). */
-  forget(peerId: string): void {
+  /**
+   * The peer left: its idle lanes go (busy ones finish their work first), and so does the outcome link to its address
+   * (outcome links exist only for registered nodes' addresses: the internal API checks replyTo).
+   */
+  forget(peerId: string, address: string): void {
     for (const [key, link] of this.lanes) if (key.startsWith(`${peerId}#`) && link.idle) this.lanes.delete(key);
+    if (this.outcomeLinks.get(address)?.idle === true) this.outcomeLinks.delete(address);
   }
 
   /** Hard stop: drops everything queued (the connections it was for are closing). */
@@ -89,8 +99,9 @@ export class PeerLinks {
         (batch) => this.forward(peerId, batch),
         (items) => this.deps.unanswered(peerId, items),
         MAX_BATCH_MESSAGES,
-        (envelope) => envelope.size,
+        (envelope) => envelope.size + LANE_ITEM_OVERHEAD_BYTES,
         MAX_BATCH_BYTES,
+        MAX_LANE_QUEUE_BYTES,
       );
       this.lanes.set(key, link);
     }
@@ -132,7 +143,7 @@ export class PeerLinks {
     return {
       fromNode: this.deps.nodeId,
       replyTo: this.deps.replyTo,
-      deadline: Date.now() + FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
+      budgetMs: FORWARD_TIMEOUT_MS - FORWARD_DEADLINE_MARGIN_MS,
       messages: batch.map((e) => {
         const m: ForwardedMessage = { from: e.from, to: e.to, content: e.content, cid: e.origin.cid };
         if (e.id !== undefined) m.id = e.id;

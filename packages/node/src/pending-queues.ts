@@ -1,13 +1,17 @@
 import type { Envelope } from './envelope.js';
+import { heldCostOf, type HeldBudget } from './held-budget.js';
 
 interface Held {
   envelope: Envelope;
   expiresAt: number;
+  /** Bytes reserved in the budget for it. */
+  cost: number;
 }
 
 /**
  * Messages held for recipients whose session is on this node but who have not opened SockJS yet.
- * At most `perRecipientMax` per recipient and `totalMax` per node (beyond: QUEUE_FULL); each expires after
+ * At most `perRecipientMax` per recipient, and within the byte caps of `budget` per recipient, per sender and per
+ * node (beyond: QUEUE_FULL); each expires after
  * `ttlMs` and is handed to `onExpired` (the caller reports EXPIRED). One timer, armed for the earliest expiry.
  */
 export class PendingQueues {
@@ -18,7 +22,7 @@ export class PendingQueues {
 
   constructor(
     private readonly perRecipientMax: number,
-    private readonly totalMax: number,
+    private readonly budget: HeldBudget,
     private readonly ttlMs: number,
     private readonly onExpired: (envelope: Envelope) => void,
   ) {}
@@ -33,10 +37,13 @@ export class PendingQueues {
 
   add(envelope: Envelope, now = Date.now()): 'held' | 'full' {
     const queue = this.queues.get(envelope.to) ?? [];
-    if (queue.length >= this.perRecipientMax || this.total >= this.totalMax) return 'full';
+    if (queue.length >= this.perRecipientMax) return 'full';
+    // A forwarded message carries no frame size: its content's is measured once, here.
+    const cost = heldCostOf(envelope);
+    if (!this.budget.reserve(envelope.from, envelope.to, cost)) return 'full';
     if (queue.length === 0) this.queues.set(envelope.to, queue);
     const expiresAt = now + this.ttlMs;
-    queue.push({ envelope, expiresAt });
+    queue.push({ envelope, expiresAt, cost });
     this.total += 1;
     this.arm(expiresAt);
     return 'held';
@@ -48,6 +55,7 @@ export class PendingQueues {
     if (!queue) return [];
     this.queues.delete(userId);
     this.total -= queue.length;
+    for (const held of queue) this.budget.release(held.envelope.from, userId, held.cost);
     return queue.map((h) => h.envelope);
   }
 
@@ -62,6 +70,7 @@ export class PendingQueues {
   close(): void {
     this.queues.clear();
     this.total = 0;
+    this.budget.clear();
     this.disarm();
   }
 
@@ -90,7 +99,10 @@ export class PendingQueues {
       let n = 0;
       while (n < queue.length && (queue[n] as Held).expiresAt <= now) n += 1;
       if (n > 0) {
-        for (const held of queue.splice(0, n)) expired.push(held.envelope);
+        for (const held of queue.splice(0, n)) {
+          this.budget.release(held.envelope.from, userId, held.cost);
+          expired.push(held.envelope);
+        }
         this.total -= n;
       }
       const head = queue[0];

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import type { ClientConnection, ClosedBy } from './client-connection.js';
-import { closedByCode } from './framed-connection.js';
+import { closedByCode, cutIfNotClosed } from './framed-connection.js';
 
 /** SockJS's raw transport (`<prefix>/websocket`): every write is its own text frame, no open, heartbeat or close frames. */
 export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnection {
@@ -22,11 +22,15 @@ export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnec
       ws.send(text);
       return true;
     },
+    get buffered() {
+      return ws.bufferedAmount;
+    },
     close(code, reason) {
       if (closing) return;
       closing = true;
       closedBy = 'node';
       ws.close(code, reason);
+      cutIfNotClosed(ws);
       process.nextTick(finish);
     },
     listen(onData, onClose) {

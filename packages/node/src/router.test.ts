@@ -2,6 +2,7 @@ import { expect } from 'chai';
 import { MemorySessionStore, silentLogger, type PeerTransport } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
 import type { DeliverRequest } from './internal-wire.js';
+import { HeldBudget } from './held-budget.js';
 import { PEER_LANES, Router } from './router.js';
 
 describe('Router lanes to a peer node', function () {
@@ -36,7 +37,7 @@ describe('Router lanes to a peer node', function () {
       metrics: { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never,
       resumeWindowMs: 0,
       holdMaxPerRecipient: 256,
-      holdMaxTotal: 25_600,
+      holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
       deliverIfConnected: () => undefined,
       deliverOrHold: () => 'PEER_UNAVAILABLE',
       isHereOrComing: () => false,

@@ -2,6 +2,7 @@ import { MembershipView, type Logger, type PeerTransport, type RegistryEvent, ty
 import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
 import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
 import type { DeliverResult, OutcomeReport } from './internal-wire.js';
+import type { HeldBudget } from './held-budget.js';
 import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
 import { MovingHolds, type Whereabouts } from './moving-holds.js';
@@ -33,9 +34,9 @@ export interface RouterDeps {
   metrics: Pick<NodeMetrics, 'hot' | 'relayLatency' | 'continuity'>;
   /** v1.1's MSG_RESUME_WINDOW_MS; 0 restores v1 (nothing is held for users who move). */
   resumeWindowMs: number;
-  /** Caps of messages held for moving users: per recipient and per node (beyond: QUEUE_FULL). */
+  /** Caps of messages held for moving users: a count per recipient, and the node's byte budget (beyond: QUEUE_FULL). */
   holdMaxPerRecipient: number;
-  holdMaxTotal: number;
+  holdBudget: HeldBudget;
   /** Hands the message to the recipient's connection on this node; undefined when it has none here. */
   deliverIfConnected(envelope: Envelope): LocalOutcome | undefined;
   /** For a session on this node: delivers here, holds it in this node's pending queue, or tells it is moving. */
@@ -86,12 +87,13 @@ export class Router {
       answered: (envelope, result) => this.answered(envelope, result),
       unanswered: (peerId, envelopes) => this.unanswered(peerId, envelopes),
       gone: (envelopes) => envelopes.forEach((e) => this.holdOr(e, 'PEER_UNAVAILABLE')),
+      refused: (envelope) => deps.settle(envelope, 'RELAY_FAILED'),
     });
     if (deps.resumeWindowMs > 0) {
       this.holds = new MovingHolds({
         windowMs: deps.resumeWindowMs,
         perRecipientMax: deps.holdMaxPerRecipient,
-        totalMax: deps.holdMaxTotal,
+        budget: deps.holdBudget,
         whereNow: (userId) => this.whereNow(userId),
         release: (envelopes, where) => {
           deps.metrics.continuity.resumed.inc(envelopes.length);
@@ -363,7 +365,7 @@ export class Router {
     this.deps.log.info({ peerId }, 'peer left the registry');
     this.downUntil.delete(peerId);
     if (addressReleased) this.deps.transport.forget(record.internalAddress);
-    this.links.forget(peerId);
+    this.links.forget(peerId, record.internalAddress);
   }
 }
 

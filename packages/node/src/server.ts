@@ -1,8 +1,10 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { NodeConfig } from '@messaging-server/core';
 import { sendError } from './http-util.js';
-import { createNode, type NodeDeps, type RelayNode } from './node.js';
+import { createNode, nodePublicLimits, type NodeDeps, type RelayNode } from './node.js';
+import { createPublicServer } from './public-guard.js';
 
 export interface NodeServer {
   node: RelayNode;
@@ -48,21 +50,22 @@ function withBoundPorts(config: NodeConfig, publicPort: number, internalPort: nu
 }
 
 /**
- * Runs one node: a public http.Server on config.host:config.port serving only SockJS (everything else 404), and an
+ * Runs one node: a public http.Server on config.host:config.port serving only SockJS behind the public guard
+ * (everything else 404), and an
  * internal one on config.internalPort (internal API, health, readiness, metrics). Registers the node before it
  * resolves; rejects (with both servers closed) when a port is taken or the node id is already registered.
  */
 export async function startNodeServer(deps: NodeDeps): Promise<NodeServer> {
   let node: RelayNode | undefined;
-  const publicServer = createServer((_req, res) => sendError(res, 'NOT_FOUND', 'not found'));
+  const publicServer = createPublicServer(nodePublicLimits(deps));
+  // Until the node puts its guard on (installSockJs replaces these), the port is up but serves nothing.
+  publicServer.on('request', (_req, res) => sendError(res, 'NOT_READY', 'starting'));
+  publicServer.on('upgrade', (_req, socket: Duplex) => socket.destroy());
   const internalServer = createServer((req, res) => {
     if (!node) return sendError(res, 'NOT_READY', 'starting');
     if (!node.handleInternal(req, res)) sendError(res, 'NOT_FOUND', 'not found');
   });
   internalServer.keepAliveTimeout = 65_000;
-  // A client that opens a TCP connection and stalls before its request is complete is cut (resources stay bounded).
-  publicServer.headersTimeout = 10_000;
-  publicServer.requestTimeout = 30_000;
   try {
     const publicPort = await listen(publicServer, deps.config.port, deps.config.host);
     const internalPort = await listen(internalServer, deps.config.internalPort, deps.config.host);

@@ -92,7 +92,11 @@ export class SessionKeeper<C extends KeptConnection> {
         if (!created) retryMs = 1000;
         else log.info({ userId: connection.userId }, 'session re-created from live connection');
       } else if (secretsEqual(current.listeningKey, connection.key)) {
-        if (!current.acked || current.nodeId !== nodeId) await sessions.put({ ...record, acked: true }, sessionTtlSeconds);
+        if (!current.acked || current.nodeId !== nodeId) {
+          // A /connect between the read and this write would otherwise be overwritten with the old key.
+          const acked = { ...record, acked: true };
+          if (!(await sessions.updateIfMatches(acked.userId, acked.listeningKey, () => acked, sessionTtlSeconds))) retryMs = 1000;
+        }
         else if (!(await sessions.touch(connection.userId, sessionTtlSeconds))) retryMs = 1000;
       } else {
         this.options.onReplaced(connection);

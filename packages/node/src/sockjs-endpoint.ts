@@ -1,11 +1,14 @@
-import type { IncomingMessage, Server } from 'node:http';
+import { EventEmitter } from 'node:events';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import sockjs from 'sockjs';
 import type { Connection } from 'sockjs';
 import { originAllowed, type Logger } from '@messaging-server/core';
 import { fromSockJs, type ClientConnection } from './client-connection.js';
 import { ORIGIN_DENIED_PARAM } from './handshake.js';
-import { createWsTransport, type WsTransport } from './ws-transport.js';
+import { sendError } from './http-util.js';
+import type { PublicRoutes } from './public-guard.js';
+import { createWsTransport, escapeRegExp, type WsTransport } from './ws-transport.js';
 
 export interface SockJsEndpointOptions {
   /** The node's listeningAddress; SockJS is served under its path (default /ws). */
@@ -17,16 +20,31 @@ export interface SockJsEndpointOptions {
   onConnection(conn: ClientConnection): void;
 }
 
+/** The SockJS routes of the public port (behind its guard), and the ws transport the node stops when it finishes. */
+export interface SockJsEndpoint extends PublicRoutes {
+  readonly ws: WsTransport;
+}
+
+/**
+ * Largest WebSocket frame: sockjs-client escapes some characters as \uXXXX and wraps frames in a JSON array, so a
+ * maximum-size message still fits (and gets MESSAGE_TOO_LARGE when over); far larger frames are cut (1009).
+ */
+export function transportFrameLimit(maxMessageBytes: number): number {
+  return maxMessageBytes * 8 + 4096;
+}
+
 export function sockJsPrefix(publicUrl: string): string {
   const path = new URL(publicUrl).pathname.replace(/\/+$/, '');
   return path === '' ? '/ws' : path;
 }
 
+type Handler = (req: IncomingMessage, res: ServerResponse) => boolean;
+
 /**
- * Mounts the SockJS endpoint on the node's public server: its two websocket transports served by `ws`, every HTTP
- * fallback and /info by sockjs. Returns the ws transport, which the node stops when it finishes.
+ * The SockJS endpoint: its two websocket transports served by `ws`, every HTTP fallback and /info by sockjs. Upgrades
+ * never reach sockjs (it has nothing behind them: an upgrade on a fallback path crashed the process).
  */
-export function installSockJsEndpoint(server: Server, options: SockJsEndpointOptions): WsTransport {
+export function createSockJsEndpoint(options: SockJsEndpointOptions): SockJsEndpoint {
   const { log } = options;
   const prefix = sockJsPrefix(options.publicUrl);
   const sock = sockjs.createServer({
@@ -41,26 +59,34 @@ export function installSockJsEndpoint(server: Server, options: SockJsEndpointOpt
     // sockjs emits null for a connection that died during its opening request.
     if (conn) options.onConnection(fromSockJs(conn));
   });
-  sock.installHandlers(server);
+  // sockjs only installs itself on a server; a detached emitter yields its request handler without the server.
+  const detached = new EventEmitter();
+  sock.installHandlers(detached as unknown as Server);
+  const sockjsRequest = detached.listeners('request')[0] as Handler;
   const ws = createWsTransport({ prefix, maxPayload: options.transportFrameLimit, onConnection: options.onConnection });
-  const sockjsUpgrade = server.listeners('upgrade') as ((req: IncomingMessage, socket: Duplex, head: Buffer) => void)[];
-  server.removeAllListeners('upgrade');
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    if (ws.handleUpgrade(req, socket, head)) return;
-    for (const listener of sockjsUpgrade) listener.call(server, req, socket, head);
-  });
-  // Prepended after sockjs took over the listeners, so these run before it on every request and upgrade.
-  if (!options.allowedOrigins.includes('*')) {
-    const mark = (req: IncomingMessage): void => markDisallowedOrigin(req, prefix, options.allowedOrigins);
-    server.prependListener('request', mark);
-    server.prependListener('upgrade', mark);
-  }
-  return ws;
+  const restricted = !options.allowedOrigins.includes('*');
+  const originLess = new RegExp(`^${escapeRegExp(prefix)}(/iframe[^/]*\\.html|/[^/.]+/[^/.]+/(jsonp|jsonp_send|htmlfile))/?(\\?|$)`);
+  return {
+    prefix,
+    ws,
+    request(req, res) {
+      if (restricted && originLess.test(req.url ?? '')) {
+        // Browsers send these (script tags, forms, iframes) without Origin, so an allow-list could not hold on them.
+        return sendError(res, 'ORIGIN_NOT_ALLOWED', 'this transport is off while MSG_ALLOWED_ORIGINS is a list');
+      }
+      if (restricted) markDisallowedOrigin(req, prefix, options.allowedOrigins);
+      if (!sockjsRequest(req, res)) sendError(res, 'NOT_FOUND', 'not found');
+    },
+    upgrade(req, socket, head) {
+      if (restricted) markDisallowedOrigin(req, prefix, options.allowedOrigins);
+      return ws.handleUpgrade(req, socket, head);
+    },
+  };
 }
 
 /**
- * Browsers send Origin on every SockJS transport request; sockjs hides it from the connection (its header
- * whitelist), so the request that opens a session is marked here and refused in the handshake with 4505.
+ * Browsers send Origin on every SockJS transport request still served; sockjs hides it from the connection (its
+ * header whitelist), so the request that opens a session is marked here and refused in the handshake with 4505.
  */
 function markDisallowedOrigin(req: IncomingMessage, prefix: string, allowedOrigins: readonly string[]): void {
   const url = req.url ?? '';

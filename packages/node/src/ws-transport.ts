@@ -30,7 +30,7 @@ export interface WsTransport {
 
 const ignore = (): void => undefined;
 
-function escapeRegExp(text: string): string {
+export function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

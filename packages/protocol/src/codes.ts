@@ -13,6 +13,8 @@ export const ERROR_CODES = {
   ORIGIN_NOT_ALLOWED: { httpStatus: 403, retryable: false },
   NO_NODE_AVAILABLE: { httpStatus: 503, retryable: true },
   SESSION_STORE_UNAVAILABLE: { httpStatus: 503, retryable: true },
+  /** The token's key set (MSG_AUTH_JWKS_URL) cannot be fetched: our outage, not a bad token. */
+  AUTH_UNAVAILABLE: { httpStatus: 503, retryable: true },
   NOT_FOUND: { httpStatus: 404, retryable: false },
   METHOD_NOT_ALLOWED: { httpStatus: 405, retryable: false },
   INTERNAL: { httpStatus: 500, retryable: true },
@@ -61,6 +63,7 @@ export const CLOSE_CODES = {
   store_unavailable: 4002,
   node_full: 4003,
   idle_timeout: 4004,
+  slow_consumer: 4005,
   invalid_credentials: 4500,
   wrong_node: 4501,
   key_already_used: 4502,

@@ -7,3 +7,24 @@ export const MESSAGE_ID_MAX_LENGTH = 64;
 export function isValidUserId(value: unknown): value is string {
   return typeof value === 'string' && USER_ID_REGEX.test(value);
 }
+
+/**
+ * Deepest nesting of arrays and objects accepted in a message's `content` (a scalar is depth 0, `[]` depth 1).
+ * Signaling payloads are a few levels deep; without a bound, content nested thousands deep (which fits in 64 KiB)
+ * overflows the stack of every recursive serializer on its way.
+ */
+export const MAX_CONTENT_DEPTH = 64;
+
+/** True when `value` nests arrays or objects deeper than `max`. Iterative: never recursion on the value's depth. */
+export function nestedDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [item, depth] = stack.pop() as [unknown, number];
+    if (item === null || typeof item !== 'object') continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(item) ? item : Object.values(item as object)) {
+      if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+    }
+  }
+  return false;
+}

@@ -5,7 +5,7 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { ClientFrame, ConnectRequest } from './types.js';
-import { MESSAGE_ID_MAX_LENGTH, USER_ID_PATTERN } from './limits.js';
+import { MAX_CONTENT_DEPTH, MESSAGE_ID_MAX_LENGTH, nestedDeeperThan, USER_ID_PATTERN } from './limits.js';
 
 const userId = { type: 'string', pattern: USER_ID_PATTERN } as const;
 const messageId = { type: 'string', minLength: 1, maxLength: MESSAGE_ID_MAX_LENGTH } as const;
@@ -71,8 +71,12 @@ export function validateClientFrame(value: unknown): ParseResult<ClientFrame> {
   if (type !== undefined && type !== 'ping' && type !== 'message') {
     return withId({ ok: false, message: 'type must be "message" or "ping"' }, safeId(value));
   }
-  if (validate(value)) return { ok: true, value: value as ClientFrame };
-  return withId({ ok: false, message: describe(validate) }, safeId(value));
+  if (!validate(value)) return withId({ ok: false, message: describe(validate) }, safeId(value));
+  const frame = value as ClientFrame;
+  if (frame.type !== 'ping' && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
+    return withId({ ok: false, message: `content is nested deeper than ${String(MAX_CONTENT_DEPTH)} levels` }, frame.id);
+  }
+  return { ok: true, value: frame };
 }
 
 /** Parses and validates one SockJS text message from a client. */

@@ -74,6 +74,11 @@ export interface ErrorFrame {
   code: FrameErrorCode;
   message: string;
   id?: string;
+  /**
+   * One error for a whole burst (RATE_LIMITED): every id it answers, `id` first. Each of them gets no other answer.
+   * Absent when the error answers one message or none.
+   */
+  ids?: string[];
 }
 export interface PongFrame {
   type: 'pong';

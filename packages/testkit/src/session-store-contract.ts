@@ -57,6 +57,20 @@ export function describeSessionStoreContract(name: string, factory: SessionStore
       assert.deepEqual(await store.get('alice'), first);
     });
 
+    it('updateIfMatches writes only over a record with the same key, never over a newer one or none', async () => {
+      const first = sessionRecord('alice', 'k1');
+      const ack = (): SessionRecord => ({ ...first, acked: true });
+      assert.equal(await store.updateIfMatches('alice', 'k1', ack, 30), false);
+      assert.equal(await store.get('alice'), undefined);
+      await store.create(first, 30);
+      assert.equal(await store.updateIfMatches('alice', 'k1', ack, 30), true);
+      assert.equal((await store.get('alice'))?.acked, true);
+      const newer = sessionRecord('alice', 'k2');
+      await store.put(newer, 30);
+      assert.equal(await store.updateIfMatches('alice', 'k1', ack, 30), false);
+      assert.deepEqual(await store.get('alice'), newer);
+    });
+
     it('put writes unconditionally, over an existing record or none', async () => {
       await store.put(sessionRecord('bob', 'k1'), 30);
       const acked = sessionRecord('bob', 'k2', { acked: true, nodeId: 'node-b' });
