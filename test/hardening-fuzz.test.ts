@@ -514,8 +514,10 @@ describe('hardening: fuzzed /connect bodies and SockJS frames against a running 
         const answer = (await res.json()) as { results?: { status: string; code?: string }[] };
         expect([200, 400, 403], body.slice(0, 300)).to.include(res.status);
         if (res.status !== 200) return;
-        const parsed = JSON.parse(body) as { messages: { content: unknown }[] };
+        const parsed = JSON.parse(body) as { budgetMs?: unknown; messages: { content: unknown }[] };
         expect(answer.results).to.have.length(parsed.messages.length);
+        // A request whose budget was spent before it was read is refused whole (RELAY_FAILED); the sender gave up.
+        if (typeof parsed.budgetMs === 'number' && parsed.budgetMs < 100) return;
         parsed.messages.forEach((m, i) => {
           if (nestedDeeperThan(m.content, 64)) expect(answer.results?.[i]).to.deep.equal({ status: 'error', code: 'INVALID_MESSAGE' });
         });

@@ -90,6 +90,17 @@ describe('relay node hardening', function () {
     expect(await listed.text()).to.equal('o\n');
   });
 
+  it('answers a send with no payload or broken JSON with 400, not the 500 sockjs gives it', async function () {
+    const node = await world.startNode('node-a');
+    const base = `http://127.0.0.1:${String(node.publicPort)}/ws/000/nosession`;
+    const empty = await fetch(`${base}/xhr_send`, { method: 'POST' });
+    expect([empty.status, await empty.text()]).to.deep.equal([400, 'Payload expected.']);
+    const broken = await fetch(`${base}/xhr_send`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '[not json' });
+    expect([broken.status, await broken.text()]).to.deep.equal([400, 'Broken JSON encoding.']);
+    const unknown = await fetch(`${base}/xhr_send`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: '["x"]' });
+    expect(unknown.status).to.equal(404);
+  });
+
   it('keeps jsonp and htmlfile with MSG_ALLOWED_ORIGINS=*', async function () {
     const node = await world.startNode('node-a');
     const answer = await fetch(`http://127.0.0.1:${String(node.publicPort)}/ws/000/s1/jsonp?c=cb`);

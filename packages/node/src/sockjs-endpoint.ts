@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import sockjs from 'sockjs';
 import type { Connection } from 'sockjs';
 import { originAllowed, type Logger } from '@messaging-server/core';
+import { httpStatusOf } from '@messaging-server/protocol';
 import { fromSockJs, type ClientConnection } from './client-connection.js';
 import { ORIGIN_DENIED_PARAM } from './handshake.js';
 import { sendError } from './http-util.js';
@@ -65,6 +66,7 @@ export function createSockJsEndpoint(options: SockJsEndpointOptions): SockJsEndp
   const sockjsRequest = detached.listeners('request')[0] as Handler;
   const ws = createWsTransport({ prefix, maxPayload: options.transportFrameLimit, onConnection: options.onConnection });
   const restricted = !options.allowedOrigins.includes('*');
+  const payloadPath = new RegExp(`^${escapeRegExp(prefix)}/[^/.]+/[^/.]+/(xhr_send|jsonp_send)/?(\\?|$)`);
   const originLess = new RegExp(`^${escapeRegExp(prefix)}(/iframe[^/]*\\.html|/[^/.]+/[^/.]+/(jsonp|jsonp_send|htmlfile))/?(\\?|$)`);
   return {
     prefix,
@@ -75,6 +77,7 @@ export function createSockJsEndpoint(options: SockJsEndpointOptions): SockJsEndp
         return sendError(res, 'ORIGIN_NOT_ALLOWED', 'this transport is off while MSG_ALLOWED_ORIGINS is a list');
       }
       if (restricted) markDisallowedOrigin(req, prefix, options.allowedOrigins);
+      if (payloadPath.test(req.url ?? '')) answerBadPayloadAs4xx(res);
       if (!sockjsRequest(req, res)) sendError(res, 'NOT_FOUND', 'not found');
     },
     upgrade(req, socket, head) {
@@ -82,6 +85,18 @@ export function createSockJsEndpoint(options: SockJsEndpointOptions): SockJsEndp
       return ws.handleUpgrade(req, socket, head);
     },
   };
+}
+
+/**
+ * sockjs answers a send with no payload or broken JSON with 500 (its protocol says so); it is the client's bad input,
+ * not our failure, so it goes out as the contract's 400. Nothing else on these paths answers 500.
+ */
+function answerBadPayloadAs4xx(res: ServerResponse): void {
+  const writeHead = res.writeHead.bind(res) as (status: number, ...rest: unknown[]) => ServerResponse;
+  const badInput = httpStatusOf('INVALID_REQUEST');
+  const internal = httpStatusOf('INTERNAL');
+  (res as unknown as { writeHead: (status: number, ...rest: unknown[]) => ServerResponse }).writeHead = (status, ...rest) =>
+    writeHead(status === internal ? badInput : status, ...rest);
 }
 
 /**
