@@ -21,7 +21,8 @@ export interface DrainDeps {
   closed(): boolean;
   /**
    * What the pending queue still holds for recipients that never connected here: held for them as moving users
-   * (v1.1; they reconnect elsewhere), or failed (v1).
+   * (v1.1; they reconnect elsewhere), or failed (v1). Messages of this node's own senders are dropped: they send them
+   * again from their next node.
    */
   handOverPending(): void;
   /** Messages still held here for moving users; the drain gives them until its deadline to find their users. */
@@ -54,6 +55,7 @@ export async function drain(deps: DrainDeps): Promise<void> {
   });
   for (const session of [...table.open()]) session.close('node_shutdown');
   deps.handOverPending();
+  // What is still held is for senders on other nodes; it waits for its recipients until the deadline.
   while (deps.held() > 0 && Date.now() < deadline && !deps.closed()) await pause(10);
   await closesSettled(deps, DRAIN_CLOSE_WAIT_MS);
   await deps.finish();

@@ -99,6 +99,17 @@ describe('MovingHolds', function () {
     expect(budget.total).to.equal(0);
   });
 
+  it('discards what a predicate picks, keeps the rest in order, and gives their bytes back', () => {
+    const remote = (to: string, seq: number): Envelope => ({ ...envelope(to, seq), origin: { kind: 'remote', replyTo: 'http://b', cid: 'c' } });
+    holds.hold(envelope('bob', 1));
+    holds.hold(remote('bob', 2));
+    holds.hold(envelope('carol', 3));
+    expect(holds.discard((e) => e.origin.kind === 'local')).to.equal(2);
+    expect([holds.size, holds.has('bob'), holds.has('carol'), budget.total]).to.deep.equal([1, true, false, COST]);
+    holds.resumeHere('bob');
+    expect(released).to.deep.equal([{ envelopes: [2], where: { kind: 'self', acked: true } }]);
+  });
+
   it('releases at once when the user is welcomed on this node', () => {
     holds.hold(envelope('bob', 1));
     holds.resumeHere('bob');

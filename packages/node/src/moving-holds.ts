@@ -99,6 +99,26 @@ export class MovingHolds {
     if (hold) this.releaseTo(userId, hold, { kind: 'self', acked: true });
   }
 
+  /**
+   * Drops the held messages `orphaned` picks (a drain: messages of senders whose connections it closed; they send
+   * them again from their next node), releasing their bytes. Returns how many went.
+   */
+  discard(orphaned: (envelope: Envelope) => boolean): number {
+    let dropped = 0;
+    for (const [userId, hold] of this.#holds) {
+      const gone = hold.envelopes.filter(orphaned);
+      if (gone.length === 0) continue;
+      hold.envelopes = hold.envelopes.filter((e) => !orphaned(e));
+      for (const envelope of gone) this.unreserve(envelope);
+      this.#total -= gone.length;
+      dropped += gone.length;
+      if (hold.envelopes.length > 0) continue;
+      if (hold.timer) clearTimeout(hold.timer);
+      this.#holds.delete(userId);
+    }
+    return dropped;
+  }
+
   /** Stops every timer; returns what was held (the node is closing). */
   stop(): Envelope[] {
     this.#stopped = true;

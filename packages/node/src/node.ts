@@ -343,7 +343,10 @@ class NodeRuntime implements RelayNode {
       idle: () => table.empty && router.idle,
       closed: () => this.life.closed,
       handOverPending: () => {
-        for (const envelope of pending.takeAll()) router.holdOr(envelope, 'RELAY_FAILED');
+        // Every connection is closed by now: this node's own senders send their unanswered messages again from
+        // their next node, so only what other nodes' senders wait for is kept.
+        router.dropHeldOfLocalSenders();
+        for (const envelope of pending.takeAll()) if (envelope.origin.kind === 'remote') router.holdOr(envelope, 'RELAY_FAILED');
       },
       held: () => router.held,
       sessionWrites: () => connections.sessionWrites,

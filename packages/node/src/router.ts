@@ -161,6 +161,15 @@ export class Router {
     else if (!this.holds.hold(envelope, movedAt)) this.deps.settle(envelope, 'QUEUE_FULL');
   }
 
+  /**
+   * A drain closed every connection: held messages of its own senders have nobody to answer here, and those senders
+   * send them again from their next node (unanswered sends go again with their ids), so they go now. Messages held
+   * for senders on other nodes stay: their outcome still reaches them.
+   */
+  dropHeldOfLocalSenders(): number {
+    return this.holds?.discard((envelope) => envelope.origin.kind === 'local') ?? 0;
+  }
+
   /** The end of a drain: whatever is still held gets EXPIRED (the node goes; the window would end elsewhere). */
   expireHeld(): void {
     const left = this.holds?.stop() ?? [];
