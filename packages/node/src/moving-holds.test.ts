@@ -11,6 +11,7 @@ function envelope(to: string, seq: number): Envelope {
 describe('MovingHolds', function () {
   let where: Whereabouts | undefined;
   let looks: number;
+  let inFlight: boolean;
   let released: { envelopes: number[]; where: Whereabouts }[];
   let expired: number[];
   let holds: MovingHolds;
@@ -28,6 +29,7 @@ describe('MovingHolds', function () {
         looks += 1;
         return where;
       },
+      inFlight: () => inFlight,
       release: (envelopes, at) => released.push({ envelopes: envelopes.map((e) => e.seq as number), where: at }),
       expire: (e) => expired.push(e.seq as number),
     });
@@ -35,6 +37,7 @@ describe('MovingHolds', function () {
 
   beforeEach(() => {
     where = undefined;
+    inFlight = false;
     looks = 0;
     released = [];
     expired = [];
@@ -108,6 +111,20 @@ describe('MovingHolds', function () {
     expect([holds.size, holds.has('bob'), holds.has('carol'), budget.total]).to.deep.equal([1, true, false, COST]);
     holds.resumeHere('bob');
     expect(released).to.deep.equal([{ envelopes: [2], where: { kind: 'self', acked: true } }]);
+  });
+
+  it('waits for messages still on their way to the old node before it releases, so none can overtake them', async () => {
+    holds.hold(envelope('bob', 2));
+    inFlight = true;
+    holds.resumeHere('bob');
+    where = { kind: 'remote', nodeId: 'node-b' };
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(released).to.deep.equal([]);
+    // The earlier message came back from the old node as moving: it joins the hold, then everything goes in order.
+    holds.hold(envelope('bob', 1));
+    inFlight = false;
+    await waitFor(() => released.length === 1, { what: 'release' });
+    expect(released[0]?.envelopes).to.deep.equal([1, 2]);
   });
 
   it('releases at once when the user is welcomed on this node', () => {

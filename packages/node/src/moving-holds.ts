@@ -13,6 +13,11 @@ export interface MovingHoldsDeps {
   budget: HeldBudget;
   /** Where the user is now, once it came back (a live session on a live node); undefined while it is away. */
   whereNow(userId: string): Promise<Whereabouts | undefined>;
+  /**
+   * True while messages to the user routed before its hold are still on their way to the node it left: they may come
+   * back as moving, and must join the hold before it goes, or they would arrive after later ones.
+   */
+  inFlight(userId: string): boolean;
   /** Hands released messages, oldest first, back to the router. */
   release(envelopes: Envelope[], where: Whereabouts): void;
   /** The user did not come back in time. */
@@ -31,6 +36,8 @@ interface Hold {
   looking: boolean;
 }
 
+/** How soon a hold whose user is back looks again while earlier messages to its old node are still unanswered. */
+const SETTLE_AGAIN_MS = 20;
 /** How soon a holder first looks for a user that moved, and how rarely at most while it stays away. */
 const LOOK_AGAIN = { initialMs: 50, maxMs: 1000, jitter: 0.5 } as const;
 
@@ -96,7 +103,9 @@ export class MovingHolds {
   /** The user was welcomed here: its messages go at once. */
   resumeHere(userId: string): void {
     const hold = this.#holds.get(userId);
-    if (hold) this.releaseTo(userId, hold, { kind: 'self', acked: true });
+    if (!hold) return;
+    if (this.deps.inFlight(userId)) this.arm(userId, hold, Date.now() + SETTLE_AGAIN_MS);
+    else this.releaseTo(userId, hold, { kind: 'self', acked: true });
   }
 
   /**
@@ -161,8 +170,9 @@ export class MovingHolds {
       hold.looking = false;
     }
     if (this.#holds.get(userId) !== hold) return;
-    if (where) this.releaseTo(userId, hold, where);
-    else this.schedule(userId, hold);
+    if (!where) this.schedule(userId, hold);
+    else if (this.deps.inFlight(userId)) this.arm(userId, hold, Date.now() + SETTLE_AGAIN_MS);
+    else this.releaseTo(userId, hold, where);
   }
 
   /** Answers EXPIRED for the messages whose window ended; drops the hold when none is left. */

@@ -72,6 +72,8 @@ export class Router {
   private readonly outboxes = new Map<string, Envelope[]>();
   private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
   private readonly downUntil = new Map<string, number>();
+  /** Messages per recipient sent on a lane and not yet answered (see MovingHoldsDeps.inFlight). */
+  private readonly unanswered = new Map<string, number>();
   private stopped = false;
   private seq = 0;
 
@@ -84,10 +86,10 @@ export class Router {
     this.links = new PeerLinks({
       ...deps,
       addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
-      answered: (envelope, result) => this.answered(envelope, result),
-      unanswered: (peerId, envelopes) => this.unanswered(peerId, envelopes),
-      gone: (envelopes) => envelopes.forEach((e) => this.holdOr(e, 'PEER_UNAVAILABLE')),
-      refused: (envelope) => deps.settle(envelope, 'RELAY_FAILED'),
+      answered: (envelope, result) => this.answered(this.landed(envelope), result),
+      unanswered: (peerId, envelopes) => this.noAnswer(peerId, envelopes.map((e) => this.landed(e))),
+      gone: (envelopes) => envelopes.forEach((e) => this.holdOr(this.landed(e), 'PEER_UNAVAILABLE')),
+      refused: (envelope) => deps.settle(this.landed(envelope), 'RELAY_FAILED'),
     });
     if (deps.resumeWindowMs > 0) {
       this.holds = new MovingHolds({
@@ -95,6 +97,7 @@ export class Router {
         perRecipientMax: deps.holdMaxPerRecipient,
         budget: deps.holdBudget,
         whereNow: (userId) => this.whereNow(userId),
+        inFlight: (userId) => this.unanswered.has(userId),
         release: (envelopes, where) => {
           deps.metrics.continuity.resumed.inc(envelopes.length);
           envelopes.forEach((e) => this.dispatch(e, where));
@@ -144,7 +147,7 @@ export class Router {
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
-      this.links.send(trusted, envelope);
+      this.sendTo(trusted, envelope);
       return;
     }
     const queue = [envelope];
@@ -238,7 +241,7 @@ export class Router {
       }
       case 'remote':
         if (this.isDown(location.nodeId)) this.holdOr(envelope, 'RELAY_FAILED');
-        else if (this.members.has(location.nodeId)) this.links.send(location.nodeId, envelope);
+        else if (this.members.has(location.nodeId)) this.sendTo(location.nodeId, envelope);
         else this.awaitNode(location.nodeId, envelope);
         return;
       case 'moving':
@@ -248,6 +251,19 @@ export class Router {
       case 'unknown':
         return this.holdOr(envelope, 'RELAY_FAILED');
     }
+  }
+
+  /** Every message to a peer goes on its lane through here, and is counted until its lane hands it back. */
+  private sendTo(peerId: string, envelope: Envelope): void {
+    this.unanswered.set(envelope.to, (this.unanswered.get(envelope.to) ?? 0) + 1);
+    this.links.send(peerId, envelope);
+  }
+
+  private landed(envelope: Envelope): Envelope {
+    const left = (this.unanswered.get(envelope.to) ?? 1) - 1;
+    if (left > 0) this.unanswered.set(envelope.to, left);
+    else this.unanswered.delete(envelope.to);
+    return envelope;
   }
 
   /** A peer's answer for one message it was sent. */
@@ -269,7 +285,7 @@ export class Router {
    * count as messages to moving users (v1.1: delivered again after the move; receivers drop repeats), and the peer
    * is not sent to for PEER_DOWN_MS, so a crashed node is recognised from its first failed forward.
    */
-  private unanswered(peerId: string, envelopes: Envelope[]): void {
+  private noAnswer(peerId: string, envelopes: Envelope[]): void {
     if (this.holds) {
       this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
       this.deps.metrics.continuity.redelivered.inc(envelopes.length);
@@ -366,7 +382,7 @@ export class Router {
     if (!waiting) return;
     clearTimeout(waiting.timer);
     this.awaitingNode.delete(nodeId);
-    for (const envelope of waiting.envelopes) this.links.send(nodeId, envelope);
+    for (const envelope of waiting.envelopes) this.sendTo(nodeId, envelope);
   }
 
   private forgetPeer(peerId: string, record: NodeRecord, addressReleased: boolean): void {
