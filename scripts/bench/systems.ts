@@ -1,6 +1,7 @@
 /**
- * The three systems under test, each started fresh on loopback as children of the harness:
- * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), PeerJS server
+ * The systems under test, each started fresh on loopback as children of the harness:
+ * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), optionally the same
+ * cluster built from a baseline commit (`base`), PeerJS server
  * (`peer` 1.0.2's own CLI) and the bare `ws` relay (compiled once with esbuild, so no tsx loader sits in the
  * measured process); optionally a bare `sockjs` relay, built the same way.
  */
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { freePort, ManagedProcess, startCluster, type LocalCluster } from '@messaging-server/testkit';
 import type { Target } from './loadgen.js';
+import type { SystemName } from './results.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TMP = `${ROOT}.tmp/bench`;
@@ -23,7 +25,7 @@ export const OUR_ENV: Record<string, string> = {
 };
 
 export interface RunningSystem {
-  name: 'ours' | 'peerjs' | 'ws' | 'sockjs';
+  name: SystemName;
   target: Target;
   /** The processes that relay on one node / across nodes and hold the idle connections. */
   relayPids: number[];
@@ -56,8 +58,16 @@ function pidOf(proc: ManagedProcess): number {
   return proc.pid;
 }
 
-export async function startOurs(extraEnv: Record<string, string> = {}, nodeEnv: Record<string, string> = {}): Promise<RunningSystem & { cluster: LocalCluster }> {
-  const cluster = await startCluster({ nodes: 0, gateways: 1, env: { ...OUR_ENV, ...extraEnv } });
+/**
+ * Our cluster: etcd, memcached, one gateway, node-1 and node-2. `as: 'base'` with `cli` runs another commit's build
+ * (BENCH_BASELINE) in exactly the same set-up.
+ */
+export async function startOurs(
+  extraEnv: Record<string, string> = {},
+  nodeEnv: Record<string, string> = {},
+  build: { as: 'ours' | 'base'; cli?: string } = { as: 'ours' },
+): Promise<RunningSystem & { cluster: LocalCluster }> {
+  const cluster = await startCluster({ nodes: 0, gateways: 1, env: { ...OUR_ENV, ...extraEnv }, ...(build.cli === undefined ? {} : { cli: build.cli }) });
   await Promise.all([cluster.addNode({ nodeId: 'node-1', env: nodeEnv }), cluster.addNode({ nodeId: 'node-2', env: nodeEnv })]);
   await cluster.waitForGatewaysToSee(2);
   const n1 = pidOf(cluster.node('node-1').process);
@@ -68,7 +78,7 @@ export async function startOurs(extraEnv: Record<string, string> = {}, nodeEnv: 
     if (pid !== undefined) others[comm] = pid;
   }
   return {
-    name: 'ours',
+    name: build.as,
     cluster,
     target: { kind: 'ours', gatewayUrl: cluster.gatewayUrl },
     relayPids: [n1],
