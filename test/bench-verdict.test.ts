@@ -5,7 +5,9 @@ import { expect } from 'chai';
 import { parseShapes, parseSystems, readConfig } from '../scripts/bench/config.js';
 import type { LatencySummary } from '../scripts/bench/loadgen.js';
 import { fromSaved, type BenchResults, type IdleRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
-import { baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, sweepRowProblems } from '../scripts/bench/verdict.js';
+import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, sweepRowProblems } from '../scripts/bench/verdict.js';
+
+const BASE_FAMILIES = BASE_RUNS.flatMap((run) => Object.values(baseTargets(run.scenario, run.size)));
 
 const ROUNDS = 3;
 const SHAPES = ['50x8', '200x4'];
@@ -74,6 +76,7 @@ function recorded(): BenchResults {
         relay('ours', 'relay-1', shape, round, 60_000, 20, 'sdp'),
         relay('ours', 'relay-2', shape, round, 100_000, 17),
         relay('base', 'relay-1', shape, round, 128_000, 9.1),
+        relay('base', 'relay-1', shape, round, 61_000, 19.8, 'sdp'),
         relay('base', 'relay-2', shape, round, 98_000, 17.2),
         relay('peerjs', 'relay-1', shape, round, 100_000, 8.5),
         relay('peerjs', 'relay-1', shape, round, 55_000, 19, 'sdp'),
@@ -104,7 +107,7 @@ describe('bench verdicts over recorded rounds', () => {
     const verdict = judge(recorded());
     expect(verdict.failures).to.deep.equal([]);
     const perShape = verdict.targets.filter((t) => t.shape !== undefined);
-    const families = [...Object.values(SHAPE_TARGETS), ...(['relay-1', 'relay-2'] as const).flatMap((s) => [baseTargets(s).cpu, baseTargets(s).rate])];
+    const families = [...Object.values(SHAPE_TARGETS), ...BASE_FAMILIES];
     expect(perShape).to.have.length(families.length * SHAPES.length);
     for (const family of families) expect(perShape.filter((t) => t.family === family).map((t) => t.shape)).to.deep.equal(SHAPES);
     expect(verdict.targets.find((t) => t.family === SHAPE_TARGETS.oneNodeVsPeerjs && t.shape === '200x4')?.target).to.equal('one node ≥ 1.2 × PeerJS server msgs/s (200 B), 200 pairs × 4');
@@ -148,20 +151,28 @@ describe('bench verdicts over recorded rounds', () => {
     expect(judge(close).failures).to.deep.equal([]);
   });
 
+  it('holds 2 KB messages on one node to the baseline too: a regression there fails even when 200 B holds', () => {
+    const results = recorded();
+    for (const r of results.relay) if (r.system === 'base' && r.size === 'sdp' && r.shape === '200x4') Object.assign(r, { rate: 66_000, cpuUsPerMessage: 18 });
+    expect(judge(results).failures).to.deep.equal([
+      'CPU per message ≤ 1.05 × base (one node, 2 KB), 200 pairs × 4: missed (1.11 ×)',
+      'msgs/s ≥ 0.95 × base (one node, 2 KB), 200 pairs × 4: missed (0.91 ×)',
+    ]);
+  });
+
   it('fails the baseline targets of a round whose base run is missing, naming the round, and leaves the others whole', () => {
     const results = recorded();
     results.relay = results.relay.filter((r) => !(r.system === 'base' && r.round === 2));
     results.failures.push({ system: 'base', round: 2, error: 'gateway-1 exited during start' });
     const verdict = judge(results);
     expect(verdict.failures[0]).to.equal('round 2: base failed: gateway-1 exited during start');
-    const baseFamilies = (['relay-1', 'relay-2'] as const).flatMap((s) => [baseTargets(s).cpu, baseTargets(s).rate]);
     const missing = verdict.targets.filter((t) => t.missing.length > 0);
-    expect(missing).to.have.length(2 * baseFamilies.length);
-    expect(missing.every((t) => baseFamilies.includes(t.family))).to.equal(true);
+    expect(missing).to.have.length(2 * BASE_FAMILIES.length);
+    expect(missing.every((t) => BASE_FAMILIES.includes(t.family))).to.equal(true);
     for (const t of missing) {
       expect(t.value).to.be.NaN;
       expect(t.missing).to.have.length(1);
-      expect(t.missing[0]).to.match(/^round 2: no base relay-[12] (candidate closed-loop run|CPU figure) in (50x8|200x4)$/);
+      expect(t.missing[0]).to.match(/^round 2: no base (relay-1 (candidate|sdp)|relay-2 candidate) (closed-loop run|CPU figure) in (50x8|200x4)$/);
     }
     expect(verdict.failures).to.have.length(1 + missing.length);
   });
@@ -169,7 +180,7 @@ describe('bench verdicts over recorded rounds', () => {
   it('fails every baseline target when a baseline was asked for and no base run recorded anything', () => {
     const results = recorded();
     results.relay = results.relay.filter((r) => r.system !== 'base');
-    expect(missingTargets(results)).to.have.length(8);
+    expect(missingTargets(results)).to.have.length(2 * BASE_FAMILIES.length);
     expect(judge(results).failures.every((f) => f.includes('× base') && f.includes('no valid figure'))).to.equal(true);
   });
 
@@ -187,11 +198,11 @@ describe('bench verdicts over recorded rounds', () => {
     results.sweep = results.sweep.filter((r) => r.shape !== '200x4');
     const verdict = judge(results);
     const missing = verdict.targets.filter((t) => t.missing.length > 0);
-    expect(missing).to.have.length(11);
+    expect(missing).to.have.length(Object.keys(SHAPE_TARGETS).length + BASE_FAMILIES.length);
     expect(missing.every((t) => t.shape === '200x4' && t.target.endsWith(', 200 pairs × 4'))).to.equal(true);
     expect(missing.every((t) => t.missing.length === ROUNDS)).to.equal(true);
     expect(verdict.targets.filter((t) => t.shape === '50x8').every((t) => t.pass)).to.equal(true);
-    expect(verdict.failures).to.have.length(11);
+    expect(verdict.failures).to.have.length(missing.length);
   });
 
   it('fails the run when no shape is configured at all', () => {
@@ -209,7 +220,7 @@ describe('bench verdicts over recorded rounds', () => {
   it('never reads a zero reference as a ratio: a base CPU figure of 0 µs leaves the target without data', () => {
     const results = recorded();
     row(results.relay, 1, (r) => r.system === 'base' && r.scenario === 'relay-1' && r.shape === '50x8').cpuUsPerMessage = 0;
-    const target = judge(results).targets.find((t) => t.family === baseTargets('relay-1').cpu && t.shape === '50x8');
+    const target = judge(results).targets.find((t) => t.family === baseTargets('relay-1', 'candidate').cpu && t.shape === '50x8');
     expect(target?.pass).to.equal(false);
     expect(target?.missing).to.deep.equal(['a reference figure of 0, which no ratio can be taken against']);
   });
@@ -221,7 +232,7 @@ describe('bench verdicts over recorded rounds', () => {
     const cpu = verdict.targets.find((t) => t.family === SHAPE_TARGETS.cpuVsWs && t.shape === '50x8');
     expect(cpu?.pass).to.equal(false);
     expect(cpu?.value).to.be.NaN;
-    expect(cpu?.missing).to.deep.equal(['round 2: ws relay-1 CPU figure in 50x8 does not count: no CPU sample for the server']);
+    expect(cpu?.missing).to.deep.equal(['round 2: ws relay-1 candidate CPU figure in 50x8 does not count: no CPU sample for the server']);
     expect(verdict.failures).to.deep.equal([`${SHAPE_TARGETS.cpuVsWs}, 50 pairs × 8: no valid figure (${cpu?.missing[0] ?? ''})`]);
   });
 

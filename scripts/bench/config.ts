@@ -1,10 +1,12 @@
 /**
  * The bench's knobs, read from the environment once, checked, and recorded with the results.
  *
- * BENCH_SHAPES ("50x8,200x4": pairs x messages in flight per pair), BENCH_ROUNDS (3), BENCH_SECONDS (per closed-loop
+ * BENCH_SHAPES ("50x8,200x4": pairs x messages in flight per pair), BENCH_ROUNDS (3), BENCH_SECONDS (4 per closed-loop
  * run), BENCH_IDLE ("5000,10000"), BENCH_CONNECTS (2000), BENCH_SYSTEMS ("ours,peerjs,ws"; "sockjs" adds the bare
  * sockjs relay), BENCH_BASELINE (a git ref: adds `base`, ours built from that ref), BENCH_OUT (docs),
  * BENCH_QUICK=1 (a smoke run: everything smaller, and the report says so).
+ * Paced steps last 2 s (2.5 s before the second shape came), and only the first shape runs the whole sweep: that
+ * keeps a default run with a baseline near 10 minutes on this machine.
  */
 import { SYSTEM_NAMES, shapeKey, type BenchConfig, type Shape, type SystemName } from './results.js';
 
@@ -68,7 +70,7 @@ export function readConfig(env: NodeJS.ProcessEnv, defaultOut: string): BenchCon
   const config: BenchConfig & { baselineRef?: string } = {
     rounds: positive(env, 'BENCH_ROUNDS', quick ? 1 : 3, true),
     shapes: parseShapes(env['BENCH_SHAPES'] ?? '50x8,200x4'),
-    seconds: positive(env, 'BENCH_SECONDS', quick ? 2 : 3),
+    seconds: positive(env, 'BENCH_SECONDS', quick ? 2 : 4),
     sweepSeconds: quick ? 1.5 : 2,
     idle: (env['BENCH_IDLE'] ?? (quick ? '500,1000' : '5000,10000')).split(',').map(Number),
     connects: positive(env, 'BENCH_CONNECTS', quick ? 300 : 2000, true),
