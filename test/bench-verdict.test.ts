@@ -3,6 +3,7 @@
 // without data) and show each one fails, and that nothing missing is read as a zero.
 import { expect } from 'chai';
 import { parseShapes, parseSystems, readConfig } from '../scripts/bench/config.js';
+import { unitsOf } from '../scripts/bench/rounds.js';
 import type { LatencySummary } from '../scripts/bench/loadgen.js';
 import { fromSaved, type BenchResults, type IdleRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
 import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, sweepRowProblems } from '../scripts/bench/verdict.js';
@@ -320,6 +321,12 @@ describe('bench knobs', () => {
     expect(parseSystems('peerjs,ours', 'HEAD~3')).to.deep.equal(['peerjs', 'ours', 'base']);
     expect(() => parseSystems('ours,base', undefined)).to.throw('BENCH_SYSTEMS names base, but BENCH_BASELINE does not say which commit it is');
     expect(() => parseSystems('ours,nginx', undefined)).to.throw('BENCH_SYSTEMS: unknown nginx');
+  });
+
+  it('takes turns with ours and base as one unit, so their runs alternate within it; base alone runs alone', () => {
+    expect(unitsOf(['ours', 'base', 'peerjs', 'ws'])).to.deep.equal([['ours', 'base'], ['peerjs'], ['ws']]);
+    expect(unitsOf(['peerjs', 'base', 'ours'])).to.deep.equal([['peerjs'], ['ours', 'base']]);
+    expect(unitsOf(['peerjs', 'base'])).to.deep.equal([['peerjs'], ['base']]);
   });
 
   it('defaults to both shapes, says which knob replaced BENCH_PAIRS, and rejects numbers that are not counts', () => {

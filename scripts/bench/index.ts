@@ -2,7 +2,7 @@
  * `make bench`: ours, PeerJS server and a bare `ws` relay, side by side, on loopback, in one invocation; with
  * BENCH_BASELINE=<git ref>, also ours built from that ref (`base`), for before/after in the same rounds.
  * Rounds interleave the systems (the order rotates each round) and the report uses per-round medians, so the
- * ratios hold on a shared, noisy machine. Every relay scenario runs in each shape of BENCH_SHAPES (default 50 pairs
+ * ratios hold on a shared, noisy machine; ours and base run side by side, scenario by scenario (scripts/bench/rounds.ts). Every relay scenario runs in each shape of BENCH_SHAPES (default 50 pairs
  * × 8 in flight and 200 pairs × 4). Writes docs/benchmarks.{md,json,svg}. Knobs: scripts/bench/config.ts.
  * `--render` rebuilds benchmarks.md/.svg from benchmarks.json without running anything.
  * Profiling: scripts/bench/profile.ts.
@@ -10,14 +10,13 @@
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { buildBaseline, type BaselineBuild } from './baseline.js';
+import { buildBaseline } from './baseline.js';
 import { readConfig } from './config.js';
-import { LoadGen } from './driver.js';
 import { renderReport } from './report.js';
 import { fromSaved, type BenchResults, type SavedResults, type SystemName } from './results.js';
-import { connectScenario, idleScenario, relayScenario, type ScenarioContext } from './scenarios.js';
+import { runUnit, unitsOf, type RoundContext } from './rounds.js';
 import { judge } from './verdict.js';
-import { ROOT, startBareSockJs, startBareWs, startOurs, startPeerJs, TMP, type RunningSystem } from './systems.js';
+import { ROOT, TMP } from './systems.js';
 
 const render = process.argv.includes('--render');
 const { baselineRef, ...config } = ((): ReturnType<typeof readConfig> => {
@@ -80,56 +79,15 @@ const results: BenchResults = {
   durationSeconds: 0,
 };
 
-const ctx: ScenarioContext = { config, results, log };
-
-function start(name: SystemName, baseline: BaselineBuild | undefined): Promise<RunningSystem> {
-  if (name === 'ours') return startOurs();
-  if (name === 'base') {
-    if (!baseline) throw new Error('base needs BENCH_BASELINE');
-    return startOurs({}, {}, { as: 'base', cli: baseline.cli });
-  }
-  if (name === 'peerjs') return startPeerJs();
-  return name === 'sockjs' ? startBareSockJs() : startBareWs();
-}
-
-/**
- * One system's share of a round. The baseline runs only what its verdicts compare (the closed-loop relays, as ours
- * runs them); ours keeps idle first, on a fresh process, so its RSS growth is the connections', not the relay runs' heap.
- */
-async function runSystem(name: SystemName, round: number, baseline: BaselineBuild | undefined): Promise<void> {
-  log(`round ${String(round)}: starting ${name}${name === 'base' && baseline ? ` (${baseline.ref}, ${baseline.commit.slice(0, 12)})` : ''}`);
-  const sys = await start(name, baseline);
-  const lg = await LoadGen.start((text) => log(`  ${text}`));
-  const paced = name !== 'base';
-  try {
-    if (name !== 'base') await idleScenario(ctx, sys, lg, round);
-    if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
-    for (const shape of config.shapes) await relayScenario(ctx, sys, lg, round, { placement: 'one', shape, sizes: ['candidate', 'sdp'], paced });
-    if (name === 'ours' || name === 'base') {
-      for (const shape of config.shapes) await relayScenario(ctx, sys, lg, round, { placement: 'cross', shape, sizes: ['candidate'], paced });
-    }
-  } finally {
-    await lg.stop();
-    await sys.stop();
-  }
-}
-
 async function main(): Promise<void> {
   log(`machine: ${String(results.machine.cpus)} × ${results.machine.cpuModel}, node ${results.machine.node}, open files ${String(openFiles)}; config ${JSON.stringify(config)}`);
   // Built before the clock of any measurement starts; a baseline that cannot be built fails the run here.
   const baseline = baselineRef === undefined ? undefined : await buildBaseline(baselineRef, ROOT, TMP, log);
   if (baseline) config.baseline = { ref: baseline.ref, commit: baseline.commit };
+  const ctx: RoundContext = { config, results, log, baseline };
+  const units = unitsOf(config.systems);
   for (let round = 1; round <= config.rounds; round += 1) {
-    const order = config.systems.map((_, i) => config.systems[(i + round - 1) % config.systems.length] as SystemName);
-    for (const name of order) {
-      // A failed system run is recorded and the bench goes on: its round then has no figures, which the verdict
-      // reports as missing data, instead of the other rounds' medians quietly standing in for it.
-      await runSystem(name, round, baseline).catch((error: unknown) => {
-        const message = error instanceof Error ? error.message : String(error);
-        results.failures.push({ system: name, round, error: message });
-        log(`round ${String(round)}: ${name} FAILED: ${message}`);
-      });
-    }
+    for (let i = 0; i < units.length; i += 1) await runUnit(ctx, units[(i + round - 1) % units.length] as SystemName[], round);
   }
   results.durationSeconds = (Date.now() - started) / 1000;
   const { markdown, svg, summary } = renderReport(results);

@@ -173,7 +173,7 @@ async function pacedStep(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, 
 
 /** Opens the shape's pairs (on one node, or each pair's sides on different nodes), then runs the plan on them. */
 export async function relayScenario(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan): Promise<void> {
-  ctx.log(`  ${plan.placement === 'one' ? 'one node' : 'across nodes'}, ${shapeLabel(plan.shape)} in flight: opening ${String(plan.shape.pairs)} pairs`);
+  ctx.log(`  ${sys.name}, ${plan.placement === 'one' ? 'one node' : 'across nodes'}, ${shapeLabel(plan.shape)} in flight: opening ${String(plan.shape.pairs)} pairs`);
   await lg.pairs({
     target: sys.target,
     count: plan.shape.pairs,

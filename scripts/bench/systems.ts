@@ -37,15 +37,19 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-/** testkit does not expose the memcached and etcd pids; they are children of this process. */
-function childByName(comm: string): number | undefined {
+/**
+ * testkit does not expose the memcached and etcd pids; they are children of this process. With ours and base up at
+ * once there are two of each, so the one wanted is told by an argument only it has (its listening port or URL).
+ */
+function childByName(comm: string, argument: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (name === comm && ppid === process.pid) return Number(entry);
+      if (name !== comm || ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(argument)) return Number(entry);
     } catch {
       // exited meanwhile
     }
@@ -73,8 +77,9 @@ export async function startOurs(
   const n1 = pidOf(cluster.node('node-1').process);
   const n2 = pidOf(cluster.node('node-2').process);
   const others: Record<string, number> = { gateway: pidOf(cluster.gateways[0]?.process as ManagedProcess) };
-  for (const comm of ['memcached', 'etcd']) {
-    const pid = childByName(comm);
+  const memcachedPort = cluster.memcachedAddress.split(':').pop() ?? '';
+  for (const [comm, argument] of [['memcached', memcachedPort], ['etcd', cluster.etcdEndpoint]] as const) {
+    const pid = childByName(comm, argument);
     if (pid !== undefined) others[comm] = pid;
   }
   return {

@@ -1,0 +1,105 @@
+/**
+ * One round of the bench: every system in turn, fresh processes each time. Ours and the baseline build run as one
+ * unit: both clusters up at once, their relay runs alternating scenario by scenario (who goes first swaps each
+ * round), so each before/after ratio compares runs seconds apart rather than a minute apart on a shared machine.
+ */
+import type { BaselineBuild } from './baseline.js';
+import { LoadGen } from './driver.js';
+import type { SystemName } from './results.js';
+import { connectScenario, idleScenario, relayScenario, type RelayPlan, type ScenarioContext } from './scenarios.js';
+import { startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
+
+export interface RoundContext extends ScenarioContext {
+  baseline: BaselineBuild | undefined;
+}
+
+function start(ctx: RoundContext, name: SystemName): Promise<RunningSystem> {
+  if (name === 'ours') return startOurs();
+  if (name === 'base') {
+    if (!ctx.baseline) throw new Error('base needs BENCH_BASELINE');
+    return startOurs({}, {}, { as: 'base', cli: ctx.baseline.cli });
+  }
+  if (name === 'peerjs') return startPeerJs();
+  return name === 'sockjs' ? startBareSockJs() : startBareWs();
+}
+
+function label(ctx: RoundContext, name: SystemName): string {
+  return name === 'base' && ctx.baseline ? `base (${ctx.baseline.ref}, ${ctx.baseline.commit.slice(0, 12)})` : name;
+}
+
+/** The systems in the order they take turns: ours and base as one unit, where ours stands. */
+export function unitsOf(systems: SystemName[]): SystemName[][] {
+  const paired = systems.includes('ours') && systems.includes('base');
+  return systems.filter((name) => !(paired && name === 'base')).map((name) => (paired && name === 'ours' ? ['ours', 'base'] : [name]));
+}
+
+/** Relays on one node in every shape (200 B and 2 KB), then across nodes for a cluster (200 B). */
+function relayPlans(ctx: RoundContext, cluster: boolean, paced: boolean): RelayPlan[] {
+  const one = ctx.config.shapes.map((shape): RelayPlan => ({ placement: 'one', shape, sizes: ['candidate', 'sdp'], paced }));
+  const cross = ctx.config.shapes.map((shape): RelayPlan => ({ placement: 'cross', shape, sizes: ['candidate'], paced }));
+  return cluster ? [...one, ...cross] : one;
+}
+
+function recordFailure(ctx: RoundContext, name: SystemName, round: number, error: unknown): void {
+  // The bench goes on: this round then has no figures for the system, which the verdict reports as missing data,
+  // instead of the other rounds' medians quietly standing in for it.
+  const message = error instanceof Error ? error.message : String(error);
+  ctx.results.failures.push({ system: name, round, error: message });
+  ctx.log(`round ${String(round)}: ${name} FAILED: ${message}`);
+}
+
+/** One system alone. Idle first, on a fresh process: its RSS growth is then the connections', not the relay runs' heap. */
+async function runAlone(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
+  ctx.log(`round ${String(round)}: starting ${label(ctx, name)}`);
+  const sys = await start(ctx, name);
+  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
+  try {
+    // The baseline runs only what its verdicts compare: the closed-loop relays.
+    if (name !== 'base') await idleScenario(ctx, sys, lg, round);
+    if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
+    for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
+  } finally {
+    await lg.stop();
+    await sys.stop();
+  }
+}
+
+/** Ours (idle, connect, then relays) with the baseline started beside it for the relays; a base failure spares ours. */
+async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> {
+  ctx.log(`round ${String(round)}: starting ours`);
+  const ours = await start(ctx, 'ours');
+  let base: RunningSystem | undefined;
+  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`)).catch(async (error: unknown) => {
+    await ours.stop();
+    throw error;
+  });
+  const dropBase = async (error: unknown): Promise<void> => {
+    recordFailure(ctx, 'base', round, error);
+    await base?.stop();
+    base = undefined;
+  };
+  try {
+    await idleScenario(ctx, ours, lg, round);
+    await connectScenario(ctx, ours, lg, round);
+    ctx.log(`round ${String(round)}: starting ${label(ctx, 'base')} beside ours; ${round % 2 === 1 ? 'ours' : 'base'} goes first in each relay scenario`);
+    base = await start(ctx, 'base').catch(async (error: unknown) => void (await dropBase(error)));
+    for (const plan of relayPlans(ctx, true, true)) {
+      const turns: ('ours' | 'base')[] = round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours'];
+      for (const turn of turns) {
+        if (turn === 'ours') await relayScenario(ctx, ours, lg, round, plan);
+        else if (base) await relayScenario(ctx, base, lg, round, { ...plan, paced: false }).catch(dropBase);
+      }
+    }
+  } finally {
+    await lg.stop();
+    await Promise.all([ours.stop(), base?.stop()]);
+  }
+}
+
+/** Runs one unit of a round; a failure is recorded and the round goes on. */
+export async function runUnit(ctx: RoundContext, unit: SystemName[], round: number): Promise<void> {
+  const [first] = unit;
+  if (first === undefined) return;
+  // In the paired unit, base's own failures are recorded as base's; anything else stopped ours (and base's turns with it).
+  await (unit.length > 1 ? runWithBaseline(ctx, round) : runAlone(ctx, first, round)).catch((error: unknown) => recordFailure(ctx, first, round, error));
+}
