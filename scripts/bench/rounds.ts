@@ -1,7 +1,8 @@
 /**
- * One round of the bench: every system in turn, fresh processes each time. Ours and the baseline build run as one
- * unit: both clusters up at once, their relay runs alternating scenario by scenario (who goes first swaps each
- * round), so each before/after ratio compares runs seconds apart rather than a minute apart on a shared machine.
+ * One round of the bench: every system in turn, on fresh processes: idle connections and connects on one set, the
+ * relays on another. Ours and the baseline build run as one unit for the relays: both clusters up at once, their
+ * relay runs alternating scenario by scenario (who goes first swaps each round), so each before/after ratio compares
+ * runs seconds apart rather than a minute apart on a shared machine.
  */
 import type { BaselineBuild } from './baseline.js';
 import { LoadGen } from './driver.js';
@@ -48,51 +49,70 @@ function recordFailure(ctx: RoundContext, name: SystemName, round: number, error
   ctx.log(`round ${String(round)}: ${name} FAILED: ${message}`);
 }
 
-/** One system alone. Idle first, on a fresh process: its RSS growth is then the connections', not the relay runs' heap. */
-async function runAlone(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
-  ctx.log(`round ${String(round)}: starting ${label(ctx, name)}`);
+/** Runs `work` on freshly started processes of `name`, and stops them whatever happens. */
+async function onFresh(ctx: RoundContext, name: SystemName, round: number, what: string, work: (sys: RunningSystem) => Promise<void>): Promise<void> {
+  ctx.log(`round ${String(round)}: starting ${label(ctx, name)} for ${what}`);
   const sys = await start(ctx, name);
-  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
   try {
-    // The baseline runs only what its verdicts compare: the closed-loop relays.
-    if (name !== 'base') await idleScenario(ctx, sys, lg, round);
-    if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
-    for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
+    await work(sys);
   } finally {
-    await lg.stop();
     await sys.stop();
   }
 }
 
-/** Ours (idle, connect, then relays) with the baseline started beside it for the relays; a base failure spares ours. */
-async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> {
-  ctx.log(`round ${String(round)}: starting ours`);
-  const ours = await start(ctx, 'ours');
-  let base: RunningSystem | undefined;
-  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`)).catch(async (error: unknown) => {
-    await ours.stop();
-    throw error;
+/**
+ * Idle memory, then connects, on processes of their own (idle first: the RSS growth is then the connections', not
+ * the relay runs' heap). The relays then start on fresh processes, so no system relays with another scenario's
+ * leftovers (10,000 sessions just closed) and ours and base relay from the same start.
+ */
+async function idleAndConnect(ctx: RoundContext, name: SystemName, lg: LoadGen, round: number): Promise<void> {
+  if (name === 'base') return; // the baseline runs only what its verdicts compare: the closed-loop relays
+  await onFresh(ctx, name, round, 'idle connections and connects', async (sys) => {
+    await idleScenario(ctx, sys, lg, round);
+    if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
   });
+}
+
+/** One system alone: idle and connects, then its relays on fresh processes. */
+async function runAlone(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
+  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
+  try {
+    await idleAndConnect(ctx, name, lg, round);
+    await onFresh(ctx, name, round, 'relays', async (sys) => {
+      for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
+    });
+  } finally {
+    await lg.stop();
+  }
+}
+
+/** Ours's idle and connects, then ours and the baseline started together for the relays; a base failure spares ours. */
+async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> {
+  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
+  let base: RunningSystem | undefined;
   const dropBase = async (error: unknown): Promise<void> => {
     recordFailure(ctx, 'base', round, error);
     await base?.stop();
     base = undefined;
   };
   try {
-    await idleScenario(ctx, ours, lg, round);
-    await connectScenario(ctx, ours, lg, round);
-    ctx.log(`round ${String(round)}: starting ${label(ctx, 'base')} beside ours; ${round % 2 === 1 ? 'ours' : 'base'} goes first in each relay scenario`);
-    base = await start(ctx, 'base').catch(async (error: unknown) => void (await dropBase(error)));
-    for (const plan of relayPlans(ctx, true, true)) {
-      const turns: ('ours' | 'base')[] = round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours'];
-      for (const turn of turns) {
-        if (turn === 'ours') await relayScenario(ctx, ours, lg, round, plan);
-        else if (base) await relayScenario(ctx, base, lg, round, { ...plan, paced: false }).catch(dropBase);
+    await idleAndConnect(ctx, 'ours', lg, round);
+    await onFresh(ctx, 'ours', round, 'relays', async (ours) => {
+      ctx.log(`round ${String(round)}: starting ${label(ctx, 'base')} beside ours; ${round % 2 === 1 ? 'ours' : 'base'} goes first in each relay scenario`);
+      base = await start(ctx, 'base').catch(async (error: unknown) => void (await dropBase(error)));
+      try {
+        for (const plan of relayPlans(ctx, true, true)) {
+          for (const turn of round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours']) {
+            if (turn === 'ours') await relayScenario(ctx, ours, lg, round, plan);
+            else if (base) await relayScenario(ctx, base, lg, round, { ...plan, paced: false }).catch(dropBase);
+          }
+        }
+      } finally {
+        await base?.stop();
       }
-    }
+    });
   } finally {
     await lg.stop();
-    await Promise.all([ours.stop(), base?.stop()]);
   }
 }
 
