@@ -95,7 +95,7 @@ function baselineSection(results: BenchResults): string[] {
   if (!baseline) return [];
   const md: string[] = ['## Ours against the baseline', ''];
   md.push(
-    `\`base\` is this cluster built from \`${baseline.ref}\` (${baseline.commit}) in a throwaway git worktree under .tmp/bench/, started by the same testkit with the same settings. In each round both clusters run at once and their relay runs alternate scenario by scenario (ours first in odd rounds, base first in even ones), so each ratio compares runs seconds apart. Base runs the closed-loop relays only (no idle, connect or paced runs). Ratios are medians of per-round ratios; CPU counts the relaying node(s), both nodes across nodes.`,
+    `\`base\` is this cluster built from \`${baseline.ref}\` (${baseline.commit}) in a throwaway git worktree under .tmp/bench/, started by the same testkit with the same settings. In each round both clusters start fresh together for the relays, each with its own load generator and pairs, and their closed-loop runs alternate run by run (ours first in odd rounds, base first in even ones), so each ratio compares runs seconds apart. Base runs the closed-loop relays only (no idle, connect or paced runs). Ratios are medians of per-round ratios; CPU counts the relaying node(s), both nodes across nodes.`,
   );
   md.push('');
   md.push('| scenario | shape | size | ours msgs/s | base msgs/s | ours ÷ base | ours CPU µs/msg | base CPU µs/msg | ours ÷ base |');

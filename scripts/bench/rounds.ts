@@ -1,13 +1,13 @@
 /**
  * One round of the bench: every system in turn, on fresh processes: idle connections and connects on one set, the
- * relays on another. Ours and the baseline build run as one unit for the relays: both clusters up at once, their
- * relay runs alternating scenario by scenario (who goes first swaps each round), so each before/after ratio compares
- * runs seconds apart rather than a minute apart on a shared machine.
+ * relays on another. For the relays, ours and the baseline build run as one unit: both clusters up at once, each
+ * with its own load generator, their closed-loop runs alternating run by run (who goes first swaps each round), so
+ * each before/after ratio compares runs seconds apart rather than a minute apart on a shared machine.
  */
 import type { BaselineBuild } from './baseline.js';
 import { LoadGen } from './driver.js';
 import type { SystemName } from './results.js';
-import { connectScenario, idleScenario, relayScenario, type RelayPlan, type ScenarioContext } from './scenarios.js';
+import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, type RelayPlan, type ScenarioContext } from './scenarios.js';
 import { startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
 export interface RoundContext extends ScenarioContext {
@@ -49,12 +49,17 @@ function recordFailure(ctx: RoundContext, name: SystemName, round: number, error
   ctx.log(`round ${String(round)}: ${name} FAILED: ${message}`);
 }
 
-/** Runs `work` on freshly started processes of `name`, and stops them whatever happens. */
-async function onFresh(ctx: RoundContext, name: SystemName, round: number, what: string, work: (sys: RunningSystem) => Promise<void>): Promise<void> {
+/** Runs `work` on freshly started processes of `name` and a fresh load generator, and stops them whatever happens. */
+async function onFresh(ctx: RoundContext, name: SystemName, round: number, what: string, work: (sys: RunningSystem, lg: LoadGen) => Promise<void>): Promise<void> {
   ctx.log(`round ${String(round)}: starting ${label(ctx, name)} for ${what}`);
   const sys = await start(ctx, name);
   try {
-    await work(sys);
+    const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
+    try {
+      await work(sys, lg);
+    } finally {
+      await lg.stop();
+    }
   } finally {
     await sys.stop();
   }
@@ -62,58 +67,76 @@ async function onFresh(ctx: RoundContext, name: SystemName, round: number, what:
 
 /**
  * Idle memory, then connects, on processes of their own (idle first: the RSS growth is then the connections', not
- * the relay runs' heap). The relays then start on fresh processes, so no system relays with another scenario's
- * leftovers (10,000 sessions just closed) and ours and base relay from the same start.
+ * the relay runs' heap). The relays then start on fresh processes and a fresh load generator, so no relay run
+ * carries another scenario's leftovers (10,000 sessions just closed), and ours and base relay from the same start.
  */
-async function idleAndConnect(ctx: RoundContext, name: SystemName, lg: LoadGen, round: number): Promise<void> {
+async function idleAndConnect(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
   if (name === 'base') return; // the baseline runs only what its verdicts compare: the closed-loop relays
-  await onFresh(ctx, name, round, 'idle connections and connects', async (sys) => {
+  await onFresh(ctx, name, round, 'idle connections and connects', async (sys, lg) => {
     await idleScenario(ctx, sys, lg, round);
     if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
   });
 }
 
-/** One system alone: idle and connects, then its relays on fresh processes. */
+/** One system alone: idle and connects, then its relays. */
 async function runAlone(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
-  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
-  try {
-    await idleAndConnect(ctx, name, lg, round);
-    await onFresh(ctx, name, round, 'relays', async (sys) => {
-      for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
-    });
-  } finally {
-    await lg.stop();
-  }
+  await idleAndConnect(ctx, name, round);
+  await onFresh(ctx, name, round, 'relays', async (sys, lg) => {
+    for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
+  });
 }
 
-/** Ours's idle and connects, then ours and the baseline started together for the relays; a base failure spares ours. */
+/**
+ * Ours's idle and connects; then ours and the baseline, started together, each with its own load generator and
+ * pairs, take turns run by run (ours first in odd rounds), so each compared pair of runs is seconds apart. Ours's
+ * paced steps follow. A failure of base drops base for the round and spares ours.
+ */
 async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> {
-  const lg = await LoadGen.start((text) => ctx.log(`  ${text}`));
-  let base: RunningSystem | undefined;
-  const dropBase = async (error: unknown): Promise<void> => {
-    recordFailure(ctx, 'base', round, error);
-    await base?.stop();
-    base = undefined;
-  };
-  try {
-    await idleAndConnect(ctx, 'ours', lg, round);
-    await onFresh(ctx, 'ours', round, 'relays', async (ours) => {
-      ctx.log(`round ${String(round)}: starting ${label(ctx, 'base')} beside ours; ${round % 2 === 1 ? 'ours' : 'base'} goes first in each relay scenario`);
-      base = await start(ctx, 'base').catch(async (error: unknown) => void (await dropBase(error)));
+  await idleAndConnect(ctx, 'ours', round);
+  await onFresh(ctx, 'ours', round, 'relays', async (ours, lg) => {
+    ctx.log(`round ${String(round)}: starting ${label(ctx, 'base')} beside ours; ${round % 2 === 1 ? 'ours' : 'base'} goes first in each pair of runs`);
+    let base: { sys: RunningSystem; lg: LoadGen } | undefined;
+    const dropBase = async (error: unknown): Promise<void> => {
+      recordFailure(ctx, 'base', round, error);
+      const dropped = base;
+      base = undefined;
+      await dropped?.lg.stop();
+      await dropped?.sys.stop();
+    };
+    const startBase = async (): Promise<void> => {
+      const sys = await start(ctx, 'base');
       try {
-        for (const plan of relayPlans(ctx, true, true)) {
+        base = { sys, lg: await LoadGen.start((text) => ctx.log(`  ${text}`)) };
+      } catch (error) {
+        await sys.stop();
+        throw error;
+      }
+    };
+    await startBase().catch(dropBase);
+    try {
+      for (const plan of relayPlans(ctx, true, true)) {
+        await openPairs(ctx, ours, lg, round, plan);
+        if (base) await openPairs(ctx, base.sys, base.lg, round, plan).catch(dropBase);
+        let max = Number.NaN;
+        for (const size of plan.sizes) {
           for (const turn of round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours']) {
-            if (turn === 'ours') await relayScenario(ctx, ours, lg, round, plan);
-            else if (base) await relayScenario(ctx, base, lg, round, { ...plan, paced: false }).catch(dropBase);
+            if (turn === 'ours') {
+              const row = await closedLoop(ctx, ours, lg, round, plan, size);
+              if (size === 'candidate') max = row.rate;
+            } else if (base) {
+              await closedLoop(ctx, base.sys, base.lg, round, plan, size).catch(dropBase);
+            }
           }
         }
-      } finally {
-        await base?.stop();
+        if (base) await base.lg.close().catch(dropBase);
+        await pacedSteps(ctx, ours, lg, round, plan, max);
+        await lg.close();
       }
-    });
-  } finally {
-    await lg.stop();
-  }
+    } finally {
+      await base?.lg.stop();
+      await base?.sys.stop();
+    }
+  });
 }
 
 /** Runs one unit of a round; a failure is recorded and the round goes on. */

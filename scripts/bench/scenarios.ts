@@ -105,7 +105,8 @@ export interface RelayPlan {
   paced: boolean;
 }
 
-async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan, size: SizeName): Promise<RelayRow> {
+/** One closed-loop run of `size` on the pairs open in `lg`; returns its row. */
+export async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan, size: SizeName): Promise<RelayRow> {
   const scenario = plan.placement === 'one' ? 'relay-1' : 'relay-2';
   const pids = plan.placement === 'one' ? sys.relayPids : sys.crossPids;
   const others = Object.entries(sys.otherPids).filter(([name]) => name === 'memcached' || name === 'gateway' || name === 'etcd');
@@ -171,8 +172,8 @@ async function pacedStep(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, 
   );
 }
 
-/** Opens the shape's pairs (on one node, or each pair's sides on different nodes), then runs the plan on them. */
-export async function relayScenario(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan): Promise<void> {
+/** Opens the plan's pairs in `lg` (on one node, or each pair's sides on different nodes), closing any open before. */
+export async function openPairs(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan): Promise<void> {
   ctx.log(`  ${sys.name}, ${plan.placement === 'one' ? 'one node' : 'across nodes'}, ${shapeLabel(plan.shape)} in flight: opening ${String(plan.shape.pairs)} pairs`);
   await lg.pairs({
     target: sys.target,
@@ -181,13 +182,22 @@ export async function relayScenario(ctx: ScenarioContext, sys: RunningSystem, lg
     avoidA: ['node-2'],
     avoidB: plan.placement === 'one' ? ['node-2'] : ['node-1'],
   });
+}
+
+/** The plan's paced steps on the pairs open in `lg`, at fractions of `max` (the 200 B closed-loop rate). */
+export async function pacedSteps(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan, max: number): Promise<void> {
+  if (!plan.paced || !Number.isFinite(max)) return;
+  for (const fraction of plan.shape.fractions) await pacedStep(ctx, sys, lg, round, plan, fraction, max);
+}
+
+/** The whole plan on one system: its pairs, the closed-loop runs in order, then the paced steps. */
+export async function relayScenario(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan): Promise<void> {
+  await openPairs(ctx, sys, lg, round, plan);
   let max = Number.NaN;
   for (const size of plan.sizes) {
     const row = await closedLoop(ctx, sys, lg, round, plan, size);
     if (size === 'candidate') max = row.rate;
   }
-  if (plan.paced && Number.isFinite(max)) {
-    for (const fraction of plan.shape.fractions) await pacedStep(ctx, sys, lg, round, plan, fraction, max);
-  }
+  await pacedSteps(ctx, sys, lg, round, plan, max);
   await lg.close();
 }
