@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult } from './loadgen.js';
-import { cpuOf, syscallsOf } from './procstat.js';
+import { cpuOf, kernelThreadsCpu, machineCpu, syscallsOf } from './procstat.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -11,6 +11,20 @@ export interface Window {
   cpu: Record<number, number>;
   /** Read and write system calls per watched pid over the window. */
   syscalls: Record<number, { reads: number; writes: number }>;
+  /**
+   * CPU seconds the machine spent over the window outside the watched processes and the kernel's threads (which
+   * carry the bench's own loopback traffic), plus time stolen by the hypervisor: other people's work. NaN if unread.
+   */
+  elsewhere: number;
+}
+
+/** What the machine as a whole has used so far, to tell the bench's own work from everyone else's. */
+function machineSample(): { busy: number; steal: number; kernel: number } {
+  try {
+    return { ...machineCpu(), kernel: kernelThreadsCpu() };
+  } catch {
+    return { busy: NaN, steal: NaN, kernel: NaN };
+  }
 }
 
 const cpuOf1 = (pid: number): number => cpuOf([pid]);
@@ -34,11 +48,13 @@ export class LoadGen {
   private watched: number[] = [];
   private cpuAtStart = new Map<number, number>();
   private syscallsAtStart = new Map<number, { reads: number; writes: number }>();
-  private lastWindow: Window = { cpu: {}, syscalls: {} };
+  private machineAtStart = machineSample();
+  private lastWindow: Window = { cpu: {}, syscalls: {}, elsewhere: NaN };
 
   private constructor(private readonly child: ChildProcess, private readonly progress: (text: string) => void) {
     child.on('message', (message: { reqId?: number; result?: unknown; error?: string; event?: string; text?: string }) => {
       if (message.event === 'window-start') {
+        this.machineAtStart = machineSample();
         this.cpuAtStart = sampleEach(this.watched, cpuOf1);
         this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
       } else if (message.event === 'window-end') {
@@ -47,13 +63,18 @@ export class LoadGen {
         const syscalls: Window['syscalls'] = {};
         const cpuNow = sampleEach(this.watched, cpuOf1);
         const syscallsNow = sampleEach(this.watched, syscallsOf);
+        const machineNow = machineSample();
         for (const pid of this.watched) {
           const [c0, c1] = [this.cpuAtStart.get(pid), cpuNow.get(pid)];
           if (c0 !== undefined && c1 !== undefined) cpu[pid] = c1 - c0;
           const [s0, s1] = [this.syscallsAtStart.get(pid), syscallsNow.get(pid)];
           if (s0 !== undefined && s1 !== undefined) syscalls[pid] = { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes };
         }
-        this.lastWindow = { cpu, syscalls };
+        // A watched pid without a figure makes the sum NaN: the outside share is then unknown, never guessed.
+        const watchedCpu = this.watched.reduce((sum, pid) => sum + (cpu[pid] ?? NaN), 0);
+        const m0 = this.machineAtStart;
+        const elsewhere = Math.max(0, machineNow.busy - m0.busy - (machineNow.kernel - m0.kernel) - watchedCpu) + (machineNow.steal - m0.steal);
+        this.lastWindow = { cpu, syscalls, elsewhere };
       } else if (message.event === 'progress' && message.text) {
         this.progress(message.text);
       } else if (message.reqId !== undefined) {
@@ -102,7 +123,7 @@ export class LoadGen {
   /** Runs a relay measurement and returns it with the CPU each watched pid used during its window. */
   async relay(args: RelayArgs, watch: number[]): Promise<RelayResult & Window> {
     this.watched = [...watch, this.pid];
-    this.lastWindow = { cpu: {}, syscalls: {} };
+    this.lastWindow = { cpu: {}, syscalls: {}, elsewhere: NaN };
     const result = await this.request<RelayResult>({ cmd: 'relay', args });
     return { ...result, ...this.lastWindow };
   }

@@ -62,6 +62,8 @@ export interface RelayRow {
   sent: number;
   lost: number;
   otherCpuUsPerMessage: Record<string, number>;
+  /** Cores the machine spent on other people's work during the window (see driver.ts); absent in older runs. */
+  busyElsewhereCores?: number;
 }
 
 export interface SweepRow {
@@ -78,6 +80,7 @@ export interface SweepRow {
   errorCodes: Record<string, number>;
   sent: number;
   lost: number;
+  busyElsewhereCores?: number;
 }
 
 export interface ConnectRow {

@@ -6,8 +6,8 @@
  */
 import type { BaselineBuild } from './baseline.js';
 import { LoadGen } from './driver.js';
-import type { SystemName } from './results.js';
-import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, type RelayPlan, type ScenarioContext } from './scenarios.js';
+import type { RelayRow, SystemName } from './results.js';
+import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, untilQuiet, type RelayPlan, type ScenarioContext } from './scenarios.js';
 import { startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
 export interface RoundContext extends ScenarioContext {
@@ -119,14 +119,21 @@ async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> 
         if (base) await openPairs(ctx, base.sys, base.lg, round, plan).catch(dropBase);
         let max = Number.NaN;
         for (const size of plan.sizes) {
-          for (const turn of round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours']) {
-            if (turn === 'ours') {
-              const row = await closedLoop(ctx, ours, lg, round, plan, size);
-              if (size === 'candidate') max = row.rate;
-            } else if (base) {
-              await closedLoop(ctx, base.sys, base.lg, round, plan, size).catch(dropBase);
+          // The pair is measured again as a whole when either run was disturbed, so the two stay seconds apart.
+          await untilQuiet(ctx, `ours and base ${size} runs`, async () => {
+            const rows: RelayRow[] = [];
+            for (const turn of round % 2 === 1 ? ['ours', 'base'] : ['base', 'ours']) {
+              if (turn === 'ours') {
+                const row = await closedLoop(ctx, ours, lg, round, plan, size);
+                if (size === 'candidate') max = row.rate;
+                rows.push(row);
+              } else if (base) {
+                const row = await closedLoop(ctx, base.sys, base.lg, round, plan, size).catch(dropBase);
+                if (row) rows.push(row);
+              }
             }
-          }
+            return rows;
+          });
         }
         if (base) await base.lg.close().catch(dropBase);
         await pacedSteps(ctx, ours, lg, round, plan, max);

@@ -3,6 +3,7 @@
  *
  * A measurement counts only when it is whole: a paced step only if it delivered what it offered (within
  * PACED_TOLERANCE) with no error, no skipped send and nothing lost; a relay run only without errors or losses; a
+ * relay run or paced step only while the machine did little else (BUSY_ELSEWHERE_LIMIT); a
  * CPU figure only if both ends of its window were read; an idle or connect run only if every connection opened.
  * A target's figure is the median over rounds of per-round values, and every configured round must supply one:
  * a failed or invalid round makes the figure missing, and a missing figure fails its target. Nothing is read as 0.
@@ -17,6 +18,20 @@ import { shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow,
 /** A paced step must deliver within 2 % of the rate it offered (measured: real runs land within 1 %). */
 export const PACED_TOLERANCE = 0.02;
 
+/**
+ * A run during which the machine spent more than this share of a core on other people's work does not count: on
+ * 2 cores that the bench itself nearly fills, such work takes CPU and caches from the servers under test: in A/A
+ * runs (ours against a build of the same commit), single runs during other people's test suites were off by up to
+ * 70 % in CPU per message. The runner measures such a run again (scenarios.ts, untilQuiet).
+ */
+export const BUSY_ELSEWHERE_LIMIT = 0.1;
+
+function busyProblem(row: { busyElsewhereCores?: number }): string | undefined {
+  const cores = row.busyElsewhereCores;
+  if (cores === undefined || Number.isNaN(cores)) return 'no reading of the machine\'s other work';
+  return cores > BUSY_ELSEWHERE_LIMIT ? `the machine was busy elsewhere (${cores.toFixed(2)} cores)` : undefined;
+}
+
 /** Rows recorded before losses were counted have no `lost`: that is missing evidence, not zero losses. */
 function lossProblem(row: { sent?: number; lost?: number }): string | undefined {
   if (row.lost === undefined) return 'no count of lost messages recorded';
@@ -29,6 +44,8 @@ export function relayRowProblems(row: RelayRow): string[] {
   const loss = lossProblem(row);
   if (loss) problems.push(loss);
   if (!(row.rate > 0)) problems.push(`no delivery rate (${String(row.rate)})`);
+  const busy = busyProblem(row);
+  if (busy) problems.push(busy);
   return problems;
 }
 
@@ -50,6 +67,8 @@ export function sweepRowProblems(row: SweepRow): string[] {
     problems.push(`delivered ${Math.round(row.rate)}/s of ${String(row.targetRate)}/s offered (${(achieved * 100).toFixed(1)} %)`);
   }
   if (!Number.isFinite(row.latencyMs.p99)) problems.push('no latency samples');
+  const busy = busyProblem(row);
+  if (busy) problems.push(busy);
   return problems;
 }
 
