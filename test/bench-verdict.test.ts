@@ -128,13 +128,13 @@ describe('bench verdicts over recorded rounds', () => {
     for (const r of results.sweep) if (r.system === 'peerjs' && r.shape === '200x4') r.latencyMs = latency(3.8);
     for (const r of results.connect) if (r.system === 'ours') r.rate = 4000;
     expect(judge(results).failures).to.deep.equal([
-      'one node ≥ 1.2 × PeerJS server msgs/s (200 B), 50 pairs × 8: missed (1.18 ×)',
-      'msgs/s ≥ 0.95 × base (one node, 200 B), 50 pairs × 8: missed (0.92 ×)',
-      "across nodes CPU per message ≤ 2.0 × one node's (both nodes counted), 200 pairs × 4: missed (2.06 ×)",
-      "p99 at 50 % load on one node ≤ 0.75 × PeerJS server's, 200 pairs × 4: missed (0.79 ×)",
-      "p99 at 50 % load across nodes ≤ PeerJS server's one-node p99, 200 pairs × 4: missed (1.18 ×)",
-      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 200 pairs × 4: missed (1.08 ×)',
-      "connect ≥ 0.6 × PeerJS server's completions/s: missed (0.57 ×)",
+      'one node ≥ 1.2 × PeerJS server msgs/s (200 B), 50 pairs × 8: missed (1.180 ×)',
+      'msgs/s ≥ 0.95 × base (one node, 200 B), 50 pairs × 8: missed (0.922 ×)',
+      "across nodes CPU per message ≤ 2.0 × one node's (both nodes counted), 200 pairs × 4: missed (2.056 ×)",
+      "p99 at 50 % load on one node ≤ 0.75 × PeerJS server's, 200 pairs × 4: missed (0.789 ×)",
+      "p99 at 50 % load across nodes ≤ PeerJS server's one-node p99, 200 pairs × 4: missed (1.184 ×)",
+      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 200 pairs × 4: missed (1.076 ×)',
+      "connect ≥ 0.6 × PeerJS server's completions/s: missed (0.571 ×)",
     ]);
     // Across nodes at 100,000 against one node's 118,000 is 0.85 ×: still ≥ 0.75, so that target holds.
     expect(judge(results).targets.find((t) => t.family === SHAPE_TARGETS.crossVsOne && t.shape === '50x8')).to.include({ pass: true });
@@ -144,10 +144,10 @@ describe('bench verdicts over recorded rounds', () => {
     const results = recorded();
     for (const r of results.relay) if (r.system === 'base' && r.scenario === 'relay-2') Object.assign(r, { rate: 106_500, cpuUsPerMessage: 16 });
     expect(judge(results).failures).to.deep.equal([
-      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 50 pairs × 8: missed (1.06 ×)',
-      'msgs/s ≥ 0.95 × base (across nodes, 200 B), 50 pairs × 8: missed (0.94 ×)',
-      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 200 pairs × 4: missed (1.06 ×)',
-      'msgs/s ≥ 0.95 × base (across nodes, 200 B), 200 pairs × 4: missed (0.94 ×)',
+      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 50 pairs × 8: missed (1.063 ×)',
+      'msgs/s ≥ 0.95 × base (across nodes, 200 B), 50 pairs × 8: missed (0.939 ×)',
+      'CPU per message ≤ 1.05 × base (across nodes, 200 B), 200 pairs × 4: missed (1.063 ×)',
+      'msgs/s ≥ 0.95 × base (across nodes, 200 B), 200 pairs × 4: missed (0.939 ×)',
     ]);
     const close = recorded();
     for (const r of close.relay) if (r.system === 'base' && r.scenario === 'relay-2') Object.assign(r, { rate: 104_000, cpuUsPerMessage: 16.4 });
@@ -158,8 +158,8 @@ describe('bench verdicts over recorded rounds', () => {
     const results = recorded();
     for (const r of results.relay) if (r.system === 'base' && r.size === 'sdp' && r.shape === '200x4') Object.assign(r, { rate: 66_000, cpuUsPerMessage: 18 });
     expect(judge(results).failures).to.deep.equal([
-      'CPU per message ≤ 1.05 × base (one node, 2 KB), 200 pairs × 4: missed (1.11 ×)',
-      'msgs/s ≥ 0.95 × base (one node, 2 KB), 200 pairs × 4: missed (0.91 ×)',
+      'CPU per message ≤ 1.05 × base (one node, 2 KB), 200 pairs × 4: missed (1.111 ×)',
+      'msgs/s ≥ 0.95 × base (one node, 2 KB), 200 pairs × 4: missed (0.909 ×)',
     ]);
   });
 
@@ -292,7 +292,7 @@ describe('bench verdicts over recorded rounds', () => {
   it('shows a miss at 10,000 idle connections that 5,000 alone would hide, and an idle round with failed connects', () => {
     const results = recorded();
     for (const r of results.idle) if (r.system === 'ours' && r.target === 10_000) r.perConnectionKiB = 8.9;
-    expect(judge(results).failures).to.deep.equal(["idle RSS per connection ≤ PeerJS server's (10,000 connections, whole server side): missed (1.11 ×)"]);
+    expect(judge(results).failures).to.deep.equal(["idle RSS per connection ≤ PeerJS server's (10,000 connections, whole server side): missed (1.113 ×)"]);
     const partial = recorded();
     const short = row(partial.idle, 1, (r) => r.system === 'ours' && r.target === 5000);
     short.connections = 4990;

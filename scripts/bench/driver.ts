@@ -73,7 +73,8 @@ export class LoadGen {
         // A watched pid without a figure makes the sum NaN: the outside share is then unknown, never guessed.
         const watchedCpu = this.watched.reduce((sum, pid) => sum + (cpu[pid] ?? NaN), 0);
         const m0 = this.machineAtStart;
-        const elsewhere = Math.max(0, machineNow.busy - m0.busy - (machineNow.kernel - m0.kernel) - watchedCpu) + (machineNow.steal - m0.steal);
+        // Not clamped at 0: a reading a little below 0 is the clock ticks' rounding, and shows how fine the figure is.
+        const elsewhere = machineNow.busy - m0.busy - (machineNow.kernel - m0.kernel) - watchedCpu + (machineNow.steal - m0.steal);
         this.lastWindow = { cpu, syscalls, elsewhere };
       } else if (message.event === 'progress' && message.text) {
         this.progress(message.text);

@@ -58,7 +58,7 @@ export function summarize(results: BenchResults): Record<string, unknown> {
 function verdictCell(t: TargetVerdict | undefined): string {
   if (!t) return '';
   if (t.missing.length > 0) return '**no valid data**';
-  return `${x(t.value)} ${t.pass ? 'met' : '**missed**'}`;
+  return `${t.value.toFixed(3)} × ${t.pass ? 'met' : '**missed**'}`;
 }
 
 function targetsSection(results: BenchResults, verdict: BenchVerdict): string[] {

@@ -238,7 +238,8 @@ export function judge(results: BenchResults): BenchVerdict {
   for (const f of results.failures) failures.push(`round ${String(f.round)}: ${f.system} failed: ${f.error}`);
   for (const t of targets) {
     if (t.missing.length > 0) failures.push(`${t.target}: no valid figure (${t.missing.join(' | ')})`);
-    else if (!t.pass) failures.push(`${t.target}: missed (${t.value.toFixed(2)} ×)`);
+    // Three decimals: a ratio of 0.9496 against a floor of 0.95 must not read as "0.95, missed".
+    else if (!t.pass) failures.push(`${t.target}: missed (${t.value.toFixed(3)} ×)`);
   }
   return { targets, failures };
 }
