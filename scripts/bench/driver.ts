@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult } from './loadgen.js';
-import { cpuOf, kernelThreadsCpu, machineCpu, syscallsOf } from './procstat.js';
+import { cpuOf, othersCpu, stolenCpu, syscallsOf } from './procstat.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -12,18 +12,19 @@ export interface Window {
   /** Read and write system calls per watched pid over the window. */
   syscalls: Record<number, { reads: number; writes: number }>;
   /**
-   * CPU seconds the machine spent over the window outside the watched processes and the kernel's threads (which
-   * carry the bench's own loopback traffic), plus time stolen by the hypervisor: other people's work. NaN if unread.
+   * CPU seconds that processes other than the watched ones (and the kernel's threads, which carry the bench's own
+   * loopback traffic) used over the window, plus time stolen by the hypervisor: other people's work. NaN if unread.
+   * It includes this harness: about a hundredth of a core.
    */
   elsewhere: number;
 }
 
-/** What the machine as a whole has used so far, to tell the bench's own work from everyone else's. */
-function machineSample(): { busy: number; steal: number; kernel: number } {
+/** Everyone else's CPU seconds so far (all but the watched processes and kernel threads), and the hypervisor's steal. */
+function elsewhereSample(watched: number[]): number {
   try {
-    return { ...machineCpu(), kernel: kernelThreadsCpu() };
+    return othersCpu(new Set(watched)) + stolenCpu();
   } catch {
-    return { busy: NaN, steal: NaN, kernel: NaN };
+    return NaN;
   }
 }
 
@@ -48,13 +49,15 @@ export class LoadGen {
   private watched: number[] = [];
   private cpuAtStart = new Map<number, number>();
   private syscallsAtStart = new Map<number, { reads: number; writes: number }>();
-  private machineAtStart = machineSample();
+  private elsewhereAtStart = NaN;
+  /** Processes of the bench's own that are not measured (a second cluster idling beside the one measured). */
+  private alsoBench: number[] = [];
   private lastWindow: Window = { cpu: {}, syscalls: {}, elsewhere: NaN };
 
   private constructor(private readonly child: ChildProcess, private readonly progress: (text: string) => void) {
     child.on('message', (message: { reqId?: number; result?: unknown; error?: string; event?: string; text?: string }) => {
       if (message.event === 'window-start') {
-        this.machineAtStart = machineSample();
+        this.elsewhereAtStart = elsewhereSample([...this.watched, ...this.alsoBench]);
         this.cpuAtStart = sampleEach(this.watched, cpuOf1);
         this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
       } else if (message.event === 'window-end') {
@@ -63,19 +66,14 @@ export class LoadGen {
         const syscalls: Window['syscalls'] = {};
         const cpuNow = sampleEach(this.watched, cpuOf1);
         const syscallsNow = sampleEach(this.watched, syscallsOf);
-        const machineNow = machineSample();
+        const elsewhereNow = elsewhereSample([...this.watched, ...this.alsoBench]);
         for (const pid of this.watched) {
           const [c0, c1] = [this.cpuAtStart.get(pid), cpuNow.get(pid)];
           if (c0 !== undefined && c1 !== undefined) cpu[pid] = c1 - c0;
           const [s0, s1] = [this.syscallsAtStart.get(pid), syscallsNow.get(pid)];
           if (s0 !== undefined && s1 !== undefined) syscalls[pid] = { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes };
         }
-        // A watched pid without a figure makes the sum NaN: the outside share is then unknown, never guessed.
-        const watchedCpu = this.watched.reduce((sum, pid) => sum + (cpu[pid] ?? NaN), 0);
-        const m0 = this.machineAtStart;
-        // Not clamped at 0: a reading a little below 0 is the clock ticks' rounding, and shows how fine the figure is.
-        const elsewhere = machineNow.busy - m0.busy - (machineNow.kernel - m0.kernel) - watchedCpu + (machineNow.steal - m0.steal);
-        this.lastWindow = { cpu, syscalls, elsewhere };
+        this.lastWindow = { cpu, syscalls, elsewhere: elsewhereNow - this.elsewhereAtStart };
       } else if (message.event === 'progress' && message.text) {
         this.progress(message.text);
       } else if (message.reqId !== undefined) {
@@ -115,6 +113,11 @@ export class LoadGen {
       this.waiting.set(reqId, { resolve: resolve as (v: unknown) => void, reject });
       this.child.send({ ...command, reqId });
     });
+  }
+
+  /** Counts `pids` as the bench's own, not as other people's work, in the windows' `elsewhere`. */
+  ignoreElsewhere(pids: number[]): void {
+    this.alsoBench = [...pids];
   }
 
   pairs(args: PairsArgs): Promise<{ clients: number }> {

@@ -113,6 +113,12 @@ async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> 
       }
     };
     await startBase().catch(dropBase);
+    if (base) {
+      // Each cluster idles while the other is measured: that is the bench's own work, not someone else's.
+      const all = (sys: RunningSystem, other: LoadGen): number[] => [...Object.values(sys.serverPids), ...Object.values(sys.otherPids), other.pid];
+      lg.ignoreElsewhere(all(base.sys, base.lg));
+      base.lg.ignoreElsewhere(all(ours, lg));
+    }
     try {
       for (const plan of relayPlans(ctx, true, true)) {
         await openPairs(ctx, ours, lg, round, plan);
