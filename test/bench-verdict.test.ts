@@ -87,8 +87,8 @@ function recorded(): BenchResults {
       );
       results.sweep.push(paced('ours', 'relay-1', shape, round, 0.5, 65_000, 3), paced('ours', 'relay-2', shape, round, 0.5, 50_000, 4.5), paced('peerjs', 'relay-1', shape, round, 0.5, 50_000, 5));
     }
-    results.connect.push({ system: 'ours', round, rate: 4500, latencyMs: latency(40), completed: 2000, failed: 0 });
-    results.connect.push({ system: 'peerjs', round, rate: 7000, latencyMs: latency(20), completed: 2000, failed: 0 });
+    results.connect.push({ system: 'ours', round, rate: 4500, latencyMs: latency(40), completed: 2000, failed: 0, busyElsewhereCores: 0.01 });
+    results.connect.push({ system: 'peerjs', round, rate: 7000, latencyMs: latency(20), completed: 2000, failed: 0, busyElsewhereCores: 0.01 });
     for (const n of results.config.idle) results.idle.push(idle('ours', round, n, 7), idle('peerjs', round, n, 8));
   }
   return results;
@@ -239,15 +239,17 @@ describe('bench verdicts over recorded rounds', () => {
     expect(verdict.failures).to.deep.equal([`${SHAPE_TARGETS.cpuVsWs}, 50 pairs × 8: no valid figure (${cpu?.missing[0] ?? ''})`]);
   });
 
-  it("does not count a run while the machine was busy with other people's work, nor one without that reading", () => {
+  it("does not count a relay, paced or connect run while the machine was busy with other people's work, nor one without that reading", () => {
     const results = recorded();
     row(results.relay, 2, (r) => r.system === 'base' && r.scenario === 'relay-2' && r.shape === '50x8').busyElsewhereCores = 0.4;
     delete row(results.sweep, 3, (r) => r.system === 'ours' && r.scenario === 'relay-1' && r.shape === '200x4').busyElsewhereCores;
+    row(results.connect, 1, (r) => r.system === 'peerjs').busyElsewhereCores = 0.9;
     const verdict = judge(results);
     expect(verdict.targets.filter((t) => t.missing.length > 0).map((t) => [t.target, t.missing])).to.deep.equal([
       ['CPU per message ≤ 1.05 × base (across nodes, 200 B), 50 pairs × 8', ['round 2: base relay-2 candidate CPU figure in 50x8 does not count: the machine was busy elsewhere (0.40 cores)']],
       ['msgs/s ≥ 0.95 × base (across nodes, 200 B), 50 pairs × 8', ['round 2: base relay-2 candidate closed-loop run in 50x8 does not count: the machine was busy elsewhere (0.40 cores)']],
       [`${SHAPE_TARGETS.p99OneVsPeerjs}, 200 pairs × 4`, ["round 3: ours relay-1 paced step at 50 % in 200x4 does not count: no reading of the machine's other work"]],
+      [CONNECT_TARGET, ['round 1: peerjs connect run does not count: the machine was busy elsewhere (0.90 cores)']],
     ]);
   });
 

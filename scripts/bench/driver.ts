@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult } from './loadgen.js';
-import { cpuOf, othersCpu, stolenCpu, syscallsOf } from './procstat.js';
+import { cpuOf, elsewhereCpu, syscallsOf } from './procstat.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -17,15 +17,6 @@ export interface Window {
    * It includes this harness: about a hundredth of a core.
    */
   elsewhere: number;
-}
-
-/** Everyone else's CPU seconds so far (all but the watched processes and kernel threads), and the hypervisor's steal. */
-function elsewhereSample(watched: number[]): number {
-  try {
-    return othersCpu(new Set(watched)) + stolenCpu();
-  } catch {
-    return NaN;
-  }
 }
 
 const cpuOf1 = (pid: number): number => cpuOf([pid]);
@@ -57,7 +48,7 @@ export class LoadGen {
   private constructor(private readonly child: ChildProcess, private readonly progress: (text: string) => void) {
     child.on('message', (message: { reqId?: number; result?: unknown; error?: string; event?: string; text?: string }) => {
       if (message.event === 'window-start') {
-        this.elsewhereAtStart = elsewhereSample([...this.watched, ...this.alsoBench]);
+        this.elsewhereAtStart = elsewhereCpu([...this.watched, ...this.alsoBench]);
         this.cpuAtStart = sampleEach(this.watched, cpuOf1);
         this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
       } else if (message.event === 'window-end') {
@@ -66,7 +57,7 @@ export class LoadGen {
         const syscalls: Window['syscalls'] = {};
         const cpuNow = sampleEach(this.watched, cpuOf1);
         const syscallsNow = sampleEach(this.watched, syscallsOf);
-        const elsewhereNow = elsewhereSample([...this.watched, ...this.alsoBench]);
+        const elsewhereNow = elsewhereCpu([...this.watched, ...this.alsoBench]);
         for (const pid of this.watched) {
           const [c0, c1] = [this.cpuAtStart.get(pid), cpuNow.get(pid)];
           if (c0 !== undefined && c1 !== undefined) cpu[pid] = c1 - c0;

@@ -78,3 +78,12 @@ export function othersCpu(exclude: ReadonlySet<number>): number {
   }
   return total;
 }
+
+/** Everyone else's CPU seconds so far (all but `ours` and the kernel's threads) plus the hypervisor's steal; NaN if unread. */
+export function elsewhereCpu(ours: number[]): number {
+  try {
+    return othersCpu(new Set(ours)) + stolenCpu();
+  } catch {
+    return NaN;
+  }
+}

@@ -91,6 +91,7 @@ export interface ConnectRow {
   completed: number;
   failed: number;
   firstError?: string;
+  busyElsewhereCores?: number;
 }
 
 export interface IdleRow {

@@ -1,7 +1,7 @@
 /** The bench's scenarios on one running system: idle memory, connects, and relays in each shape. Each records rows. */
 import type { LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
-import { rssOf } from './procstat.js';
+import { elsewhereCpu, rssOf } from './procstat.js';
 import { shapeKey, shapeLabel, type BenchConfig, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Shape, type SweepRow } from './results.js';
 import type { RunningSystem } from './systems.js';
 import { BUSY_ELSEWHERE_LIMIT, sweepRowProblems } from './verdict.js';
@@ -81,18 +81,28 @@ export async function idleScenario(ctx: ScenarioContext, sys: RunningSystem, lg:
 }
 
 export async function connectScenario(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number): Promise<void> {
-  const r = await lg.connect({
-    target: sys.target,
-    count: ctx.config.connects,
-    concurrency: ctx.config.connectConcurrency,
-    prefix: `conn${String(round)}`,
-    avoid: ['node-2'],
-    keep: false,
+  const ours = [...Object.values(sys.serverPids), ...Object.values(sys.otherPids), lg.pid];
+  let attempt = 0;
+  await untilQuiet(ctx, `${sys.name} connects`, async () => {
+    attempt += 1;
+    const before = elsewhereCpu(ours);
+    const r = await lg.connect({
+      target: sys.target,
+      count: ctx.config.connects,
+      concurrency: ctx.config.connectConcurrency,
+      prefix: `conn${String(round)}-${String(attempt)}`,
+      avoid: ['node-2'],
+      keep: false,
+    });
+    const row: ConnectRow = { system: sys.name, round, rate: r.rate, latencyMs: r.latencyMs, completed: r.completed, failed: r.failed };
+    if (r.firstError !== undefined) row.firstError = r.firstError;
+    row.busyElsewhereCores = (elsewhereCpu(ours) - before) / r.seconds;
+    ctx.results.connect.push(row);
+    ctx.log(
+      `  connect ${sys.name}: ${r.rate.toFixed(0)}/s p50 ${r.latencyMs.p50.toFixed(1)} ms p99 ${r.latencyMs.p99.toFixed(1)} ms (${String(r.failed)} failed), elsewhere ${row.busyElsewhereCores.toFixed(2)} cores`,
+    );
+    return [row];
   });
-  const row: ConnectRow = { system: sys.name, round, rate: r.rate, latencyMs: r.latencyMs, completed: r.completed, failed: r.failed };
-  if (r.firstError !== undefined) row.firstError = r.firstError;
-  ctx.results.connect.push(row);
-  ctx.log(`  connect ${sys.name}: ${r.rate.toFixed(0)}/s p50 ${r.latencyMs.p50.toFixed(1)} ms p99 ${r.latencyMs.p99.toFixed(1)} ms (${String(r.failed)} failed)`);
   await sleep(isCluster(sys) ? 1000 : 200);
 }
 
@@ -104,11 +114,11 @@ function besideServers(sys: RunningSystem): [string, number][] {
 const ATTEMPTS = 3;
 
 /**
- * Runs `measure` (one run, or ours's and base's pair of runs) again while the machine was busy with other work
+ * Runs `measure` (one run, or ours's and base's pair of runs, or a connect run) again while the machine was busy with other work
  * during it, up to ATTEMPTS in all, `pauseMs` apart; only the last attempt's rows stay recorded. A last attempt that is
  * still disturbed stays, and the verdict does not count it.
  */
-export async function untilQuiet(ctx: ScenarioContext, what: string, measure: () => Promise<(RelayRow | SweepRow)[]>, pauseMs = 3000): Promise<void> {
+export async function untilQuiet(ctx: ScenarioContext, what: string, measure: () => Promise<(RelayRow | SweepRow | ConnectRow)[]>, pauseMs = 3000): Promise<void> {
   for (let attempt = 1; ; attempt += 1) {
     const rows = await measure();
     const busy = Math.max(0, ...rows.map((r) => r.busyElsewhereCores ?? 0));
@@ -117,6 +127,7 @@ export async function untilQuiet(ctx: ScenarioContext, what: string, measure: ()
     const stale = new Set<object>(rows);
     ctx.results.relay = ctx.results.relay.filter((r) => !stale.has(r));
     ctx.results.sweep = ctx.results.sweep.filter((r) => !stale.has(r));
+    ctx.results.connect = ctx.results.connect.filter((r) => !stale.has(r));
     await sleep(pauseMs);
   }
 }

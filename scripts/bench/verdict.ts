@@ -3,7 +3,7 @@
  *
  * A measurement counts only when it is whole: a paced step only if it delivered what it offered (within
  * PACED_TOLERANCE) with no error, no skipped send and nothing lost; a relay run only without errors or losses; a
- * relay run or paced step only while the machine did little else (BUSY_ELSEWHERE_LIMIT); a
+ * relay, paced or connect run only while the machine did little else (BUSY_ELSEWHERE_LIMIT); a
  * CPU figure only if both ends of its window were read; an idle or connect run only if every connection opened.
  * A target's figure is the median over rounds of per-round values, and every configured round must supply one:
  * a failed or invalid round makes the figure missing, and a missing figure fails its target. Nothing is read as 0.
@@ -76,6 +76,8 @@ export function connectRowProblems(row: ConnectRow): string[] {
   const problems: string[] = [];
   if (row.failed > 0) problems.push(`${String(row.failed)} connects failed (${row.firstError ?? '?'})`);
   if (!(row.rate > 0)) problems.push(`no completion rate (${String(row.rate)})`);
+  const busy = busyProblem(row);
+  if (busy) problems.push(busy);
   return problems;
 }
 
