@@ -96,7 +96,10 @@ export async function connectScenario(ctx: ScenarioContext, sys: RunningSystem, 
     });
     const row: ConnectRow = { system: sys.name, round, rate: r.rate, latencyMs: r.latencyMs, completed: r.completed, failed: r.failed };
     if (r.firstError !== undefined) row.firstError = r.firstError;
-    row.busyElsewhereCores = (elsewhereCpu(ours) - before) / r.seconds;
+    // CPU times come in 10 ms ticks per process: over a run shorter than a second that rounding alone could read as
+    // a tenth of a core, so the reading spans at least one second.
+    if (r.seconds < 1) await sleep((1 - r.seconds) * 1000);
+    row.busyElsewhereCores = (elsewhereCpu(ours) - before) / Math.max(1, r.seconds);
     ctx.results.connect.push(row);
     ctx.log(
       `  connect ${sys.name}: ${r.rate.toFixed(0)}/s p50 ${r.latencyMs.p50.toFixed(1)} ms p99 ${r.latencyMs.p99.toFixed(1)} ms (${String(r.failed)} failed), elsewhere ${row.busyElsewhereCores.toFixed(2)} cores`,
