@@ -2,7 +2,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult } from './loadgen.js';
-import { cpuOf, syscallsOf } from './procstat.js';
+import { cpuOf, elsewhereCpu, syscallsOf } from './procstat.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -11,6 +11,12 @@ export interface Window {
   cpu: Record<number, number>;
   /** Read and write system calls per watched pid over the window. */
   syscalls: Record<number, { reads: number; writes: number }>;
+  /**
+   * CPU seconds that processes other than the watched ones (and the kernel's threads, which carry the bench's own
+   * loopback traffic) used over the window, plus time stolen by the hypervisor: other people's work. NaN if unread.
+   * It includes this harness: about a hundredth of a core.
+   */
+  elsewhere: number;
 }
 
 const cpuOf1 = (pid: number): number => cpuOf([pid]);
@@ -34,11 +40,15 @@ export class LoadGen {
   private watched: number[] = [];
   private cpuAtStart = new Map<number, number>();
   private syscallsAtStart = new Map<number, { reads: number; writes: number }>();
-  private lastWindow: Window = { cpu: {}, syscalls: {} };
+  private elsewhereAtStart = NaN;
+  /** Processes of the bench's own that are not measured (a second cluster idling beside the one measured). */
+  private alsoBench: number[] = [];
+  private lastWindow: Window = { cpu: {}, syscalls: {}, elsewhere: NaN };
 
   private constructor(private readonly child: ChildProcess, private readonly progress: (text: string) => void) {
     child.on('message', (message: { reqId?: number; result?: unknown; error?: string; event?: string; text?: string }) => {
       if (message.event === 'window-start') {
+        this.elsewhereAtStart = elsewhereCpu([...this.watched, ...this.alsoBench]);
         this.cpuAtStart = sampleEach(this.watched, cpuOf1);
         this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
       } else if (message.event === 'window-end') {
@@ -47,13 +57,14 @@ export class LoadGen {
         const syscalls: Window['syscalls'] = {};
         const cpuNow = sampleEach(this.watched, cpuOf1);
         const syscallsNow = sampleEach(this.watched, syscallsOf);
+        const elsewhereNow = elsewhereCpu([...this.watched, ...this.alsoBench]);
         for (const pid of this.watched) {
           const [c0, c1] = [this.cpuAtStart.get(pid), cpuNow.get(pid)];
           if (c0 !== undefined && c1 !== undefined) cpu[pid] = c1 - c0;
           const [s0, s1] = [this.syscallsAtStart.get(pid), syscallsNow.get(pid)];
           if (s0 !== undefined && s1 !== undefined) syscalls[pid] = { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes };
         }
-        this.lastWindow = { cpu, syscalls };
+        this.lastWindow = { cpu, syscalls, elsewhere: elsewhereNow - this.elsewhereAtStart };
       } else if (message.event === 'progress' && message.text) {
         this.progress(message.text);
       } else if (message.reqId !== undefined) {
@@ -95,6 +106,11 @@ export class LoadGen {
     });
   }
 
+  /** Counts `pids` as the bench's own, not as other people's work, in the windows' `elsewhere`. */
+  ignoreElsewhere(pids: number[]): void {
+    this.alsoBench = [...pids];
+  }
+
   pairs(args: PairsArgs): Promise<{ clients: number }> {
     return this.request({ cmd: 'pairs', args });
   }
@@ -102,7 +118,7 @@ export class LoadGen {
   /** Runs a relay measurement and returns it with the CPU each watched pid used during its window. */
   async relay(args: RelayArgs, watch: number[]): Promise<RelayResult & Window> {
     this.watched = [...watch, this.pid];
-    this.lastWindow = { cpu: {}, syscalls: {} };
+    this.lastWindow = { cpu: {}, syscalls: {}, elsewhere: NaN };
     const result = await this.request<RelayResult>({ cmd: 'relay', args });
     return { ...result, ...this.lastWindow };
   }

@@ -1,6 +1,7 @@
 /**
- * The three systems under test, each started fresh on loopback as children of the harness:
- * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), PeerJS server
+ * The systems under test, each started fresh on loopback as children of the harness:
+ * ours (etcd + memcached + one gateway + two nodes, the built CLI via testkit's startCluster), optionally the same
+ * cluster built from a baseline commit (`base`), PeerJS server
  * (`peer` 1.0.2's own CLI) and the bare `ws` relay (compiled once with esbuild, so no tsx loader sits in the
  * measured process); optionally a bare `sockjs` relay, built the same way.
  */
@@ -9,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { freePort, ManagedProcess, startCluster, type LocalCluster } from '@messaging-server/testkit';
 import type { Target } from './loadgen.js';
+import type { SystemName } from './results.js';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TMP = `${ROOT}.tmp/bench`;
@@ -23,7 +25,7 @@ export const OUR_ENV: Record<string, string> = {
 };
 
 export interface RunningSystem {
-  name: 'ours' | 'peerjs' | 'ws' | 'sockjs';
+  name: SystemName;
   target: Target;
   /** The processes that relay on one node / across nodes and hold the idle connections. */
   relayPids: number[];
@@ -35,15 +37,19 @@ export interface RunningSystem {
   stop(): Promise<void>;
 }
 
-/** testkit does not expose the memcached and etcd pids; they are children of this process. */
-function childByName(comm: string): number | undefined {
+/**
+ * testkit does not expose the memcached and etcd pids; they are children of this process. With ours and base up at
+ * once there are two of each, so the one wanted is told by an argument only it has (its listening port or URL).
+ */
+function childByName(comm: string, argument: string): number | undefined {
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
       const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
       const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (name === comm && ppid === process.pid) return Number(entry);
+      if (name !== comm || ppid !== process.pid) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').includes(argument)) return Number(entry);
     } catch {
       // exited meanwhile
     }
@@ -56,19 +62,28 @@ function pidOf(proc: ManagedProcess): number {
   return proc.pid;
 }
 
-export async function startOurs(extraEnv: Record<string, string> = {}, nodeEnv: Record<string, string> = {}): Promise<RunningSystem & { cluster: LocalCluster }> {
-  const cluster = await startCluster({ nodes: 0, gateways: 1, env: { ...OUR_ENV, ...extraEnv } });
+/**
+ * Our cluster: etcd, memcached, one gateway, node-1 and node-2. `as: 'base'` with `cli` runs another commit's build
+ * (BENCH_BASELINE) in exactly the same set-up.
+ */
+export async function startOurs(
+  extraEnv: Record<string, string> = {},
+  nodeEnv: Record<string, string> = {},
+  build: { as: 'ours' | 'base'; cli?: string } = { as: 'ours' },
+): Promise<RunningSystem & { cluster: LocalCluster }> {
+  const cluster = await startCluster({ nodes: 0, gateways: 1, env: { ...OUR_ENV, ...extraEnv }, ...(build.cli === undefined ? {} : { cli: build.cli }) });
   await Promise.all([cluster.addNode({ nodeId: 'node-1', env: nodeEnv }), cluster.addNode({ nodeId: 'node-2', env: nodeEnv })]);
   await cluster.waitForGatewaysToSee(2);
   const n1 = pidOf(cluster.node('node-1').process);
   const n2 = pidOf(cluster.node('node-2').process);
   const others: Record<string, number> = { gateway: pidOf(cluster.gateways[0]?.process as ManagedProcess) };
-  for (const comm of ['memcached', 'etcd']) {
-    const pid = childByName(comm);
+  const memcachedPort = cluster.memcachedAddress.split(':').pop() ?? '';
+  for (const [comm, argument] of [['memcached', memcachedPort], ['etcd', cluster.etcdEndpoint]] as const) {
+    const pid = childByName(comm, argument);
     if (pid !== undefined) others[comm] = pid;
   }
   return {
-    name: 'ours',
+    name: build.as,
     cluster,
     target: { kind: 'ours', gatewayUrl: cluster.gatewayUrl },
     relayPids: [n1],

@@ -29,6 +29,11 @@ export interface ClusterOptions {
   logDir?: string;
   /** Defaults to a unique prefix, so runs never see each other's keys. */
   prefix?: string;
+  /**
+   * The `messaging-server` CLI the gateways and nodes run; defaults to this checkout's build. The bench points it at
+   * another commit's build to measure before and after side by side.
+   */
+  cli?: string;
 }
 
 export interface ClusterGateway {
@@ -84,7 +89,8 @@ export class LocalCluster {
   ) {}
 
   static async start(options: ClusterOptions = {}): Promise<LocalCluster> {
-    if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`make build\` first`);
+    const cli = options.cli ?? CLI;
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make build\` first`);
     const [etcd, memcached] = await Promise.all([
       options.etcdEndpoint ? undefined : startEtcd(),
       options.memcachedAddress ? undefined : startMemcached(),
@@ -132,7 +138,7 @@ export class LocalCluster {
   private spawn(name: string, command: 'gateway' | 'node', env: NodeJS.ProcessEnv): ManagedProcess {
     const echo = this.options.echo;
     const logFile = this.options.logDir ? `${this.options.logDir}/${name}.log` : undefined;
-    return new ManagedProcess(name, process.execPath, [CLI, command], env, echo ? (line) => echo(name, line) : undefined, logFile);
+    return new ManagedProcess(name, process.execPath, [this.options.cli ?? CLI, command], env, echo ? (line) => echo(name, line) : undefined, logFile);
   }
 
   async addGateway(port?: number): Promise<ClusterGateway> {

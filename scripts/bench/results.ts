@@ -1,0 +1,145 @@
+/** What one bench run records (docs/benchmarks.json): its configuration and one row per measurement. */
+import type { LatencySummary } from './loadgen.js';
+import type { SizeName } from './payload.js';
+
+/** `base` is ours built from an older commit (BENCH_BASELINE), run beside ours in the same rounds. */
+export type SystemName = 'ours' | 'base' | 'peerjs' | 'ws' | 'sockjs';
+export const SYSTEM_NAMES: readonly SystemName[] = ['ours', 'base', 'peerjs', 'ws', 'sockjs'];
+
+export type Scenario = 'relay-1' | 'relay-2';
+
+/** A relay shape: how many pairs, and how many messages each pair keeps in flight in a closed-loop run (half each way). */
+export interface Shape {
+  pairs: number;
+  window: number;
+  /** The paced steps run in this shape, as fractions of its closed-loop maximum. */
+  fractions: number[];
+}
+
+/** The key rows carry: `50x8` for 50 pairs with 8 in flight. */
+export function shapeKey(shape: { pairs: number; window: number }): string {
+  return `${String(shape.pairs)}x${String(shape.window)}`;
+}
+
+export function shapeLabel(shape: { pairs: number; window: number }): string {
+  return `${String(shape.pairs)} pairs × ${String(shape.window)}`;
+}
+
+export interface BenchConfig {
+  rounds: number;
+  shapes: Shape[];
+  /** Seconds of each closed-loop run (after 1 s of warm-up) and of each paced step (after 0.5 s). */
+  seconds: number;
+  sweepSeconds: number;
+  idle: number[];
+  connects: number;
+  connectConcurrency: number;
+  systems: SystemName[];
+  /** The git ref BENCH_BASELINE named, and the commit it resolved to; absent when no baseline was asked for. */
+  baseline?: { ref: string; commit: string };
+  out: string;
+  quick: boolean;
+}
+
+export interface RelayRow {
+  system: SystemName;
+  scenario: Scenario;
+  /** shapeKey() of the shape this run used. */
+  shape: string;
+  size: SizeName;
+  round: number;
+  rate: number;
+  latencyMs: LatencySummary;
+  cpuUsPerMessage: number;
+  serverCpuCores: number;
+  /** write()/writev() and read() system calls of the server processes per delivered message. */
+  writesPerMessage: number;
+  readsPerMessage: number;
+  loadgenCpuCores: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  /** Messages sent over the run, and how many of them never arrived. */
+  sent: number;
+  lost: number;
+  otherCpuUsPerMessage: Record<string, number>;
+  /** Cores the machine spent on other people's work during the window (see driver.ts); absent in older runs. */
+  busyElsewhereCores?: number;
+}
+
+export interface SweepRow {
+  system: SystemName;
+  scenario: Scenario;
+  shape: string;
+  round: number;
+  fraction: number;
+  targetRate: number;
+  rate: number;
+  latencyMs: LatencySummary;
+  skipped: number;
+  errors: number;
+  errorCodes: Record<string, number>;
+  sent: number;
+  lost: number;
+  busyElsewhereCores?: number;
+}
+
+export interface ConnectRow {
+  system: SystemName;
+  round: number;
+  rate: number;
+  latencyMs: LatencySummary;
+  completed: number;
+  failed: number;
+  firstError?: string;
+  busyElsewhereCores?: number;
+}
+
+export interface IdleRow {
+  system: SystemName;
+  round: number;
+  /** Connections asked for, connections open when measured, and connects that failed on the way. */
+  target: number;
+  connections: number;
+  failed: number;
+  /** The processes summed into the RSS figures: the whole server side (for ours every node and the gateway). */
+  serverProcesses: string[];
+  baseKiB: number;
+  rssKiB: number;
+  perConnectionKiB: number;
+  /** Growth per connection of processes reported beside the server side (memcached's session records). */
+  others: Record<string, number>;
+}
+
+export interface BenchResults {
+  startedAt: string;
+  machine: { cpus: number; cpuModel: string; node: string; platform: string; memoryGiB: number };
+  config: BenchConfig;
+  relay: RelayRow[];
+  sweep: SweepRow[];
+  connect: ConnectRow[];
+  idle: IdleRow[];
+  /** System runs that threw; their rounds have no figures, which fails every target that needs them. */
+  failures: { system: SystemName; round: number; error: string }[];
+  durationSeconds: number;
+}
+
+/** benchmarks.json as older harnesses wrote it: one relay shape in `pairs`/`window`, rows without a shape, no failures. */
+export type SavedResults = Omit<BenchResults, 'config' | 'failures'> & {
+  config: Omit<BenchConfig, 'shapes'> & { shapes?: Shape[]; pairs?: number; window?: number; fractions?: number[] };
+  failures?: BenchResults['failures'];
+};
+
+/** Reads a saved run, giving an older run's rows the one shape it ran; anything still missing stays missing. */
+export function fromSaved(saved: SavedResults): BenchResults {
+  const { pairs, window, fractions, shapes, ...rest } = saved.config;
+  const legacy = shapes === undefined && pairs !== undefined && window !== undefined ? { pairs, window, fractions: fractions ?? [] } : undefined;
+  const config: BenchConfig = { ...rest, shapes: shapes ?? (legacy ? [legacy] : []) };
+  const shape = legacy ? shapeKey(legacy) : '';
+  return {
+    ...saved,
+    config,
+    relay: saved.relay.map((r) => ({ ...r, shape: r.shape ?? shape })),
+    sweep: saved.sweep.map((r) => ({ ...r, shape: r.shape ?? shape })),
+    failures: saved.failures ?? [],
+  };
+}
