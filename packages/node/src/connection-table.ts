@@ -9,6 +9,8 @@ export class ConnectionTable {
   readonly #open = new Map<string, ClientSession>();
   readonly #byCid = new Map<string, ClientSession>();
   readonly #handshaking = new Set<ClientSession>();
+  /** Handshakes per userId, so isHandshaking is one lookup however many connections are opening. */
+  readonly #handshakingUsers = new Map<string, number>();
 
   get openCount(): number {
     return this.#open.size;
@@ -47,8 +49,7 @@ export class ConnectionTable {
 
   /** A connection of this user is in its handshake: messages to the user wait for it. */
   isHandshaking(userId: string): boolean {
-    for (const session of this.#handshaking) if (session.userId === userId) return true;
-    return false;
+    return this.#handshakingUsers.has(userId);
   }
 
   /** Another handshake of this user already claimed the same key. */
@@ -67,13 +68,22 @@ export class ConnectionTable {
     this.#handshaking.add(session);
   }
 
+  /** The handshake read the connection's userId: from now on `isHandshaking(userId)` counts it. */
+  identified(session: ClientSession): void {
+    if (!this.#handshaking.has(session) || session.userId === '') return;
+    this.#handshakingUsers.set(session.userId, (this.#handshakingUsers.get(session.userId) ?? 0) + 1);
+  }
+
   endHandshake(session: ClientSession): void {
-    this.#handshaking.delete(session);
+    if (!this.#handshaking.delete(session) || session.userId === '') return;
+    const left = (this.#handshakingUsers.get(session.userId) ?? 1) - 1;
+    if (left > 0) this.#handshakingUsers.set(session.userId, left);
+    else this.#handshakingUsers.delete(session.userId);
   }
 
   /** The handshake succeeded: the session becomes this user's open connection. */
   promote(session: ClientSession): void {
-    this.#handshaking.delete(session);
+    this.endHandshake(session);
     this.#open.set(session.userId, session);
     this.#byCid.set(session.cid, session);
   }

@@ -88,6 +88,7 @@ export class Handshaker {
     const userId = query.get('userId') ?? '';
     const key = query.get('listeningKey') ?? query.get('token') ?? '';
     session.identify(isValidUserId(userId) ? userId : '', key);
+    table.identified(session);
     if (!session.userId || !key) return 'invalid_credentials';
     return undefined;
   }

@@ -72,8 +72,8 @@ export class Router {
   private readonly outboxes = new Map<string, Envelope[]>();
   private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
   private readonly downUntil = new Map<string, number>();
-  /** Messages per recipient sent on a lane and not yet answered (see MovingHoldsDeps.inFlight). */
-  private readonly unanswered = new Map<string, number>();
+  /** Messages per recipient sent on a lane and not yet answered, and the node they went to (see sendTo). */
+  private readonly unanswered = new Map<string, { count: number; nodeId: string }>();
   private stopped = false;
   private seq = 0;
 
@@ -141,6 +141,8 @@ export class Router {
       this.holdOr(envelope, 'PEER_UNAVAILABLE');
       return;
     }
+    // A recipient that just came here while its earlier messages are still on their way to its old node.
+    if (this.overtakes(envelope.to, this.deps.nodeId) && this.deps.isHereOrComing(envelope.to)) return this.holdOr(envelope, 'RELAY_FAILED');
     const outcome = this.deps.deliverIfConnected(envelope);
     if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
     if (outcome !== undefined && outcome !== 'pending') return this.deps.settle(envelope, outcome);
@@ -234,6 +236,7 @@ export class Router {
     if (this.holds?.has(envelope.to)) return this.holdOr(envelope, 'PEER_UNAVAILABLE');
     switch (location.kind) {
       case 'self': {
+        if (this.overtakes(envelope.to, this.deps.nodeId)) return this.holdOr(envelope, 'RELAY_FAILED');
         const outcome = this.deps.deliverOrHold(envelope, location.acked);
         if (outcome === 'moving') this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
         else if (outcome !== 'pending') this.deps.settle(envelope, outcome);
@@ -253,15 +256,28 @@ export class Router {
     }
   }
 
-  /** Every message to a peer goes on its lane through here, and is counted until its lane hands it back. */
+  /**
+   * Every message to a peer goes on its lane through here, and is counted until its lane hands it back. A recipient
+   * whose earlier messages are still on their way to another node (it just moved) gets this one held (v1.1): sent
+   * now, it could overtake them; held, it goes after them, in order, once they are answered.
+   */
   private sendTo(peerId: string, envelope: Envelope): void {
-    this.unanswered.set(envelope.to, (this.unanswered.get(envelope.to) ?? 0) + 1);
+    if (this.overtakes(envelope.to, peerId)) return this.holdOr(envelope, 'RELAY_FAILED');
+    const entry = this.unanswered.get(envelope.to);
+    if (entry) entry.count += 1;
+    else this.unanswered.set(envelope.to, { count: 1, nodeId: peerId });
     this.links.send(peerId, envelope);
   }
 
+  /** True when messages to `userId` are on their way to a node other than `nodeId` (and v1.1 can hold this one). */
+  private overtakes(userId: string, nodeId: string): boolean {
+    const entry = this.unanswered.get(userId);
+    return this.holds !== undefined && entry !== undefined && entry.nodeId !== nodeId;
+  }
+
   private landed(envelope: Envelope): Envelope {
-    const left = (this.unanswered.get(envelope.to) ?? 1) - 1;
-    if (left > 0) this.unanswered.set(envelope.to, left);
+    const entry = this.unanswered.get(envelope.to);
+    if (entry && entry.count > 1) entry.count -= 1;
     else this.unanswered.delete(envelope.to);
     return envelope;
   }
