@@ -22,6 +22,8 @@ export const TMP = `${ROOT}.tmp/bench`;
 export const OUR_ENV: Record<string, string> = {
   MSG_RATE_MESSAGES_PER_SECOND: '1000000',
   MSG_RATE_BURST: '2000000',
+  // As production runs (production mode refuses to start without one): nodes authenticate each other.
+  MSG_CLUSTER_SECRET: 'bench-cluster-secret',
 };
 
 export interface RunningSystem {
