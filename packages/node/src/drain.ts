@@ -15,7 +15,7 @@ export interface DrainDeps {
   log: Logger;
   /** Publishes `state: draining`, so gateways stop allocating here. */
   announce(): Promise<void>;
-  /** True when nothing is left: no connection, handshake, or message on its way. */
+  /** True when nothing is left: no connection, handshake, or message on its way (held ones aside). */
   idle(): boolean;
   /** True once the node was closed hard: the drain stops pacing. */
   closed(): boolean;

@@ -340,7 +340,8 @@ class NodeRuntime implements RelayNode {
       ratePerSecond: this.config.drainRatePerSecond,
       log: this.log,
       announce: () => this.announceDraining(),
-      idle: () => table.empty && router.idle,
+      // Held messages are not waited for here: the drain decides about them once every client is closed.
+      idle: () => table.empty && router.settled,
       closed: () => this.life.closed,
       handOverPending: () => {
         // Every connection is closed by now: this node's own senders send their unanswered messages again from

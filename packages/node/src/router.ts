@@ -122,7 +122,12 @@ export class Router {
 
   /** True when nothing is being looked up, held or sent. */
   get idle(): boolean {
-    return this.outboxes.size === 0 && this.awaitingNode.size === 0 && this.held === 0 && this.links.idle;
+    return this.held === 0 && this.settled;
+  }
+
+  /** True when nothing is being looked up or sent (messages held for moving users aside: they wait by design). */
+  get settled(): boolean {
+    return this.outboxes.size === 0 && this.awaitingNode.size === 0 && this.links.idle;
   }
 
   onRegistryEvent(event: RegistryEvent): void {
