@@ -1,5 +1,5 @@
 import SockJS from 'sockjs-client';
-import { CLOSE_CODES, isTerminalClose, type JsonValue, type ServerFrame, type Session } from '@messaging-server/protocol';
+import { Backoff, CLOSE_CODES, isTerminalClose, type JsonValue, type ServerFrame, type Session } from '@messaging-server/protocol';
 import { postConnect, type SockJsSocket } from '@messaging-server/testkit';
 
 export interface ContractMessage {
@@ -73,13 +73,14 @@ export class ContractClient {
   }
 
   private async connect(avoid: string[]): Promise<void> {
-    for (let attempt = 0; !this.stopped; attempt += 1) {
+    const backoff = new Backoff({ initialMs: 50, maxMs: 1000 });
+    while (!this.stopped) {
       const answer = await postConnect(this.gatewayUrl, this.userId, { avoid }).catch(() => undefined);
       if (answer?.status === 200) {
         const welcomed = await this.openSocket(answer.body as Session);
         if (welcomed) return;
       }
-      await new Promise((resolve) => setTimeout(resolve, Math.min(1000, 50 * 2 ** attempt) * Math.random()));
+      await new Promise((resolve) => setTimeout(resolve, backoff.next()));
     }
   }
 
