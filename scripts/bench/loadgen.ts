@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
+import { emitToParent, serveCommands } from '../forked-helper.js';
 import { BODY, type Payload, type SizeName } from './payload.js';
 
 export type SystemKind = 'ours' | 'peerjs' | 'ws' | 'sockjs';
@@ -206,9 +207,6 @@ function summarize(samples: number[]): LatencySummary {
   return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
 }
 
-function emit(event: Record<string, unknown>): void {
-  process.send?.(event);
-}
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -338,10 +336,10 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
-  emit({ event: 'window-start' });
+  emitToParent({ event: 'window-start' });
   await sleep(args.durationMs);
   measuring = false;
-  emit({ event: 'window-end' });
+  emitToParent({ event: 'window-end' });
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   running = false;
@@ -409,7 +407,7 @@ async function connectMany(args: ConnectArgs): Promise<ConnectResult> {
       }
       if (performance.now() - lastProgress > 2000) {
         lastProgress = performance.now();
-        emit({ event: 'progress', text: `${String(made.length)}/${String(args.count)} connected` });
+        emitToParent({ event: 'progress', text: `${String(made.length)}/${String(args.count)} connected` });
       }
     }
   };
@@ -457,11 +455,4 @@ async function run(command: Command): Promise<unknown> {
   }
 }
 
-process.on('message', (message: { reqId: number } & Command) => {
-  run(message).then(
-    (result) => emit({ reqId: message.reqId, result }),
-    (error: unknown) => emit({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
-emit({ event: 'ready' });
+serveCommands(run);

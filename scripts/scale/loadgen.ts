@@ -9,6 +9,7 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { Backoff } from '@messaging-server/protocol';
+import { emitToParent, serveCommands } from '../forked-helper.js';
 import { AllocationLog, LatencyLog, type AllocationFigures, type LatencyFigures } from './loadgen-logs.js';
 
 interface Client {
@@ -38,9 +39,6 @@ const allocations = new AllocationLog();
 let latency = new LatencyLog(1000, Date.now());
 const counters = { failedAttempts: 0, firstError: undefined as string | undefined, closesByCode: new Map<number, number>() };
 
-function emit(event: Record<string, unknown>): void {
-  process.send?.(event);
-}
 
 function newClient(id: string, role: Client['role']): Client {
   const client: Client = { id, role, open: false, leaving: false, backoff: new Backoff({ initialMs: 250, maxMs: 5000 }), generation: 0 };
@@ -145,7 +143,7 @@ async function openAll(list: Client[], concurrency: number, what: string): Promi
       }
       if (performance.now() - lastProgress > 2000) {
         lastProgress = performance.now();
-        emit({ event: 'progress', text: `${what}: ${String(opened)}/${String(list.length)} open` });
+        emitToParent({ event: 'progress', text: `${what}: ${String(opened)}/${String(list.length)} open` });
       }
     }
   };
@@ -348,11 +346,4 @@ async function run(command: Command): Promise<unknown> {
   }
 }
 
-process.on('message', (message: { reqId: number } & Command) => {
-  run(message).then(
-    (result) => emit({ reqId: message.reqId, result }),
-    (error: unknown) => emit({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
-  );
-});
-process.on('disconnect', () => process.exit(0));
-emit({ event: 'ready' });
+serveCommands(run);
