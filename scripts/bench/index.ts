@@ -9,7 +9,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { buildBaseline } from './baseline.js';
 import { readConfig } from './config.js';
 import { renderReport } from './report.js';
@@ -82,6 +82,7 @@ const results: BenchResults = {
 async function main(): Promise<void> {
   log(`machine: ${String(results.machine.cpus)} × ${results.machine.cpuModel}, node ${results.machine.node}, open files ${String(openFiles)}; config ${JSON.stringify(config)}`);
   // Built before the clock of any measurement starts; a baseline that cannot be built fails the run here.
+  mkdirSync(config.out, { recursive: true }); // BENCH_OUT may name a directory nobody made yet
   const baseline = baselineRef === undefined ? undefined : await buildBaseline(baselineRef, ROOT, TMP, log);
   if (baseline) config.baseline = { ref: baseline.ref, commit: baseline.commit };
   const ctx: RoundContext = { config, results, log, baseline };
