@@ -1,10 +1,7 @@
 import { expect } from 'chai';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { E2eDriver, type RemotePage } from './support/e2e-remote.js';
-import { createNetns, type Netns } from './support/netns.js';
+import { screenshotChecked, useBrowserWorld } from './support/browser-world.js';
+import type { RemotePage } from './support/e2e-remote.js';
 
 // `UPDATE_SCREENSHOT=1 make test` refreshes the committed screenshot; otherwise it goes to a temp dir, so CI leaves
 // the working tree clean.
@@ -15,50 +12,28 @@ const SECRET_SHAPES = /v=0|a=ice-|a=fingerprint|candidate:|m=(audio|video|applic
 
 describe('browser end to end: two Chromium pages call each other through a real cluster in a network namespace', function () {
   this.timeout(60_000);
-  let netns: Netns | undefined;
-  let driver: E2eDriver | undefined;
-  let tmp: string | undefined;
   let gatewayUrl: string;
   let alice: RemotePage;
   let bob: RemotePage;
   let aliceNode: string;
   let bobNode: string;
 
+  const world = useBrowserWorld('browser e2e', async () => {
+    const logs = await Promise.all(
+      [alice, bob].filter(Boolean).map((p) => p.evaluate<string>('document.querySelector("#signal-log").innerText').catch(() => '')),
+    );
+    return `signal logs:\n${logs.join('\n--\n')}`;
+  });
+
   before(async function () {
     this.timeout(60_000);
-    tmp = await mkdtemp(join(tmpdir(), 'msg-e2e-'));
-    // Chromium gathers ICE candidates only on non-loopback interfaces; the namespace gives it one that leads nowhere.
-    netns = await createNetns();
-    driver = new E2eDriver(netns);
-    await driver.ready;
+    const { driver } = world();
     const started = await driver.call<{ gatewayUrl: string; nodes: { nodeId: string }[] }>('start');
     gatewayUrl = started.gatewayUrl;
     expect(started.nodes.map((n) => n.nodeId)).to.have.members(['node-1', 'node-2']);
     await driver.call('launch', { secureOrigin: gatewayUrl });
     alice = await driver.openPage('alice');
     bob = await driver.openPage('bob');
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state !== 'failed' || !driver) return;
-    const info = await driver
-      .call<{ pages: unknown; clusterLogs: string }>('diagnostics')
-      .catch((error: unknown) => ({ pages: String(error), clusterLogs: '' }));
-    const logs = await Promise.all(
-      [alice, bob].filter(Boolean).map((p) => p.evaluate<string>('document.querySelector("#signal-log").innerText').catch(() => '')),
-    );
-    console.error(`browser e2e diagnostics\npages: ${JSON.stringify(info.pages, null, 1)}\nsignal logs:\n${logs.join('\n--\n')}`);
-    console.error(`cluster logs (tail):\n${info.clusterLogs}\ndriver stderr:\n${driver.logs()}`);
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    try {
-      await driver?.stop();
-    } finally {
-      await netns?.remove();
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
   });
 
   async function connect(page: RemotePage, userId: string): Promise<string> {
@@ -124,24 +99,20 @@ describe('browser end to end: two Chromium pages call each other through a real 
     await expectCallUp();
     // The media path is the namespace's interface, not loopback: host candidates on the veth.
     const pair = await selectedPair(alice);
-    expect(pair).to.deep.equal({ local: netns?.address, remote: netns?.address });
+    expect(pair).to.deep.equal({ local: world().netns.address, remote: world().netns.address });
     await chat(alice, bob, 'hello bob');
     await chat(bob, alice, 'hi alice');
     for (const page of [alice, bob]) await page.waitFor('document.querySelector("#remote-video").videoWidth > 0');
   });
 
   it('screenshots the demo page mid-call', async () => {
-    const path = process.env['UPDATE_SCREENSHOT'] === '1' ? COMMITTED_SCREENSHOT : join(tmp ?? tmpdir(), 'demo-screenshot.png');
-    const bytes = await bob.screenshot(path);
-    const png = await readFile(path);
-    expect(png.length).to.equal(bytes);
-    expect(png.subarray(0, 8).toString('hex')).to.equal('89504e470d0a1a0a');
+    const png = await screenshotChecked(bob, COMMITTED_SCREENSHOT, world().tmp);
     expect(png.length).to.be.greaterThan(20_000);
   });
 
   it("moves bob's page to the other node by itself when bob's node drains; the call stays up", async () => {
     const keysBefore = (await bob.keys()).length;
-    const status = await driver!.call<{ code: number | null; ms: number }>('drain', { nodeId: bobNode });
+    const status = await world().driver.call<{ code: number | null; ms: number }>('drain', { nodeId: bobNode });
     expect(status.code).to.equal(0);
     await bob.waitFor(`window.demo.nodeId === ${JSON.stringify(aliceNode)} && window.demo.state === "open"`, 20_000);
     expect(await bob.textContent('#node-id')).to.equal(aliceNode);
@@ -170,7 +141,7 @@ describe('browser end to end: two Chromium pages call each other through a real 
       expect(log).to.match(/→ \w+ +offer|→ \w+ +answer/);
       expect(log).to.match(/candidate/);
       expect(log).to.not.match(SECRET_SHAPES);
-      expect(log).to.not.contain(netns?.address);
+      expect(log).to.not.contain(world().netns.address);
       const keys = await page.keys();
       expect(keys.length).to.be.greaterThan(0);
       for (const key of keys) {

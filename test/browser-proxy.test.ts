@@ -1,10 +1,7 @@
 import { expect } from 'chai';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { E2eDriver, type RemotePage } from './support/e2e-remote.js';
-import { createNetns, type Netns } from './support/netns.js';
+import { screenshotChecked, useBrowserWorld } from './support/browser-world.js';
+import type { RemotePage } from './support/e2e-remote.js';
 
 // `UPDATE_SCREENSHOT=1` refreshes the committed screenshot (README, "Behind the proxy"); otherwise a temp dir.
 const COMMITTED_SCREENSHOT = fileURLToPath(new URL('../docs/demo-tls-screenshot.png', import.meta.url));
@@ -16,41 +13,21 @@ const COMMITTED_SCREENSHOT = fileURLToPath(new URL('../docs/demo-tls-screenshot.
  */
 describe('browser end to end through the TLS proxy: one origin, a path per node', function () {
   this.timeout(60_000);
-  let netns: Netns | undefined;
-  let driver: E2eDriver | undefined;
-  let tmp: string | undefined;
   let origin: string;
   const pages: Record<string, RemotePage> = {};
   const nodeOf: Record<string, string> = {};
 
+  const world = useBrowserWorld('browser proxy');
+
   before(async function () {
     this.timeout(60_000);
-    tmp = await mkdtemp(join(tmpdir(), 'msg-e2e-tls-'));
-    netns = await createNetns();
-    driver = new E2eDriver(netns);
-    await driver.ready;
+    const { driver } = world();
     const started = await driver.call<{ gatewayUrl: string; nodes: { nodeId: string; listeningAddress: string }[] }>('start', { proxy: true });
     origin = started.gatewayUrl;
     expect(origin).to.match(/^https:\/\/\d+\.\d+\.\d+\.\d+:\d+$/);
     expect(started.nodes.map((n) => n.listeningAddress)).to.have.members([`${origin}/n/node-1/ws`, `${origin}/n/node-2/ws`]);
     await driver.call('launch', { ignoreHttpsErrors: true });
     for (const name of ['alice', 'bob', 'carol', 'dave']) pages[name] = await driver.openPage(name);
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state !== 'failed' || !driver) return;
-    const info = await driver.call<{ pages: unknown; clusterLogs: string }>('diagnostics').catch((error: unknown) => ({ pages: String(error), clusterLogs: '' }));
-    console.error(`browser proxy diagnostics\npages: ${JSON.stringify(info.pages, null, 1)}\ncluster logs (tail):\n${info.clusterLogs}\ndriver stderr:\n${driver.logs()}`);
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    try {
-      await driver?.stop();
-    } finally {
-      await netns?.remove();
-      if (tmp) await rm(tmp, { recursive: true, force: true });
-    }
   });
 
   const page = (name: string): RemotePage => {
@@ -134,11 +111,7 @@ describe('browser end to end through the TLS proxy: one origin, a path per node'
   });
 
   it('screenshots the demo page mid-call, its node address on the proxy origin', async () => {
-    const path = process.env['UPDATE_SCREENSHOT'] === '1' ? COMMITTED_SCREENSHOT : join(tmp ?? tmpdir(), 'demo-tls-screenshot.png');
-    const bytes = await page('bob').screenshot(path);
-    const png = await readFile(path);
-    expect(png.length).to.equal(bytes);
-    expect(png.subarray(0, 8).toString('hex')).to.equal('89504e470d0a1a0a');
+    await screenshotChecked(page('bob'), COMMITTED_SCREENSHOT, world().tmp);
     expect(await page('bob').textContent('#node-address')).to.equal(`${origin}/n/${String(nodeOf['bob'])}/ws`);
   });
 
@@ -146,7 +119,7 @@ describe('browser end to end through the TLS proxy: one origin, a path per node'
     const drained = String(nodeOf['alice']);
     const remaining = String(nodeOf['bob']);
     await hangUp('alice', 'bob');
-    const status = await driver!.call<{ code: number | null }>('drain', { nodeId: drained });
+    const status = await world().driver.call<{ code: number | null }>('drain', { nodeId: drained });
     expect(status.code).to.equal(0);
     const alice = page('alice');
     await alice.waitFor(`window.demo.nodeId === ${JSON.stringify(remaining)} && window.demo.state === "open"`, 20_000);

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
-import { E2eDriver, type RemotePage } from './support/e2e-remote.js';
-import { createNetns, type Netns } from './support/netns.js';
+import { useBrowserWorld } from './support/browser-world.js';
+import type { RemotePage } from './support/e2e-remote.js';
 
 const SECRET = 'turn-e2e-shared-secret';
 const TTL_SECONDS = 600;
@@ -16,41 +16,22 @@ interface CallError {
  */
 describe('browser end to end: a relay-only call through real coturn with TURN credentials from /connect', function () {
   this.timeout(60_000);
-  let netns: Netns | undefined;
-  let driver: E2eDriver | undefined;
   let gatewayUrl: string;
   let turnUrl: string;
   let alice: RemotePage;
   let bob: RemotePage;
 
+  const world = useBrowserWorld('turn e2e');
+
   before(async function () {
     this.timeout(60_000);
-    netns = await createNetns();
-    driver = new E2eDriver(netns);
-    await driver.ready;
+    const { driver } = world();
     turnUrl = (await driver.call<{ url: string }>('turn', { secret: SECRET })).url;
     const env = { MSG_TURN_URLS: turnUrl, MSG_TURN_SECRET: SECRET, MSG_TURN_TTL_SECONDS: String(TTL_SECONDS) };
     gatewayUrl = (await driver.call<{ gatewayUrl: string }>('start', { env })).gatewayUrl;
     await driver.call('launch', {});
     alice = await driver.openPage('alice');
     bob = await driver.openPage('bob');
-  });
-
-  afterEach(async function () {
-    if (this.currentTest?.state !== 'failed' || !driver) return;
-    const info = await driver
-      .call<{ pages: unknown; clusterLogs: string; turnLogs: string }>('diagnostics')
-      .catch((error: unknown) => ({ pages: String(error), clusterLogs: '', turnLogs: '' }));
-    console.error(`turn e2e diagnostics\npages: ${JSON.stringify(info.pages, null, 1)}\ncoturn:\n${info.turnLogs}`);
-  });
-
-  after(async function () {
-    this.timeout(60_000);
-    try {
-      await driver?.stop();
-    } finally {
-      await netns?.remove();
-    }
   });
 
   async function connect(page: RemotePage, userId: string): Promise<void> {
@@ -90,14 +71,14 @@ describe('browser end to end: a relay-only call through real coturn with TURN cr
     await alice.press('#chat-input', 'Enter');
     await bob.waitFor('window.demo.lastChannelMessage === "over the relay"');
     // coturn itself saw both users allocate with the gateway's credentials.
-    const { turnLogs } = await driver!.call<{ turnLogs: string }>('diagnostics');
+    const { turnLogs } = await world().driver.call<{ turnLogs: string }>('diagnostics');
     expect(turnLogs).to.match(/\d+:alice/).and.to.match(/\d+:bob/);
   });
 
   it('fails with TURN_UNAUTHORIZED in the SDK and on the demo page when the TURN server has another secret', async () => {
     await alice.click('#hangup');
     await bob.waitFor('window.demo.call === null');
-    await driver!.call('turn', { secret: 'not-the-gateway-secret' });
+    await world().driver.call('turn', { secret: 'not-the-gateway-secret' });
     await alice.click('#call');
     for (const page of [alice, bob]) {
       await page.waitFor('window.demo.callErrors.some((e) => e.code === "TURN_UNAUTHORIZED")', 20_000);

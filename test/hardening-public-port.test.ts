@@ -4,9 +4,9 @@
 import { connect, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { expect } from 'chai';
-import WebSocket from 'ws';
 import type { ServerFrame, Session } from '@messaging-server/protocol';
 import { requestSession, startCluster, waitFor, type ClusterNode, type LocalCluster } from '@messaging-server/testkit';
+import { RawUser } from './support/raw-user.js';
 import { bytesRead, openDescriptors } from './support/proc.js';
 
 const MiB = 1 << 20;
@@ -88,26 +88,6 @@ function upgradeHead(target: string): string {
 function bodyHead(method: string, target: string, length: number | 'chunked', contentType = 'text/plain'): string {
   const framing = length === 'chunked' ? 'Transfer-Encoding: chunked' : `Content-Length: ${String(length)}`;
   return `${method} ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: ${contentType}\r\n${framing}\r\n\r\n`;
-}
-
-/** A raw WebSocket client on the node's `/websocket` endpoint. */
-class RawUser {
-  readonly frames: ServerFrame[] = [];
-  readonly ws: WebSocket;
-  constructor(readonly session: Session) {
-    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
-    url.searchParams.set('userId', session.userId);
-    url.searchParams.set('listeningKey', session.listeningKey);
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
-    this.ws.on('error', () => undefined);
-  }
-  async welcomed(): Promise<void> {
-    await waitFor(() => this.frames[0]?.type === 'welcome', { what: `${this.session.userId} welcome` });
-  }
-  send(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
-  }
 }
 
 /**

@@ -3,9 +3,9 @@
 // registered node's own address and refuses a forged sender without a secret; nodes whose clocks run 5 s ahead and
 // 5 s behind relay as if they agreed.
 import { expect } from 'chai';
-import WebSocket from 'ws';
-import type { ServerFrame, Session } from '@messaging-server/protocol';
+import type { Session } from '@messaging-server/protocol';
 import { requestSession, startCluster, waitFor, type ClusterNode, type LocalCluster } from '@messaging-server/testkit';
+import { RawUser as User } from './support/raw-user.js';
 
 const FAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
 /** libfaketime shifts the wall clock only (DONT_FAKE_MONOTONIC), as a skewed NTP client would. */
@@ -14,41 +14,6 @@ const skewed = (offset: string): Record<string, string> => ({ LD_PRELOAD: FAKETI
 let counter = 0;
 const uid = (label: string): string => `${label}-${String(process.pid)}-${String(++counter)}`;
 const nested = (depth: number): string => `${'['.repeat(depth)}${']'.repeat(depth)}`;
-
-class User {
-  readonly frames: ServerFrame[] = [];
-  readonly ws: WebSocket;
-  constructor(readonly session: Session) {
-    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
-    url.searchParams.set('userId', session.userId);
-    url.searchParams.set('listeningKey', session.listeningKey);
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
-    this.ws.on('error', () => undefined);
-  }
-  get userId(): string {
-    return this.session.userId;
-  }
-  async welcomed(): Promise<this> {
-    await waitFor(() => this.frames[0]?.type === 'welcome', { what: `${this.userId} welcome`, timeoutMs: 15_000 });
-    return this;
-  }
-  send(frame: unknown): void {
-    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
-  }
-  ofType<K extends ServerFrame['type']>(type: K): Extract<ServerFrame, { type: K }>[] {
-    return this.frames.filter((f): f is Extract<ServerFrame, { type: K }> => f.type === type);
-  }
-  answersFor(id: string): ServerFrame[] {
-    return this.frames.filter((f) => (f.type === 'ack' || f.type === 'error') && f.id === id);
-  }
-  /** A ping answered: every frame the node wrote to this connection before it is here. */
-  async flushed(): Promise<void> {
-    const id = uid('flush');
-    this.send({ type: 'ping', id });
-    await waitFor(() => this.frames.some((f) => f.type === 'pong' && f.id === id), { what: `${this.userId} pong` });
-  }
-}
 
 describe('hardening: relay across nodes with skewed clocks, deep content, held bytes, internal API (issue 13, 3, 5 and 6)', function () {
   this.timeout(180_000);

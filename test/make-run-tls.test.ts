@@ -1,12 +1,13 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
+import { fileURLToPath } from 'node:url';
 import { isProcessAlive, waitFor } from '@messaging-server/testkit';
+import { ForegroundJob } from './support/fresh-clone.js';
 
 interface ConnectAnswer {
   listeningAddress: string;
@@ -32,21 +33,14 @@ describe('make run-tls', function () {
 
   it('serves the demo, /connect and every node on one https origin with a CA made at start, and stops on Ctrl-C', async () => {
     const stateDir = await mkdtemp(join(tmpdir(), 'msg-run-tls-'));
-    const child = spawn('make', ['-s', 'run-tls'], {
-      cwd: new URL('..', import.meta.url),
-      // Free ports (the fixed 8443 may belong to a developer's own run), and a state dir of its own.
-      env: { ...process.env, CLUSTER_PORTS: 'auto', CLUSTER_STATE_DIR: stateDir },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group, so Ctrl-C reaches make and the cluster manager alike
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = once(child, 'exit');
+    // Free ports (the fixed 8443 may belong to a developer's own run), and a state dir of its own; its own process
+    // group, so Ctrl-C reaches make and the cluster manager alike.
+    const env = { ...process.env, CLUSTER_PORTS: 'auto', CLUSTER_STATE_DIR: stateDir };
+    const job = new ForegroundJob('make', ['-s', 'run-tls'], fileURLToPath(new URL('..', import.meta.url)), env);
     const dispatcher = new Agent(); // the system's CAs only
     const pids: number[] = [];
     try {
-      const ready = await waitFor(() => /^ready: .*$/m.exec(output)?.[0], { timeoutMs: 100_000, what: `the ready line in:\n${output}` });
+      const ready = await waitFor(() => /^ready: .*$/m.exec(job.output)?.[0], { timeoutMs: 100_000, what: `the ready line in:\n${job.output}` });
       const origin = /^ready: demo (https:\/\/127\.0\.0\.1:\d+)\/ \| connect POST \1\/connect \| /.exec(ready)?.[1];
       expect(origin, ready).to.be.a('string');
       expect(ready).to.contain(`nodes node-1 ${String(origin)}/n/node-1/ws, node-2 ${String(origin)}/n/node-2/ws`);
@@ -98,11 +92,11 @@ describe('make run-tls', function () {
       expect(pids.filter((pid) => pid > 0)).to.have.length(3);
     } finally {
       await dispatcher.close();
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGINT');
+      job.interrupt();
     }
-    const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+    const { code, signal } = await job.exited;
     expect(code === 0 || signal === 'SIGINT', `make ended with ${String(code)} ${String(signal)}`).to.equal(true);
-    expect(output).to.match(/^stopped$/m);
+    expect(job.output).to.match(/^stopped$/m);
     for (const pid of pids) expect(isProcessAlive(pid), `pid ${String(pid)} (a node or nginx) still running`).to.equal(false);
     await rm(stateDir, { recursive: true, force: true });
   });

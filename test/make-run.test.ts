@@ -1,8 +1,8 @@
 import { expect } from 'chai';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { connectUser, isProcessAlive, waitFor } from '@messaging-server/testkit';
+import { ForegroundJob } from './support/fresh-clone.js';
 
 /** Issue 3, acceptance 12: `make run` comes up, prints one ready line, relays, and stops cleanly on Ctrl-C. */
 describe('make run', function () {
@@ -10,19 +10,11 @@ describe('make run', function () {
 
   it('prints a ready line with the URLs, relays a message between two clients, and stops on Ctrl-C', async () => {
     // Free ports, so the test does not collide with a developer's own `make run` on 8080.
-    const child = spawn('make', ['-s', 'run'], {
-      cwd: new URL('..', import.meta.url),
-      env: { ...process.env, CLUSTER_PORTS: 'auto' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true, // its own process group, so Ctrl-C reaches make and the cluster manager alike
-    });
-    let output = '';
-    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
-    const exited = once(child, 'exit');
+    // Its own process group, so Ctrl-C reaches make and the cluster manager alike.
+    const job = new ForegroundJob('make', ['-s', 'run'], fileURLToPath(new URL('..', import.meta.url)), { ...process.env, CLUSTER_PORTS: 'auto' });
     let nodePids: number[] = [];
     try {
-      const ready = await waitFor(() => /^ready: .*$/m.exec(output)?.[0], { timeoutMs: 100_000, what: `the ready line in:\n${output}` });
+      const ready = await waitFor(() => /^ready: .*$/m.exec(job.output)?.[0], { timeoutMs: 100_000, what: `the ready line in:\n${job.output}` });
       const gatewayUrl = /demo (http:\/\/\S+)\//.exec(ready)?.[1];
       expect(gatewayUrl, ready).to.be.a('string');
       expect(ready).to.match(/nodes node-1 http:\/\/127\.0\.0\.1:\d+\/ws, node-2 http:\/\/127\.0\.0\.1:\d+\/ws/);
@@ -37,12 +29,12 @@ describe('make run', function () {
       nodePids = state.nodes.map((n) => n.pid);
       expect(nodePids).to.have.length(2);
     } finally {
-      if (child.pid !== undefined && child.exitCode === null) process.kill(-child.pid, 'SIGINT');
+      job.interrupt();
     }
-    const [code, signal] = (await exited) as [number | null, NodeJS.Signals | null];
+    const { code, signal } = await job.exited;
     // make re-raises the SIGINT it got, so it ends by signal; the cluster manager itself must stop everything first.
     expect(code === 0 || signal === 'SIGINT', `make ended with ${String(code)} ${String(signal)}`).to.equal(true);
-    expect(output).to.match(/^stopped$/m);
+    expect(job.output).to.match(/^stopped$/m);
     for (const pid of nodePids) expect(isProcessAlive(pid), `node pid ${String(pid)} still running`).to.equal(false);
   });
 });

@@ -1,0 +1,49 @@
+/** A user on the node's raw `/websocket` endpoint (no SockJS envelope): the frames it got, and what it sends. */
+import WebSocket from 'ws';
+import type { ServerFrame, Session } from '@messaging-server/protocol';
+import { waitFor } from '@messaging-server/testkit';
+
+let flushes = 0;
+
+export class RawUser {
+  readonly frames: ServerFrame[] = [];
+  readonly ws: WebSocket;
+
+  constructor(readonly session: Session) {
+    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
+    url.searchParams.set('userId', session.userId);
+    url.searchParams.set('listeningKey', session.listeningKey);
+    this.ws = new WebSocket(url);
+    this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
+    this.ws.on('error', () => undefined);
+  }
+
+  get userId(): string {
+    return this.session.userId;
+  }
+
+  async welcomed(): Promise<this> {
+    await waitFor(() => this.frames[0]?.type === 'welcome', { what: `${this.userId} welcome`, timeoutMs: 15_000 });
+    return this;
+  }
+
+  /** Sends a frame as JSON, or a string as it is (to send what is not JSON). */
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  ofType<K extends ServerFrame['type']>(type: K): Extract<ServerFrame, { type: K }>[] {
+    return this.frames.filter((f): f is Extract<ServerFrame, { type: K }> => f.type === type);
+  }
+
+  answersFor(id: string): ServerFrame[] {
+    return this.frames.filter((f) => (f.type === 'ack' || f.type === 'error') && f.id === id);
+  }
+
+  /** A ping answered: every frame the node wrote to this connection before it is here. */
+  async flushed(): Promise<void> {
+    const id = `flush-${String(process.pid)}-${String(++flushes)}`;
+    this.send({ type: 'ping', id });
+    await waitFor(() => this.frames.some((f) => f.type === 'pong' && f.id === id), { what: `${this.userId} pong` });
+  }
+}
