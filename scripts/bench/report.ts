@@ -1,7 +1,7 @@
 /** Turns one bench run into docs/benchmarks.md (targets by shape, ours against the baseline, tables) and its JSON summary. */
 import { existsSync, readFileSync } from 'node:fs';
 import { renderSvg } from './report-svg.js';
-import { shapeKey, shapeLabel, type BenchResults, type RelayRow, type Scenario, type SystemName } from './results.js';
+import { shapeKey, shapeLabel, type BenchResults, type IdleRow, type RelayRow, type Scenario, type SystemName } from './results.js';
 import { formatNumber as f, formatRatio as x, median, ratioByRound } from './stats.js';
 import { ROOT } from './systems.js';
 import { BUSY_ELSEWHERE_LIMIT, idleRowProblems, judge, PACED_TOLERANCE, sweepRowProblems, type BenchVerdict, type TargetVerdict } from './verdict.js';
@@ -201,7 +201,13 @@ function connectAndIdleSections(results: BenchResults, systems: SystemName[]): s
   md.push('');
   md.push('## Idle connections');
   md.push('');
-  md.push('RSS growth of the whole server side (the processes named in the row), divided by the number of connections (opened 100 at a time, measured 2 s after the last one opened), at every connection count. For ours also the memcached growth per connection (its session records), beside the server side and not included in it.');
+  // With more than one server process, each one's own growth (median over rounds) says where the memory went.
+  const serverSide = (rows: IdleRow[]): string => {
+    const names = rows[0]?.serverProcesses ?? [];
+    if (names.length < 2 || rows.every((r) => r.byProcess === undefined)) return names.join(' + ') || '?';
+    return names.map((name) => `${name} ${f(median(rows.map((r) => r.byProcess?.[name] ?? NaN)), 1)}`).join(' + ');
+  };
+  md.push('RSS growth of the whole server side (the processes named in the row, each with its own KiB per connection where there are several), divided by the number of connections (opened 100 at a time, measured 2 s after the last one opened), at every connection count. For ours also the memcached growth per connection (its session records), beside the server side and not included in it.');
   md.push('');
   md.push('| system | connections | server processes | KiB per connection | vs PeerJS | RSS before → after (MiB) | memcached KiB/conn | opened in every round |');
   md.push('| --- | ---: | --- | ---: | ---: | ---: | ---: | --- |');
@@ -212,7 +218,7 @@ function connectAndIdleSections(results: BenchResults, systems: SystemName[]): s
       const peerIdle = results.idle.filter((r) => r.system === 'peerjs' && r.target === n);
       const mem = median(rows.map((r) => r.others['memcached'] ?? NaN));
       md.push(
-        `| ${nameOf(results, system)} | ${f(n)} | ${rows[0]?.serverProcesses.join(' + ') ?? '?'} | ${f(median(rows.map((r) => r.perConnectionKiB)), 1)} | ${x(ratioByRound(rows, peerIdle, (r) => r.perConnectionKiB))} | ${f(median(rows.map((r) => r.baseKiB)) / 1024)} → ${f(median(rows.map((r) => r.rssKiB)) / 1024)} | ${Number.isFinite(mem) ? f(mem, 2) : '–'} | ${rows.length === c.rounds && rows.every((r) => idleRowProblems(r).length === 0) ? 'yes' : '**no**'} |`,
+        `| ${nameOf(results, system)} | ${f(n)} | ${serverSide(rows)} | ${f(median(rows.map((r) => r.perConnectionKiB)), 1)} | ${x(ratioByRound(rows, peerIdle, (r) => r.perConnectionKiB))} | ${f(median(rows.map((r) => r.baseKiB)) / 1024)} → ${f(median(rows.map((r) => r.rssKiB)) / 1024)} | ${Number.isFinite(mem) ? f(mem, 2) : '–'} | ${rows.length === c.rounds && rows.every((r) => idleRowProblems(r).length === 0) ? 'yes' : '**no**'} |`,
       );
     }
   }

@@ -106,6 +106,8 @@ export interface IdleRow {
   baseKiB: number;
   rssKiB: number;
   perConnectionKiB: number;
+  /** The same growth per connection, process by process (one reading each, so they need not add up exactly). */
+  byProcess?: Record<string, number>;
   /** Growth per connection of processes reported beside the server side (memcached's session records). */
   others: Record<string, number>;
 }

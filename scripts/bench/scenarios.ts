@@ -43,6 +43,7 @@ export async function idleScenario(ctx: ScenarioContext, sys: RunningSystem, lg:
   const pids = server.map(([, pid]) => pid);
   const beside = Object.entries(sys.otherPids).filter(([name]) => name === 'memcached');
   const base = readRss(pids);
+  const baseEach = Object.fromEntries(server.map(([name, pid]) => [name, readRss([pid])]));
   const baseBeside = Object.fromEntries(beside.map(([name, pid]) => [name, readRss([pid])]));
   let open = 0;
   let failed = 0;
@@ -70,6 +71,7 @@ export async function idleScenario(ctx: ScenarioContext, sys: RunningSystem, lg:
       baseKiB: base,
       rssKiB: rss,
       perConnectionKiB: (rss - base) / open,
+      byProcess: Object.fromEntries(server.map(([name, pid]) => [name, (readRss([pid]) - (baseEach[name] ?? Number.NaN)) / open])),
       others: Object.fromEntries(beside.map(([name, pid]) => [name, (readRss([pid]) - (baseBeside[name] ?? Number.NaN)) / open])),
     };
     ctx.results.idle.push(row);
