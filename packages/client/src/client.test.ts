@@ -395,6 +395,48 @@ describe('MessagingClient', () => {
       h.client.close();
     });
 
+    it('counts a rate-limited ping as an answer: the connection stays, and the app sees no error for it', async () => {
+      const h = await started({ pingIntervalMs: 1000, pingTimeoutMs: 500 });
+      const socket = FakeSockJS.last;
+      const errors: unknown[] = [];
+      h.client.on('error', (error) => errors.push(error));
+      const sent = handled(h.client.send('bob', 'x'));
+      const message = socket.sent.at(-1);
+      await h.clock.tick(1000);
+      const ping = socket.sent.at(-1);
+      expect(ping?.['type']).to.equal('ping');
+      // One RATE_LIMITED for a burst: the app's message first, the ping among `ids`.
+      socket.receive({ type: 'error', code: 'RATE_LIMITED', message: 'slow down', id: message?.['id'], ids: [message?.['id'], ping?.['id']] });
+      await h.clock.tick(1000);
+      expect(h.client.state).to.equal('open');
+      expect(socket.closedByClient).to.equal(false);
+      expect((await rejection(sent)).code).to.equal('RATE_LIMITED');
+      // The next ping is its own burst's only id.
+      const next = socket.sent.at(-1);
+      expect(next?.['type']).to.equal('ping');
+      expect(next?.['id']).to.not.equal(ping?.['id']);
+      socket.receive({ type: 'error', code: 'RATE_LIMITED', message: 'slow down', id: next?.['id'], ids: [next?.['id']] });
+      await h.clock.tick(999);
+      expect(h.client.state).to.equal('open');
+      expect(errors).to.deep.equal([]);
+      expect(h.gateway.calls).to.have.length(1);
+      h.client.close();
+    });
+
+    it('gives every client its own message ids, whatever `random` the app pins for jitter', async () => {
+      const a = await started({ random: () => 0.5 });
+      const first = FakeSockJS.last;
+      void handled(a.client.send('bob', 'x'));
+      const b = await started({ random: () => 0.5 });
+      const second = FakeSockJS.last;
+      void handled(b.client.send('bob', 'x'));
+      const idOf = (socket: FakeSockJS): unknown => socket.sent.filter((f) => f['type'] === 'message').at(-1)?.['id'];
+      expect(idOf(first)).to.be.a('string');
+      expect(idOf(first)).to.not.equal(idOf(second));
+      a.client.close();
+      b.client.close();
+    });
+
     it('treats a missing pong as a dead connection and reconnects avoiding the node', async () => {
       const h = await started({ pingIntervalMs: 1000, pingTimeoutMs: 500, resendUnanswered: false });
       const socket = FakeSockJS.last;

@@ -114,7 +114,9 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 15_000;
     this.#repeats = new RepeatFilter(options.repeatWindow ?? 4096);
     this.#resendUnanswered = options.resendUnanswered ?? true;
-    this.#idPrefix = Math.floor((options.random ?? Math.random)() * 2 ** 48).toString(36);
+    // Not from options.random (jitter, which apps and tests may pin): two instances of one user with the same prefix
+    // would reuse ids, and a recipient would drop the second one's messages as repeats.
+    this.#idPrefix = randomIdPrefix();
   }
 
   /** Messages received a second time with the same `(from, id)`, and dropped (contract v1.1). */
@@ -231,7 +233,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
       return;
     }
     const { session } = result;
-    if (session.iceServers !== undefined) this.#iceServers = session.iceServers;
+    // Always the latest answer's: TURN credentials expire, and a /connect without them means none are configured now.
+    this.#iceServers = session.iceServers;
     this.#openSocket(generation, session.listeningAddress, session.listeningKey, session.nodeId);
   }
 
@@ -289,7 +292,11 @@ export class MessagingClient extends Emitter<ClientEvents> {
       case 'error': {
         const error = new MessagingError(frame.code, frame.message, frame.id === undefined ? {} : { messageId: frame.id });
         const settled = frame.id !== undefined && this.#outbox.settle(frame.id, error);
-        if (!settled && !this.#heartbeat.owns(frame.id)) this.emit('error', error);
+        // Any answer to a ping (a rate limit, as `id` or among `ids`) proves the connection alive: waiting on for a
+        // pong that will not come would tear a working connection down and resend everything in flight.
+        const ping = [frame.id, ...(frame.ids ?? [])].find((id) => this.#heartbeat.owns(id));
+        if (ping !== undefined) this.#heartbeat.pong(ping);
+        if (!settled && (ping === undefined || ping !== frame.id)) this.emit('error', error);
         // One RATE_LIMITED answers a whole burst: every other id it names fails the same way.
         for (const id of frame.ids ?? []) {
           if (id !== frame.id) this.#outbox.settle(id, new MessagingError(frame.code, frame.message, { messageId: id }));
@@ -435,6 +442,12 @@ export async function connect(options: ConnectOptions): Promise<MessagingClient>
   const client = new MessagingClient(options);
   await client.start();
   return client;
+}
+
+/** 62 random bits as base-36 text, from the platform's CSPRNG (browsers and Node alike). */
+function randomIdPrefix(): string {
+  const words = globalThis.crypto.getRandomValues(new Uint32Array(2));
+  return `${(words[0] as number).toString(36)}${((words[1] as number) & 0x3fffffff).toString(36)}`;
 }
 
 function closeDetails(code: number | undefined): { closeCode?: number } {

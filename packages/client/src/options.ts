@@ -40,6 +40,7 @@ export interface ConnectOptions extends Partial<ReconnectOptions> {
   /** How many `(from, id)` pairs the client remembers to drop repeated messages. Default 4096. */
   repeatWindow?: number;
   clock?: Clock;
+  /** Randomness for the reconnect delays' jitter only (tests pin it); message ids never use it. */
   random?: () => number;
 }
 
