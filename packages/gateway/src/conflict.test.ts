@@ -100,6 +100,16 @@ describe('session conflict: reject', () => {
     expect(h.transport.posts[0]?.body).to.deep.equal({ userId: 'alice', listeningKey: 'old-key' });
   });
 
+  it('of racing connects for one userId whose session is stale, exactly one replaces it', async () => {
+    await h.store.inner.put(record('alice', { acked: true, nodeId: 'node-dead' }), 120);
+    h.store.interleave = true; // every connect reads the stale record before any of them writes
+    const results = await Promise.all(Array.from({ length: 10 }, () => h.connect('alice')));
+    const winners = results.filter((r) => r.status === 200);
+    expect(winners).to.have.length(1);
+    expect(results.filter((r) => r.status === 409)).to.have.length(9);
+    expect((await h.store.inner.get('alice'))?.listeningKey).to.equal(winners[0]?.body['listeningKey']);
+  });
+
   it('of racing connects for one userId, exactly one wins', async () => {
     const results = await Promise.all(Array.from({ length: 10 }, () => h.connect('alice')));
     expect(results.filter((r) => r.status === 200)).to.have.length(1);

@@ -28,13 +28,18 @@ export class RecordingTransport implements PeerTransport {
   async close(): Promise<void> {}
 }
 
-/** A store that hangs (never settles) or fails at once while `mode` says so. */
+/**
+ * A store that hangs (never settles) or fails at once while `mode` says so. `interleave` makes every operation take 5 ms,
+ * as a network round trip does, so that concurrent requests interleave between them.
+ */
 export class FlakySessionStore implements SessionStore {
   mode: 'up' | 'hang' | 'fail' = 'up';
+  interleave = false;
   constructor(readonly inner: SessionStore = new MemorySessionStore()) {}
   private guard<T>(operation: () => Promise<T>): Promise<T> {
     if (this.mode === 'hang') return new Promise<T>(() => undefined);
     if (this.mode === 'fail') return Promise.reject(new BackendError('SESSION_STORE_UNAVAILABLE', 'memcached is down'));
+    if (this.interleave) return new Promise<void>((resolve) => setTimeout(resolve, 5)).then(operation);
     return operation();
   }
   get(userId: string): Promise<SessionRecord | undefined> {

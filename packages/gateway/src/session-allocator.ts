@@ -76,8 +76,10 @@ export class SessionAllocator {
       const existing = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
       if (!existing) continue;
       if (this.isLive(existing)) throw new HttpError('USER_TAKEN', 'userId is already connected');
-      await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
-      return existing;
+      // Compare-and-set on the stale record: of two /connects that both read it, only one may take its place.
+      const replaceStale = (current: SessionRecord): SessionRecord | undefined => (this.isLive(current) ? undefined : record);
+      const took = sessions.updateIfMatches(record.userId, existing.listeningKey, replaceStale, handshakeTimeoutSeconds);
+      if (await beforeDeadline(took, deadline, 'session replace')) return existing;
     }
     throw new HttpError('USER_TAKEN', 'userId is already connected');
   }
