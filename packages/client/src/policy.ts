@@ -23,7 +23,8 @@ export interface ReconnectOptions {
   reconnectionDelayMax: number;
   /**
    * Random share of each delay, 0–1. Default 1, "full jitter": uniform in [0, ceiling), so a fleet of clients that
-   * lost the same node does not come back in lockstep. 0.5 (socket.io's default) gives [ceiling/2, ceiling).
+   * lost the same node does not come back in lockstep. 0.5 gives [ceiling/2, ceiling); socket.io's 0.5 (its default)
+   * spreads ± around the ceiling instead, so the same setting here waits a quarter less on average.
    */
   randomizationFactor: number;
   /** Delay ceiling after a drain (4000) of a connection that had been working, in ms. Default 250. */

@@ -198,7 +198,7 @@ function publicUrlOf(p: Record<string, unknown>): string {
 }
 
 /** The drain closes clients at this rate; at the default it empties a full node within 80 % of the drain timeout. */
-export const DRAIN_TIME_SHARE = 0.8;
+const DRAIN_TIME_SHARE = 0.8;
 const MIN_DRAIN_RATE = 100;
 
 /**

@@ -8,8 +8,9 @@ export * from './session-key.js';
 export * from './session-ttl.js';
 export * from './memory-session-store.js';
 export * from './memcached-session-store.js';
-export * from './memory-registry.js';
-export * from './etcd-registry.js';
+// Named, not `export *`: each registry module also exports its test-hook accessor, which only ./testing.ts may use.
+export { MemoryRegistry, type MemoryRegistryOptions } from './memory-registry.js';
+export { EtcdRegistry, type EtcdRegistryOptions } from './etcd-registry.js';
 export * from './undici-peer-transport.js';
 export * from './pino-logger.js';
 export * from './instrumented-backends.js';

@@ -4,8 +4,9 @@
  *
  * Attempt n (0-based) has the ceiling `min(maxMs, initialMs · factor^n)`. `jitter` is the fraction of that ceiling
  * that is random: 1 (the default) is "full jitter", uniform in [0, ceiling), which spreads a fleet that failed
- * together; 0 is the plain exponential schedule; socket.io's `randomizationFactor: 0.5` is `jitter: 0.5`,
- * uniform in [ceiling/2, ceiling). Browser-safe: no timers, no Node APIs.
+ * together; 0 is the plain exponential schedule; 0.5 is uniform in [ceiling/2, ceiling). (socket.io's
+ * `randomizationFactor` spreads ± around the ceiling instead, so its 0.5 averages the ceiling and ours 3/4 of it.)
+ * Browser-safe: no timers, no Node APIs.
  */
 export interface BackoffOptions {
   /** Ceiling of the first attempt, in ms. */
@@ -43,7 +44,7 @@ export class Backoff {
 
   /** The ceiling of attempt `n` (default: the next one). */
   ceiling(n = this.#attempt): number {
-    // Past ~60 doublings the product is Infinity anyway; the cap keeps the exponent finite.
+    // The cap on the exponent keeps `factor ** n` a small finite number for callers that count attempts for ever.
     const exponent = Math.min(Math.max(n, 0), 64);
     return Math.min(this.#maxMs, this.#initialMs * this.#factor ** exponent);
   }

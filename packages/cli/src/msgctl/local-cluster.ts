@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 /** Where `make run` (scripts/cluster.ts) describes the cluster it started, relative to the repository root. */
-export const LOCAL_CLUSTER_FILE = join('.run', 'cluster.json');
+const LOCAL_CLUSTER_FILE = join('.run', 'cluster.json');
 
 /** The part of that file msgctl needs: where etcd and memcached are, and the cluster's prefixes. */
 export interface LocalClusterState {

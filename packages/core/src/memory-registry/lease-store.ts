@@ -26,7 +26,7 @@ function keyOf(kind: RegistryKind, id: string): string {
   return `${kind}/${id}`;
 }
 
-export function toEntry(stored: Stored): RegistryEntry {
+function toEntry(stored: Stored): RegistryEntry {
   return { kind: stored.kind, id: stored.id, value: JSON.parse(stored.json), leaseId: stored.leaseId } as RegistryEntry;
 }
 
