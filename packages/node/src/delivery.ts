@@ -114,7 +114,10 @@ export class Delivery {
     let accepted = 0;
     for (const o of outcomes) {
       const sender = this.deps.table.byCid(o.cid);
-      if (!sender || sender.userId !== o.userId || !sender.isOpen) continue;
+      if (!sender || sender.userId !== o.userId) continue;
+      // Answered `pending` by the recipient's node, the message was counted unsettled until this report.
+      if (o.id !== undefined) sender.unsettled = Math.max(0, sender.unsettled - 1);
+      if (!sender.isOpen) continue;
       accepted += 1;
       if (o.result !== 'delivered') sender.sendError(o.result, ERROR_TEXT[o.result], o.id);
       else if (o.id !== undefined) sender.sendAck(o.id);
@@ -149,6 +152,8 @@ export class Delivery {
   private outcomeHere(envelope: Envelope, location: Location): LocalOutcome {
     if (location.kind === 'self') return this.deliverOrHold(envelope, location.acked);
     if (this.deps.table.has(envelope.to)) return this.deliverOrHold(envelope, false); // connected while we looked it up
+    // Seen leaving here: moving, even when the store lost its mark (PEER_UNAVAILABLE is never a moving user's answer).
+    if (this.deps.departures?.has(envelope.to) === true) return 'moving';
     if (location.kind === 'unknown') return 'RELAY_FAILED';
     if (location.kind === 'none' || this.deps.departures === undefined) return 'PEER_UNAVAILABLE';
     return 'moving';

@@ -61,12 +61,6 @@ export class HeldBudget {
     decrease(this.byRecipient, recipient, bytes);
     decrease(this.bySender, sender, bytes);
   }
-
-  clear(): void {
-    this.byRecipient.clear();
-    this.bySender.clear();
-    this.held = 0;
-  }
 }
 
 function decrease(map: Map<string, number>, key: string, bytes: number): void {

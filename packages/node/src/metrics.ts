@@ -119,7 +119,7 @@ function continuityMetrics(registry: Registry, sources: NodeMetricsSources) {
     }),
     redelivered: new Counter({
       name: 'msg_redelivered_messages_total',
-      help: 'Messages sent again because their first outcome was unknown (a node-to-node request failed); receivers drop repeats',
+      help: 'Messages held again because a node-to-node request failed with their fate unknown; once their user is back they go again, and receivers drop repeats',
       registers: [registry],
     }),
   };

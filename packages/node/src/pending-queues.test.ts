@@ -24,6 +24,19 @@ describe('PendingQueues', function () {
     expect(budget.total).to.equal(0);
   });
 
+  it('releases only its own bytes when it closes: the budget it shares with the moving holds keeps theirs', function () {
+    const budget = unlimited();
+    const queues = new PendingQueues(10, budget, 10_000, () => undefined);
+    expect(budget.reserve('carol', 'dave', 100)).to.equal(true); // a message held for a moving user
+    queues.add(envelope('bob', 1));
+    queues.add(envelope('bob', 2));
+    queues.close();
+    expect(queues.size).to.equal(0);
+    expect(budget.total).to.equal(100);
+    budget.release('carol', 'dave', 100);
+    expect(budget.total).to.equal(0);
+  });
+
   it('caps bytes per sender and per recipient, so one of either cannot take the node', function () {
     const budget = new HeldBudget({ perRecipientBytes: 2 * cost, perSenderBytes: 3 * cost, totalBytes: 100 * cost });
     const queues = new PendingQueues(100, budget, 10_000, () => undefined);

@@ -67,11 +67,9 @@ export class PendingQueues {
     return all;
   }
 
+  /** Drops everything. Releases only its own reservations: the byte budget is shared with the moving holds. */
   close(): void {
-    this.queues.clear();
-    this.total = 0;
-    this.budget.clear();
-    this.disarm();
+    this.takeAll();
   }
 
   private arm(at: number): void {

@@ -60,3 +60,57 @@ describe('Router lanes to a peer node', function () {
     expect(settled.every((s) => s.endsWith(':delivered'))).to.equal(true);
   });
 });
+
+describe('Router, contract v1.1: what it holds for moving users', function () {
+  const counter = { inc() {} };
+  function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: string) => number | undefined }) {
+    const settled: string[] = [];
+    const sessions = new MemorySessionStore();
+    const router = new Router({
+      nodeId: 'node-a',
+      replyTo: 'http://a',
+      sessions,
+      transport: overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} },
+      log: silentLogger,
+      metrics: {
+        hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
+        relayLatency: { observe() {} },
+        continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
+      } as never,
+      resumeWindowMs: 60_000,
+      holdMaxPerRecipient: 256,
+      holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
+      deliverIfConnected: () => undefined,
+      deliverOrHold: () => 'PEER_UNAVAILABLE',
+      isHereOrComing: () => false,
+      movedAt: overrides.movedAt ?? (() => undefined),
+      settle: (envelope, outcome) => settled.push(`${envelope.id ?? '(no id)'}:${outcome}`),
+    });
+    return { router, sessions, settled };
+  }
+
+  it('fails an id-less message whose forward got no answer (it may have been delivered), and holds the ones with ids', async function () {
+    const failing: PeerTransport = { post: () => Promise.reject(new Error('connection reset')), forget() {}, async close() {} };
+    const { router, sessions, settled } = routerWith({ transport: failing });
+    router.onRegistryEvent({
+      type: 'snapshot',
+      entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
+    });
+    await sessions.put({ userId: 'bob', listeningAddress: 'http://b/ws', listeningKey: 'k', acked: true, nodeId: 'node-b', createdAt: new Date().toISOString() }, 60);
+    router.route({ from: 'alice', to: 'bob', content: 1, id: 'm1', origin: { kind: 'local', cid: 'c' }, size: 10 });
+    router.route({ from: 'alice', to: 'bob', content: 2, origin: { kind: 'local', cid: 'c' }, size: 10 });
+    await waitFor(() => settled.length === 1 && router.held === 1, { what: 'the forward failed' });
+    expect(settled).to.deep.equal(['(no id):RELAY_FAILED']);
+    router.stop();
+  });
+
+  it('holds for a user this node saw leave, even when the store has lost its moving mark', async function () {
+    const { router, settled } = routerWith({ movedAt: (userId) => (userId === 'bob' ? Date.now() : undefined) });
+    router.route({ from: 'alice', to: 'bob', content: 1, id: 'm1', origin: { kind: 'local', cid: 'c' }, size: 10 });
+    router.route({ from: 'alice', to: 'carol', content: 2, id: 'm2', origin: { kind: 'local', cid: 'c' }, size: 10 });
+    await waitFor(() => settled.length === 1, { what: "carol's answer" });
+    expect(settled).to.deep.equal(['m2:PEER_UNAVAILABLE']);
+    expect(router.held).to.equal(1);
+    router.stop();
+  });
+});

@@ -254,8 +254,12 @@ export class Router {
         return;
       case 'moving':
         return this.holdOr(envelope, 'PEER_UNAVAILABLE', location.movedAt);
-      case 'none':
+      case 'none': {
+        // The store lost the moving mark (an outage or restart), but this node saw the user go: still moving.
+        const movedAt = this.deps.movedAt(envelope.to);
+        if (movedAt !== undefined) return this.holdOr(envelope, 'PEER_UNAVAILABLE', movedAt);
         return this.deps.settle(envelope, 'PEER_UNAVAILABLE');
+      }
       case 'unknown':
         return this.holdOr(envelope, 'RELAY_FAILED');
     }
@@ -307,12 +311,15 @@ export class Router {
    * is not sent to for PEER_DOWN_MS, so a crashed node is recognised from its first failed forward.
    */
   private noAnswer(peerId: string, envelopes: Envelope[]): void {
-    if (this.holds) {
-      this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
-      this.deps.metrics.continuity.redelivered.inc(envelopes.length);
-    }
+    if (this.holds) this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
     for (const envelope of envelopes) {
       this.locations.forget(envelope.to);
+      // The peer may have delivered it, and without an id no receiver can drop a repeat: at most once, so it fails.
+      if (envelope.id === undefined) {
+        this.deps.settle(envelope, 'RELAY_FAILED');
+        continue;
+      }
+      if (this.holds) this.deps.metrics.continuity.redelivered.inc();
       this.holdOr(envelope, 'RELAY_FAILED');
     }
   }

@@ -1,0 +1,44 @@
+import { expect } from 'chai';
+import { Delivery } from './delivery.js';
+
+describe('Delivery: outcomes reported by other nodes', function () {
+  it('counts a message answered `pending` elsewhere as settled once its outcome arrives, open sender or not', function () {
+    const acks: string[] = [];
+    const sender = { userId: 'alice', unsettled: 2, isOpen: true, sendAck: (id: string) => acks.push(id), sendError: () => undefined };
+    const delivery = new Delivery({ table: { byCid: (cid: string) => (cid === 'c1' ? sender : undefined) } } as never);
+    expect(delivery.applyOutcomes([{ userId: 'alice', cid: 'c1', id: 'm1', result: 'delivered' }])).to.equal(1);
+    expect([sender.unsettled, acks]).to.deep.equal([1, ['m1']]);
+    sender.isOpen = false; // closing for a drain: nothing to write, but the drain waits on the count
+    expect(delivery.applyOutcomes([{ userId: 'alice', cid: 'c1', id: 'm2', result: 'EXPIRED' }])).to.equal(0);
+    expect(sender.unsettled).to.equal(0);
+    // Another user's report for this connection id changes nothing.
+    expect(delivery.applyOutcomes([{ userId: 'mallory', cid: 'c1', id: 'm3', result: 'delivered' }])).to.equal(0);
+    expect(sender.unsettled).to.equal(0);
+  });
+});
+
+describe('Delivery: forwarded messages for users who left this node (v1.1)', function () {
+  it('answers `moving` for a user seen leaving here, even when the store has no session for it any more', async function () {
+    const left = new Map([['bob', Date.now() - 300]]);
+    const delivery = new Delivery({
+      table: { has: () => false, get: () => undefined, isHandshaking: () => false },
+      pending: { has: () => false },
+      departures: { has: (userId: string) => left.has(userId), movedAt: (userId: string) => left.get(userId) },
+      closed: () => false,
+      countLocal: () => undefined,
+      locate: () => Promise.resolve({ kind: 'none' }),
+      report: () => undefined,
+    } as never);
+    const results = await delivery.deliverForwarded({
+      fromNode: 'node-a',
+      replyTo: 'http://a',
+      messages: [
+        { from: 'alice', to: 'bob', content: 1, id: 'm1', cid: 'c' },
+        { from: 'alice', to: 'carol', content: 2, id: 'm2', cid: 'c' },
+      ],
+    });
+    expect(results[0]?.status).to.equal('moving');
+    expect((results[0] as { movedAgoMs?: number }).movedAgoMs).to.be.within(300, 5000);
+    expect(results[1]).to.deep.equal({ status: 'error', code: 'PEER_UNAVAILABLE' });
+  });
+});
