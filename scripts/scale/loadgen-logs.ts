@@ -29,9 +29,15 @@ export interface LatencyBucket extends Percentiles {
 }
 
 export interface LatencyFigures {
+  /** Sends in the phase, plus those still unanswered when it started (`carriedIn`). */
   sent: number;
   received: number;
   acked: number;
+  /**
+   * Sends unanswered when the phase started. Their acks count in the phase, while their messages may have arrived
+   * before it: acks can exceed receipts by at most this many without anything lost.
+   */
+  carriedIn: number;
   errors: Record<string, number>;
   /** Sends not made because the sender was between connections. */
   skipped: number;
@@ -50,6 +56,7 @@ export interface LatencyFigures {
 
 export class LatencyLog {
   private counts = { sent: 0, received: 0, acked: 0, skipped: 0, errored: 0 };
+  private carriedIn = 0;
   private readonly errors = new Map<string, number>();
   private cross: number[] = [];
   private same: number[] = [];
@@ -75,6 +82,7 @@ export class LatencyLog {
     // Sends still in flight keep counting as sent: their answers arrive in the phase.
     const inFlight = this.unanswered();
     this.counts = { sent: inFlight, received: 0, acked: 0, skipped: 0, errored: 0 };
+    this.carriedIn = inFlight;
     this.startedAt = at;
   }
 
@@ -129,6 +137,7 @@ export class LatencyLog {
       sent,
       received,
       acked,
+      carriedIn: this.carriedIn,
       errors: Object.fromEntries(this.errors),
       skipped,
       crossNode: percentiles(this.cross),

@@ -159,7 +159,7 @@ function latencySection(result: ScaleResult): string[] {
     '',
     `Before the phase, ${String(result.config.warmupSeconds)} s of warm-up traffic (every process cold: JIT, first node-to-node connections): cross-node p50 / p99 / max ${pct(l.warmupCrossNode)}.`,
     '',
-    `Sent ${n0(l.sent)}, acked ${n0(l.acked)}, arrived ${n0(l.received)}; errors: ${errors}; ${n0(l.skipped)} sends skipped while the sender was between connections. ` +
+    `Sent ${n0(l.sent)} (${n0(l.carriedIn)} of them still unanswered when the phase began), acked ${n0(l.acked)}, arrived ${n0(l.received)}; errors: ${errors}; ${n0(l.skipped)} sends skipped while the sender was between connections. ` +
       `The load generator's own event-loop delay over the phase: p50 ${n1(lag.p50)} ms, p99 ${n1(lag.p99)} ms, max ${n1(lag.max)} ms (part of every latency above).`,
     '',
     'Per bucket, with the CPU of that moment (cores of nodes / of processes that are not this run\'s): the two cores are shared with other work, and a busy moment shows in the tail.',

@@ -42,3 +42,33 @@ describe('Delivery: forwarded messages for users who left this node (v1.1)', fun
     expect(results[1]).to.deep.equal({ status: 'error', code: 'PEER_UNAVAILABLE' });
   });
 });
+
+describe("Delivery: the sender node's budget", function () {
+  it('delivers nothing it decides after the sender stopped waiting (a slow lookup took the rest of the budget)', async function () {
+    let spent = false;
+    const written: unknown[] = [];
+    const bob = { userId: 'bob', writeMessage: (e: unknown) => written.push(e) > 0 };
+    let connected = false;
+    const delivery = new Delivery({
+      table: { has: () => connected, get: () => (connected ? bob : undefined), isHandshaking: () => false },
+      pending: { has: () => false },
+      departures: undefined,
+      closed: () => false,
+      countLocal: () => undefined,
+      // The store answers late; meanwhile bob connects here and the sender's budget runs out.
+      locate: async () => {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        connected = true;
+        spent = true;
+        return { kind: 'self', acked: true };
+      },
+      report: () => undefined,
+    } as never);
+    const request = { fromNode: 'node-a', replyTo: 'http://a', budgetMs: 10, messages: [{ from: 'alice', to: 'bob', content: 1, id: 'm1', cid: 'c' }] };
+    expect(await delivery.deliverForwarded(request, () => spent)).to.deep.equal([{ status: 'error', code: 'RELAY_FAILED' }]);
+    expect(written).to.deep.equal([]);
+    spent = false;
+    expect(await delivery.deliverForwarded(request, () => spent)).to.deep.equal([{ status: 'delivered' }]);
+    expect(written).to.have.length(1);
+  });
+});

@@ -86,8 +86,11 @@ export class Delivery {
     }
   }
 
-  /** Messages forwarded by another node; one result per message, in order. */
-  async deliverForwarded(request: DeliverRequest): Promise<DeliverResult[]> {
+  /**
+   * Messages forwarded by another node; one result per message, in order. Once `spent()` (the sender's node has
+   * stopped waiting and counted them failed), what is still undecided gets RELAY_FAILED instead of a late delivery.
+   */
+  async deliverForwarded(request: DeliverRequest, spent: () => boolean = () => false): Promise<DeliverResult[]> {
     const results: DeliverResult[] = new Array<DeliverResult>(request.messages.length);
     const byRecipient = new Map<string, number[]>();
     request.messages.forEach((m, i) => {
@@ -99,6 +102,10 @@ export class Delivery {
       [...byRecipient].map(async ([to, indexes]) => {
         const { table, pending } = this.deps;
         const location: Location = table.has(to) || pending.has(to) ? { kind: 'self', acked: false } : await this.deps.locate(to);
+        if (spent()) {
+          for (const i of indexes) results[i] = { status: 'error', code: 'RELAY_FAILED' };
+          return;
+        }
         // Decided synchronously from here on, so a recipient connecting meanwhile gets them in order.
         for (const i of indexes) results[i] = this.deliverOne(request, request.messages[i] as ForwardedMessage, location);
       }),

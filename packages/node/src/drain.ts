@@ -27,6 +27,10 @@ export interface DrainDeps {
   handOverPending(): void;
   /** Messages still held here for moving users; the drain gives them until its deadline to find their users. */
   held(): number;
+  /** True when no message or outcome report is being looked up or sent (held ones aside). */
+  sent(): boolean;
+  /** The deadline came: whatever is still held gets EXPIRED, reported to its senders' nodes. */
+  expireHeld(): void;
   /** Session writes of closed connections still in flight. */
   sessionWrites(): Iterable<Promise<unknown>>;
   /** Stops timers, revokes the registration and closes the watch. */
@@ -55,8 +59,10 @@ export async function drain(deps: DrainDeps): Promise<void> {
   });
   for (const session of [...table.open()]) session.close('node_shutdown');
   deps.handOverPending();
-  // What is still held is for senders on other nodes; it waits for its recipients until the deadline.
-  while (deps.held() > 0 && Date.now() < deadline && !deps.closed()) await pause(10);
+  // What is still held is for senders on other nodes; it waits for its recipients until the deadline, and what it
+  // released must reach them (and its outcome the sender's node) before the node goes.
+  while ((deps.held() > 0 || !deps.sent()) && Date.now() < deadline && !deps.closed()) await pause(10);
+  deps.expireHeld();
   await closesSettled(deps, DRAIN_CLOSE_WAIT_MS);
   await deps.finish();
   log.info({ timedOut: Date.now() >= deadline }, 'drain finished');
@@ -65,11 +71,12 @@ export async function drain(deps: DrainDeps): Promise<void> {
 /**
  * A closed client's session delete starts on its close event, after the close frame went out. The drain waits
  * (bounded) for those events and deletes, so the owner can close the session store right after the drain without
- * leaving drained users' sessions behind until their TTL.
+ * leaving drained users' sessions behind until their TTL, and for the last outcome reports (the EXPIRED of what was
+ * still held) to leave, since closing the node drops what its links still queue.
  */
 async function closesSettled(deps: DrainDeps, timeoutMs: number): Promise<void> {
   const until = Date.now() + timeoutMs;
-  while (deps.table.openCount > 0 && Date.now() < until) await pause(10);
+  while ((deps.table.openCount > 0 || !deps.sent()) && Date.now() < until && !deps.closed()) await pause(10);
   const left = Math.max(0, until - Date.now());
   await Promise.race([Promise.allSettled([...deps.sessionWrites()]), new Promise((resolve) => setTimeout(resolve, left).unref())]);
 }

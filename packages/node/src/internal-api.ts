@@ -31,7 +31,8 @@ export interface Readiness {
 export interface InternalApiHandlers {
   replace(userId: string, listeningKey: string): boolean;
   drain(): void;
-  deliver(request: DeliverRequest): Promise<DeliverResult[]>;
+  /** `spent()` turns true once the sender has stopped waiting: from then on, nothing more may be delivered. */
+  deliver(request: DeliverRequest, spent: () => boolean): Promise<DeliverResult[]>;
   /** The registered internal address of a node, as this node's registry view knows it. */
   peerAddress(nodeId: string): string | undefined;
   /** Without a cluster secret: whether `userId`'s session is on `nodeId` (see SenderCheck). */
@@ -68,9 +69,14 @@ async function refusalsOf(request: DeliverRequest, senderOn: InternalApiHandlers
   });
 }
 
-async function deliverEach(request: DeliverRequest, refusals: (FrameErrorCode | undefined)[], deliver: InternalApiHandlers['deliver']): Promise<DeliverResult[]> {
-  if (refusals.every((code) => code === undefined)) return deliver(request);
-  const delivered = await deliver({ ...request, messages: request.messages.filter((_m, i) => refusals[i] === undefined) });
+async function deliverEach(
+  request: DeliverRequest,
+  refusals: (FrameErrorCode | undefined)[],
+  deliver: InternalApiHandlers['deliver'],
+  spent: () => boolean,
+): Promise<DeliverResult[]> {
+  if (refusals.every((code) => code === undefined)) return deliver(request, spent);
+  const delivered = await deliver({ ...request, messages: request.messages.filter((_m, i) => refusals[i] === undefined) }, spent);
   let next = 0;
   return refusals.map((code): DeliverResult => (code === undefined ? (delivered[next++] as DeliverResult) : { status: 'error', code }));
 }
@@ -135,7 +141,9 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
           return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
         }
         const refusals = await refusalsOf(request, clusterSecret === undefined ? handlers.senderOn : undefined);
-        return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver) });
+        // Checked again after every lookup: a silent store can take the rest of the budget after the check above.
+        const spent = (): boolean => isOverBudget(request, arrivedAt);
+        return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver, spent) });
       }
       case OUTCOMES_PATH: {
         const reports = parseOutcomes(body);

@@ -63,6 +63,11 @@ export class MovingHolds {
     return this.#holds.has(userId);
   }
 
+  /** True once stopped (the end of a drain): nothing more can be held. */
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
   /**
    * Holds a message for its moving recipient. `movedAt` (ms) is when the user started moving, as far as this node
    * knows; a message that was held before keeps its first deadline. False when a cap is reached (QUEUE_FULL).

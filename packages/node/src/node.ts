@@ -236,7 +236,7 @@ class NodeRuntime implements RelayNode {
       handlers: {
         replace: (userId, key) => this.replace(userId, key),
         drain: () => void this.drain(),
-        deliver: (request) => delivery.deliverForwarded(request),
+        deliver: (request, spent) => delivery.deliverForwarded(request, spent),
         peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
@@ -350,11 +350,10 @@ class NodeRuntime implements RelayNode {
         for (const envelope of pending.takeAll()) if (envelope.origin.kind === 'remote') router.holdOr(envelope, 'RELAY_FAILED');
       },
       held: () => router.held,
+      sent: () => router.settled,
+      expireHeld: () => router.expireHeld(),
       sessionWrites: () => connections.sessionWrites,
-      finish: async () => {
-        router.expireHeld();
-        await this.finish();
-      },
+      finish: () => this.finish(),
     });
   }
 

@@ -168,6 +168,8 @@ export class Router {
    */
   holdOr(envelope: Envelope, v1Answer: FrameErrorCode, movedAt?: number): void {
     if (!this.holds || this.stopped) this.deps.settle(envelope, v1Answer);
+    // After a drain's deadline nothing is held any more: the window ends here, as for what was held until then.
+    else if (this.holds.stopped) this.deps.settle(envelope, 'EXPIRED');
     else if (!this.holds.hold(envelope, movedAt)) this.deps.settle(envelope, 'QUEUE_FULL');
   }
 
