@@ -86,10 +86,6 @@ export class ClientSession {
     return this.#record;
   }
 
-  get closeReason(): CloseReason | undefined {
-    return this.#closeReason;
-  }
-
   /** This node closed the connection with a recoverable code (a drain, an idle timeout): its user will be back. */
   get closedForMove(): boolean {
     return this.#closeReason !== undefined && isRecoverableClose(CLOSE_CODES[this.#closeReason]);

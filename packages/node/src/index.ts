@@ -13,4 +13,4 @@ export {
   type ForwardedMessage,
   type OutcomeReport,
 } from './internal-wire.js';
-export { PEER_LANES } from './router.js';
+export { PEER_LANES } from './peer-links.js';

@@ -3,7 +3,8 @@ const LOCATION_CACHE_TTL_MS = 10 * 60_000;
 /**
  * A remote location looked up this recently is used without asking the store again (one lookup per recipient
  * per second under load instead of one per outbox drain). A user who moved meanwhile makes the old node answer
- * PEER_UNAVAILABLE; such a message is routed once more after a fresh lookup, in its place.
+ * PEER_UNAVAILABLE (v1), and such a message is routed once more after a fresh lookup, in its place; under v1.1 the
+ * old node answers `moving` instead, and the hold finds the user where it went.
  */
 const LOCATION_TRUST_MS = 1000;
 

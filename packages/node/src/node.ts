@@ -60,7 +60,10 @@ export interface RelayNode {
   handleInternal(req: IncomingMessage, res: ServerResponse): boolean;
   /** Registers nodes/<id> and load/<id> and starts watching the registry. Rethrows ALREADY_REGISTERED. */
   start(): Promise<void>;
-  /** The contract's drain; resolves when the node is empty or the drain timeout passed, with its keys revoked. */
+  /**
+   * The contract's drain; resolves once every client is closed, what was held for other nodes' senders found its
+   * users or expired, and the last outcomes left (or the drain timeout passed), with its keys revoked.
+   */
   drain(): Promise<void>;
   /** Hard stop: closes connections without draining, revokes the registration. */
   close(): Promise<void>;

@@ -3,7 +3,8 @@ import { MemorySessionStore, silentLogger, type PeerTransport } from '@messaging
 import { waitFor } from '@messaging-server/testkit';
 import type { DeliverRequest } from './internal-wire.js';
 import { HeldBudget } from './held-budget.js';
-import { PEER_LANES, Router } from './router.js';
+import { PEER_LANES } from './peer-links.js';
+import { Router } from './router.js';
 
 describe('Router lanes to a peer node', function () {
   it('keeps several requests in flight to one peer, and each recipient in order', async function () {

@@ -8,8 +8,6 @@ import type { NodeMetrics } from './metrics.js';
 import { MovingHolds, type Whereabouts } from './moving-holds.js';
 import { PeerLinks } from './peer-links.js';
 
-export { PEER_LANES } from './peer-links.js';
-
 /**
  * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a
  * store outage). `moving` (v1.1): its connection ended without its own clean close; `movedAt` in ms.
@@ -118,11 +116,6 @@ export class Router {
   /** Messages held for moving users. */
   get held(): number {
     return this.holds?.size ?? 0;
-  }
-
-  /** True when nothing is being looked up, held or sent. */
-  get idle(): boolean {
-    return this.held === 0 && this.settled;
   }
 
   /** True when nothing is being looked up or sent (messages held for moving users aside: they wait by design). */

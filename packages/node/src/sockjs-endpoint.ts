@@ -34,7 +34,7 @@ export function transportFrameLimit(maxMessageBytes: number): number {
   return maxMessageBytes * 8 + 4096;
 }
 
-export function sockJsPrefix(publicUrl: string): string {
+function sockJsPrefix(publicUrl: string): string {
   const path = new URL(publicUrl).pathname.replace(/\/+$/, '');
   return path === '' ? '/ws' : path;
 }

@@ -4,7 +4,7 @@ import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPee
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
-import { PEER_LANES } from '../router.js';
+import { PEER_LANES } from '../peer-links.js';
 
 export interface TestNode extends NodeServer {
   config: NodeConfig;
