@@ -1,23 +1,22 @@
+import { BoundedMap } from './bounded-map.js';
+
 /**
  * Users whose connection on this node ended without their own clean close, for the resume window (v1.1): a message
  * that reaches this node for one of them is answered `moving`, so its sender's node holds it until the user is back.
  * Bounded: the oldest entries go first when the table is full.
  */
 export class Departures {
-  readonly #until = new Map<string, number>();
+  readonly #until: BoundedMap<string, number>;
 
   constructor(
     private readonly windowMs: number,
-    private readonly max: number,
-  ) {}
+    max: number,
+  ) {
+    this.#until = new BoundedMap(max);
+  }
 
   mark(userId: string, now = Date.now()): void {
-    this.#until.delete(userId);
     this.#until.set(userId, now + this.windowMs);
-    if (this.#until.size > this.max) {
-      const oldest = this.#until.keys().next();
-      if (!oldest.done) this.#until.delete(oldest.value);
-    }
   }
 
   has(userId: string, now = Date.now()): boolean {

@@ -1,3 +1,5 @@
+import { BoundedMap } from './bounded-map.js';
+
 const LOCATION_CACHE_MAX = 100_000;
 const LOCATION_CACHE_TTL_MS = 10 * 60_000;
 /**
@@ -10,15 +12,10 @@ const LOCATION_TRUST_MS = 1000;
 
 /** Recently seen recipient locations (userId → nodeId), oldest evicted first. */
 export class LocationCache {
-  private readonly locations = new Map<string, { nodeId: string; at: number }>();
+  private readonly locations = new BoundedMap<string, { nodeId: string; at: number }>(LOCATION_CACHE_MAX);
 
   remember(userId: string, nodeId: string): void {
-    this.locations.delete(userId);
     this.locations.set(userId, { nodeId, at: Date.now() });
-    if (this.locations.size > LOCATION_CACHE_MAX) {
-      const oldest = this.locations.keys().next();
-      if (!oldest.done) this.locations.delete(oldest.value);
-    }
   }
 
   forget(userId: string): void {

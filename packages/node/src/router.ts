@@ -100,10 +100,7 @@ export class Router {
           deps.metrics.continuity.resumed.inc(envelopes.length);
           envelopes.forEach((e) => this.dispatch(e, where));
         },
-        expire: (envelope) => {
-          deps.metrics.continuity.expired.inc();
-          deps.settle(envelope, 'EXPIRED');
-        },
+        expire: (envelope) => this.expire(envelope),
       });
     }
   }
@@ -177,9 +174,12 @@ export class Router {
 
   /** The end of a drain: whatever is still held gets EXPIRED (the node goes; the window would end elsewhere). */
   expireHeld(): void {
-    const left = this.holds?.stop() ?? [];
-    this.deps.metrics.continuity.expired.inc(left.length);
-    for (const envelope of left) this.deps.settle(envelope, 'EXPIRED');
+    for (const envelope of this.holds?.stop() ?? []) this.expire(envelope);
+  }
+
+  private expire(envelope: Envelope): void {
+    this.deps.metrics.continuity.expired.inc();
+    this.deps.settle(envelope, 'EXPIRED');
   }
 
   /** The user was welcomed here: what was held for it goes at once. */

@@ -1,4 +1,5 @@
 import type { Logger, SessionStore } from '@messaging-server/core';
+import { BoundedMap } from './bounded-map.js';
 
 /** A sender confirmed on a node this recently is taken as still there without asking the store again. */
 const RECHECK_AFTER_MS = 10_000;
@@ -14,7 +15,7 @@ const MAX_ENTRIES = 100_000;
  * through, as every relay keeps working on last known locations during a store outage.
  */
 export class SenderCheck {
-  private readonly confirmed = new Map<string, { nodeId: string; at: number }>();
+  private readonly confirmed = new BoundedMap<string, { nodeId: string; at: number }>(MAX_ENTRIES);
 
   constructor(
     private readonly sessions: SessionStore,
@@ -39,11 +40,6 @@ export class SenderCheck {
   }
 
   private remember(userId: string, nodeId: string, now: number): void {
-    this.confirmed.delete(userId);
     this.confirmed.set(userId, { nodeId, at: now });
-    if (this.confirmed.size > MAX_ENTRIES) {
-      const oldest = this.confirmed.keys().next();
-      if (!oldest.done) this.confirmed.delete(oldest.value);
-    }
   }
 }
