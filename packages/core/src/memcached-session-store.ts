@@ -32,6 +32,8 @@ const MAX_CAS_ATTEMPTS = 4;
 
 type MemjsClient = memjs.Client;
 type MemjsResponse = memjs.Response;
+/** One raw memcached request of an operation, bounded by that operation's deadline. */
+type RawCall = (opcode: number, userId: string, extras?: Buffer, value?: string, cas?: Buffer) => Promise<MemjsResponse>;
 
 class Deadline extends Error {}
 
@@ -93,19 +95,7 @@ export class MemcachedSessionStore implements SessionStore {
   }
 
   async deleteIfMatches(userId: string, listeningKey: string): Promise<boolean> {
-    return this.operation('deleteIfMatches', async (call) => {
-      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
-        const read = await call(OP_GET, userId);
-        if (read.header.status !== STATUS_OK) return false;
-        if (this.decode(userId, read.val)?.listeningKey !== listeningKey) return false;
-        const deleted = await call(OP_DELETE, userId, undefined, undefined, read.header.cas);
-        if (deleted.header.status === STATUS_OK) return true;
-        if (deleted.header.status === STATUS_NOT_FOUND) return false;
-      }
-      // Keeps changing under us (re-asserted many times over): leave it; its TTL bounds the damage.
-      this.logger.warn({ userId }, 'session delete gave up after repeated cas conflicts');
-      return false;
-    });
+    return this.compareAndSet('deleteIfMatches', userId, listeningKey, (call, _current, cas) => call(OP_DELETE, userId, undefined, undefined, cas));
   }
 
   async updateIfMatches(
@@ -115,20 +105,37 @@ export class MemcachedSessionStore implements SessionStore {
     ttlSeconds: number,
   ): Promise<boolean> {
     const extras = storageExtras(ttlSeconds);
-    return this.operation('updateIfMatches', async (call) => {
+    return this.compareAndSet('updateIfMatches', userId, listeningKey, (call, current, cas) => {
+      const next = update(current);
+      return next === undefined ? undefined : call(OP_SET, userId, extras, JSON.stringify(next), cas);
+    });
+  }
+
+  /**
+   * Reads the record, and while it carries `listeningKey`, applies `write` under the CAS value read (undefined from
+   * `write`: declined). False when the record is gone, carries another key, or the write was declined. A record that
+   * keeps changing under us for MAX_CAS_ATTEMPTS reads is an unavailable store, not a replaced session: the callers
+   * then close with a recoverable code instead of a final one.
+   */
+  private compareAndSet(
+    name: string,
+    userId: string,
+    listeningKey: string,
+    write: (call: RawCall, current: SessionRecord, cas: Buffer | undefined) => Promise<MemjsResponse> | undefined,
+  ): Promise<boolean> {
+    return this.operation(name, async (call) => {
       for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
         const read = await call(OP_GET, userId);
         if (read.header.status !== STATUS_OK) return false;
         const current = this.decode(userId, read.val);
         if (current?.listeningKey !== listeningKey) return false;
-        const next = update(current);
-        if (next === undefined) return false;
-        const written = await call(OP_SET, userId, extras, JSON.stringify(next), read.header.cas);
+        const written = await write(call, current, read.header.cas);
+        if (written === undefined) return false;
         if (written.header.status === STATUS_OK) return true;
         if (written.header.status === STATUS_NOT_FOUND) return false;
       }
-      this.logger.warn({ userId }, 'session update gave up after repeated cas conflicts');
-      return false;
+      this.logger.warn({ userId, operation: name }, 'session compare-and-set gave up after repeated conflicts');
+      throw new BackendError('SESSION_STORE_UNAVAILABLE', `session ${name} gave up after ${String(MAX_CAS_ATTEMPTS)} compare-and-set conflicts`);
     });
   }
 
@@ -144,7 +151,7 @@ export class MemcachedSessionStore implements SessionStore {
    */
   private async operation<T>(
     name: string,
-    body: (call: (opcode: number, userId: string, extras?: Buffer, value?: string, cas?: Buffer) => Promise<MemjsResponse>) => Promise<T>,
+    body: (call: RawCall) => Promise<T>,
   ): Promise<T> {
     if (this.closed) throw new BackendError('SESSION_STORE_UNAVAILABLE', 'session store is closed');
     const client = this.connection();
@@ -156,7 +163,7 @@ export class MemcachedSessionStore implements SessionStore {
         reject(new Deadline(`no answer from memcached within ${String(this.timeoutMs)} ms`));
       }, this.timeoutMs);
     });
-    const call = (opcode: number, userId: string, extras?: Buffer, value?: string, cas?: Buffer): Promise<MemjsResponse> => {
+    const call: RawCall = (opcode, userId, extras, value, cas) => {
       // A late continuation must not send anything (e.g. a DELETE) after the caller was told the operation failed.
       if (expired) return deadline;
       return Promise.race([request(client, opcode, sessionKey(this.prefix, userId), extras, value, cas), deadline]);

@@ -76,7 +76,8 @@ export class MemorySessionStore implements SessionStore {
     if (!entry || entry.listeningKey !== listeningKey) return false;
     const next = update(JSON.parse(entry.json) as SessionRecord);
     if (next === undefined) return false;
-    this.write(next, normalizeTtlSeconds(ttlSeconds));
+    // Under the key it was read from, as memcached's CAS does, whatever userId the update returned.
+    this.write({ ...next, userId }, normalizeTtlSeconds(ttlSeconds));
     return true;
   }
 

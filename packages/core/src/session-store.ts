@@ -28,7 +28,8 @@ export interface SessionStore {
    * write (or undefined to leave it). The write happens only if the record did not change since it was read (CAS),
    * so a write based on an earlier read never overwrites a newer session. False (nothing written) when the record is
    * gone, carries another key, or `update` declined. The handshake's ack, the keeper's re-assertion and the moving
-   * mark (v1.1) all write through it.
+   * mark (v1.1) all write through it. A record that keeps changing under a backend's retries is a store failure
+   * (SESSION_STORE_UNAVAILABLE), never `false`: false tells the caller its session was replaced, which is final.
    */
   updateIfMatches(
     userId: string,
