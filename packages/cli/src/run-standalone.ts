@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { createPinoLogger, loadConfig } from '@messaging-server/core';
 import { createGateway } from '@messaging-server/gateway';
-import { httpStatusOf } from '@messaging-server/protocol';
+import { httpStatusOf, type ErrorCode } from '@messaging-server/protocol';
 import { createNode, createPublicServer, nodePublicLimits, type RelayNode } from '@messaging-server/node';
 import { createBackends } from './backends.js';
 import { onShutdownSignal } from './lifecycle.js';
@@ -22,7 +22,7 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
   const backends = createBackends(loaded, logger, 'memory');
   let node: RelayNode | undefined;
   const internal = createServer((req, res) => {
-    if (!node?.handleInternal(req, res)) sendNotFound(res);
+    if (!node?.handleInternal(req, res)) sendJsonError(res, 'NOT_FOUND', 'not found');
   });
   internal.listen(0, '127.0.0.1');
   await once(internal, 'listening');
@@ -67,9 +67,8 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
   );
 }
 
-function sendNotFound(res: ServerResponse): void {
-  const code = 'NOT_FOUND';
-  res.writeHead(httpStatusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code, message: 'not found' } }));
+function sendJsonError(res: ServerResponse, code: ErrorCode, message: string): void {
+  res.writeHead(httpStatusOf(code), { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code, message } }));
 }
 
 /** One /metrics for both halves of the process. */
@@ -78,6 +77,6 @@ async function servePrometheus(res: ServerResponse, parts: Promise<string>[]): P
     const texts = await Promise.all(parts);
     res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' }).end(texts.join('\n'));
   } catch {
-    res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"code":"INTERNAL","message":"metrics unavailable"}}');
+    sendJsonError(res, 'INTERNAL', 'metrics unavailable');
   }
 }
