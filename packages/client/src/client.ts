@@ -22,6 +22,7 @@ import {
   type StopReason,
 } from './policy.js';
 import { Heartbeat } from './heartbeat.js';
+import { randomIdPrefix } from './message-ids.js';
 import { Outbox } from './outbox.js';
 import { RepeatFilter } from './repeat-filter.js';
 import { requestSession } from './session-request.js';
@@ -442,12 +443,6 @@ export async function connect(options: ConnectOptions): Promise<MessagingClient>
   const client = new MessagingClient(options);
   await client.start();
   return client;
-}
-
-/** 62 random bits as base-36 text, from the platform's CSPRNG (browsers and Node alike). */
-function randomIdPrefix(): string {
-  const words = globalThis.crypto.getRandomValues(new Uint32Array(2));
-  return `${(words[0] as number).toString(36)}${((words[1] as number) & 0x3fffffff).toString(36)}`;
 }
 
 function closeDetails(code: number | undefined): { closeCode?: number } {
