@@ -94,7 +94,7 @@ function bodyHead(method: string, target: string, length: number | 'chunked', co
  * `a` sends to `b` every 20 ms and `b` echoes each message back: the round trip a client of this node sees.
  * `stop()` returns every round trip in ms and checks that none was lost.
  */
-function roundTrips(a: RawUser, b: RawUser) {
+function roundTrips(a: RawUser, b: RawUser): { count(): number; stop(): Promise<number[]> } {
   const sentAt = new Map<number, number>();
   const rtts: number[] = [];
   b.ws.on('message', (data) => {
@@ -113,11 +113,14 @@ function roundTrips(a: RawUser, b: RawUser) {
     a.send({ type: 'message', to: b.session.userId, content: { n }, id: `rt${String(n)}` });
     n += 1;
   }, 20);
-  return async (): Promise<number[]> => {
-    clearInterval(timer);
-    await waitFor(() => rtts.length >= n, { what: `${String(n)} round trips`, timeoutMs: 10_000 });
-    expect(a.frames.filter((f) => f.type === 'error')).to.deep.equal([]);
-    return rtts;
+  return {
+    count: () => rtts.length,
+    stop: async (): Promise<number[]> => {
+      clearInterval(timer);
+      await waitFor(() => rtts.length >= n, { what: `${String(n)} round trips`, timeoutMs: 10_000 });
+      expect(a.frames.filter((f) => f.type === 'error')).to.deep.equal([]);
+      return rtts;
+    },
   };
 }
 
@@ -199,7 +202,7 @@ describe('hardening: the public port bounds every request in time and bytes (iss
   it('refuses 24 MiB bodies on every fallback endpoint, with and without a session, after reading at most about 1 MiB', async () => {
     const a = await online('neighbour-a');
     const b = await online('neighbour-b');
-    const stopRoundTrips = roundTrips(a, b);
+    const neighbours = roundTrips(a, b);
     const owner = await requestSession(cluster.gatewayUrl, uid('xhr-owner'));
     const live = xhrSession(node, owner);
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -216,19 +219,23 @@ describe('hardening: the public port bounds every request in time and bytes (iss
         ['GET', '/ws/websocket'],
         ...sessionPaths.flatMap((base) => perSession.map((t): [string, string] => [t.startsWith('xhr') || t.startsWith('jsonp_send') ? 'POST' : 'GET', `${base}/${t}`])),
       ];
-      for (const [method, target] of targets) {
-        for (const chunked of [false, true]) {
-          const contentType = target.includes('jsonp_send') ? 'application/x-www-form-urlencoded' : 'text/plain';
-          const before = await bytesRead(pid);
-          const answer = await rawExchange(node.port, bodyHead(method, target, chunked ? 'chunked' : HUGE, contentType), { total: HUGE, chunked }, 15_000);
-          const read = (await bytesRead(pid)) - before;
-          results.push({ target: `${method} ${target}`, framing: chunked ? 'chunked' : 'length', status: answer.status, readKiB: Math.round(read / 1024), ms: Math.round(answer.closedMs) });
+      // Sweeps again until the neighbours' round trips have run through enough of it to say something: a fast machine
+      // gets through one sweep in less time than 20 round trips take.
+      do {
+        for (const [method, target] of targets) {
+          for (const chunked of [false, true]) {
+            const contentType = target.includes('jsonp_send') ? 'application/x-www-form-urlencoded' : 'text/plain';
+            const before = await bytesRead(pid);
+            const answer = await rawExchange(node.port, bodyHead(method, target, chunked ? 'chunked' : HUGE, contentType), { total: HUGE, chunked }, 15_000);
+            const read = (await bytesRead(pid)) - before;
+            results.push({ target: `${method} ${target}`, framing: chunked ? 'chunked' : 'length', status: answer.status, readKiB: Math.round(read / 1024), ms: Math.round(answer.closedMs) });
+          }
         }
-      }
+      } while (neighbours.count() <= 20);
     } finally {
       live.stop();
     }
-    const rtts = await stopRoundTrips();
+    const rtts = await neighbours.stop();
     const worst = Math.max(...rtts);
     const mostRead = Math.max(...results.map((r) => r.readKiB));
     console.log(`      ${String(results.length)} requests of 24 MiB: statuses ${JSON.stringify([...new Set(results.map((r) => r.status ?? 'cut'))])}, most read by the node ${String(mostRead)} KiB, slowest ${String(Math.max(...results.map((r) => r.ms)))} ms`);
