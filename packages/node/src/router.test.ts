@@ -1,10 +1,48 @@
 import { expect } from 'chai';
-import { MemorySessionStore, silentLogger, type PeerTransport } from '@messaging-server/core';
+import { MemorySessionStore, silentLogger, type PeerTransport, type RegistryEvent } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
 import type { DeliverRequest } from './internal-wire.js';
 import { HeldBudget } from './held-budget.js';
 import { PEER_LANES } from './peer-links.js';
 import { Router } from './router.js';
+
+
+const NODE_B: RegistryEvent = {
+  type: 'snapshot',
+  entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
+};
+
+function sessionOnB(sessions: MemorySessionStore, userId: string): Promise<void> {
+  return sessions.put({ userId, listeningAddress: 'http://b/ws', listeningKey: 'k', acked: true, nodeId: 'node-b', createdAt: new Date().toISOString() }, 60);
+}
+
+/** A router on node-a with nobody connected here; `settled` lists each outcome as `<id>:<outcome>`. */
+function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: string) => number | undefined; resumeWindowMs?: number }) {
+  const counter = { inc() {} };
+  const settled: string[] = [];
+  const sessions = new MemorySessionStore();
+  const router = new Router({
+    nodeId: 'node-a',
+    replyTo: 'http://a',
+    sessions,
+    transport: overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} },
+    log: silentLogger,
+    metrics: {
+      hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
+      relayLatency: { observe() {} },
+      continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
+    } as never,
+    resumeWindowMs: overrides.resumeWindowMs ?? 60_000,
+    holdMaxPerRecipient: 256,
+    holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
+    deliverIfConnected: () => undefined,
+    deliverOrHold: () => 'PEER_UNAVAILABLE',
+    isHereOrComing: () => false,
+    movedAt: overrides.movedAt ?? (() => undefined),
+    settle: (envelope, outcome) => settled.push(`${envelope.id ?? '(no id)'}:${outcome}`),
+  });
+  return { router, sessions, settled };
+}
 
 describe('Router lanes to a peer node', function () {
   it('keeps several requests in flight to one peer, and each recipient in order', async function () {
@@ -23,32 +61,10 @@ describe('Router lanes to a peer node', function () {
       forget() {},
       async close() {},
     };
-    const sessions = new MemorySessionStore();
+    const { router, sessions, settled } = routerWith({ transport, resumeWindowMs: 0 });
+    router.onRegistryEvent(NODE_B);
     const recipients = Array.from({ length: 16 }, (_, i) => `user-${String(i)}`);
-    for (const userId of recipients) {
-      await sessions.put({ userId, listeningAddress: 'http://b/ws', listeningKey: 'k', acked: true, nodeId: 'node-b', createdAt: new Date().toISOString() }, 60);
-    }
-    const settled: string[] = [];
-    const router = new Router({
-      nodeId: 'node-a',
-      replyTo: 'http://a',
-      sessions,
-      transport,
-      log: silentLogger,
-      metrics: { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never,
-      resumeWindowMs: 0,
-      holdMaxPerRecipient: 256,
-      holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
-      deliverIfConnected: () => undefined,
-      deliverOrHold: () => 'PEER_UNAVAILABLE',
-      isHereOrComing: () => false,
-      movedAt: () => undefined,
-      settle: (envelope, outcome) => settled.push(`${String(envelope.id)}:${outcome}`),
-    });
-    router.onRegistryEvent({
-      type: 'snapshot',
-      entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
-    });
+    for (const userId of recipients) await sessionOnB(sessions, userId);
     const perRecipient = 20;
     for (let i = 0; i < perRecipient; i++) {
       for (const to of recipients) {
@@ -63,41 +79,11 @@ describe('Router lanes to a peer node', function () {
 });
 
 describe('Router, contract v1.1: what it holds for moving users', function () {
-  const counter = { inc() {} };
-  function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: string) => number | undefined }) {
-    const settled: string[] = [];
-    const sessions = new MemorySessionStore();
-    const router = new Router({
-      nodeId: 'node-a',
-      replyTo: 'http://a',
-      sessions,
-      transport: overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} },
-      log: silentLogger,
-      metrics: {
-        hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
-        relayLatency: { observe() {} },
-        continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
-      } as never,
-      resumeWindowMs: 60_000,
-      holdMaxPerRecipient: 256,
-      holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
-      deliverIfConnected: () => undefined,
-      deliverOrHold: () => 'PEER_UNAVAILABLE',
-      isHereOrComing: () => false,
-      movedAt: overrides.movedAt ?? (() => undefined),
-      settle: (envelope, outcome) => settled.push(`${envelope.id ?? '(no id)'}:${outcome}`),
-    });
-    return { router, sessions, settled };
-  }
-
   it('fails an id-less message whose forward got no answer (it may have been delivered), and holds the ones with ids', async function () {
     const failing: PeerTransport = { post: () => Promise.reject(new Error('connection reset')), forget() {}, async close() {} };
     const { router, sessions, settled } = routerWith({ transport: failing });
-    router.onRegistryEvent({
-      type: 'snapshot',
-      entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
-    });
-    await sessions.put({ userId: 'bob', listeningAddress: 'http://b/ws', listeningKey: 'k', acked: true, nodeId: 'node-b', createdAt: new Date().toISOString() }, 60);
+    router.onRegistryEvent(NODE_B);
+    await sessionOnB(sessions, 'bob');
     router.route({ from: 'alice', to: 'bob', content: 1, id: 'm1', origin: { kind: 'local', cid: 'c' }, size: 10 });
     router.route({ from: 'alice', to: 'bob', content: 2, origin: { kind: 'local', cid: 'c' }, size: 10 });
     await waitFor(() => settled.length === 1 && router.held === 1, { what: 'the forward failed' });
