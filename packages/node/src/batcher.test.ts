@@ -2,18 +2,28 @@ import { expect } from 'chai';
 import { Batcher } from './batcher.js';
 import { waitFor } from '@messaging-server/testkit';
 
+/**
+ * A Batcher whose first batch stays in flight until `release()`; every batch is recorded in `sent`. `limits` are the
+ * constructor's optional arguments after `abandon`.
+ */
+function holdingFirstBatch(...limits: [maxItems?: number, sizeOf?: (n: number) => number, maxSize?: number, maxQueuedSize?: number]) {
+  const sent: number[][] = [];
+  const held = { release: (): void => undefined };
+  const batcher = new Batcher<number>(
+    async (batch) => {
+      sent.push(batch);
+      if (sent.length === 1) await new Promise<void>((resolve) => (held.release = resolve));
+      return true;
+    },
+    () => undefined,
+    ...limits,
+  );
+  return { batcher, sent, release: () => held.release() };
+}
+
 describe('Batcher', function () {
   it('keeps one batch in flight and sends what queued meanwhile together, in order', async function () {
-    const sent: number[][] = [];
-    let release!: () => void;
-    const batcher = new Batcher<number>(
-      async (batch) => {
-        sent.push(batch);
-        if (sent.length === 1) await new Promise<void>((resolve) => (release = resolve));
-        return true;
-      },
-      () => undefined,
-    );
+    const { batcher, sent, release } = holdingFirstBatch();
     batcher.push(1);
     await waitFor(() => sent.length === 1, { what: 'first batch' });
     for (let i = 2; i <= 5; i += 1) batcher.push(i);
@@ -60,20 +70,7 @@ describe('Batcher', function () {
   });
 
   it('refuses items beyond maxQueuedSize while a batch is in flight, and takes them again once it drained', async function () {
-    let release!: () => void;
-    const sent: number[][] = [];
-    const batcher = new Batcher<number>(
-      async (batch) => {
-        sent.push(batch);
-        if (sent.length === 1) await new Promise<void>((resolve) => (release = resolve));
-        return true;
-      },
-      () => undefined,
-      100,
-      (n) => n,
-      Number.POSITIVE_INFINITY,
-      10,
-    );
+    const { batcher, sent, release } = holdingFirstBatch(100, (n) => n, Number.POSITIVE_INFINITY, 10);
     expect(batcher.push(4)).to.equal(true);
     await waitFor(() => sent.length === 1, { what: 'first batch in flight' });
     expect([batcher.push(4), batcher.push(4), batcher.push(4), batcher.push(2)]).to.deep.equal([true, true, false, true]);
