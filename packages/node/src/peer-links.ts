@@ -36,6 +36,8 @@ export interface PeerLinksDeps {
   metrics: Pick<NodeMetrics, 'hot' | 'relayLatency'>;
   /** The peer's internal address from the membership view; undefined once it left. */
   addressOf(peerId: string): string | undefined;
+  /** Whether a registered node has this internal address (outcome links are kept only for those). */
+  isMemberAddress(address: string): boolean;
   /** The peer's answer for one message. */
   answered(envelope: Envelope, result: DeliverResult): void;
   /** The peer did not answer (unreachable, timed out, malformed answer): these messages' outcome is unknown. */
@@ -76,12 +78,23 @@ export class PeerLinks {
   }
 
   /**
-   * The peer left: its idle lanes go (busy ones finish their work first), and so does the outcome link to its address
-   * (outcome links exist only for registered nodes' addresses: the internal API checks replyTo).
+   * A peer left: its idle lanes go, and so does the outcome link to its address. Links that were still busy when
+   * their peer left finish their work first; every departure also sweeps those that have gone idle since, so none
+   * outlives the next one. Dropping an idle link is always safe: nothing waits on it, and one is made again on demand.
    */
   forget(peerId: string, address: string): void {
-    for (const [key, link] of this.lanes) if (key.startsWith(`${peerId}#`) && link.idle) this.lanes.delete(key);
-    if (this.outcomeLinks.get(address)?.idle === true) this.outcomeLinks.delete(address);
+    for (const [key, link] of this.lanes) {
+      const lanePeer = key.slice(0, key.lastIndexOf('#'));
+      if (link.idle && (lanePeer === peerId || this.deps.addressOf(lanePeer) === undefined)) this.lanes.delete(key);
+    }
+    for (const [linkAddress, link] of this.outcomeLinks) {
+      if (link.idle && (linkAddress === address || !this.deps.isMemberAddress(linkAddress))) this.outcomeLinks.delete(linkAddress);
+    }
+  }
+
+  /** Lanes and outcome links held open (for tests). */
+  get linkCount(): number {
+    return this.lanes.size + this.outcomeLinks.size;
   }
 
   /** Hard stop: drops everything queued (the connections it was for are closing). */
