@@ -199,7 +199,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
       router.resumed(session.userId);
     },
   });
-  const load = new LoadReporter(() => life.registration, { connections: () => table.openCount, pending: () => pending.size }, config.maxConnections, log);
+  const load = new LoadReporter(() => life.registration, sources, config.maxConnections, log);
   return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
 }
 
