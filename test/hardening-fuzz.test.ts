@@ -158,7 +158,12 @@ function rawPublic(port: number, input: typeof publicRequests extends fc.Arbitra
     if (input.body) lines.push(input.body.chunked ? 'Transfer-Encoding: chunked' : `Content-Length: ${String(input.body.length)}`);
     socket.on('connect', () => {
       socket.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (!input.body || input.body.length === 0) return;
+      if (!input.body) return;
+      if (input.body.length === 0) {
+        // An empty chunked body is its last chunk alone; without it the body would be incomplete (see `body` above).
+        if (input.body.chunked) socket.write('0\r\n\r\n');
+        return;
+      }
       const payload = Buffer.alloc(input.body.length, 0x61);
       socket.write(input.body.chunked ? Buffer.concat([Buffer.from(`${payload.length.toString(16)}\r\n`), payload, Buffer.from('\r\n0\r\n\r\n')]) : payload);
     });
