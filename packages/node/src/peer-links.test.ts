@@ -50,7 +50,7 @@ describe('PeerLinks when peers leave', function () {
     held.splice(0).forEach((release) => release());
     await waitFor(() => answered.includes('bob:delivered') && links.idle, { what: 'bob answered' });
 
-    // The next departure sweeps it with node-c's own lane.
+    // The next departure sweeps both, with node-c's own lane.
     members.delete('node-c');
     links.forget('node-c', 'http://c');
     expect(links.linkCount).to.equal(0);
