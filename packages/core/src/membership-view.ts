@@ -37,6 +37,12 @@ export class MembershipView {
     return this.#loads;
   }
 
+  /** Whether a node in the view has this internal address (a restarted node under a new id may share it). */
+  hasAddress(address: string): boolean {
+    for (const node of this.#nodes.values()) if (node.internalAddress === address) return true;
+    return false;
+  }
+
   /** False while the watch behind this view has lost its stream. */
   get synced(): boolean {
     return this.#synced;
@@ -103,9 +109,6 @@ export class MembershipView {
   }
 
   private announceLeft(id: string, record: NodeRecord): void {
-    const address = record.internalAddress;
-    let released = true;
-    for (const other of this.#nodes.values()) if (other.internalAddress === address) released = false;
-    this.handlers.nodeLeft?.(id, record, released);
+    this.handlers.nodeLeft?.(id, record, !this.hasAddress(record.internalAddress));
   }
 }

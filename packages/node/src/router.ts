@@ -84,7 +84,7 @@ export class Router {
     this.links = new PeerLinks({
       ...deps,
       addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
-      isMemberAddress: (address) => [...this.members.values()].some((node) => node.internalAddress === address),
+      isMemberAddress: (address) => this.membership.hasAddress(address),
       answered: (envelope, result) => this.answered(this.landed(envelope), result),
       unanswered: (peerId, envelopes) => this.noAnswer(peerId, envelopes.map((e) => this.landed(e))),
       gone: (envelopes) => envelopes.forEach((e) => this.holdOr(this.landed(e), 'PEER_UNAVAILABLE')),
