@@ -19,6 +19,11 @@ export interface Window {
   elsewhere: number;
 }
 
+/** CPU seconds of `pids` over a window; NaN when any of them has no figure (missing, never counted as 0). */
+export function cpuSecondsOf(window: Pick<Window, 'cpu'>, pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + (window.cpu[pid] ?? Number.NaN), 0);
+}
+
 const cpuOf1 = (pid: number): number => cpuOf([pid]);
 
 /** Reads `read(pid)` for each pid; a pid that cannot be read (gone, no /proc entry) is left out. */

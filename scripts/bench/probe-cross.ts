@@ -8,7 +8,7 @@
  *
  * BENCH_PAIRS (50), BENCH_WINDOW (8 in flight per pair), BENCH_ROUNDS (2), BENCH_SECONDS (5).
  */
-import { LoadGen } from './driver.js';
+import { cpuSecondsOf, LoadGen } from './driver.js';
 import { startOurs } from './systems.js';
 
 const pairs = Number(process.env['BENCH_PAIRS'] ?? 50);
@@ -29,7 +29,7 @@ async function probe(cross: boolean): Promise<string> {
     await loadgen.pairs({ target: system.target, count: pairs, prefix: 'probe', avoidA: ['node-2'], avoidB: cross ? ['node-1'] : ['node-2'] });
     const pids = cross ? system.crossPids : system.relayPids;
     const r = await loadgen.relay({ mode: 'closed', size: 'candidate', window, warmupMs: 1000, durationMs: seconds * 1000 }, pids);
-    const serverCpu = pids.reduce((sum, pid) => sum + (r.cpu[pid] ?? 0), 0);
+    const serverCpu = cpuSecondsOf(r, pids);
     const perMessage = (cpuSeconds: number): string => ((cpuSeconds * 1e6) / r.messages).toFixed(1);
     let line = `${cross ? 'across nodes' : 'one node    '}  ${r.rate.toFixed(0).padStart(6)} msgs/s  server ${perMessage(serverCpu)} µs/msg`;
     line += `  load generator ${((r.loadgenCpu * 1e6) / r.rate).toFixed(1)} µs/msg`;

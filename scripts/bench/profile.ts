@@ -6,7 +6,7 @@
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { LoadGen } from './driver.js';
+import { cpuSecondsOf, LoadGen } from './driver.js';
 import { formatSummary, summarizeProfile } from './cpuprofile-summary.js';
 import { startBareWs, startOurs, startPeerJs, TMP } from './systems.js';
 
@@ -41,7 +41,7 @@ async function runPhase(phase: Phase): Promise<string> {
       await lg.pairs({ target: sys.target, count: pairs, prefix: 'prof', avoidA: ['node-2'], avoidB: phase === 'relay-2' ? ['node-1'] : ['node-2'] });
       const pids = phase === 'relay-2' ? sys.crossPids : sys.relayPids;
       const r = await lg.relay({ mode: 'closed', size: 'candidate', window, warmupMs: 1000, durationMs: seconds * 1000 }, pids);
-      const cpu = pids.reduce((sum, pid) => sum + (r.cpu[pid] ?? 0), 0);
+      const cpu = cpuSecondsOf(r, pids);
       const writes = pids.reduce((sum, pid) => sum + (r.syscalls[pid]?.writes ?? 0), 0);
       log(`${phase}: ${r.rate.toFixed(0)} msg/s, ${((cpu * 1e6) / r.messages).toFixed(1)} µs CPU/msg, ${(writes / r.messages).toFixed(2)} writes/msg (profiler on)`);
       await lg.close();

@@ -1,5 +1,5 @@
 /** The bench's scenarios on one running system: idle memory, connects, and relays in each shape. Each records rows. */
-import type { LoadGen } from './driver.js';
+import { cpuSecondsOf, type LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
 import { elsewhereCpu, rssOf } from './procstat.js';
 import { shapeKey, shapeLabel, type BenchConfig, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Shape, type SweepRow } from './results.js';
@@ -155,8 +155,8 @@ export async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: L
     { mode: 'closed', size, window: plan.shape.window, warmupMs: 1000, durationMs: ctx.config.seconds * 1000 },
     [...pids, ...others.map(([, pid]) => pid)],
   );
-  // A pid without a CPU figure for the window makes the sum NaN: missing, which the verdict fails, never 0.
-  const serverCpu = pids.reduce((sum, pid) => sum + (r.cpu[pid] ?? Number.NaN), 0);
+  // A pid without a CPU figure makes the sum NaN: missing, which the verdict fails.
+  const serverCpu = cpuSecondsOf(r, pids);
   const row: RelayRow = {
     system: sys.name,
     scenario,
@@ -174,7 +174,7 @@ export async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: L
     errorCodes: r.errorCodes,
     sent: r.sent,
     lost: r.lost,
-    otherCpuUsPerMessage: Object.fromEntries(others.map(([name, pid]) => [name, ((r.cpu[pid] ?? Number.NaN) * 1e6) / Math.max(1, r.messages)])),
+    otherCpuUsPerMessage: Object.fromEntries(others.map(([name, pid]) => [name, (cpuSecondsOf(r, [pid]) * 1e6) / Math.max(1, r.messages)])),
     busyElsewhereCores: r.elsewhere / r.seconds,
   };
   ctx.results.relay.push(row);
