@@ -1,8 +1,7 @@
 import { expect } from 'chai';
 import { once } from 'node:events';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { join, relative, resolve } from 'node:path';
 import { Agent, request } from 'undici';
 import WebSocket from 'ws';
 import { fileURLToPath } from 'node:url';
@@ -32,11 +31,14 @@ describe('make run-tls', function () {
   this.timeout(120_000);
 
   it('serves the demo, /connect and every node on one https origin with a CA made at start, and stops on Ctrl-C', async () => {
-    const stateDir = await mkdtemp(join(tmpdir(), 'msg-run-tls-'));
+    const root = fileURLToPath(new URL('..', import.meta.url));
+    await mkdir(join(root, '.tmp'), { recursive: true });
+    // Relative, as the default `.run` is: nginx takes every path against its prefix, and a relative one was doubled.
+    const stateDir = relative(root, await mkdtemp(join(root, '.tmp', 'run-tls-')));
     // Free ports (the fixed 8443 may belong to a developer's own run), and a state dir of its own; its own process
     // group, so Ctrl-C reaches make and the cluster manager alike.
     const env = { ...process.env, CLUSTER_PORTS: 'auto', CLUSTER_STATE_DIR: stateDir };
-    const job = new ForegroundJob('make', ['-s', 'run-tls'], fileURLToPath(new URL('..', import.meta.url)), env);
+    const job = new ForegroundJob('make', ['-s', 'run-tls'], root, env);
     const dispatcher = new Agent(); // the system's CAs only
     const pids: number[] = [];
     try {
@@ -45,7 +47,7 @@ describe('make run-tls', function () {
       expect(origin, ready).to.be.a('string');
       expect(ready).to.contain(`nodes node-1 ${String(origin)}/n/node-1/ws, node-2 ${String(origin)}/n/node-2/ws`);
       const caPath = / \| CA (\S+) /.exec(ready)?.[1] ?? '';
-      const ca = await readFile(caPath);
+      const ca = await readFile(resolve(root, caPath));
       expect(ca.toString('utf8')).to.match(/^-----BEGIN CERTIFICATE-----/);
       const trusting = new Agent({ connect: { ca } });
 
@@ -86,9 +88,9 @@ describe('make run-tls', function () {
       b.socket.close();
       await trusting.close();
 
-      const state = JSON.parse(await readFile(join(stateDir, 'cluster.json'), 'utf8')) as { nodes: { pid: number }[] };
+      const state = JSON.parse(await readFile(join(root, stateDir, 'cluster.json'), 'utf8')) as { nodes: { pid: number }[] };
       pids.push(...state.nodes.map((n) => n.pid));
-      pids.push(Number(await readFile(join(stateDir, 'proxy', 'nginx.pid'), 'utf8')));
+      pids.push(Number(await readFile(join(root, stateDir, 'proxy', 'nginx.pid'), 'utf8')));
       expect(pids.filter((pid) => pid > 0)).to.have.length(3);
     } finally {
       await dispatcher.close();
@@ -98,6 +100,6 @@ describe('make run-tls', function () {
     expect(code === 0 || signal === 'SIGINT', `make ended with ${String(code)} ${String(signal)}`).to.equal(true);
     expect(job.output).to.match(/^stopped$/m);
     for (const pid of pids) expect(isProcessAlive(pid), `pid ${String(pid)} (a node or nginx) still running`).to.equal(false);
-    await rm(stateDir, { recursive: true, force: true });
+    await rm(join(root, stateDir), { recursive: true, force: true });
   });
 });

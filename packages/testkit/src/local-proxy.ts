@@ -1,6 +1,6 @@
 import { readFile, mkdir, writeFile } from 'node:fs/promises';
 import { request } from 'node:https';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './free-port.js';
 import { createLocalCa, type LocalCa } from './local-ca.js';
@@ -112,7 +112,9 @@ export class LocalProxy {
     return this.options.port;
   }
 
-  static async start(options: LocalProxyOptions): Promise<LocalProxy> {
+  static async start(given: LocalProxyOptions): Promise<LocalProxy> {
+    // nginx resolves a relative `-c` and every path in its config against `-p`, so a relative `dir` would be doubled.
+    const options = { ...given, dir: resolve(given.dir) };
     const port = options.port ?? (await freePort());
     const all = { ...options, port };
     const ca = await createLocalCa(join(options.dir, 'tls'), [...new Set([options.host, '127.0.0.1', 'localhost'])]);
