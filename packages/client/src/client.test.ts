@@ -52,6 +52,7 @@ describe('MessagingClient', () => {
       expect(socket.url.origin + socket.url.pathname).to.equal('http://node-x.test/ws');
       expect(socket.url.searchParams.get('userId')).to.equal('alice');
       expect(socket.url.searchParams.get('listeningKey')).to.equal('key-1');
+      expect(socket.url.searchParams.get('coalesce'), 'the SDK reads ids, so it asks for coalesced RATE_LIMITED').to.equal('1');
       socket.welcome('node-x');
       const client = await pending;
       client.on('session', (s) => sessions.push(s));

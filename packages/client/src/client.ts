@@ -1,6 +1,6 @@
 // In browsers, '#sockjs' is sockjs-client's prebuilt bundle, which needs no `global` (see package.json "imports").
 import SockJSClient from '#sockjs';
-import type { IceServer, JsonValue, ServerFrame } from '@messaging-server/protocol';
+import { SOCKJS_QUERY_OPTIONS, type IceServer, type JsonValue, type ServerFrame } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
 import type {
@@ -243,6 +243,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
     const url = new URL(listeningAddress, this.#options.gatewayUrl);
     url.searchParams.set('userId', this.userId);
     url.searchParams.set('listeningKey', listeningKey);
+    // The SDK reads `ids`, so one RATE_LIMITED error per burst answers its whole flood.
+    url.searchParams.set(SOCKJS_QUERY_OPTIONS.coalesce, '1');
     this.#log.debug({ userId: this.userId, nodeId, listeningAddress }, 'opening connection');
     this.#welcomed = false;
     this.#session = { userId: this.userId, nodeId: nodeId ?? '', listeningAddress };

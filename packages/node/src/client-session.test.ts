@@ -52,9 +52,22 @@ describe('ClientSession', () => {
     expect(session.writeMessage(message('c'))).to.equal(false);
   });
 
-  it('answers the rate-limited frames of one event-loop turn with one error naming every id', async () => {
+  it('answers each rate-limited id with its own error by default (v1), and the id-less ones of a turn with one', async () => {
     const conn = new FakeConnection();
     const session = new ClientSession(conn, { ...limits, maxBufferedBytes: 1 << 20 }, counters, silentLogger);
+    for (const id of ['r1', undefined, 'r2', undefined]) session.rateLimited(id, 'rate limit exceeded');
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(conn.written.map((t) => JSON.parse(t) as unknown)).to.deep.equal([
+      { type: 'error', code: 'RATE_LIMITED', message: 'rate limit exceeded', id: 'r1' },
+      { type: 'error', code: 'RATE_LIMITED', message: 'rate limit exceeded', id: 'r2' },
+      { type: 'error', code: 'RATE_LIMITED', message: 'rate limit exceeded' },
+    ]);
+  });
+
+  it('answers the rate-limited frames of one event-loop turn with one error naming every id, once the client opted in', async () => {
+    const conn = new FakeConnection();
+    const session = new ClientSession(conn, { ...limits, maxBufferedBytes: 1 << 20 }, counters, silentLogger);
+    session.coalescesRefusals = true;
     for (const id of ['r1', undefined, 'r2', 'r3']) session.rateLimited(id, 'rate limit exceeded');
     await new Promise((resolve) => setImmediate(resolve));
     session.rateLimited(undefined, 'rate limit exceeded');

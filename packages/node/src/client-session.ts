@@ -50,6 +50,11 @@ export class ClientSession {
   /** close() was called: nothing more is written, so nothing more counts as handed to this client. */
   #closing = false;
   #earlyBytes = 0;
+  /**
+   * The client asked (`coalesce=1`) for one RATE_LIMITED error per burst naming every id in `ids`. Without it each
+   * refused id gets its own error, as v1 promises: a v1 client reads only `id`.
+   */
+  coalescesRefusals = false;
   /** RATE_LIMITED answers of the current burst, sent as one error frame at the end of the event-loop turn. */
   #limited: { ids: string[]; scheduled: boolean } = { ids: [], scheduled: false };
   /** Last frame received (or the connection's start): an idle connection is closed. */
@@ -154,10 +159,15 @@ export class ClientSession {
   }
 
   /**
-   * A frame refused by the rate limit. Its answer joins the others of the same burst (this event-loop turn) in one
-   * error frame naming every id, so a flood of tiny messages cannot make the node write more than it was sent.
+   * A frame refused by the rate limit. A frame with an id gets its own answer unless the client opted in to
+   * coalescing; the rest join the others of the same burst (this event-loop turn) in one error frame, so a flood of
+   * tiny frames cannot make the node write more than it was sent. The write bound (4005) caps the per-id answers.
    */
   rateLimited(id: string | undefined, message: string): void {
+    if (id !== undefined && !this.coalescesRefusals) {
+      this.sendError('RATE_LIMITED', message, id);
+      return;
+    }
     const burst = this.#limited;
     if (id !== undefined) burst.ids.push(id);
     if (burst.scheduled) return;

@@ -1,5 +1,5 @@
 import type { Logger, SessionStore } from '@messaging-server/core';
-import { isValidUserId, type CloseReason, type SessionRecord } from '@messaging-server/protocol';
+import { isValidUserId, SOCKJS_QUERY_OPTIONS, type CloseReason, type SessionRecord } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
 import type { ConnectionTable } from './connection-table.js';
 import { secretsEqual } from './secure-compare.js';
@@ -88,6 +88,7 @@ export class Handshaker {
     const userId = query.get('userId') ?? '';
     const key = query.get('listeningKey') ?? query.get('token') ?? '';
     session.identify(isValidUserId(userId) ? userId : '', key);
+    session.coalescesRefusals = query.get(SOCKJS_QUERY_OPTIONS.coalesce) === '1';
     table.identified(session);
     if (!session.userId || !key) return 'invalid_credentials';
     return undefined;

@@ -207,8 +207,8 @@ describe('relay node (one node)', function () {
   });
 
   describe('rate limit', function () {
-    it('answers RATE_LIMITED beyond the burst, one error per burst naming every refused frame id', async function () {
-      const alice = await world.online('alice', node);
+    it('answers RATE_LIMITED beyond the burst, one error per burst naming every refused frame id, with coalesce=1', async function () {
+      const alice = await world.online('alice', node, { query: { coalesce: '1' } });
       // One SockJS frame carrying 1,000 pings: one burst.
       alice.socket.send(JSON.stringify({ type: 'ping', id: 'first' }));
       await alice.socket.waitForFrame((f) => f.type === 'pong' && f.id === 'first');
@@ -223,6 +223,23 @@ describe('relay node (one node)', function () {
       expect(errors.every((e) => e.code === 'RATE_LIMITED' && e.id === e.ids?.[0])).to.equal(true);
       expect(errors.length).to.be.at.most(2);
       const answered = [...alice.socket.framesOfType('pong').map((p) => p.id), ...limitedIds()].filter((id) => id !== 'first');
+      expect([...answered].sort()).to.deep.equal([...ids].sort());
+      expect(alice.socket.closeEvent).to.equal(undefined);
+    });
+
+    it('answers every refused id with its own RATE_LIMITED error by default, as v1 promises', async function () {
+      const alice = await world.online('alice', node);
+      alice.socket.send(JSON.stringify({ type: 'ping', id: 'first' }));
+      await alice.socket.waitForFrame((f) => f.type === 'pong' && f.id === 'first');
+      const ids = [...Array(3000).keys()].map((i) => `p${String(i)}`);
+      const ws = (alice.socket as unknown as { socket: { _transport?: { ws?: { send(data: string): void } } } }).socket._transport?.ws;
+      if (!ws) throw new Error('expected the websocket transport');
+      ws.send(JSON.stringify(ids.map((id) => JSON.stringify({ type: 'ping', id }))));
+      const errors = (): { id?: string; ids?: string[]; code: string }[] => alice.socket.framesOfType('error');
+      await waitFor(() => alice.socket.framesOfType('pong').length - 1 + errors().length === 3000, { what: 'an answer for every ping' });
+      expect(errors().length).to.be.greaterThan(500);
+      expect(errors().every((e) => e.code === 'RATE_LIMITED' && typeof e.id === 'string' && e.ids === undefined)).to.equal(true);
+      const answered = [...alice.socket.framesOfType('pong').map((p) => p.id), ...errors().map((e) => e.id)].filter((id) => id !== 'first');
       expect([...answered].sort()).to.deep.equal([...ids].sort());
       expect(alice.socket.closeEvent).to.equal(undefined);
     });

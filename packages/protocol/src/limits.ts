@@ -28,3 +28,9 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
   }
   return false;
 }
+
+/**
+ * SockJS URL query options beside `userId` and `listeningKey`, each `=1` to opt in. `coalesce`: one RATE_LIMITED
+ * error per burst answers every refused id in `ids` (v1.1); without it each id gets its own error, as in v1.
+ */
+export const SOCKJS_QUERY_OPTIONS = { coalesce: 'coalesce' } as const;

@@ -37,6 +37,15 @@ export interface SockJsSocket {
  * A real sockjs-client connection that records every frame and its close, for assertions. `frames` holds parsed
  * server frames in arrival order; `raw` the text as received.
  */
+export interface TestSocketOptions {
+  keyParam?: 'listeningKey' | 'token';
+  key?: string;
+  address?: string;
+  transports?: string[];
+  /** More of the SockJS URL's query, such as the opt-ins `coalesce=1` or `receipts=1`. */
+  query?: Record<string, string>;
+}
+
 export class TestSocket {
   readonly frames: ServerFrame[] = [];
   readonly raw: string[] = [];
@@ -64,10 +73,11 @@ export class TestSocket {
   }
 
   /** Opens SockJS for a session from /connect, with `listeningKey` (or the seed's `token` alias). */
-  static forSession(session: Session, options: { keyParam?: 'listeningKey' | 'token'; key?: string; address?: string; transports?: string[] } = {}): TestSocket {
+  static forSession(session: Session, options: TestSocketOptions = {}): TestSocket {
     const url = new URL(options.address ?? session.listeningAddress);
     url.searchParams.set('userId', session.userId);
     url.searchParams.set(options.keyParam ?? 'listeningKey', options.key ?? session.listeningKey);
+    for (const [name, value] of Object.entries(options.query ?? {})) url.searchParams.set(name, value);
     return new TestSocket(url.toString(), options.transports ? { transports: options.transports } : {});
   }
 

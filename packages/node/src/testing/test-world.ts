@@ -2,7 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
 import type { SessionRecord } from '@messaging-server/protocol';
-import { memoryRegistryControl, TestSocket } from '@messaging-server/testkit';
+import { memoryRegistryControl, TestSocket, type TestSocketOptions } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
 import { PEER_LANES } from '../peer-links.js';
 
@@ -53,16 +53,16 @@ export class TestWorld {
     return record;
   }
 
-  socket(session: SessionRecord, options: { key?: string; keyParam?: 'listeningKey' | 'token'; address?: string; transports?: string[] } = {}): TestSocket {
+  socket(session: SessionRecord, options: TestSocketOptions = {}): TestSocket {
     const socket = TestSocket.forSession(session, options);
     this.sockets.push(socket);
     return socket;
   }
 
   /** A user with a session on `node` and an open, welcomed socket. */
-  async online(userId: string, node: TestNode): Promise<{ session: SessionRecord; socket: TestSocket }> {
+  async online(userId: string, node: TestNode, options: TestSocketOptions = {}): Promise<{ session: SessionRecord; socket: TestSocket }> {
     const session = await this.session(userId, node);
-    const socket = this.socket(session);
+    const socket = this.socket(session, options);
     await socket.welcomed();
     return { session, socket };
   }
