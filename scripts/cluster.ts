@@ -129,7 +129,8 @@ class Manager {
   private watchExit(name: string, process: ManagedProcess): void {
     void process.exited.then((status) => {
       const how = status.signal ?? `code ${String(status.code)}`;
-      if (this.expectedExits.delete(name)) this.say(`${name} exited (${how})`);
+      // An exit 0 is a finished drain, whoever asked for it (`msgctl drain` goes through the registry, not this script).
+      if (this.expectedExits.delete(name) || status.code === 0) this.say(`${name} exited (${how})`);
       else this.say(`${name} exited unexpectedly (${how}); see ${STATE_DIR}/logs/${name}.log`);
     });
   }

@@ -11,6 +11,8 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { chromium } from 'playwright-core';
+import { Agent, request } from 'undici';
+import WebSocket from 'ws';
 import { freePort, waitFor } from '@messaging-server/testkit';
 import { cloneHead, descendants, ForegroundJob, isRunning, newcomerEnv, run } from './support/fresh-clone.js';
 
@@ -19,10 +21,10 @@ const REPOSITORY = fileURLToPath(new URL('..', import.meta.url));
 /** The packed SDK's Node user: two clients, one message; holds the sessions open until its stdin ends. */
 const NODE_APP = `import { connect } from '@messaging-server/client';
 const gatewayUrl = process.argv[2];
-const alice = await connect({ gatewayUrl, userId: 'newcomer-alice' });
-const bob = await connect({ gatewayUrl, userId: 'newcomer-bob' });
+const alice = await connect({ gatewayUrl, userId: 'alice' });
+const bob = await connect({ gatewayUrl, userId: 'bob' });
 const received = new Promise((resolve) => bob.on('message', resolve));
-await alice.send('newcomer-bob', { text: 'hello from the packed SDK' });
+await alice.send('bob', { text: 'hello from the packed SDK' });
 const message = await received;
 console.log(JSON.stringify({ aliceNode: alice.nodeId, bobNode: bob.nodeId, message }));
 process.stdin.resume();
@@ -103,13 +105,14 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
     try {
       const [line] = (await once(createInterface({ input: script.stdout }), 'line')) as [string];
       const result = JSON.parse(line) as { aliceNode: string; bobNode: string; message: { from: string; content: unknown } };
-      expect(result.message).to.deep.include({ from: 'newcomer-alice', content: { text: 'hello from the packed SDK' } });
+      expect(result.message).to.deep.include({ from: 'alice', content: { text: 'hello from the packed SDK' } });
       expect([result.aliceNode, result.bobNode]).to.have.members(['node-1', 'node-2']);
 
-      const session = await run('npx', ['msgctl', 'session', 'newcomer-bob', '--json'], clone);
+      // The README's line, as written.
+      const session = await run('npx', ['msgctl', 'session', 'alice', '--json'], clone);
       expect(session.code, session.stderr).to.equal(0);
       const shown = JSON.parse(session.stdout) as { session: Record<string, unknown>; nodeAlive: boolean };
-      expect(shown.session).to.include({ userId: 'newcomer-bob', nodeId: result.bobNode, acked: true });
+      expect(shown.session).to.include({ userId: 'alice', nodeId: result.aliceNode, acked: true });
       expect(shown.session).to.not.have.property('listeningKey');
       expect(shown.nodeAlive).to.equal(true);
     } finally {
@@ -185,6 +188,56 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
     }
   });
 
+  it("runs the README's SDK quick start block as written, against this cluster", async () => {
+    const block = /### SDK quick start[\s\S]*?```sh\n([\s\S]*?)```/.exec(readFileSync(join(clone, 'README.md'), 'utf8'))?.[1] ?? '';
+    // Two things differ from a reader's terminal, and each must be where the README has it: the gateway is this
+    // run's (free ports), and the packs go to this test's directory rather than a shared /tmp/sdk.
+    expect(block.match(/http:\/\/127\.0\.0\.1:8080/g), 'the gateway URL in the block').to.have.length(1);
+    expect(block.match(/\/tmp\/sdk/g), '/tmp/sdk in the block').to.have.length(4);
+    const script = block.replace('http://127.0.0.1:8080', gatewayUrl).replaceAll('/tmp/sdk', join(tmp, 'sdk'));
+    const result = await run('bash', ['-euo', 'pipefail', '-c', script], clone);
+    expect(result.code, result.stderr).to.equal(0);
+    expect(result.stdout.trim().split('\n').at(-1)).to.equal("alice { text: 'hello' }");
+  });
+
+  it("runs the README's second-terminal lines: scripts/cluster.ts scale, add, drain, kill, etcd and memcached restart, status, and msgctl watch and drain", async () => {
+    const cluster = async (...args: string[]): Promise<unknown> => {
+      const result = await run('node', ['--import', 'tsx', 'scripts/cluster.ts', ...args], clone);
+      expect(result.code, `cluster.ts ${args.join(' ')}: ${result.stderr}`).to.equal(0);
+      return JSON.parse(result.stdout) as unknown;
+    };
+    const watch = new ForegroundJob('npx', ['msgctl', 'watch'], clone, newcomerEnv());
+    const watched = (id: string, type: 'put' | 'delete'): boolean =>
+      watch.output.split('\n').some((line) => line.includes(`"type":"${type}"`) && line.includes(`"id":"${id}"`));
+    try {
+      await waitFor(() => watched('node-1', 'put') && watched('node-2', 'put'), { what: `the watch snapshot:\n${watch.output}` });
+      // Nodes 1 and 2 stay for the Ctrl-C test below; the lines are the README's, on the nodes this test adds.
+      expect(await cluster('scale', '4')).to.deep.include({ nodes: ['node-1', 'node-2', 'node-3', 'node-4'] });
+      expect(await cluster('add')).to.deep.equal({ added: 'node-5' });
+      await waitFor(() => watched('node-5', 'put'), { what: 'node-5 in the watch' });
+      expect(await cluster('drain', 'node-3')).to.deep.equal({ nodeId: 'node-3', exit: 0 });
+      expect(await cluster('kill', 'node-4')).to.deep.equal({ nodeId: 'node-4', killed: true });
+      const drain = await run('npx', ['msgctl', 'drain', 'node-5'], clone);
+      expect(drain.code, drain.stderr).to.equal(0);
+      await waitFor(() => watched('node-3', 'delete') && watched('node-5', 'delete'), { what: 'the drained nodes leave the watch' });
+      expect(await cluster('etcd', 'restart')).to.deep.equal({ etcd: 'running' });
+      expect(await cluster('memcached', 'restart')).to.deep.equal({ memcached: 'running' });
+      const status = await waitFor(
+        async () => {
+          const now = (await cluster('status')) as { registry: string; registered: string[] | null };
+          return now.registry === 'ok' && now.registered?.join() === 'node-1,node-2' ? now : undefined;
+        },
+        { timeoutMs: 30_000, what: 'node-1 and node-2 registered again, node-4 gone with its lease' },
+      );
+      expect(status.registered).to.deep.equal(['node-1', 'node-2']);
+    } finally {
+      watch.interrupt();
+    }
+    const ended = await watch.exited;
+    expect(ended.code === 0 || ended.signal === 'SIGINT', JSON.stringify(ended)).to.equal(true);
+    expect(job?.output).to.match(/node-3 exited \(code 0\)/).and.match(/node-4 exited \(SIGKILL\)/).and.match(/node-5 exited \(code 0\)/);
+  });
+
   it('stops every process on Ctrl-C to the process group within 30 s, each with exit 0 and its clean-stop line', async () => {
     if (!job?.child.pid) throw new Error('make run is not running');
     const processes = [job.child.pid, ...descendants(job.child.pid)];
@@ -203,5 +256,51 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
     const log = (name: string): string => readFileSync(join(clone, '.run', 'logs', `${name}.log`), 'utf8');
     for (const node of ['node-1', 'node-2']) expect(log(node)).to.contain('"msg":"node drained, exiting"');
     expect(log('gateway-1')).to.contain('"msg":"gateway stopped"');
+  });
+  it('runs `make run-tls` in the same fresh clone: ready line, a session through the proxy with the printed CA, Ctrl-C exits 0', async function () {
+    this.timeout(240_000);
+    // The state directory is the default, relative `.run`: the case that doubled nginx's paths.
+    const tls = new ForegroundJob('make', ['-s', 'run-tls'], clone, newcomerEnv({ CLUSTER_PORTS: 'auto' }));
+    try {
+      const ready = await waitFor(
+        () => {
+          if (!tls.running) throw new Error(`make run-tls ended:\n${tls.output}`);
+          return /^ready: .*$/m.exec(tls.output)?.[0];
+        },
+        { timeoutMs: 180_000, intervalMs: 200, what: 'the ready line of make run-tls' },
+      );
+      const origin = String(/^ready: demo (https:\/\/127\.0\.0\.1:\d+)\//.exec(ready)?.[1]);
+      const caPath = / \| CA (\S+) /.exec(ready)?.[1] ?? '';
+      expect(caPath).to.equal('.run/proxy/tls/ca.crt');
+      const ca = readFileSync(join(clone, caPath));
+      const trusting = new Agent({ connect: { ca } });
+      try {
+        const res = await request(`${origin}/connect`, {
+          method: 'POST',
+          dispatcher: trusting,
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ userId: 'newcomer-tls' }),
+        });
+        expect(res.statusCode).to.equal(200);
+        const session = (await res.body.json()) as { listeningAddress: string; listeningKey: string; nodeId: string };
+        expect(session.listeningAddress).to.equal(`${origin}/n/${session.nodeId}/ws`);
+        const url = new URL(`${session.listeningAddress.replace(/^https/, 'wss')}/websocket`);
+        url.searchParams.set('userId', 'newcomer-tls');
+        url.searchParams.set('listeningKey', session.listeningKey);
+        const socket = new WebSocket(url, { ca });
+        const [first] = (await once(socket, 'message')) as [Buffer];
+        expect(JSON.parse(first.toString('utf8'))).to.include({ type: 'welcome', nodeId: session.nodeId });
+        socket.close();
+      } finally {
+        await trusting.close();
+      }
+    } finally {
+      tls.interrupt();
+    }
+    const status = await tls.exited;
+    expect(status.code === 0 || status.signal === 'SIGINT', `make run-tls ended with ${JSON.stringify(status)}\n${tls.output}`).to.equal(true);
+    for (const name of ['node-1', 'node-2', 'gateway-1']) expect(tls.output).to.contain(`${name} exited (code 0)`);
+    expect(tls.output).to.match(/^stopped$/m);
+    expect(tls.output).to.not.match(/exited unexpectedly|\(code [1-9]\d*\)/);
   });
 });
