@@ -271,8 +271,8 @@ describe('a newcomer on a fresh clone: make run, npx msgctl, the packed SDK, Ctr
       );
       const origin = String(/^ready: demo (https:\/\/127\.0\.0\.1:\d+)\//.exec(ready)?.[1]);
       const caPath = / \| CA (\S+) /.exec(ready)?.[1] ?? '';
-      expect(caPath).to.equal('.run/proxy/tls/ca.crt');
-      const ca = readFileSync(join(clone, caPath));
+      expect(caPath).to.equal(join(clone, '.run/proxy/tls/ca.crt'));
+      const ca = readFileSync(caPath);
       const trusting = new Agent({ connect: { ca } });
       try {
         const res = await request(`${origin}/connect`, {
