@@ -18,3 +18,4 @@ export * from './backend-metrics.js';
 export * from './internal-paths.js';
 export * from './membership-view.js';
 export * from './registry-snapshot.js';
+export * from './rendezvous.js';
