@@ -61,6 +61,14 @@ describe('MessagingClient', () => {
       client.close();
     });
 
+    it('sends its room as the placement hint with every /connect', async () => {
+      const h = await started({ room: 'standup' });
+      FakeSockJS.last.serverClose(4000, 'node_shutdown');
+      await h.clock.tick(10_000);
+      expect(h.gateway.calls.map((c) => (c.body as { room?: string }).room)).to.deep.equal(['standup', 'standup']);
+      h.client.close();
+    });
+
     it('asks getToken before every /connect', async () => {
       let n = 0;
       const h = await started({ getToken: async () => `t${++n}` });

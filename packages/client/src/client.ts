@@ -1,6 +1,6 @@
 // In browsers, '#sockjs' is sockjs-client's prebuilt bundle, which needs no `global` (see package.json "imports").
 import SockJSClient from '#sockjs';
-import { SOCKJS_QUERY_OPTIONS, type IceServer, type JsonValue, type ServerFrame } from '@messaging-server/protocol';
+import type { IceServer, JsonValue, ServerFrame } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
 import type {
@@ -25,7 +25,7 @@ import { Heartbeat } from './heartbeat.js';
 import { randomIdPrefix } from './message-ids.js';
 import { Outbox } from './outbox.js';
 import { RepeatFilter } from './repeat-filter.js';
-import { requestSession } from './session-request.js';
+import { requestSession, sockjsUrl } from './session-request.js';
 import {
   silentClientLogger,
   systemClock,
@@ -219,6 +219,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
       gatewayUrl: this.#options.gatewayUrl,
       userId: this.userId,
       avoid: this.#avoid,
+      room: this.#options.room,
       token,
       fetch: this.#fetch,
       clock: this.#clock,
@@ -240,11 +241,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
   }
 
   #openSocket(generation: number, listeningAddress: string, listeningKey: string, nodeId: string | undefined): void {
-    const url = new URL(listeningAddress, this.#options.gatewayUrl);
-    url.searchParams.set('userId', this.userId);
-    url.searchParams.set('listeningKey', listeningKey);
-    // The SDK reads `ids`, so one RATE_LIMITED error per burst answers its whole flood.
-    url.searchParams.set(SOCKJS_QUERY_OPTIONS.coalesce, '1');
+    const url = sockjsUrl(listeningAddress, this.#options.gatewayUrl, this.userId, listeningKey);
     this.#log.debug({ userId: this.userId, nodeId, listeningAddress }, 'opening connection');
     this.#welcomed = false;
     this.#session = { userId: this.userId, nodeId: nodeId ?? '', listeningAddress };

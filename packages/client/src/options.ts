@@ -8,6 +8,11 @@ export interface ConnectOptions extends Partial<ReconnectOptions> {
   /** Base URL of a gateway, e.g. `http://127.0.0.1:8080` (in a browser on the gateway's page: `location.origin`). */
   gatewayUrl: string;
   userId: string;
+  /**
+   * Placement hint (contract v1.2): users who connect with the same room name share a node while the cluster's
+   * membership is stable, so their signaling never pays the hop between nodes. Any id both sides know (a call id).
+   */
+  room?: string;
   /** Bearer token for `/connect` when the gateway requires authentication. */
   token?: string;
   /** Called before every `/connect`, so a token can be refreshed between reconnects. Wins over `token`. */

@@ -1,4 +1,4 @@
-import type { ConnectResponse, ErrorBody, IceServer } from '@messaging-server/protocol';
+import { SOCKJS_QUERY_OPTIONS, type ConnectResponse, type ErrorBody, type IceServer } from '@messaging-server/protocol';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
 import type { ReconnectEvent } from './policy.js';
 import type { Clock } from './transport.js';
@@ -7,6 +7,7 @@ export interface SessionRequest {
   gatewayUrl: string;
   userId: string;
   avoid: readonly string[];
+  room: string | undefined;
   token: string | undefined;
   fetch: typeof fetch;
   clock: Clock;
@@ -21,8 +22,9 @@ export type SessionResult =
 
 /** One `POST /connect`. Never throws: every failure comes back as the event the reconnect policy decides on. */
 export async function requestSession(request: SessionRequest): Promise<SessionResult> {
-  const body: { userId: string; avoid?: string[] } = { userId: request.userId };
+  const body: { userId: string; avoid?: string[]; room?: string } = { userId: request.userId };
   if (request.avoid.length > 0) body.avoid = [...request.avoid];
+  if (request.room !== undefined) body.room = request.room;
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (request.token !== undefined) headers['authorization'] = `Bearer ${request.token}`;
   const timer = request.clock.setTimeout(() => request.abort.abort(), request.timeoutMs);
@@ -94,4 +96,14 @@ function errorCodeOf(payload: unknown): MessagingErrorCode | undefined {
 function errorMessageOf(payload: unknown): string | undefined {
   const message = (payload as Partial<ErrorBody> | undefined)?.error?.message;
   return typeof message === 'string' ? message : undefined;
+}
+
+/** The node's SockJS URL for a session: its credentials and the opt-ins this SDK understands. */
+export function sockjsUrl(listeningAddress: string, gatewayUrl: string, userId: string, listeningKey: string): URL {
+  const url = new URL(listeningAddress, gatewayUrl);
+  url.searchParams.set('userId', userId);
+  url.searchParams.set('listeningKey', listeningKey);
+  // The SDK reads `ids`, so one RATE_LIMITED error per burst answers its whole flood.
+  url.searchParams.set(SOCKJS_QUERY_OPTIONS.coalesce, '1');
+  return url;
 }

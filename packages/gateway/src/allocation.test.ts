@@ -120,6 +120,44 @@ describe('NodeView allocation', () => {
   });
 });
 
+describe('NodeView placement by room (v1.2)', () => {
+  const at = new Date().toISOString();
+  const viewOf = (loads: Record<string, { connections: number; maxConnections?: number }>, states: Record<string, 'active' | 'draining'> = {}): NodeView => {
+    const view = new NodeView();
+    const entries: RegistryEntry[] = Object.entries(loads).flatMap(([id, value]): RegistryEntry[] => [
+      { kind: 'node', id, value: nodeRecord(id, states[id] ?? 'active') },
+      { kind: 'load', id, value: { pending: 0, updatedAt: at, ...value } },
+    ]);
+    view.apply({ type: 'snapshot', entries });
+    return view;
+  };
+  const rooms = Array.from({ length: 200 }, (_, i) => `room-${String(i)}`);
+
+  it('puts every member of a room on one node whatever the loads, and two views choose alike', () => {
+    const one = viewOf({ a: { connections: 0 }, b: { connections: 500 }, c: { connections: 9 } });
+    const other = viewOf({ a: { connections: 300 }, b: { connections: 1 }, c: { connections: 50 } });
+    const used = new Set<string | undefined>();
+    for (const room of rooms) {
+      const first = one.allocateForRoom(room)?.nodeId;
+      used.add(first);
+      for (let i = 0; i < 3; i += 1) expect(one.allocateForRoom(room)?.nodeId).to.equal(first);
+      expect(other.allocateForRoom(room)?.nodeId, room).to.equal(first);
+    }
+    expect([...used].sort(), 'rooms spread over every node').to.deep.equal(['a', 'b', 'c']);
+  });
+
+  it('skips a full node, an avoided one (unless it is the only one left) and a draining one, keeping the order after it', () => {
+    const view = viewOf({ a: { connections: 0 }, b: { connections: 0 }, c: { connections: 0 } });
+    const room = rooms.find((r) => view.allocateForRoom(r)?.nodeId === 'a') as string;
+    const second = viewOf({ b: { connections: 0 }, c: { connections: 0 } }).allocateForRoom(room)?.nodeId;
+    expect(view.allocateForRoom(room, ['a'])?.nodeId).to.equal(second);
+    expect(viewOf({ a: { connections: 2, maxConnections: 2 }, b: { connections: 0 }, c: { connections: 0 } }).allocateForRoom(room)?.nodeId).to.equal(second);
+    expect(viewOf({ a: { connections: 0 }, b: { connections: 0 }, c: { connections: 0 } }, { a: 'draining' }).allocateForRoom(room)?.nodeId).to.equal(second);
+    expect(view.allocateForRoom(room, ['a', 'b', 'c'])?.nodeId).to.equal('a');
+    expect(viewOf({ a: { connections: 1, maxConnections: 1 } }).allocateForRoom(room)).to.equal(undefined);
+  });
+});
+
 describe('gateway allocation over HTTP', () => {
   let h: Harness;
   beforeEach(async () => {
@@ -164,6 +202,19 @@ describe('gateway allocation over HTTP', () => {
     for (let i = 0; i < 10; i += 1) expect((await h.connect(`u${String(i)}`)).body['nodeId']).to.equal('node-b');
     await h.removeNode('node-b');
     for (let i = 0; i < 10; i += 1) expect((await h.connect(`v${String(i)}`)).body['nodeId']).to.equal('node-c');
+  });
+
+  it('places by room, and answers a room name outside the rule with 400 INVALID_ROOM', async () => {
+    await h.addNode('node-a', 0);
+    await h.addNode('node-b', 0);
+    await h.addNode('node-c', 0);
+    const nodes = await Promise.all(['alice', 'bob', 'carol'].map(async (user) => (await h.connect(user, { room: 'standup' })).body['nodeId']));
+    expect(new Set(nodes).size).to.equal(1);
+    for (const room of ['', 'a b', 'x'.repeat(129), 42]) {
+      const answer = await h.connect('dave', { room });
+      expect(answer.status, JSON.stringify(room)).to.equal(400);
+      expect((answer.body['error'] as { code?: string }).code).to.equal(room === 42 ? 'INVALID_REQUEST' : 'INVALID_ROOM');
+    }
   });
 
   it('makes a new node eligible as soon as its registration arrives', async () => {

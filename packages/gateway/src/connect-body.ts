@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { isValidUserId, type ConnectRequest } from '@messaging-server/protocol';
+import { isValidRoomName, isValidUserId, type ConnectRequest } from '@messaging-server/protocol';
 import { validateConnectRequest } from '@messaging-server/protocol/schemas';
 import { HttpError } from './http-error.js';
 
@@ -77,6 +77,8 @@ function fromForm(text: string): Record<string, unknown> {
   if (userId !== null) value['userId'] = userId;
   const avoid = params.getAll('avoid').flatMap((item) => item.split(',')).filter((item) => item.length > 0);
   if (avoid.length > 0) value['avoid'] = avoid;
+  const room = params.get('room');
+  if (room !== null) value['room'] = room;
   return value;
 }
 
@@ -100,8 +102,11 @@ export function toConnectRequest(value: unknown): ConnectRequest {
   }
   const result = validateConnectRequest(value);
   if (!result.ok) throw new HttpError('INVALID_REQUEST', result.message);
-  const avoid = result.value.avoid;
-  return avoid === undefined ? { userId } : { userId, avoid };
+  const { avoid, room } = result.value;
+  if (room !== undefined && !isValidRoomName(room)) {
+    throw new HttpError('INVALID_ROOM', 'room must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ -');
+  }
+  return { userId, ...(avoid === undefined ? {} : { avoid }), ...(room === undefined ? {} : { room }) };
 }
 
 /** Parses a /connect request: JSON `{userId, avoid?}` or the seed's form `userId=alice`. */

@@ -1,5 +1,5 @@
 import type { LoadRecord, NodeRecord } from '@messaging-server/protocol';
-import { MembershipView, type MembershipHandlers, type RegistryEvent } from '@messaging-server/core';
+import { MembershipView, rendezvousOrder, type MembershipHandlers, type RegistryEvent } from '@messaging-server/core';
 
 export interface NodeViewOptions {
   /**
@@ -110,6 +110,19 @@ export class NodeView {
       } else if (load === bestLoad) best.push(node);
     }
     const chosen = best[Math.floor(this.random() * best.length)] ?? best[0];
+    if (chosen) this.recordAssignment(chosen.nodeId);
+    return chosen;
+  }
+
+  /**
+   * v1.2 placement: the first node in `room`'s rendezvous order over the active nodes that is not full and not in
+   * `avoid` (avoided nodes only when nothing else is left). Every gateway computes the same from the registry alone.
+   */
+  allocateForRoom(room: string, avoid: readonly string[] = []): NodeRecord | undefined {
+    const open = new Map(this.activeNodes().filter((node) => !this.isFull(node.nodeId)).map((node) => [node.nodeId, node]));
+    const order = rendezvousOrder(room, [...open.keys()]);
+    const chosenId = order.find((id) => !avoid.includes(id)) ?? order[0];
+    const chosen = chosenId === undefined ? undefined : open.get(chosenId);
     if (chosen) this.recordAssignment(chosen.nodeId);
     return chosen;
   }

@@ -33,7 +33,7 @@ export class SessionAllocator {
 
   async connect(request: ConnectRequest, log: Logger): Promise<Session> {
     const { view } = this.options;
-    const node = view.allocate(request.avoid);
+    const node = request.room === undefined ? view.allocate(request.avoid) : view.allocateForRoom(request.room, request.avoid);
     if (!node) throw new HttpError('NO_NODE_AVAILABLE', 'no node is available; retry later');
     const record: SessionRecord = {
       userId: request.userId,
@@ -56,7 +56,7 @@ export class SessionAllocator {
     }
     this.options.onAllocated?.(node.nodeId);
     if (previous) this.notifyReplaced(previous, log);
-    log.info({ userId: record.userId, nodeId: node.nodeId, replaced: previous !== undefined }, 'session allocated');
+    log.info({ userId: record.userId, nodeId: node.nodeId, room: request.room, replaced: previous !== undefined }, 'session allocated');
     const { userId, listeningAddress, listeningKey, acked, nodeId } = record;
     return { userId, listeningAddress, listeningKey, acked, nodeId };
   }

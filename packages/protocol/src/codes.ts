@@ -6,6 +6,8 @@ export const ERROR_CODES = {
   INVALID_REQUEST: { httpStatus: 400, retryable: false },
   UNAUTHORIZED: { httpStatus: 401, retryable: false },
   INVALID_USER_ID: { httpStatus: 400, retryable: false },
+  /** v1.2: a room name outside the userId rule. */
+  INVALID_ROOM: { httpStatus: 400, retryable: false },
   USER_TAKEN: { httpStatus: 409, retryable: false },
   PAYLOAD_TOO_LARGE: { httpStatus: 413, retryable: false },
   UNSUPPORTED_MEDIA_TYPE: { httpStatus: 415, retryable: false },

@@ -8,6 +8,9 @@ export function isValidUserId(value: unknown): value is string {
   return typeof value === 'string' && USER_ID_REGEX.test(value);
 }
 
+/** A room name follows the userId rule (v1.2). */
+export const isValidRoomName = isValidUserId;
+
 /**
  * Deepest nesting of arrays and objects accepted in a message's `content` (a scalar is depth 0, `[]` depth 1).
  * Signaling payloads are a few levels deep; without a bound, content nested thousands deep (which fits in 64 KiB)

@@ -16,6 +16,7 @@ export const connectRequestSchema = {
   properties: {
     userId: { type: 'string' },
     avoid: { type: 'array', maxItems: 64, items: { type: 'string', maxLength: 256 } },
+    room: { type: 'string' },
   },
 } as const;
 

@@ -7,6 +7,8 @@ export interface ConnectRequest {
   userId: string;
   /** Node ids the client just failed to reach; the gateway avoids them when it can. */
   avoid?: string[];
+  /** v1.2: place the user on this room's node (rendezvous hashing over the active nodes). */
+  room?: string;
 }
 
 export interface Session {

@@ -8,17 +8,26 @@ export interface ConnectAnswer {
 }
 
 /** POST /connect as JSON (or as the seed's form), returning status and parsed body. */
-export async function postConnect(gatewayUrl: string, userId: string, options: { form?: boolean; avoid?: string[] } = {}): Promise<ConnectAnswer> {
+export interface ConnectRequestOptions {
+  form?: boolean;
+  avoid?: string[];
+  /** v1.2 placement hint. */
+  room?: string;
+}
+
+export async function postConnect(gatewayUrl: string, userId: string, options: ConnectRequestOptions = {}): Promise<ConnectAnswer> {
   const res = await fetch(`${gatewayUrl}/connect`, {
     method: 'POST',
     headers: { 'content-type': options.form ? 'application/x-www-form-urlencoded' : 'application/json' },
-    body: options.form ? `userId=${encodeURIComponent(userId)}` : JSON.stringify({ userId, ...(options.avoid ? { avoid: options.avoid } : {}) }),
+    body: options.form
+      ? `userId=${encodeURIComponent(userId)}${options.room === undefined ? '' : `&room=${encodeURIComponent(options.room)}`}`
+      : JSON.stringify({ userId, ...(options.avoid ? { avoid: options.avoid } : {}), ...(options.room === undefined ? {} : { room: options.room }) }),
     signal: AbortSignal.timeout(5000),
   });
   return { status: res.status, body: await res.json() };
 }
 
-export async function requestSession(gatewayUrl: string, userId: string, options: { form?: boolean; avoid?: string[] } = {}): Promise<Session> {
+export async function requestSession(gatewayUrl: string, userId: string, options: ConnectRequestOptions = {}): Promise<Session> {
   const answer = await postConnect(gatewayUrl, userId, options);
   if (answer.status !== 200) throw new Error(`/connect for ${userId} answered ${String(answer.status)}: ${JSON.stringify(answer.body)}`);
   return answer.body as Session;
