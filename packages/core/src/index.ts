@@ -19,3 +19,4 @@ export * from './internal-paths.js';
 export * from './membership-view.js';
 export * from './registry-snapshot.js';
 export * from './rendezvous.js';
+export * from './secure-compare.js';

@@ -5,6 +5,7 @@ import { silentLogger, type Logger } from './logger.js';
 import type { SessionStore } from './session-store.js';
 import { assertValidKeyPrefix, sessionKey } from './session-key.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
+import { secretsEqual } from './secure-compare.js';
 
 export interface MemcachedSessionStoreOptions {
   /** `host:port` entries; a key always goes to the same server (memjs hashes it). */
@@ -128,7 +129,8 @@ export class MemcachedSessionStore implements SessionStore {
         const read = await call(OP_GET, userId);
         if (read.header.status !== STATUS_OK) return false;
         const current = this.decode(userId, read.val);
-        if (current?.listeningKey !== listeningKey) return false;
+        // The key may be a client's guess (the handshake checks it here): compared in constant time.
+        if (current === undefined || !secretsEqual(current.listeningKey, listeningKey)) return false;
         const written = await write(call, current, read.header.cas);
         if (written === undefined) return false;
         if (written.header.status === STATUS_OK) return true;

@@ -1,6 +1,7 @@
 import type { SessionRecord } from '@messaging-server/protocol';
 import type { SessionStore } from './session-store.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
+import { secretsEqual } from './secure-compare.js';
 
 export interface MemorySessionStoreOptions {
   /** Clock in milliseconds; defaults to Date.now (so fake timers apply). */
@@ -61,7 +62,7 @@ export class MemorySessionStore implements SessionStore {
 
   async deleteIfMatches(userId: string, listeningKey: string): Promise<boolean> {
     const entry = this.live(userId);
-    if (!entry || entry.listeningKey !== listeningKey) return false;
+    if (!entry || !secretsEqual(entry.listeningKey, listeningKey)) return false;
     this.entries.delete(userId);
     return true;
   }
@@ -73,7 +74,7 @@ export class MemorySessionStore implements SessionStore {
     ttlSeconds: number,
   ): Promise<boolean> {
     const entry = this.live(userId);
-    if (!entry || entry.listeningKey !== listeningKey) return false;
+    if (!entry || !secretsEqual(entry.listeningKey, listeningKey)) return false;
     const next = update(JSON.parse(entry.json) as SessionRecord);
     if (next === undefined) return false;
     // Under the key it was read from, as memcached's CAS does, whatever userId the update returned.

@@ -56,14 +56,7 @@ export class Handshaker {
   private async handshake(session: ClientSession): Promise<void> {
     const refusal = this.admit(session);
     if (refusal) return this.refuse(session, refusal);
-    const record = await this.lookup(session);
-    if (record === 'failed') return;
-    if (session.isClosed) return this.deps.table.endHandshake(session);
-    if (record === undefined) return this.refuse(session, 'invalid_credentials');
-    const mismatch = this.verify(session, record);
-    if (mismatch) return this.refuse(session, mismatch);
-    this.deps.table.get(session.userId)?.replace(); // an older connection of a replaced session
-    if (!(await this.ack(session, record))) return;
+    if (!(await this.claim(session))) return;
     this.deps.table.endHandshake(session);
     if (session.isClosed) {
       // Closed while the ack was written: the session it acked goes with it.
@@ -94,17 +87,6 @@ export class Handshaker {
     return undefined;
   }
 
-  /** The session record, if any; 'failed' when the store did not answer (the connection is refused). */
-  private async lookup(session: ClientSession): Promise<SessionRecord | undefined | 'failed'> {
-    try {
-      return await this.deps.sessions.get(session.userId);
-    } catch (error) {
-      this.deps.log.warn({ userId: session.userId, err: error }, 'session lookup failed');
-      this.refuse(session, 'store_unavailable');
-      return 'failed';
-    }
-  }
-
   private verify(session: ClientSession, record: SessionRecord): CloseReason | undefined {
     if (!secretsEqual(record.listeningKey, session.key)) return 'invalid_credentials';
     if (record.nodeId !== this.deps.nodeId) return 'wrong_node';
@@ -121,25 +103,39 @@ export class Handshaker {
   }
 
   /**
-   * Writes the session acked, if it is still the one read (compare-and-set); the key counts as taken from before the
-   * write, so a racing twin is refused.
+   * One read and one compare-and-set: the record is checked inside the store's update, so the write is over exactly
+   * the record verified, and a /connect that replaced it meanwhile keeps its newer session. The key counts as taken
+   * from the moment it is verified, before the write, so a racing twin is refused. False when the connection was
+   * refused (or went away).
    */
-  private async ack(session: ClientSession, record: SessionRecord): Promise<boolean> {
-    if (!this.stillWanted(session)) return false;
-    const acked: SessionRecord = { ...record, acked: true };
-    session.claim(acked);
+  private async claim(session: ClientSession): Promise<boolean> {
+    let verdict: CloseReason | 'unwanted' | undefined;
+    let read = false;
+    const ackIfValid = (record: SessionRecord): SessionRecord | undefined => {
+      read = true;
+      verdict = this.verify(session, record) ?? (this.wanted(session) ? undefined : 'unwanted');
+      if (verdict) return undefined;
+      const acked: SessionRecord = { ...record, acked: true };
+      session.claim(acked);
+      return acked;
+    };
     try {
-      // Only over the record this handshake read: a /connect that replaced it meanwhile keeps its newer session.
-      if (await this.deps.sessions.updateIfMatches(acked.userId, acked.listeningKey, () => acked, this.deps.sessionTtlSeconds)) return true;
-      session.claim(undefined);
-      this.refuse(session, 'session_replaced');
-      return false;
+      if (await this.deps.sessions.updateIfMatches(session.userId, session.key, ackIfValid, this.deps.sessionTtlSeconds)) return true;
     } catch (error) {
       session.claim(undefined);
-      this.deps.log.warn({ userId: session.userId, err: error }, 'session ack write failed');
+      this.deps.log.warn({ userId: session.userId, err: error }, 'session claim failed');
       this.refuse(session, 'store_unavailable');
       return false;
     }
+    session.claim(undefined);
+    if (!this.stillWanted(session)) return false;
+    // Not read: no record with this key. Read and valid, yet not written: replaced between the read and the write.
+    this.refuse(session, !read ? 'invalid_credentials' : verdict === undefined || verdict === 'unwanted' ? 'session_replaced' : verdict);
+    return false;
+  }
+
+  private wanted(session: ClientSession): boolean {
+    return !session.isClosed && !session.replaced && this.deps.accepting();
   }
 
   /** After each store call: the connection may have closed, been replaced, or the node may have begun to stop. */

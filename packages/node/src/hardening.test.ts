@@ -125,16 +125,20 @@ describe('relay node hardening', function () {
   it('acks a session with compare-and-set: a /connect that replaced it during the handshake keeps its newer session', async function () {
     const node = await world.startNode('node-a');
     const old = await world.session('alice', node);
-    const store = world.sessions as unknown as { get: (userId: string) => Promise<SessionRecord | undefined> };
-    const original = store.get.bind(world.sessions);
+    type Update = (current: SessionRecord) => SessionRecord | undefined;
+    const store = world.sessions as unknown as { updateIfMatches: (userId: string, key: string, update: Update, ttl: number) => Promise<boolean> };
+    const original = store.updateIfMatches.bind(world.sessions);
     let looked = false;
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
-    store.get = async (userId) => {
-      const record = await original(userId);
+    // A store whose read and write are two calls (memcached's get and cas): the handshake's update runs on the read,
+    // and the write happens after the gate, under the record the read saw.
+    store.updateIfMatches = async (userId, key, update, ttl) => {
+      const read = await world.sessions.get(userId);
+      const next = read && read.listeningKey === key ? update(read) : undefined;
       looked = true;
       await gate;
-      return record;
+      return next !== undefined && original(userId, key, (current) => (current.listeningKey === read?.listeningKey ? next : undefined), ttl);
     };
     try {
       const socket = world.socket(old);
@@ -142,9 +146,9 @@ describe('relay node hardening', function () {
       const newer = await world.session('alice', node);
       release();
       expect(await socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
-      expect(await original('alice')).to.deep.include({ listeningKey: newer.listeningKey, acked: false });
+      expect(await world.sessions.get('alice')).to.deep.include({ listeningKey: newer.listeningKey, acked: false });
     } finally {
-      store.get = original;
+      store.updateIfMatches = original;
     }
   });
 

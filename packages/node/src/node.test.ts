@@ -453,13 +453,13 @@ describe('relay node (sessions and registry)', function () {
 
   it('closes 4002 when the session store is unreachable during the handshake', async function () {
     const session = await world.session('alice', node);
-    const store = world.sessions as unknown as { get: (userId: string) => Promise<unknown> };
-    const original = store.get.bind(world.sessions);
-    store.get = () => Promise.reject(new Error('memcached down'));
+    const store = world.sessions as unknown as { updateIfMatches: (...args: unknown[]) => Promise<boolean> };
+    const original = store.updateIfMatches.bind(world.sessions);
+    store.updateIfMatches = () => Promise.reject(new Error('memcached down'));
     try {
       expect(await world.socket(session).closed()).to.deep.equal({ code: 4002, reason: 'store_unavailable' });
     } finally {
-      store.get = original;
+      store.updateIfMatches = original;
     }
   });
 
