@@ -7,7 +7,7 @@ import { unitsOf } from '../scripts/bench/rounds.js';
 import { untilQuiet } from '../scripts/bench/scenarios.js';
 import type { LatencySummary } from '../scripts/bench/loadgen.js';
 import { fromSaved, type BenchResults, type IdleRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
-import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, sweepRowProblems } from '../scripts/bench/verdict.js';
+import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, stormTarget, sweepRowProblems } from '../scripts/bench/verdict.js';
 
 const BASE_FAMILIES = BASE_RUNS.flatMap((run) => Object.values(baseTargets(run.scenario, run.size)));
 
@@ -60,6 +60,7 @@ function recorded(): BenchResults {
       idle: [5000, 10_000],
       connects: 2000,
       connectConcurrency: 50,
+      stormClients: 5000,
       systems: ['ours', 'base', 'peerjs', 'ws'],
       baseline: { ref: '18eb00c', commit: '18eb00c23ce45a3cbcb5c88f013fc054a49f4a63' },
       out: 'docs',
@@ -69,6 +70,7 @@ function recorded(): BenchResults {
     sweep: [],
     connect: [],
     idle: [],
+    storm: [],
     failures: [],
     durationSeconds: 600,
   };
@@ -90,6 +92,7 @@ function recorded(): BenchResults {
     results.connect.push({ system: 'ours', round, rate: 4500, latencyMs: latency(40), completed: 2000, failed: 0, busyElsewhereCores: 0.01 });
     results.connect.push({ system: 'peerjs', round, rate: 7000, latencyMs: latency(20), completed: 2000, failed: 0, busyElsewhereCores: 0.01 });
     for (const n of results.config.idle) results.idle.push(idle('ours', round, n, 7), idle('peerjs', round, n, 8));
+    results.storm.push({ system: 'ours', round, clients: 5000, reconnected: 5000, failed: 0, lastWelcomeMs: 2400, latencyMs: latency(900) });
   }
   return results;
 }
@@ -116,6 +119,7 @@ describe('bench verdicts over recorded rounds', () => {
     expect(verdict.targets.find((t) => t.family === SHAPE_TARGETS.oneNodeVsPeerjs && t.shape === '200x4')?.target).to.equal('one node ≥ 1.2 × PeerJS server msgs/s (200 B), 200 pairs × 4');
     expect(verdict.targets.filter((t) => t.shape === undefined).map((t) => t.target)).to.deep.equal([
       CONNECT_TARGET,
+      stormTarget(5000),
       "idle RSS per connection ≤ PeerJS server's (5,000 connections, whole server side)",
       "idle RSS per connection ≤ PeerJS server's (10,000 connections, whole server side)",
     ]);
@@ -291,6 +295,18 @@ describe('bench verdicts over recorded rounds', () => {
     ]);
   });
 
+  it('judges the reconnect storm at 3,000 ms, and leaves it without data when a client did not come back', () => {
+    const slow = recorded();
+    row(slow.storm, 2, () => true).lastWelcomeMs = 3100;
+    row(slow.storm, 3, () => true).lastWelcomeMs = 3050;
+    expect(judge(slow).failures).to.deep.equal([`${stormTarget(5000)}: missed (3050 ms)`]);
+    const lost = recorded();
+    Object.assign(row(lost.storm, 1, () => true), { reconnected: 4999, failed: 1, firstError: '/connect 503' });
+    expect(judge(lost).targets.find((t) => t.target === stormTarget(5000))?.missing).to.deep.equal([
+      'round 1: ours reconnect storm does not count: 4999 of 5000 clients back, 1 failed (/connect 503)',
+    ]);
+  });
+
   it('shows a miss at 10,000 idle connections that 5,000 alone would hide, and an idle round with failed connects', () => {
     const results = recorded();
     for (const r of results.idle) if (r.system === 'ours' && r.target === 10_000) r.perConnectionKiB = 8.9;
@@ -299,7 +315,7 @@ describe('bench verdicts over recorded rounds', () => {
     const short = row(partial.idle, 1, (r) => r.system === 'ours' && r.target === 5000);
     short.connections = 4990;
     short.failed = 10;
-    expect(judge(partial).targets.find((t) => t.target.includes('5,000'))?.missing).to.deep.equal(['round 1: ours idle run at 5000 does not count: 4990 of 5000 connections open']);
+    expect(judge(partial).targets.find((t) => t.target.startsWith('idle') && t.target.includes('5,000'))?.missing).to.deep.equal(['round 1: ours idle run at 5000 does not count: 4990 of 5000 connections open']);
   });
 
   it('reads a run saved by the one-shape harness, giving its rows that shape and judging it on it alone', () => {

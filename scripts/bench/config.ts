@@ -75,6 +75,7 @@ export function readConfig(env: NodeJS.ProcessEnv, defaultOut: string): BenchCon
     idle: (env['BENCH_IDLE'] ?? (quick ? '500,1000' : '5000,10000')).split(',').map(Number),
     connects: positive(env, 'BENCH_CONNECTS', quick ? 300 : 2000, true),
     connectConcurrency: 50,
+    stormClients: positive(env, 'BENCH_STORM_CLIENTS', quick ? 1000 : 5000, true),
     systems: parseSystems(env['BENCH_SYSTEMS'], baselineRef),
     out: env['BENCH_OUT'] ?? defaultOut,
     quick,

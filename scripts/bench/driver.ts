@@ -1,7 +1,7 @@
 /** The harness's side of the load generator: a forked process, commands over IPC, CPU sampled on its window events. */
 import { fileURLToPath } from 'node:url';
 import { ForkedHelper, type HelperEvent } from '../forked-helper.js';
-import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult } from './loadgen.js';
+import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult, StormArgs, StormResult } from './loadgen.js';
 import { cpuOf, elsewhereCpu, syscallsOf } from './procstat.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
@@ -108,6 +108,16 @@ export class LoadGen {
 
   connect(args: ConnectArgs): Promise<ConnectResult> {
     return this.helper.request({ cmd: 'connect', args });
+  }
+
+  /** Makes every idle client reconnect once its connection closes. */
+  armStorm(args: StormArgs): Promise<{ armed: number }> {
+    return this.helper.request({ cmd: 'arm-storm', args });
+  }
+
+  /** Resolves once every armed client is back (or the storm's timeout passed). */
+  stormResult(): Promise<StormResult> {
+    return this.helper.request({ cmd: 'storm-result' });
   }
 
   close(): Promise<{ closed: number }> {

@@ -75,6 +75,7 @@ const results: BenchResults = {
   sweep: [],
   connect: [],
   idle: [],
+  storm: [],
   failures: [],
   durationSeconds: 0,
 };

@@ -427,6 +427,82 @@ async function connectMany(args: ConnectArgs): Promise<ConnectResult> {
   return result;
 }
 
+// ---- reconnect storm --------------------------------------------------------------------------------------------
+
+export interface StormArgs {
+  target: Target;
+  /** What each client asks /connect to avoid: the node that died. */
+  avoid: string[];
+  /** Each client waits a random share of this before each attempt, as the SDK's full-jitter first delay does. */
+  jitterMs: number;
+  timeoutMs: number;
+}
+
+export interface StormResult {
+  clients: number;
+  reconnected: number;
+  failed: number;
+  firstError?: string;
+  /** Wall-clock time (Date.now()) of the last welcome: the parent compares it with the moment it killed the node. */
+  lastWelcomeAt: number;
+  latencyMs: LatencySummary;
+}
+
+let storm: Promise<StormResult> | undefined;
+
+/** Every idle client reconnects as soon as its connection closes; `stormResult` waits for all of them. */
+function armStorm(args: StormArgs): { armed: number } {
+  const clients = idle;
+  idle = [];
+  storm = new Promise((resolve) => {
+    const latencies: number[] = [];
+    const again: Client[] = [];
+    let failed = 0;
+    let settled = 0;
+    let lastWelcomeAt = 0;
+    let firstError: string | undefined;
+    const finish = (): void => {
+      clearTimeout(deadline);
+      idle.push(...again);
+      const result: StormResult = { clients: clients.length, reconnected: again.length, failed, lastWelcomeAt, latencyMs: summarize(latencies) };
+      if (firstError !== undefined) result.firstError = firstError;
+      resolve(result);
+    };
+    const deadline = setTimeout(finish, args.timeoutMs);
+    const settle = (): void => {
+      settled += 1;
+      if (settled === clients.length) finish();
+      else if (settled % 1000 === 0) emitToParent({ event: 'progress', text: `storm: ${String(settled)}/${String(clients.length)} back` });
+    };
+    for (const client of clients) {
+      client.ws.once('close', () => {
+        const closedAt = Date.now();
+        const attempt = async (): Promise<void> => {
+          await new Promise((r) => setTimeout(r, Math.random() * args.jitterMs));
+          try {
+            again.push(await open(args.target, client.id, args.avoid));
+            lastWelcomeAt = Math.max(lastWelcomeAt, Date.now());
+            latencies.push(Date.now() - closedAt);
+            settle();
+          } catch (error) {
+            firstError ??= error instanceof Error ? error.message : String(error);
+            if (Date.now() - closedAt < args.timeoutMs) return attempt();
+            failed += 1;
+            settle();
+          }
+        };
+        void attempt();
+      });
+    }
+  });
+  return { armed: clients.length };
+}
+
+function stormResult(): Promise<StormResult> {
+  if (!storm) throw new Error('no storm armed');
+  return storm;
+}
+
 async function closeEverything(): Promise<{ closed: number }> {
   const all = [...pairs, ...idle];
   pairs = [];
@@ -440,6 +516,8 @@ type Command =
   | { cmd: 'pairs'; args: PairsArgs }
   | { cmd: 'relay'; args: RelayArgs }
   | { cmd: 'connect'; args: ConnectArgs }
+  | { cmd: 'arm-storm'; args: StormArgs }
+  | { cmd: 'storm-result' }
   | { cmd: 'close' };
 
 async function run(command: Command): Promise<unknown> {
@@ -450,6 +528,10 @@ async function run(command: Command): Promise<unknown> {
       return relay(command.args);
     case 'connect':
       return connectMany(command.args);
+    case 'arm-storm':
+      return armStorm(command.args);
+    case 'storm-result':
+      return stormResult();
     case 'close':
       return closeEverything();
   }

@@ -4,7 +4,7 @@ import { renderSvg } from './report-svg.js';
 import { shapeKey, shapeLabel, type BenchResults, type IdleRow, type RelayRow, type Scenario, type SystemName } from './results.js';
 import { formatNumber as f, formatRatio as x, median, ratioByRound } from './stats.js';
 import { ROOT } from './systems.js';
-import { BUSY_ELSEWHERE_LIMIT, idleRowProblems, judge, PACED_TOLERANCE, sweepRowProblems, type BenchVerdict, type TargetVerdict } from './verdict.js';
+import { BUSY_ELSEWHERE_LIMIT, formatFigure, idleRowProblems, judge, PACED_TOLERANCE, sweepRowProblems, type BenchVerdict, type TargetVerdict } from './verdict.js';
 
 const NAMES: Record<SystemName, string> = { ours: 'ours', base: 'base', peerjs: 'PeerJS server 1.0.2', ws: 'bare `ws` relay', sockjs: 'bare `sockjs` relay' };
 const WHERE: Record<Scenario, string> = { 'relay-1': 'one node', 'relay-2': 'across 2 nodes' };
@@ -58,7 +58,7 @@ export function summarize(results: BenchResults): Record<string, unknown> {
 function verdictCell(t: TargetVerdict | undefined): string {
   if (!t) return '';
   if (t.missing.length > 0) return '**no valid data**';
-  return `${t.value.toFixed(3)} × ${t.pass ? 'met' : '**missed**'}`;
+  return `${formatFigure(t)} ${t.pass ? 'met' : '**missed**'}`;
 }
 
 function targetsSection(results: BenchResults, verdict: BenchVerdict): string[] {
@@ -197,6 +197,18 @@ function connectAndIdleSections(results: BenchResults, systems: SystemName[]): s
     md.push(
       `| ${nameOf(results, system)} | ${f(median(rows.map(rateOf)))} | ${x(ratioByRound(rows, peer, rateOf))} | ${f(median(rows.map((r) => r.latencyMs.p50)), 1)} | ${f(median(rows.map((r) => r.latencyMs.p99)), 1)} | ${f(rows.reduce((n, r) => n + r.failed, 0))} |`,
     );
+  }
+  md.push('');
+  md.push('## Reconnect storm');
+  md.push('');
+  md.push(
+    `${String(c.stormClients)} idle clients on node-1, which is then SIGKILLed; each client reconnects when its connection drops (after a random wait of up to 250 ms, the SDK's first full-jitter delay), asking \`/connect\` to avoid node-1. The figure is from the kill to the last welcome on node-2; per client, from its close to its welcome.`,
+  );
+  md.push('');
+  md.push('| system | round | clients back | last welcome after the kill (ms) | per client p50 ms | p99 ms | failed |');
+  md.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
+  for (const r of results.storm) {
+    md.push(`| ${nameOf(results, r.system)} | ${String(r.round)} | ${String(r.reconnected)} / ${String(r.clients)} | ${String(r.lastWelcomeMs)} | ${f(r.latencyMs.p50)} | ${f(r.latencyMs.p99)} | ${String(r.failed)} |`);
   }
   md.push('');
   md.push('## Idle connections');

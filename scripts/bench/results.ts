@@ -34,6 +34,8 @@ export interface BenchConfig {
   idle: number[];
   connects: number;
   connectConcurrency: number;
+  /** Idle clients on the node the storm scenario SIGKILLs. */
+  stormClients: number;
   systems: SystemName[];
   /** The git ref BENCH_BASELINE named, and the commit it resolved to; absent when no baseline was asked for. */
   baseline?: { ref: string; commit: string };
@@ -112,6 +114,20 @@ export interface IdleRow {
   others: Record<string, number>;
 }
 
+/** A node holding idle clients is SIGKILLed: how long until the last of them is welcomed on another node. */
+export interface StormRow {
+  system: SystemName;
+  round: number;
+  clients: number;
+  reconnected: number;
+  failed: number;
+  firstError?: string;
+  /** From the SIGKILL to the last welcome elsewhere. */
+  lastWelcomeMs: number;
+  /** Each client's time from its close to its welcome elsewhere. */
+  latencyMs: LatencySummary;
+}
+
 export interface BenchResults {
   startedAt: string;
   machine: { cpus: number; cpuModel: string; node: string; platform: string; memoryGiB: number };
@@ -120,6 +136,7 @@ export interface BenchResults {
   sweep: SweepRow[];
   connect: ConnectRow[];
   idle: IdleRow[];
+  storm: StormRow[];
   /** System runs that threw; their rounds have no figures, which fails every target that needs them. */
   failures: { system: SystemName; round: number; error: string }[];
   durationSeconds: number;
@@ -129,6 +146,7 @@ export interface BenchResults {
 export type SavedResults = Omit<BenchResults, 'config' | 'failures'> & {
   config: Omit<BenchConfig, 'shapes'> & { shapes?: Shape[]; pairs?: number; window?: number; fractions?: number[] };
   failures?: BenchResults['failures'];
+  storm?: StormRow[];
 };
 
 /** Reads a saved run, giving an older run's rows the one shape it ran; anything still missing stays missing. */
@@ -143,5 +161,6 @@ export function fromSaved(saved: SavedResults): BenchResults {
     relay: saved.relay.map((r) => ({ ...r, shape: r.shape ?? shape })),
     sweep: saved.sweep.map((r) => ({ ...r, shape: r.shape ?? shape })),
     failures: saved.failures ?? [],
+    storm: saved.storm ?? [],
   };
 }

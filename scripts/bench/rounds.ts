@@ -7,7 +7,7 @@
 import type { BaselineBuild } from './baseline.js';
 import { LoadGen } from './driver.js';
 import type { RelayRow, SystemName } from './results.js';
-import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, untilQuiet, type RelayPlan, type ScenarioContext } from './scenarios.js';
+import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, stormScenario, untilQuiet, type RelayPlan, type ScenarioContext } from './scenarios.js';
 import { startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
 export interface RoundContext extends ScenarioContext {
@@ -76,6 +76,7 @@ async function idleAndConnect(ctx: RoundContext, name: SystemName, round: number
     await idleScenario(ctx, sys, lg, round);
     if (name === 'ours' || name === 'peerjs') await connectScenario(ctx, sys, lg, round);
   });
+  if (name === 'ours') await onFresh(ctx, name, round, 'the reconnect storm', (sys, lg) => stormScenario(ctx, sys, lg, round));
 }
 
 /** One system alone: idle and connects, then its relays. */

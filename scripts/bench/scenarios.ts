@@ -2,7 +2,7 @@
 import { cpuSecondsOf, type LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
 import { elsewhereCpu, rssOf } from './procstat.js';
-import { shapeKey, shapeLabel, type BenchConfig, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Shape, type SweepRow } from './results.js';
+import { shapeKey, shapeLabel, type BenchConfig, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Shape, type StormRow, type SweepRow } from './results.js';
 import type { RunningSystem } from './systems.js';
 import { BUSY_ELSEWHERE_LIMIT, sweepRowProblems } from './verdict.js';
 
@@ -109,6 +109,35 @@ export async function connectScenario(ctx: ScenarioContext, sys: RunningSystem, 
     return [row];
   });
   await sleep(isCluster(sys) ? 1000 : 200);
+}
+
+/**
+ * The reconnect storm: `stormClients` idle clients on node-1, which is then SIGKILLed. Each client reconnects as
+ * soon as its connection drops (after the SDK's first full-jitter delay, up to 250 ms), avoiding node-1; the figure
+ * is the time from the kill to the last welcome on node-2.
+ */
+export async function stormScenario(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number): Promise<void> {
+  const clients = ctx.config.stormClients;
+  const opened = await lg.connect({ target: sys.target, count: clients, concurrency: ctx.config.connectConcurrency, prefix: `storm${String(round)}`, avoid: ['node-2'], keep: true });
+  ctx.log(`  storm: ${String(opened.open)} idle clients on node-1 (${String(opened.failed)} failed); SIGKILL node-1`);
+  await lg.armStorm({ target: sys.target, avoid: ['node-1'], jitterMs: 250, timeoutMs: 30_000 });
+  const killedAt = Date.now();
+  process.kill(sys.relayPids[0] as number, 'SIGKILL');
+  const r = await lg.stormResult();
+  const row: StormRow = {
+    system: sys.name,
+    round,
+    clients: opened.open,
+    reconnected: r.reconnected,
+    failed: r.failed + opened.failed,
+    lastWelcomeMs: r.lastWelcomeAt - killedAt,
+    latencyMs: r.latencyMs,
+  };
+  if (r.firstError !== undefined) row.firstError = r.firstError;
+  ctx.results.storm.push(row);
+  ctx.log(
+    `  storm ${sys.name}: ${String(r.reconnected)}/${String(opened.open)} back on node-2, last welcome ${String(row.lastWelcomeMs)} ms after the kill (p50 ${r.latencyMs.p50.toFixed(0)} ms, p99 ${r.latencyMs.p99.toFixed(0)} ms from each close)`,
+  );
 }
 
 /** Our gateway, memcached and etcd: their CPU is recorded beside the servers' (and is not someone else's work). */

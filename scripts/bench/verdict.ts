@@ -13,7 +13,7 @@
  * commit, issues 11 and 12's "within 5 % of before" against that commit's build run in the same rounds.
  */
 import { JUDGED_FRACTION } from './config.js';
-import { shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Scenario, type SweepRow, type SystemName } from './results.js';
+import { shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Scenario, type StormRow, type SweepRow, type SystemName } from './results.js';
 
 /** A paced step must deliver within 2 % of the rate it offered (measured: real runs land within 1 %). */
 export const PACED_TOLERANCE = 0.02;
@@ -69,6 +69,13 @@ export function sweepRowProblems(row: SweepRow): string[] {
   if (!Number.isFinite(row.latencyMs.p99)) problems.push('no latency samples');
   const busy = busyProblem(row);
   if (busy) problems.push(busy);
+  return problems;
+}
+
+export function stormRowProblems(row: StormRow): string[] {
+  const problems: string[] = [];
+  if (row.failed > 0 || row.reconnected !== row.clients) problems.push(`${String(row.reconnected)} of ${String(row.clients)} clients back, ${String(row.failed)} failed (${row.firstError ?? '?'})`);
+  if (!(row.lastWelcomeMs > 0)) problems.push(`no last welcome (${String(row.lastWelcomeMs)})`);
   return problems;
 }
 
@@ -138,6 +145,8 @@ export interface TargetVerdict {
   shape?: string;
   /** The judged figure (a median over rounds); NaN when a round has none. */
   value: number;
+  /** Absent: a ratio. */
+  unit?: 'ms';
   pass: boolean;
   /** Why the figure is missing (each round without a valid measurement); empty when it is whole. */
   missing: string[];
@@ -177,6 +186,10 @@ export function baseTargets(scenario: Scenario, size: RelayRow['size']): { cpu: 
 
 export const CONNECT_TARGET = "connect ≥ 0.6 × PeerJS server's completions/s";
 
+export function stormTarget(clients: number): string {
+  return `reconnect storm: the last of ${clients.toLocaleString('en-US')} clients of a SIGKILLed node welcomed elsewhere within 3,000 ms`;
+}
+
 export function idleTarget(n: number): string {
   return `idle RSS per connection ≤ PeerJS server's (${n.toLocaleString('en-US')} connections, whole server side)`;
 }
@@ -201,6 +214,8 @@ function figures(results: BenchResults) {
       ),
     idle: (system: SystemName, n: number): RoundValue[] =>
       perRound(rounds, results.idle.filter((r) => r.system === system && r.target === n), `${system} idle run at ${String(n)}`, idleRowProblems, (r) => r.perConnectionKiB),
+    storm: (system: SystemName): RoundValue[] =>
+      perRound(rounds, results.storm.filter((r) => r.system === system), `${system} reconnect storm`, stormRowProblems, (r) => r.lastWelcomeMs),
     connect: (system: SystemName): RoundValue[] =>
       perRound(rounds, results.connect.filter((r) => r.system === system), `${system} connect run`, connectRowProblems, (r) => r.rate),
   };
@@ -211,11 +226,11 @@ export function judge(results: BenchResults): BenchVerdict {
   const { shapes, baseline } = results.config;
   const fig = figures(results);
   const targets: TargetVerdict[] = [];
-  const add = (family: string, shape: string | undefined, values: RoundValue[], pass: (v: number) => boolean): void => {
+  const add = (family: string, shape: string | undefined, values: RoundValue[], pass: (v: number) => boolean, unit?: 'ms'): void => {
     const { value, missing } = strictMedian(values);
     const found = shape === undefined ? undefined : shapes.find((s) => shapeKey(s) === shape);
     const target = found === undefined ? family : `${family}, ${shapeLabel(found)}`;
-    targets.push({ target, family, ...(shape === undefined ? {} : { shape }), value, pass: missing.length === 0 && pass(value), missing });
+    targets.push({ target, family, ...(shape === undefined ? {} : { shape }), value, pass: missing.length === 0 && pass(value), missing, ...(unit ? { unit } : {}) });
   };
   for (const s of shapes.map(shapeKey)) {
     add(SHAPE_TARGETS.oneNodeVsPeerjs, s, ratios(fig.rate('ours', 'relay-1', s), fig.rate('peerjs', 'relay-1', s)), (v) => v >= 1.2);
@@ -233,6 +248,7 @@ export function judge(results: BenchResults): BenchVerdict {
     }
   }
   add(CONNECT_TARGET, undefined, ratios(fig.connect('ours'), fig.connect('peerjs')), (v) => v >= 0.6);
+  add(stormTarget(results.config.stormClients), undefined, fig.storm('ours'), (v) => v <= 3000, 'ms');
   for (const n of results.config.idle) add(idleTarget(n), undefined, ratios(fig.idle('ours', n), fig.idle('peerjs', n)), (v) => v <= 1);
 
   const failures: string[] = [];
@@ -241,7 +257,12 @@ export function judge(results: BenchResults): BenchVerdict {
   for (const t of targets) {
     if (t.missing.length > 0) failures.push(`${t.target}: no valid figure (${t.missing.join(' | ')})`);
     // Three decimals: a ratio of 0.9496 against a floor of 0.95 must not read as "0.95, missed".
-    else if (!t.pass) failures.push(`${t.target}: missed (${t.value.toFixed(3)} ×)`);
+    else if (!t.pass) failures.push(`${t.target}: missed (${formatFigure(t)})`);
   }
   return { targets, failures };
+}
+
+/** A target's figure as the report prints it: ratios to three decimals (0.9496 must not read as 0.95), times in ms. */
+export function formatFigure(t: Pick<TargetVerdict, 'value' | 'unit'>): string {
+  return t.unit === 'ms' ? `${t.value.toFixed(0)} ms` : `${t.value.toFixed(3)} ×`;
 }
