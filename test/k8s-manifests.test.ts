@@ -746,15 +746,21 @@ describe('Dockerfile', function () {
   const readJson = (file: string): { workspaces?: string[]; bin?: Record<string, string>; dependencies?: Record<string, string> } =>
     JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as never;
   const runtime = dockerfile.slice(dockerfile.search(/^FROM .* AS runtime$/m));
+  const production = dockerfile.slice(dockerfile.search(/^FROM .* AS production$/m), dockerfile.search(/^FROM .* AS runtime$/m));
 
   it('pins its base image by digest and puts msgctl and messaging-server on the PATH', function () {
     expect(dockerfile).to.match(/^ARG NODE_IMAGE=node:[\w.-]+@sha256:[0-9a-f]{64}$/m);
-    for (const line of dockerfile.split('\n').filter((l) => l.startsWith('FROM '))) expect(line).to.match(/^FROM \$\{NODE_IMAGE\} AS \w+$/);
+    // The runtime's base is the pinned image too unless a build passes one without npm (make image does).
+    expect(dockerfile).to.match(/^ARG RUNTIME_IMAGE=\$\{NODE_IMAGE\}$/m);
+    const froms = dockerfile.split('\n').filter((l) => l.startsWith('FROM '));
+    expect(froms).to.deep.equal(['FROM ${NODE_IMAGE} AS build', 'FROM ${NODE_IMAGE} AS production', 'FROM ${RUNTIME_IMAGE} AS runtime']);
     const bins = readJson('packages/cli/package.json').bin ?? {};
     expect(Object.keys(bins)).to.have.members(['messaging-server', 'msgctl']);
-    expect(runtime).to.match(/for bin in messaging-server msgctl; do/);
-    expect(runtime).to.contain('exec node /app/packages/cli/dist/bin/%s.js');
-    expect(runtime.indexOf('/usr/local/bin/')).to.be.lessThan(runtime.indexOf('USER node'));
+    expect(production).to.match(/for bin in messaging-server msgctl; do/);
+    expect(production).to.contain('exec node /app/packages/cli/dist/bin/%s.js');
+    expect(production).to.contain('> "bin/$bin"');
+    expect(runtime).to.match(/^ENV PATH=\/app\/bin:/m);
+    expect(runtime).to.match(/^COPY --from=production \/app \/app$/m);
   });
 
   it('starts the CLI that the manifests expect, as the unprivileged node user', async function () {
@@ -774,20 +780,21 @@ describe('Dockerfile', function () {
   it('copies every runtime workspace manifest before npm ci, and the build output of every runtime workspace', function () {
     const workspaces = readJson('package.json').workspaces ?? [];
     const [build = '', run = ''] = dockerfile.split(/^FROM /m).slice(1);
+    expect(run).to.match(/^\$\{NODE_IMAGE\} AS production$/m);
     for (const [stage, wanted] of [[build, workspaces], [run, workspaces.filter((ws) => ws !== 'packages/testkit')]] as const) {
       const ci = stage.indexOf('RUN npm ci');
       for (const ws of wanted) expect(stage.indexOf(`COPY ${ws}/package.json ${ws}/`), ws).to.be.within(0, ci);
     }
     // Test-only code stays out: no testkit manifest (so npm ci skips it and its chai, fast-check), no dev deps.
-    expect(runtime).to.not.include('packages/testkit');
-    expect(runtime).to.match(/^RUN npm ci --omit=dev /m);
+    expect(production + runtime).to.not.include('packages/testkit');
+    expect(production).to.match(/^RUN npm ci --omit=dev /m);
     // The CLI's workspace dependencies, transitively, plus the client (its browser bundle is the demo page).
     const needed = new Set(['packages/cli', 'packages/client']);
     for (const ws of needed) {
       for (const dep of Object.keys(readJson(`${ws}/package.json`).dependencies ?? {}))
         if (dep.startsWith('@messaging-server/')) needed.add(`packages/${dep.slice('@messaging-server/'.length)}`);
     }
-    for (const ws of needed) expect(runtime, ws).to.include(`COPY --from=build /app/${ws}/dist ${ws}/dist`);
+    for (const ws of needed) expect(production, ws).to.include(`COPY --from=build /app/${ws}/dist ${ws}/dist`);
   });
 });
 
