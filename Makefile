@@ -4,7 +4,7 @@ SHELL := /bin/bash
 # `--grep` passed in MOCHA_ARGS that filters a whole file away fails the run instead of shrinking it.
 MOCHA = node_modules/.bin/mocha --reporter-option every-file=true $(MOCHA_ARGS)
 
-.PHONY: deps install build check check-size typecheck test test-unit test-integration repeat-tests run run-tls bench chaos scale clean
+.PHONY: deps image-deps install build check check-size typecheck test test-unit test-integration test-image image repeat-tests run run-tls bench chaos scale clean
 
 deps:
 	@missing=""; \
@@ -23,6 +23,19 @@ deps:
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	else echo "deps: missing$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi
+
+# What building and running the image needs: Debian's Docker engine, mmdebstrap for the stand-in base, strip.
+image-deps:
+	@missing=""; \
+	command -v dockerd >/dev/null || missing="$$missing docker.io"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
+	command -v strip >/dev/null || missing="$$missing binutils"; \
+	command -v flock >/dev/null || missing="$$missing util-linux"; \
+	if [ -z "$$missing" ]; then echo "image-deps: docker.io, mmdebstrap and binutils are installed"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+	  echo "image-deps: installing$$missing from Debian"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "image-deps: missing$$missing; install them with: sudo apt-get install -y$$missing" >&2; exit 1; fi
 
 node_modules/.package-lock.json: package.json package-lock.json packages/*/package.json
 	npm ci --prefer-offline --no-audit --no-fund
@@ -52,6 +65,17 @@ test-unit: install
 
 test-integration: deps build
 	$(MOCHA) 'test/**/*.test.ts'
+
+# The production image (Dockerfile), built on a Docker daemon of our own: docs/operations.md, "Build the image".
+# The lock keeps two builds off one daemon state; the base images are cached in .cache/ (git-ignored).
+image: image-deps install
+	@mkdir -p .cache
+	flock .cache/image.lock node --import tsx scripts/image/make-image.ts
+
+# The cluster run from the image: a gateway and two nodes as containers, configured from the rendered k8s/.
+test-image: deps image-deps build
+	@mkdir -p .cache
+	flock .cache/image.lock $(MOCHA) --timeout 1200000 'test/image/*.image-test.ts'
 
 # The suite RUNS times in a row (default 10), with the bench's load generator relaying beside it during LOAD of them
 # (default 3); prints pass/fail counts and timings per run. It starts processes: run it under the shared lock.
