@@ -121,6 +121,10 @@ describe('the production image: a cluster of containers configured from k8s/ (is
     // The image's own user is the one the manifests run as (numeric there, so the kubelet can check runAsNonRoot).
     const passwd = await daemon.docker(['exec', gateway.name, 'cat', '/etc/passwd']);
     const entry = passwd.split('\n').find((line) => line.startsWith(`${config?.User ?? '?'}:`))?.split(':');
+    // The variables the image's own CLI knows (its config schema, as built): a name it would ignore is a drift too.
+    const help = await daemon.docker(['exec', gateway.name, 'messaging-server', '--help']);
+    const known = new Set((/^Variables: (.*)$/m.exec(help)?.[1] ?? '').split(', '));
+    expect(known.size).to.be.greaterThan(20);
     for (const c of [gateway, ...nodes]) {
       expect(c.plan.image, c.name).to.equal(built.tag);
       expect(`${entry?.[2] ?? ''}:${entry?.[3] ?? ''}`, `${c.name}: the image's user ${config?.User ?? ''}`).to.equal(c.plan.user);
@@ -132,6 +136,7 @@ describe('the production image: a cluster of containers configured from k8s/ (is
       const env = await processEnvironment(daemon, c.name);
       for (const [key, value] of Object.entries(c.plan.env)) expect(env[key], `${c.name}: ${key}`).to.equal(value);
       const msg = Object.keys(env).filter((key) => key.startsWith('MSG_'));
+      expect(msg.filter((key) => !known.has(key)), `${c.name}: variables the image does not know`).to.deep.equal([]);
       expect(msg.sort(), `${c.name}: MSG_* variables`).to.deep.equal(Object.keys(c.plan.env).filter((k) => k.startsWith('MSG_')).sort());
       expect(env['NODE_ENV'], c.name).to.equal('production');
     }
