@@ -4,7 +4,7 @@
  * has no bridge). Used by `make image` and by the image test.
  */
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureBaseImages, type BaseImages } from './base-image.js';
@@ -44,7 +44,9 @@ export async function buildImage(daemon: DockerDaemon, options: { root: string; 
   log(`build: docker build (legacy builder, host network) -t ${tag} ${root}`);
   const started = Date.now();
   try {
-    await execFileAsync('docker', [...args, root], { env: daemon.env, timeout: 1_200_000, maxBuffer: 256 * 1024 * 1024 });
+    const { stdout } = await execFileAsync('docker', [...args, root], { env: daemon.env, timeout: 1_200_000, maxBuffer: 256 * 1024 * 1024 });
+    // The builder's step log, for finding which step missed the cache.
+    writeFileSync(join(root, '.cache', 'image', 'build.log'), stdout);
   } catch (error) {
     const output = error instanceof Error && 'stdout' in error ? `${String(error.stdout)}\n${String((error as { stderr?: unknown }).stderr)}` : '';
     throw new Error(`docker build failed:\n${output.slice(-6000)}`, { cause: error });
