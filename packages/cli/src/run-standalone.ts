@@ -1,10 +1,10 @@
-import { createServer, type ServerResponse } from 'node:http';
+import type { ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { createPinoLogger, loadConfig } from '@messaging-server/core';
 import { createGateway } from '@messaging-server/gateway';
 import { httpStatusOf, type ErrorCode } from '@messaging-server/protocol';
-import { createNode, createPublicServer, nodePublicLimits, type RelayNode } from '@messaging-server/node';
+import { createInternalServer, createNode, createPublicServer, nodeInternalLimits, nodePublicLimits, type RelayNode } from '@messaging-server/node';
 import { createBackends } from './backends.js';
 import { onShutdownSignal } from './lifecycle.js';
 import { publicDir } from './public-dir.js';
@@ -21,7 +21,7 @@ export async function runStandalone(env: Record<string, string | undefined>): Pr
   const logger = createPinoLogger({ level: loaded.logLevel, name: 'standalone', bindings: { nodeId: loaded.nodeId } });
   const backends = createBackends(loaded, logger, 'memory');
   let node: RelayNode | undefined;
-  const internal = createServer((req, res) => {
+  const internal = createInternalServer(nodeInternalLimits({ config: loaded }), (req, res) => {
     if (!node?.handleInternal(req, res)) sendJsonError(res, 'NOT_FOUND', 'not found');
   });
   internal.listen(0, '127.0.0.1');

@@ -30,3 +30,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
 export function sendError(res: ServerResponse, code: ErrorCode, message: string): void {
   sendJson(res, httpStatusOf(code), { error: { code, message } });
 }
+
+/**
+ * A contract error, then the connection goes: not another byte of the request is read (a refused body may be endless).
+ * The response lets go of its socket before 'finish', so it is held here.
+ */
+export function sendErrorAndClose(res: ServerResponse, code: ErrorCode, message: string): void {
+  const socket = res.socket;
+  socket?.pause();
+  res.shouldKeepAlive = false;
+  res.once('finish', () => socket?.destroy());
+  sendError(res, code, message);
+}

@@ -1,4 +1,5 @@
-export { createNode, nodePublicLimits, type NodeDeps, type RelayNode } from './node.js';
+export { createNode, nodeInternalLimits, nodePublicLimits, type NodeDeps, type RelayNode } from './node.js';
+export { createInternalServer } from './internal-server.js';
 export { createPublicServer, DEFAULT_PUBLIC_LIMITS, type PublicLimits } from './public-guard.js';
 export { startNodeServer, type NodeServer } from './server.js';
 export {

@@ -2,7 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@messaging-server/core';
 import { MAX_CONTENT_DEPTH, nestedDeeperThan, type FrameErrorCode } from '@messaging-server/protocol';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { BodyTooLargeError, readJson, sendError, sendJson } from './http-util.js';
+import { BodyTooLargeError, readJson, sendError, sendErrorAndClose, sendJson } from './http-util.js';
 import {
   CLUSTER_SECRET_HEADER,
   DELIVER_PATH,
@@ -99,24 +99,18 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const arrivedAt = performance.now();
-    if (!authorized(req)) {
-      req.resume();
-      return sendError(res, 'UNAUTHORIZED', 'missing or wrong cluster secret');
-    }
-    if (!ROUTES.has(path)) {
-      req.resume();
-      return sendError(res, 'NOT_FOUND', 'no such internal path');
-    }
+    // A refused request's body is never read: the answer goes out and the connection with it (the body may be endless).
+    if (!authorized(req)) return sendErrorAndClose(res, 'UNAUTHORIZED', 'missing or wrong cluster secret');
+    if (!ROUTES.has(path)) return sendErrorAndClose(res, 'NOT_FOUND', 'no such internal path');
     if (req.method !== 'POST') {
-      req.resume();
       res.setHeader('allow', 'POST');
-      return sendError(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
+      return sendErrorAndClose(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
     }
     let body: unknown;
     try {
       body = await readJson(req, bodyLimit);
     } catch (error) {
-      if (error instanceof BodyTooLargeError) return sendError(res, 'PAYLOAD_TOO_LARGE', 'body too large');
+      if (error instanceof BodyTooLargeError) return sendErrorAndClose(res, 'PAYLOAD_TOO_LARGE', 'body too large');
       return sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
     }
     switch (path) {

@@ -21,6 +21,7 @@ import { createFrameHandler } from './frame-handler.js';
 import { Handshaker } from './handshake.js';
 import { HeldBudget } from './held-budget.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
+import { internalBodyLimit, internalLimits } from './internal-server.js';
 import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
@@ -41,11 +42,18 @@ export interface NodeDeps {
   version?: string;
   /** Bounds on every public request (see public-guard.ts); tests shorten the times. */
   publicLimits?: Partial<PublicLimits>;
+  /** The same bounds on the internal port (see internal-server.ts). */
+  internalLimits?: Partial<PublicLimits>;
 }
 
 /** What a public server needs besides the node: the limits the guard enforces. */
 export function nodePublicLimits(deps: Pick<NodeDeps, 'config' | 'publicLimits'>): PublicLimits {
   return publicLimits(transportFrameLimit(deps.config.maxMessageBytes), deps.publicLimits);
+}
+
+/** The internal port's limits: the public port's times and header bounds, the internal API's body cap. */
+export function nodeInternalLimits(deps: Pick<NodeDeps, 'config' | 'internalLimits'>): PublicLimits {
+  return internalLimits(internalBodyLimit(deps.config.maxMessageBytes), deps.internalLimits);
 }
 
 export interface RelayNode {
@@ -233,7 +241,7 @@ class NodeRuntime implements RelayNode {
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
       clusterSecret: this.config.clusterSecret,
-      bodyLimit: Math.max(8 << 20, this.config.maxMessageBytes * 4 + (64 << 10)),
+      bodyLimit: internalBodyLimit(this.config.maxMessageBytes),
       metrics: metrics.registry,
       log: this.log,
       handlers: {

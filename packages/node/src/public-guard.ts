@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream';
 import { Readable } from 'node:stream';
 import { httpStatusOf, type ErrorCode } from '@messaging-server/protocol';
 import type { Logger } from '@messaging-server/core';
-import { sendError } from './http-util.js';
+import { sendErrorAndClose } from './http-util.js';
 
 /**
  * Every bound on a request to the node's public port, enforced before any route sees it. The defaults are listed in
@@ -75,7 +75,7 @@ export function createPublicServer(limits: PublicLimits): Server {
 }
 
 /** Why a request is refused before it reaches a route; undefined when it may go on. */
-function refusal(req: IncomingMessage, limits: PublicLimits): { code: ErrorCode; message: string } | undefined {
+export function refusal(req: IncomingMessage, limits: PublicLimits): { code: ErrorCode; message: string } | undefined {
   const target = req.url ?? '';
   // Origin-form only: absolute-form (`GET http://h/ws/…`) and `*` would slip past path checks further down.
   if (!target.startsWith('/')) return { code: 'INVALID_REQUEST', message: 'request target must be a path' };
@@ -94,19 +94,13 @@ function insidePrefix(target: string, prefix: string): boolean {
 }
 
 /** Answers with a contract error and closes the connection: the rest of its request is never read. */
-function refuse(res: ServerResponse, code: ErrorCode, message: string): void {
-  // Not another byte of this request is read: the answer goes out, then the connection (the response lets go of
-  // its socket before 'finish', so it is held here).
-  const socket = res.socket;
-  socket?.pause();
-  res.shouldKeepAlive = false;
+export function refuse(res: ServerResponse, code: ErrorCode, message: string): void {
   if (code === 'METHOD_NOT_ALLOWED' && !res.headersSent) res.setHeader('allow', [...METHODS].join(', '));
-  res.once('finish', () => socket?.destroy());
-  sendError(res, code, message);
+  sendErrorAndClose(res, code, message);
 }
 
 /** Ends an upgrade the node does not serve: a plain HTTP answer, then the socket goes. */
-function refuseUpgrade(socket: Duplex, code: ErrorCode): void {
+export function refuseUpgrade(socket: Duplex, code: ErrorCode): void {
   const status = httpStatusOf(code);
   if (socket.writable) socket.end(`HTTP/1.1 ${String(status)} ${code}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
   // A client that never reads its answer must not keep the descriptor.

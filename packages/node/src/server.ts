@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { NodeConfig } from '@messaging-server/core';
-import { sendError } from './http-util.js';
-import { createNode, nodePublicLimits, type NodeDeps, type RelayNode } from './node.js';
+import { sendError, sendErrorAndClose } from './http-util.js';
+import { createInternalServer } from './internal-server.js';
+import { createNode, nodeInternalLimits, nodePublicLimits, type NodeDeps, type RelayNode } from './node.js';
 import { createPublicServer } from './public-guard.js';
 
 export interface NodeServer {
@@ -61,11 +62,10 @@ export async function startNodeServer(deps: NodeDeps): Promise<NodeServer> {
   // Until the node puts its guard on (installSockJs replaces these), the port is up but serves nothing.
   publicServer.on('request', (_req, res) => sendError(res, 'NOT_READY', 'starting'));
   publicServer.on('upgrade', (_req, socket: Duplex) => socket.destroy());
-  const internalServer = createServer((req, res) => {
+  const internalServer = createInternalServer(nodeInternalLimits(deps), (req, res) => {
     if (!node) return sendError(res, 'NOT_READY', 'starting');
-    if (!node.handleInternal(req, res)) sendError(res, 'NOT_FOUND', 'not found');
+    if (!node.handleInternal(req, res)) sendErrorAndClose(res, 'NOT_FOUND', 'not found');
   });
-  internalServer.keepAliveTimeout = 65_000;
   try {
     const publicPort = await listen(publicServer, deps.config.port, deps.config.host);
     const internalPort = await listen(internalServer, deps.config.internalPort, deps.config.host);
