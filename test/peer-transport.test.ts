@@ -60,6 +60,26 @@ class PeerServer {
   }
 }
 
+const MiB = 1 << 20;
+
+/** Writes `total` bytes of answer as fast as the client takes them; resolves with what went out when done or cut. */
+function floodAnswer(response: ServerResponse, total: number): Promise<number> {
+  const chunk = Buffer.alloc(MiB, 0x20);
+  let sent = 0;
+  return new Promise((resolve) => {
+    const pump = (): void => {
+      while (sent < total && !response.destroyed) {
+        sent += chunk.length;
+        if (!response.write(chunk)) return;
+      }
+      if (sent >= total) response.end();
+    };
+    response.on('drain', pump);
+    response.on('close', () => resolve(sent));
+    pump();
+  });
+}
+
 async function failure(promise: Promise<unknown>): Promise<{ error: BackendError; ms: number }> {
   const started = Date.now();
   try {
@@ -144,6 +164,29 @@ describe('UndiciPeerTransport against a real HTTP server', function () {
     const short = await failure(transport.post(peer.address, '/internal/slow', {}, { timeoutMs: 150 }));
     expect(short.error.code).to.equal('PEER_TIMEOUT');
     expect(short.ms).to.be.within(100, 450);
+  });
+
+  it('reads at most a few MiB of a 400 MiB answer: PEER_REJECTED, the connection dropped, the next request on a new one', async () => {
+    for (const framing of ['length', 'chunked'] as const) {
+      const written = new Promise<number>((resolve) => {
+        peer.handler = (request, response) => {
+          if (request.url === '/internal/ok') return response.end('{"ok":true}');
+          response.setHeader('content-type', 'application/json');
+          if (framing === 'length') response.setHeader('content-length', String(400 * MiB));
+          void floodAnswer(response, 400 * MiB).then(resolve);
+        };
+      });
+      const { error, ms } = await failure(transport.post(peer.address, '/internal/huge', {}, { timeoutMs: 5000 }));
+      const sent = await written;
+      console.log(`      400 MiB answer (${framing}): ${error.code} after ${String(ms)} ms, peer got ${(sent / MiB).toFixed(1)} MiB out before the drop`);
+      expect(error.code).to.equal('PEER_REJECTED');
+      expect(error.message).to.include('size limit');
+      expect(ms).to.be.below(1000);
+      // 4 MiB read, plus what the kernel's socket buffers held when the transport hung up.
+      expect(sent).to.be.below(16 * MiB);
+      await waitFor(() => peer.openSockets === 0, { what: 'the dropped connection closed' });
+      expect(await transport.post(peer.address, '/internal/ok', {})).to.deep.equal({ ok: true });
+    }
   });
 
   it('still reaches the peer after a timed-out request', async () => {

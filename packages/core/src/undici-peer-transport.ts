@@ -15,6 +15,12 @@ export interface UndiciPeerTransportOptions {
   connections?: number;
   /** Requests in flight per connection. Default 1. */
   pipelining?: number;
+  /**
+   * The most of one answer's body that is read, bytes. Default 4 MiB (a node's largest answer, a delivery batch's
+   * results, is a few KiB). A longer answer fails with PEER_REJECTED and its connection is dropped at once: whatever
+   * answers at a peer's address can otherwise fill this process's memory.
+   */
+  maxAnswerBytes?: number;
   logger?: Logger;
 }
 
@@ -33,6 +39,7 @@ const UNREACHABLE_CODES = new Set([
   'UND_ERR_CLOSED',
   'UND_ERR_DESTROYED',
 ]);
+export const DEFAULT_MAX_ANSWER_BYTES = 4 << 20;
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT']);
 
 /**
@@ -45,6 +52,7 @@ export class UndiciPeerTransport implements PeerTransport {
   private readonly timeoutMs: number;
   private readonly connections: number;
   private readonly pipelining: number;
+  private readonly maxAnswerBytes: number;
   private readonly logger: Logger;
   private closed = false;
 
@@ -52,6 +60,7 @@ export class UndiciPeerTransport implements PeerTransport {
     this.timeoutMs = options.timeoutMs ?? 1500;
     this.connections = options.connections ?? 1;
     this.pipelining = options.pipelining ?? 1;
+    this.maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
     this.logger = (options.logger ?? silentLogger).child({ component: 'peer-transport' });
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (options.clusterSecret !== undefined) this.headers[CLUSTER_SECRET_HEADER] = options.clusterSecret;
@@ -124,6 +133,8 @@ export class UndiciPeerTransport implements PeerTransport {
         connections: this.connections,
         pipelining: this.pipelining,
         connectTimeout: this.timeoutMs,
+        // undici destroys the socket as soon as a body passes this, so nothing more of it is read.
+        maxResponseSize: this.maxAnswerBytes,
       });
       this.pools.set(origin, pool);
       this.logger.debug({ peer: origin }, 'peer pool opened');
@@ -151,6 +162,12 @@ function translate(
   const where = `peer ${context.origin} ${context.path}`;
   if (context.timedOut || (typeof code === 'string' && TIMEOUT_CODES.has(code))) {
     return new BackendError('PEER_TIMEOUT', `${where}: no answer within ${String(context.timeoutMs)} ms`, { cause: error });
+  }
+  if (code === 'UND_ERR_RES_EXCEEDED_MAX_SIZE') {
+    return new BackendError('PEER_REJECTED', `${where}: answer over the size limit, connection dropped`, {
+      cause: error,
+      ...(context.status === undefined ? {} : { status: context.status }),
+    });
   }
   if (context.status !== undefined) {
     // A 2xx whose body is not JSON: the peer answered, but not in a way we can use.
