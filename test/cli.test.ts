@@ -67,6 +67,22 @@ describe('messaging-server command line', function () {
     for (const name of ['MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL', 'MSG_ALLOWED_ORIGINS', 'MSG_TRUSTED_PROXIES']) expect(proc.logs()).to.contain(name);
   });
 
+  it('refuses to start a node or gateway in production mode with a weak secret, naming the variable, exit 78', async () => {
+    const settled = { MSG_ALLOWED_ORIGINS: 'https://app.example.com', MSG_TRUSTED_PROXIES: '10.0.0.0/8', MSG_TURN_URLS: 'turn:turn.example.com' };
+    const cases: [string, Record<string, string>, string][] = [
+      ['node', { MSG_CLUSTER_SECRET: 'k' }, 'MSG_CLUSTER_SECRET'],
+      ['gateway', { MSG_AUTH_JWT_SECRET: 'k', MSG_TURN_SECRET: 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=' }, 'MSG_AUTH_JWT_SECRET'],
+      ['gateway', { MSG_AUTH_JWT_SECRET: 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=', MSG_TURN_SECRET: 'turn-secret' }, 'MSG_TURN_SECRET'],
+    ];
+    for (const [kind, secrets, name] of cases) {
+      const proc = runCli([kind], { NODE_ENV: 'production', ...settled, ...secrets });
+      expect((await proc.exited).code, name).to.equal(78);
+      const lines = proc.logs().trim().split('\n');
+      expect(lines, name).to.have.length(1);
+      expect(lines[0]).to.contain(`${name} is too weak`);
+    }
+  });
+
   describe('with etcd and memcached', () => {
     let cluster: LocalCluster;
     before(async function () {

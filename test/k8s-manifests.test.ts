@@ -39,6 +39,8 @@ type ProbeKind = 'readiness' | 'liveness' | 'startup';
 const SCRAPER = { namespace: 'monitoring', labels: { 'app.kubernetes.io/name': 'prometheus' } };
 /** Secrets an operator creates out of band (docs/operations.md); only overlays that ship the cluster secret must ship them. */
 const EXTERNAL_SECRETS = new Set(['msg-cluster-secret', 'msg-proxy-tls']);
+/** What such a secret holds when made as docs/operations.md says (`openssl rand -base64 32`): production mode checks its strength. */
+const EXTERNAL_SECRET_SAMPLE = 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=';
 /** The one routing definition of the proxy, shipped in its ConfigMap and included by the local run. */
 const SHARED_ROUTES = path.join(K8S, 'base', 'proxy', 'routes.conf');
 /** The runtime image's own environment (Dockerfile `ENV` lines), under every container's. */
@@ -416,7 +418,7 @@ function environmentOf(container: IContainer, podName: string, ctx: Context): { 
       : from?.configMapKeyRef
         ? String(((ctx.byKindName.get(`ConfigMap/${from.configMapKeyRef.name}`)?.['data'] ?? {}) as Record<string, string>)[from.configMapKeyRef.key])
         : from
-          ? 'secret'
+          ? EXTERNAL_SECRET_SAMPLE
           : (variable.value ?? '').replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (whole, ref: string) => env[ref] ?? whole);
   }
   return { env: { ...image, ...env }, set: Object.keys(env) };

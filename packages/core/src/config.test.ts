@@ -312,7 +312,9 @@ describe('loadConfig', () => {
       expect(problems.join('\n')).to.match(/MSG_TRUSTED_PROXIES.*10\.0\.0\.0\/33, proxy\.local/).and.match(/MSG_ALLOWED_ORIGINS/);
     });
 
-    const SECURE_NODE = { MSG_CLUSTER_SECRET: 's', MSG_ALLOWED_ORIGINS: 'https://app.example.com' };
+    // 32 random bytes, as `openssl rand -base64 32` prints them.
+    const STRONG = 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=';
+    const SECURE_NODE = { MSG_CLUSTER_SECRET: STRONG, MSG_ALLOWED_ORIGINS: 'https://app.example.com' };
     const SECURE_GATEWAY = { MSG_AUTH_JWKS_URL: 'https://auth.example.com/jwks.json', MSG_ALLOWED_ORIGINS: 'https://app.example.com', MSG_TRUSTED_PROXIES: '10.0.0.0/8' };
 
     it('refuses a node without cluster secret or with any origin in production mode, by flag or NODE_ENV', () => {
@@ -333,8 +335,28 @@ describe('loadConfig', () => {
         "MSG_TRUSTED_PROXIES (the proxy's addresses) is required in production mode (MSG_PRODUCTION or NODE_ENV=production)",
       ]);
       expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes', ...SECURE_GATEWAY }).production).to.equal(true);
-      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes', ...SECURE_GATEWAY, MSG_AUTH_JWKS_URL: '', MSG_AUTH_JWT_SECRET: 'k' }).production).to.equal(true);
+      expect(loadConfig('gateway', { MSG_PRODUCTION: 'yes', ...SECURE_GATEWAY, MSG_AUTH_JWKS_URL: '', MSG_AUTH_JWT_SECRET: STRONG }).production).to.equal(true);
       expect(problemsOf('standalone', { NODE_ENV: 'production', ...SECURE_NODE })).to.have.length(2);
+    });
+
+    it('refuses weak cluster, JWT and TURN secrets in production mode, naming each variable and never the value', () => {
+      const gateway = { ...SECURE_GATEWAY, MSG_AUTH_JWKS_URL: '', MSG_TURN_URLS: 'turn:turn.example.com:3478' };
+      for (const weak of ['k', 'correct-horse', 'a'.repeat(64), '0123456789abcdef'.repeat(4), 'changeme'.repeat(8), 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6']) {
+        const problems = problemsOf('gateway', { MSG_PRODUCTION: 'true', ...gateway, MSG_CLUSTER_SECRET: weak, MSG_AUTH_JWT_SECRET: weak, MSG_TURN_SECRET: weak });
+        expect(problems.map((p) => p.split(' ')[0]), weak).to.deep.equal(['MSG_CLUSTER_SECRET', 'MSG_AUTH_JWT_SECRET', 'MSG_TURN_SECRET']);
+        for (const problem of problems) {
+          expect(problem).to.match(/is too weak in production mode .*: about \d+ bits of entropy, at least 256 needed/);
+          if (weak.length > 1) expect(problem).to.not.include(weak);
+        }
+        expect(problemsOf('node', { MSG_PRODUCTION: 'true', ...SECURE_NODE, MSG_CLUSTER_SECRET: weak })).to.have.length(1);
+      }
+      // What the docs tell operators to generate passes: 32 bytes in base64 (with and without padding) and in hex.
+      const hex = 'f3a9c1e07b5d4286a1c9e3f0b7d5a8264c1e9f3a07b5d2c8e6a4f1b3d9c7e5a2';
+      for (const strong of [STRONG, STRONG.replace('=', ''), hex]) {
+        expect(loadConfig('gateway', { MSG_PRODUCTION: 'true', ...gateway, MSG_CLUSTER_SECRET: strong, MSG_AUTH_JWT_SECRET: strong, MSG_TURN_SECRET: strong }).production).to.equal(true);
+      }
+      // Outside production mode a short secret still works (local runs and tests).
+      expect(loadConfig('gateway', { MSG_AUTH_JWT_SECRET: 'k', MSG_CLUSTER_SECRET: 'k' }).authJwtSecret).to.equal('k');
     });
 
     it('lets an explicit MSG_PRODUCTION=false win over NODE_ENV=production (the image sets NODE_ENV)', () => {

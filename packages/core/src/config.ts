@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
+import { estimatedSecretBits, MIN_SECRET_BITS } from './secret-strength.js';
 
 export type ProcessKind = 'gateway' | 'node' | 'standalone';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -324,6 +325,7 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
   if (isGateway && values['authJwtSecret'] === undefined && values['authJwksUrl'] === undefined) {
     problems.push(`MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required ${why}`);
   }
+  problems.push(...weakSecrets(values, why));
   if ((values['allowedOrigins'] as string[]).includes('*')) problems.push(`MSG_ALLOWED_ORIGINS must list the origins, not *, ${why}`);
   if (isGateway && values['trustedProxies'] === undefined) problems.push(`MSG_TRUSTED_PROXIES (the proxy's addresses) is required ${why}`);
   const max = Number(values['maxConnections']);
@@ -334,6 +336,25 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
     );
   }
   return problems;
+}
+
+/**
+ * Each shared secret that is set must carry MIN_SECRET_BITS: an HS256 key of one character came back from a user's
+ * own token in 76 tries, and the cluster and TURN secrets fall to the same offline guessing. The value is never named.
+ */
+function weakSecrets(values: Record<string, unknown>, why: string): string[] {
+  const secrets: [string, string][] = [
+    ['clusterSecret', 'MSG_CLUSTER_SECRET'],
+    ['authJwtSecret', 'MSG_AUTH_JWT_SECRET'],
+    ['turnSecret', 'MSG_TURN_SECRET'],
+  ];
+  return secrets.flatMap(([key, env]) => {
+    const value = values[key];
+    if (typeof value !== 'string') return [];
+    const bits = Math.floor(estimatedSecretBits(value));
+    if (bits >= MIN_SECRET_BITS) return [];
+    return [`${env} is too weak ${why}: about ${String(bits)} bits of entropy, at least ${String(MIN_SECRET_BITS)} needed (32 random bytes, e.g. openssl rand -base64 32)`];
+  });
 }
 
 /** TURN URLs need the secret that signs their credentials, and a secret needs somewhere to be used. */
