@@ -104,6 +104,22 @@ describe('gateway hardening', () => {
       expect(ipLimitKey('10.0.0.1')).to.equal('10.0.0.1');
     });
 
+    it('counts an IPv4 client as its IPv4 address when it arrives hex-mapped or through NAT64 (64:ff9b::/96)', async () => {
+      harness = await startHarness({ env: { MSG_CONNECT_RATE_PER_IP_PER_MINUTE: '1', MSG_TRUSTED_PROXIES: '127.0.0.1' } });
+      await harness.addNode('node-a');
+      const as = (ip: string) => harness!.post({ userId: 'u' }, { 'content-type': 'application/json', 'x-forwarded-for': ip });
+      expect((await as('192.0.2.1')).status).to.equal(200);
+      for (const same of ['64:ff9b::c000:201', '64:ff9b::192.0.2.1', '::ffff:c000:201', '0:0:0:0:0:ffff:c000:0201', '::FFFF:192.0.2.1'])
+        expect((await as(same)).status, same).to.equal(429);
+      // Other IPv4 clients behind the same NAT64 prefix are other clients, not one shared /64.
+      expect((await as('64:ff9b::c000:202')).status).to.equal(200);
+      expect((await as('64:ff9b::c633:6407')).status).to.equal(200);
+      expect(ipLimitKey('64:ff9b::a00:1')).to.equal('10.0.0.1');
+      expect(ipLimitKey('::ffff:a00:1')).to.equal('10.0.0.1');
+      expect(ipLimitKey('64:ff9b:0:1::a00:1')).to.equal('64:ff9b:0:1::/64');
+      expect(ipLimitKey('::1')).to.equal('0:0:0:0::/64');
+    });
+
     it('reflects an allowed Origin and refuses another with 403 ORIGIN_NOT_ALLOWED', async () => {
       harness = await startHarness({ env: { MSG_ALLOWED_ORIGINS: 'https://app.example.com' } });
       await harness.addNode('node-a');
