@@ -18,9 +18,9 @@ import type { IProbe } from 'kubernetes-models/v1/Probe';
 import type { IIoK8sApimachineryPkgApisMetaV1LabelSelector as LabelSelector } from '@kubernetes-models/apimachinery/apis/meta/v1/LabelSelector';
 import { ConfigError, configVariables, loadConfig, type NodeConfig, type ProcessKind } from '@messaging-server/core';
 import { createLocalCa, localProxyConfig, SHARED_ROUTES as SHARED_ROUTE_OF_LOCAL_RUN } from '@messaging-server/testkit';
+import { K8S, kustomizations, needsInputs, render, renderWithInputs, type K8sObject } from './support/k8s-render.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const K8S = path.join(ROOT, 'k8s');
 /** How the image starts the processes (Dockerfile ENTRYPOINT); a container may repeat it as its command. */
 const ENTRYPOINT = ['node', 'packages/cli/dist/bin/messaging-server.js'];
 /** Time a node needs after its drain timeout: closing servers, revoking its lease, exiting. */
@@ -54,49 +54,7 @@ function imageEnvironment(): Record<string, string> {
   return env;
 }
 
-interface K8sObject {
-  apiVersion: string;
-  kind: string;
-  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
-  [field: string]: unknown;
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// Rendering
-
-function kustomizations(): string[] {
-  const dirs = [path.join(K8S, 'base')];
-  const overlays = path.join(K8S, 'overlays');
-  for (const name of existsSync(overlays) ? readdirSync(overlays).sort() : []) dirs.push(path.join(overlays, name));
-  return dirs.filter((dir) => existsSync(path.join(dir, 'kustomization.yaml')));
-}
-
-function render(dir: string): K8sObject[] {
-  const yaml = execFileSync('kubectl', ['kustomize', dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  return loadAll(yaml).filter((doc): doc is K8sObject => doc !== null && typeof doc === 'object');
-}
-
-/**
- * Renders an overlay that needs site inputs (`<name>.env`, git-ignored, made from `<name>.env.example`) from a copy
- * of k8s/ where `inputs` replaces those files (undefined: the file is left out). Default: the examples as shipped.
- */
-function renderWithInputs(dir: string, inputs?: Record<string, string | undefined>): K8sObject[] {
-  const copy = mkdtempSync(path.join(tmpdir(), 'msg-k8s-'));
-  try {
-    cpSync(K8S, copy, { recursive: true, filter: (source) => !/\/(site|auth)\.env$/.test(source) });
-    const target = path.join(copy, path.relative(K8S, dir));
-    for (const example of readdirSync(dir).filter((f) => f.endsWith('.env.example'))) {
-      const name = example.slice(0, -'.example'.length);
-      const text = inputs ? inputs[name] : readFileSync(path.join(dir, example), 'utf8');
-      if (text !== undefined) writeFileSync(path.join(target, name), text);
-    }
-    return render(target);
-  } finally {
-    rmSync(copy, { recursive: true, force: true });
-  }
-}
-
-const needsInputs = (dir: string): boolean => readdirSync(dir).some((f) => f.endsWith('.env.example'));
+// Rendering: ./support/k8s-render.ts
 
 const label = (o: K8sObject): string => `${o.kind}/${o.metadata.name}`;
 
