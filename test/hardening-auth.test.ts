@@ -10,8 +10,8 @@ const key = new TextEncoder().encode(SECRET);
 let counter = 0;
 const uid = (label: string): string => `${label}-${String(process.pid)}-${String(++counter)}`;
 
-async function token(sub: string | undefined, options: { expiresAt?: number; secret?: Uint8Array } = {}): Promise<string> {
-  const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt();
+async function token(sub: string | undefined, options: { expiresAt?: number; issuedAt?: number; secret?: Uint8Array } = {}): Promise<string> {
+  const jwt = new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setIssuedAt(options.issuedAt);
   if (sub !== undefined) jwt.setSubject(sub);
   jwt.setExpirationTime(options.expiresAt ?? Math.floor(Date.now() / 1000) + 300);
   return jwt.sign(options.secret ?? key);
@@ -68,6 +68,19 @@ describe('hardening: JWT authentication on /connect, real gateway process (issue
     const answer = await connect(userId, await bearer(userId, { expiresAt: Math.floor(Date.now() / 1000) - 120 }));
     expectUnauthorized(answer);
     expect(answer.body['error']).to.include({ message: 'token expired' });
+  });
+
+  it('answers 401 JSON for a token that lives past the maximum token age (1 h by default), however far its exp', async () => {
+    const userId = uid('alice');
+    const now = Math.floor(Date.now() / 1000);
+    const forYears = await connect(userId, await bearer(userId, { expiresAt: now + 10 * 365 * 86400 }));
+    expectUnauthorized(forYears);
+    expect(forYears.body['error']).to.include({ message: 'token expires later than the maximum token age allows' });
+    const issuedLongAgo = await connect(userId, await bearer(userId, { issuedAt: now - 2 * 3600, expiresAt: now + 300 }));
+    expectUnauthorized(issuedLongAgo);
+    expect(issuedLongAgo.body['error']).to.include({ message: 'token is older than the maximum token age' });
+    // Within the bound on both sides: accepted.
+    expect((await connect(userId, await bearer(userId, { issuedAt: now - 1800, expiresAt: now + 1700 }))).status).to.equal(200);
   });
 
   it('answers 401 JSON for a token of another user, signed with another key, or unsigned', async () => {

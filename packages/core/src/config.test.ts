@@ -31,6 +31,7 @@ describe('loadConfig', () => {
         allowedOrigins: ['*'],
         connectRatePerIpPerMinute: 0,
         turnTtlSeconds: 86400,
+        authMaxTokenAgeSeconds: 3600,
       });
     });
 
@@ -401,6 +402,13 @@ describe('loadConfig', () => {
       });
       expect([set.pendingMaxBytes, set.pendingMaxBytesPerSender, set.pendingMaxBytesPerRecipient, set.maxBufferedBytes]).to.deep.equal([2 ** 33, 16 << 20, 16 << 20, 8 << 20]);
       expect(() => loadConfig('node', { MSG_MAX_BUFFERED_BYTES: '100' })).to.throw(ConfigError, /MSG_MAX_BUFFERED_BYTES/);
+    });
+
+    it('reads the maximum token age, 1 h by default, 1 min to 30 days', () => {
+      expect(loadConfig('gateway', {}).authMaxTokenAgeSeconds).to.equal(3600);
+      expect(loadConfig('gateway', { MSG_AUTH_MAX_TOKEN_AGE_SECONDS: '600' }).authMaxTokenAgeSeconds).to.equal(600);
+      expect(problemsOf('gateway', { MSG_AUTH_MAX_TOKEN_AGE_SECONDS: '59' })[0]).to.match(/^MSG_AUTH_MAX_TOKEN_AGE_SECONDS="59" must be an integer from 60/);
+      expect(configVariables('node')).to.not.include('MSG_AUTH_MAX_TOKEN_AGE_SECONDS');
     });
 
     it('reads the audience list and issuer of /connect tokens', () => {

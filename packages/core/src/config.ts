@@ -32,6 +32,8 @@ export interface GatewayConfig extends CommonConfig {
   authAudience?: string[];
   /** Required `iss` of /connect tokens. */
   authIssuer?: string;
+  /** The longest a /connect token may live (from `iat` and until `exp`), so a leaked long-lived one expires anyway. */
+  authMaxTokenAgeSeconds: number;
   /** Per client IP; 0 turns the limit off. */
   connectRatePerIpPerMinute: number;
   /** Proxies (IPs or CIDRs) whose `X-Forwarded-For` names the client. */
@@ -175,6 +177,15 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_AUTH_JWKS_URL', key: 'authJwksUrl', type: 'url', kinds: GATEWAY },
   { env: 'MSG_AUTH_AUDIENCE', key: 'authAudience', type: 'list', kinds: GATEWAY },
   { env: 'MSG_AUTH_ISSUER', key: 'authIssuer', type: 'string', kinds: GATEWAY },
+  {
+    env: 'MSG_AUTH_MAX_TOKEN_AGE_SECONDS',
+    key: 'authMaxTokenAgeSeconds',
+    type: 'integer',
+    kinds: GATEWAY,
+    fallback: 3600,
+    min: 60,
+    max: 30 * 86400,
+  },
   { env: 'MSG_SESSION_CONFLICT', key: 'sessionConflict', type: 'string', kinds: GATEWAY, fallback: 'replace', enum: ['replace', 'reject'] },
   {
     env: 'MSG_LOG_LEVEL',

@@ -16,8 +16,14 @@ export interface JwtAuthOptions {
   audience?: readonly string[];
   /** Required `iss` (`MSG_AUTH_ISSUER`). */
   issuer?: string;
-  /** Seconds of clock skew tolerated on exp/nbf. */
+  /** Seconds of clock skew tolerated on exp/nbf/iat. */
   clockToleranceSeconds?: number;
+  /**
+   * The longest a token may live, seconds (`MSG_AUTH_MAX_TOKEN_AGE_SECONDS`, default 3600): one issued longer ago
+   * (`iat`) or expiring later (`exp`) than that from now is refused. Without it, a token minted with an `exp` years
+   * away stays a key to the user's account for years once it leaks.
+   */
+  maxTokenAgeSeconds?: number;
   /** How the key set is fetched (tests pass one that trusts their own certificate authority). */
   jwksFetch?: (url: string, init: RequestInit) => Promise<Response>;
 }
@@ -63,7 +69,7 @@ function keySetResolver(jose: Jose, options: JwtAuthOptions): JWTVerifyGetKey {
  * `exp` is required, and `aud` and `iss` are checked when configured.
  */
 export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenticator {
-  const { secret, jwksUrl, clockToleranceSeconds = 5 } = options;
+  const { secret, jwksUrl, clockToleranceSeconds = 5, maxTokenAgeSeconds = 3600 } = options;
   if (secret === undefined && jwksUrl === undefined) throw new Error('jwt authentication needs a secret or a jwks url');
   if (jwksUrl !== undefined) assertHttpsJwksUrl(jwksUrl);
   const secretKey = secret === undefined ? undefined : new TextEncoder().encode(secret);
@@ -79,13 +85,13 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
     const token = match?.[1];
     if (token === undefined) throw unauthorized('a bearer token is required');
     const jose = await loadJose();
-    let subject: string | undefined;
+    let payload: { sub?: string; exp?: number; iat?: number };
     try {
       if (secretKey) {
-        subject = (await jose.jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] })).payload.sub;
+        payload = (await jose.jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] })).payload;
       } else {
         jwks ??= keySetResolver(jose, options);
-        subject = (await jose.jwtVerify(token, jwks, claims)).payload.sub;
+        payload = (await jose.jwtVerify(token, jwks, claims)).payload;
       }
     } catch (error) {
       if (error instanceof KeySetUnavailable) throw new HttpError('AUTH_UNAVAILABLE', 'authentication is unavailable, retry later', { cause: error.cause });
@@ -94,8 +100,18 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
       if (error instanceof jose.errors.JOSEError) throw unauthorized('token is invalid');
       throw error;
     }
-    if (subject !== userId) throw unauthorized('token is for another user');
+    const tooOld = tokenAgeProblem(payload, maxTokenAgeSeconds + clockToleranceSeconds);
+    if (tooOld) throw unauthorized(tooOld);
+    if (payload.sub !== userId) throw unauthorized('token is for another user');
   };
+}
+
+/** Why a verified token lives too long for `maxSeconds`, or undefined. `exp` is present (a required claim). */
+function tokenAgeProblem(payload: { exp?: number; iat?: number }, maxSeconds: number): string | undefined {
+  const now = Date.now() / 1000;
+  if (payload.iat !== undefined && now - payload.iat > maxSeconds) return 'token is older than the maximum token age';
+  if ((payload.exp ?? now) - now > maxSeconds) return 'token expires later than the maximum token age allows';
+  return undefined;
 }
 
 /** Fails at start, not on the first request, when authentication is on and jose cannot be loaded. */

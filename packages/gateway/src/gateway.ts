@@ -201,9 +201,10 @@ class KoaGateway implements Gateway {
   }
 
   private jwtAuthenticatorFromConfig(): ConnectAuthenticator | undefined {
-    const { authJwtSecret, authJwksUrl, authAudience, authIssuer } = this.deps.config;
+    const { authJwtSecret, authJwksUrl, authAudience, authIssuer, authMaxTokenAgeSeconds } = this.deps.config;
     if (authJwtSecret === undefined && authJwksUrl === undefined) return undefined;
     return createJwtAuthenticator({
+      maxTokenAgeSeconds: authMaxTokenAgeSeconds,
       ...(authJwtSecret === undefined ? {} : { secret: authJwtSecret }),
       ...(authJwksUrl === undefined ? {} : { jwksUrl: authJwksUrl }),
       ...(authAudience === undefined ? {} : { audience: authAudience }),
