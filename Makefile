@@ -18,7 +18,8 @@ deps:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v turnserver >/dev/null || missing="$$missing coturn"; \
 	command -v faketime >/dev/null || missing="$$missing faketime"; \
-	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl, promtool, coturn and faketime are installed"; \
+	command -v saslpasswd2 >/dev/null || missing="$$missing sasl2-bin"; \
+	if [ -z "$$missing" ]; then echo "deps: etcd, memcached, chromium, iproute2, nginx, openssl, promtool, coturn, faketime and saslpasswd2 are installed"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 	  echo "deps: installing$$missing from Debian"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \

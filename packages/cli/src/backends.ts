@@ -1,5 +1,7 @@
 import {
   EtcdRegistry,
+  etcdCredentials,
+  memcachedCredentials,
   MemcachedSessionStore,
   MemoryRegistry,
   MemorySessionStore,
@@ -9,6 +11,7 @@ import {
   type PeerTransport,
   type Registry,
   type SessionStore,
+  type StoreCredentials,
 } from '@messaging-server/core';
 import { PEER_LANES } from '@messaging-server/node';
 
@@ -37,6 +40,7 @@ export function createBackends(
           prefix: config.etcdPrefix,
           leaseTtlSeconds: config.leaseTtlSeconds,
           logger,
+          ...credentialsOption(etcdCredentials(config)),
         });
   const sessions: SessionStore =
     mode === 'memory'
@@ -45,6 +49,7 @@ export function createBackends(
           servers: config.memcachedServers,
           prefix: config.memcachedPrefix,
           logger,
+          ...credentialsOption(memcachedCredentials(config)),
         });
   // One connection per delivery lane, so the node's lanes to a peer really run side by side.
   const transport = new UndiciPeerTransport({
@@ -60,4 +65,9 @@ export function createBackends(
       await Promise.allSettled([transport.close(), sessions.close(), registry.close()]);
     },
   };
+}
+
+/** `{ credentials }` when there are some: the adapters' option is optional, never undefined. */
+export function credentialsOption(credentials: StoreCredentials | undefined): { credentials?: StoreCredentials } {
+  return credentials === undefined ? {} : { credentials };
 }

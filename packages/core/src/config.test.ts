@@ -404,6 +404,16 @@ describe('loadConfig', () => {
       expect(() => loadConfig('node', { MSG_MAX_BUFFERED_BYTES: '100' })).to.throw(ConfigError, /MSG_MAX_BUFFERED_BYTES/);
     });
 
+    it('reads etcd and memcached credentials, each user with its password or not at all', () => {
+      const config = loadConfig('node', { MSG_ETCD_USERNAME: 'ms', MSG_ETCD_PASSWORD: 'p1', MSG_MEMCACHED_USERNAME: 'mc', MSG_MEMCACHED_PASSWORD: 'p2' });
+      expect(config).to.include({ etcdUsername: 'ms', etcdPassword: 'p1', memcachedUsername: 'mc', memcachedPassword: 'p2' });
+      expect(loadConfig('gateway', {})).to.not.have.any.keys('etcdUsername', 'etcdPassword', 'memcachedUsername', 'memcachedPassword');
+      expect(problemsOf('gateway', { MSG_ETCD_USERNAME: 'ms', MSG_MEMCACHED_PASSWORD: 'p2' })).to.deep.equal([
+        'MSG_ETCD_USERNAME and MSG_ETCD_PASSWORD go together: set both or neither',
+        'MSG_MEMCACHED_USERNAME and MSG_MEMCACHED_PASSWORD go together: set both or neither',
+      ]);
+    });
+
     it('reads the maximum token age, 1 h by default, 1 min to 30 days', () => {
       expect(loadConfig('gateway', {}).authMaxTokenAgeSeconds).to.equal(3600);
       expect(loadConfig('gateway', { MSG_AUTH_MAX_TOKEN_AGE_SECONDS: '600' }).authMaxTokenAgeSeconds).to.equal(600);

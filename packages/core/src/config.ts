@@ -17,6 +17,12 @@ export interface CommonConfig {
   etcdPrefix: string;
   memcachedServers: string[];
   memcachedPrefix: string;
+  /** An etcd user (etcd started with auth enabled); with etcdPassword. */
+  etcdUsername?: string;
+  etcdPassword?: string;
+  /** A memcached SASL user (memcached started with -S); with memcachedPassword. */
+  memcachedUsername?: string;
+  memcachedPassword?: string;
   host: string;
   port: number;
   leaseTtlSeconds: number;
@@ -107,6 +113,10 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_ETCD_PREFIX', key: 'etcdPrefix', type: 'string', kinds: ALL, fallback: '/messaging-server/' },
   { env: 'MSG_MEMCACHED_SERVERS', key: 'memcachedServers', type: 'list', kinds: ALL, fallback: '127.0.0.1:11211' },
   { env: 'MSG_MEMCACHED_PREFIX', key: 'memcachedPrefix', type: 'string', kinds: ALL, fallback: 'ms:' },
+  { env: 'MSG_ETCD_USERNAME', key: 'etcdUsername', type: 'string', kinds: ALL },
+  { env: 'MSG_ETCD_PASSWORD', key: 'etcdPassword', type: 'string', kinds: ALL },
+  { env: 'MSG_MEMCACHED_USERNAME', key: 'memcachedUsername', type: 'string', kinds: ALL },
+  { env: 'MSG_MEMCACHED_PASSWORD', key: 'memcachedPassword', type: 'string', kinds: ALL },
   { env: 'MSG_HOST', key: 'host', type: 'string', kinds: ALL, fallback: '0.0.0.0' },
   { env: 'MSG_PORT', key: 'port', type: 'port', kinds: ALL, fallback: (_p, kind) => (kind === 'node' ? 8081 : 8080) },
   { env: 'MSG_INTERNAL_PORT', key: 'internalPort', type: 'port', kinds: NODE, fallback: 9081 },
@@ -319,6 +329,14 @@ function crossFieldProblems(kind: ProcessKind, values: Record<string, unknown>):
     problems.push('MSG_AUTH_JWKS_URL must be an https URL (keys fetched over plain http could be swapped on the way)');
   }
   problems.push(...turnProblems(values));
+  for (const [user, password, store] of [
+    ['etcdUsername', 'etcdPassword', 'ETCD'],
+    ['memcachedUsername', 'memcachedPassword', 'MEMCACHED'],
+  ] as const) {
+    if ((values[user] === undefined) !== (values[password] === undefined)) {
+      problems.push(`MSG_${store}_USERNAME and MSG_${store}_PASSWORD go together: set both or neither`);
+    }
+  }
   if (values['production'] === true) problems.push(...productionProblems(kind, values));
   return problems;
 }

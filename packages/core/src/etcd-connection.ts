@@ -16,6 +16,7 @@ import {
 import { BackendError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { RegistryEntry, RegistryKind } from './registry.js';
+import type { StoreCredentials } from './store-credentials.js';
 
 /** Thrown (internally) when etcd says a lease no longer exists: the owner has lost its registration. */
 export class LeaseGoneError extends Error {
@@ -50,6 +51,7 @@ export class EtcdConnection {
     prefix: string,
     readonly callTimeoutMs: number,
     readonly logger: Logger,
+    credentials?: StoreCredentials,
   ) {
     if (endpoints.length === 0) throw new RangeError('at least one etcd endpoint is required');
     this.prefix = Buffer.from(prefix);
@@ -70,6 +72,8 @@ export class EtcdConnection {
         global: passThroughPolicy as unknown as NonNullable<NonNullable<IOptions['faultHandling']>['global']>,
       },
     };
+    // etcd's users and roles: the client trades them for a token and fetches a new one when etcd says it expired.
+    if (credentials) options.auth = { username: credentials.username, password: credentials.password };
     this.client = new Etcd3(options);
   }
 

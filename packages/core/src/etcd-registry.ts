@@ -1,3 +1,4 @@
+import type { StoreCredentials } from './store-credentials.js';
 import { Backoff, type GatewayRecord, type LoadRecord, type NodeRecord } from '@messaging-server/protocol';
 import { BackendError } from './errors.js';
 import { EtcdConnection, LeaseGoneError, type IRequestOp } from './etcd-connection.js';
@@ -28,6 +29,8 @@ export interface EtcdRegistryOptions {
   logger?: Logger;
   /** Upper bound for every single etcd call (connect included); default 2000. */
   dialTimeoutMs?: number;
+  /** An etcd user (auth enabled on the server) whose role may read and write the prefix. */
+  credentials?: StoreCredentials;
 }
 
 type OwnKind = 'node' | 'gateway';
@@ -66,7 +69,7 @@ export class EtcdRegistry implements Registry {
     }
     this.logger = (options.logger ?? silentLogger).child({ component: 'registry' });
     this.ttlSeconds = options.leaseTtlSeconds;
-    this.connection = new EtcdConnection(options.endpoints, options.prefix, options.dialTimeoutMs ?? 2000, this.logger);
+    this.connection = new EtcdConnection(options.endpoints, options.prefix, options.dialTimeoutMs ?? 2000, this.logger, options.credentials);
     internals.set(this, {
       abandon: (registration) => {
         if (!(registration instanceof EtcdRegistration)) throw new TypeError('not a registration of this registry');

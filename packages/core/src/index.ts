@@ -20,3 +20,4 @@ export * from './membership-view.js';
 export * from './registry-snapshot.js';
 export * from './rendezvous.js';
 export * from './secure-compare.js';
+export { etcdCredentials, memcachedCredentials, type StoreCredentials } from './store-credentials.js';

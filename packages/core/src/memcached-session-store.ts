@@ -3,6 +3,7 @@ import type { SessionRecord } from '@messaging-server/protocol';
 import { BackendError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { SessionStore } from './session-store.js';
+import type { StoreCredentials } from './store-credentials.js';
 import { assertValidKeyPrefix, sessionKey } from './session-key.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
 import { secretsEqual } from './secure-compare.js';
@@ -14,6 +15,8 @@ export interface MemcachedSessionStoreOptions {
   prefix: string;
   /** Deadline of one whole operation, including deleteIfMatches' two round trips. Default 1000. */
   operationTimeoutMs?: number;
+  /** A SASL user of memcached (started with -S); memjs authenticates each connection with SASL PLAIN. */
+  credentials?: StoreCredentials;
   logger?: Logger;
 }
 
@@ -53,6 +56,7 @@ export class MemcachedSessionStore implements SessionStore {
   private readonly prefix: string;
   private readonly timeoutMs: number;
   private readonly logger: Logger;
+  private readonly credentials: StoreCredentials | undefined;
   private client: MemjsClient | undefined;
   private closed = false;
 
@@ -62,6 +66,7 @@ export class MemcachedSessionStore implements SessionStore {
     this.servers = options.servers.join(',');
     this.prefix = options.prefix;
     this.timeoutMs = options.operationTimeoutMs ?? 1000;
+    this.credentials = options.credentials;
     this.logger = (options.logger ?? silentLogger).child({ component: 'memcached-session-store' });
   }
 
@@ -189,6 +194,7 @@ export class MemcachedSessionStore implements SessionStore {
       timeout: 0.5,
       conntimeout: 0.5,
       keepAlive: true,
+      ...(this.credentials ? { username: this.credentials.username, password: this.credentials.password } : {}),
       logger: { log: (...args: unknown[]) => this.logger.debug({ detail: args.map(String).join(' ') }, 'memjs log') },
     });
     return this.client;

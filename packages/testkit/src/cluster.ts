@@ -22,6 +22,11 @@ export interface ClusterOptions {
   nodePorts?: { port: number; internalPort: number }[];
   /** Prints each process's log lines, prefixed with its name. */
   echo?: (name: string, line: string) => void;
+  /**
+   * Starts etcd with authentication (a user whose role may use /test/) and memcached with SASL, and gives every
+   * process those credentials (MSG_ETCD_USERNAME/PASSWORD, MSG_MEMCACHED_USERNAME/PASSWORD).
+   */
+  storeCredentials?: { etcd: { username: string; password: string }; memcached: { username: string; password: string } };
   /** Start a new etcd/memcached (default), or use existing ones. */
   etcdEndpoint?: string;
   memcachedAddress?: string;
@@ -91,9 +96,10 @@ export class LocalCluster {
   static async start(options: ClusterOptions = {}): Promise<LocalCluster> {
     const cli = options.cli ?? CLI;
     if (!existsSync(cli)) throw new Error(`${cli} is missing: run \`make build\` first`);
+    const credentials = options.storeCredentials;
     const [etcd, memcached] = await Promise.all([
-      options.etcdEndpoint ? undefined : startEtcd(),
-      options.memcachedAddress ? undefined : startMemcached(),
+      options.etcdEndpoint ? undefined : startEtcd(credentials ? { user: { ...credentials.etcd, prefix: '/test/' } } : {}),
+      options.memcachedAddress ? undefined : startMemcached(credentials ? { sasl: credentials.memcached } : {}),
     ]);
     const cluster = new LocalCluster(
       options,
@@ -131,6 +137,7 @@ export class LocalCluster {
       MSG_MEMCACHED_SERVERS: this.memcachedAddress,
       MSG_MEMCACHED_PREFIX: `${this.prefix.replaceAll('/', '')}:`,
       MSG_HOST: '127.0.0.1',
+      ...storeEnv(this.options.storeCredentials),
       ...this.options.env,
     };
   }
@@ -272,4 +279,14 @@ export class LocalCluster {
 
 export function startCluster(options: ClusterOptions = {}): Promise<LocalCluster> {
   return LocalCluster.start(options);
+}
+
+function storeEnv(credentials: ClusterOptions['storeCredentials']): Record<string, string> {
+  if (!credentials) return {};
+  return {
+    MSG_ETCD_USERNAME: credentials.etcd.username,
+    MSG_ETCD_PASSWORD: credentials.etcd.password,
+    MSG_MEMCACHED_USERNAME: credentials.memcached.username,
+    MSG_MEMCACHED_PASSWORD: credentials.memcached.password,
+  };
 }

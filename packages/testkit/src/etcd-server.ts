@@ -47,8 +47,19 @@ function tempRoot(): string {
   return existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
 }
 
-/** A real etcd on free ports with a fresh data dir, a child of this process. */
-export async function startEtcd(options: { readyTimeoutMs?: number } = {}): Promise<EtcdServer> {
+/** An etcd user whose role may read and write one key prefix; with it, etcd runs with authentication enabled. */
+export interface EtcdUser {
+  username: string;
+  password: string;
+  prefix: string;
+}
+
+/**
+ * A real etcd on free ports with a fresh data dir, a child of this process. With `user`, etcd gets a root user (its
+ * password known only here), a role that may read and write `user.prefix`, that user, and authentication enabled:
+ * a client without the user's credentials is refused from then on (restarts keep it: it is in the data dir).
+ */
+export async function startEtcd(options: { readyTimeoutMs?: number; user?: EtcdUser } = {}): Promise<EtcdServer> {
   installExitHook();
   const readyTimeoutMs = options.readyTimeoutMs ?? 15_000;
   const dataDir = await mkdtemp(join(tempRoot(), 'etcd-test-'));
@@ -118,8 +129,9 @@ export async function startEtcd(options: { readyTimeoutMs?: number } = {}): Prom
     await exited;
   };
 
+  let rootUser: string[] = [];
   const etcdctl = async (...rest: string[]): Promise<string> => {
-    const { stdout } = await execFileAsync('etcdctl', ['--endpoints', endpoint, '--command-timeout=3s', ...rest], {
+    const { stdout } = await execFileAsync('etcdctl', ['--endpoints', endpoint, '--command-timeout=3s', ...rootUser, ...rest], {
       env: { ...process.env, ETCDCTL_API: '3' },
       timeout: 5000,
     });
@@ -135,6 +147,17 @@ export async function startEtcd(options: { readyTimeoutMs?: number } = {}): Prom
   };
 
   await launch();
+  if (options.user) {
+    const { username, password, prefix } = options.user;
+    const rootPassword = randomBytes(16).toString('hex');
+    await etcdctl('user', 'add', `root:${rootPassword}`);
+    await etcdctl('role', 'add', 'messaging-server');
+    await etcdctl('role', 'grant-permission', 'messaging-server', '--prefix=true', 'readwrite', prefix);
+    await etcdctl('user', 'add', `${username}:${password}`);
+    await etcdctl('user', 'grant-role', username, 'messaging-server');
+    await etcdctl('auth', 'enable');
+    rootUser = ['--user', `root:${rootPassword}`];
+  }
 
   return {
     endpoint,

@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 import {
   EtcdRegistry,
+  etcdCredentials,
   MemcachedSessionStore,
+  memcachedCredentials,
   UndiciPeerTransport,
   isBackendError,
   loadConfig,
@@ -10,6 +12,7 @@ import {
   type Registry,
   type SessionStore,
 } from '@messaging-server/core';
+import { credentialsOption } from '../backends.js';
 import { parseArgs, UsageError } from '../flags.js';
 import { EXIT, failAndExit } from '../lifecycle.js';
 import { withLocalCluster } from '../msgctl/local-cluster.js';
@@ -75,9 +78,24 @@ async function main(argv: string[]): Promise<void> {
     json: args.options['json'] === true,
     out: (text) => process.stdout.write(text),
     registry: lazy<Registry>(
-      () => new EtcdRegistry({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, leaseTtlSeconds: config.leaseTtlSeconds, logger: silentLogger }),
+      () =>
+        new EtcdRegistry({
+          endpoints: config.etcdEndpoints,
+          prefix: config.etcdPrefix,
+          leaseTtlSeconds: config.leaseTtlSeconds,
+          logger: silentLogger,
+          ...credentialsOption(etcdCredentials(config)),
+        }),
     ),
-    sessions: lazy<SessionStore>(() => new MemcachedSessionStore({ servers: config.memcachedServers, prefix: config.memcachedPrefix, logger: silentLogger })),
+    sessions: lazy<SessionStore>(
+      () =>
+        new MemcachedSessionStore({
+          servers: config.memcachedServers,
+          prefix: config.memcachedPrefix,
+          logger: silentLogger,
+          ...credentialsOption(memcachedCredentials(config)),
+        }),
+    ),
     transport: lazy<PeerTransport>(() => new UndiciPeerTransport(clusterSecret ? { clusterSecret } : {})),
   };
   const needsOperand = command === 'session' || command === 'drain';
