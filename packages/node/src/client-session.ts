@@ -4,6 +4,7 @@ import { CLOSE_CODES, isRecoverableClose, type CloseReason, type FrameErrorCode,
 import type { ClientConnection } from './client-connection.js';
 import type { Envelope } from './envelope.js';
 import { TokenBucket } from './token-bucket.js';
+import { Unconfirmed } from './unconfirmed.js';
 
 export type SessionState = 'handshaking' | 'open' | 'closed';
 
@@ -64,6 +65,8 @@ export class ClientSession {
   reasserting = false;
   /** Messages with an id sent by this connection whose ack or error is still to come: a drain waits for them. */
   unsettled = 0;
+  /** v1.2: set when the connection was opened with `receipts=1`. */
+  #receipts: Unconfirmed | undefined;
 
   constructor(
     readonly conn: ClientConnection,
@@ -113,6 +116,15 @@ export class ClientSession {
   identify(userId: string, key: string): void {
     this.#userId = userId;
     this.#key = key;
+  }
+
+  get receipts(): Unconfirmed | undefined {
+    return this.#receipts;
+  }
+
+  /** The connection asked for receipts (v1.2): every message written carries a seq; 4006 when they stall. */
+  enableReceipts(maxUnconfirmed: number): void {
+    this.#receipts = new Unconfirmed(maxUnconfirmed, () => this.close('receipts_stalled'));
   }
 
   /** The acked record this connection wrote (or is writing); undefined when that write failed. */
@@ -185,11 +197,19 @@ export class ClientSession {
     if (this.send(frame)) this.counters.error('RATE_LIMITED');
   }
 
-  /** Writes a relayed message; false when the connection can no longer take it. */
-  writeMessage(envelope: Envelope): boolean {
+  /**
+   * Writes a relayed message; false when the connection can no longer take it. With receipts on it carries the next
+   * seq and is tracked until confirmed (with its envelope only if it has an id; `cost` is its held bytes).
+   */
+  writeMessage(envelope: Envelope, cost = 0): boolean {
     if (this.#state === 'closed' || this.#closing) return false;
     const head = `{"type":"message","from":${JSON.stringify(envelope.from)},"to":${JSON.stringify(envelope.to)},"content":${JSON.stringify(envelope.content)}`;
-    return this.write(envelope.id === undefined ? `${head}}` : `${head},"id":${JSON.stringify(envelope.id)}}`);
+    const text = envelope.id === undefined ? head : `${head},"id":${JSON.stringify(envelope.id)}`;
+    const receipts = this.#receipts;
+    if (receipts === undefined) return this.write(`${text}}`);
+    if (!this.write(`${text},"seq":${String(receipts.nextSeq)}}`)) return false;
+    receipts.written(envelope.id === undefined ? undefined : envelope, cost);
+    return true;
   }
 
   /**

@@ -21,6 +21,11 @@ export interface ConnectionsDeps {
   log: Logger;
   /** A frame on an open connection. */
   onFrame(session: ClientSession, text: string): void;
+  /**
+   * v1.2: a connection with receipts on ended; `redeliver` when its user will be back (moving, or replaced by a newer
+   * session), so what it left unconfirmed goes again after the next welcome.
+   */
+  connectionLeft(session: ClientSession, redeliver: boolean): void;
   /** Right after the welcome frame: pending messages and registration with the keeper. */
   onWelcome(session: ClientSession): void;
 }
@@ -104,7 +109,9 @@ export class Connections {
     if (wasOpen) log.debug({ userId: session.userId, closedBy }, 'client disconnected');
     // Only a session this connection acked is its to change; a newer session keeps its place (the key differs).
     if (!session.record || table.isHandshakeInProgress(session)) return;
-    const write = this.isMoving(session, closedBy) ? this.markMoving(session) : this.deleteSession(session);
+    const moving = this.isMoving(session, closedBy);
+    const write = moving ? this.markMoving(session) : this.deleteSession(session);
+    if (session.receipts) this.deps.connectionLeft(session, moving || session.replaced);
     this.sessionWrites.add(write);
     void write.finally(() => this.sessionWrites.delete(write));
   }

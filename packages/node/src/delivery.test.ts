@@ -5,7 +5,7 @@ describe('Delivery: outcomes reported by other nodes', function () {
   it('counts a message answered `pending` elsewhere as settled once its outcome arrives, open sender or not', function () {
     const acks: string[] = [];
     const sender = { userId: 'alice', unsettled: 2, isOpen: true, sendAck: (id: string) => acks.push(id), sendError: () => undefined };
-    const delivery = new Delivery({ table: { byCid: (cid: string) => (cid === 'c1' ? sender : undefined) } } as never);
+    const delivery = new Delivery({ table: { byCid: (cid: string) => (cid === 'c1' ? sender : undefined) }, keptOutcome: () => false } as never);
     expect(delivery.applyOutcomes([{ userId: 'alice', cid: 'c1', id: 'm1', result: 'delivered' }])).to.equal(1);
     expect([sender.unsettled, acks]).to.deep.equal([1, ['m1']]);
     sender.isOpen = false; // closing for a drain: nothing to write, but the drain waits on the count

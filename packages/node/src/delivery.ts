@@ -3,6 +3,7 @@ import type { ConnectionTable } from './connection-table.js';
 import type { Departures } from './departures.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { ERROR_TEXT } from './frame-errors.js';
+import { heldCostOf, type HeldBudget } from './held-budget.js';
 import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
 import type { PendingQueues } from './pending-queues.js';
 import type { LocalOutcome, Location } from './router.js';
@@ -20,6 +21,14 @@ export interface DeliveryDeps {
   locate(userId: string): Promise<Location>;
   /** Sends an outcome to the sender's node (batched). */
   report(replyTo: string, report: OutcomeReport): void;
+  /** The node's byte caps on held messages; v1.2's unconfirmed messages count in them. */
+  budget: HeldBudget;
+  /** Holds a message for its moving recipient (the router's hold), delivered again after its next welcome. */
+  hold(envelope: Envelope, movedAt: number | undefined): void;
+  /** v1.2: applies an outcome report for a copy the router kept; false when the report is not for one. */
+  keptOutcome(report: OutcomeReport): boolean;
+  /** When the user started moving (ms), if it is. */
+  movedAt(userId: string): number | undefined;
 }
 
 /**
@@ -37,6 +46,7 @@ export class Delivery {
     if (origin.kind === 'remote') {
       const report: OutcomeReport = { userId: envelope.from, cid: origin.cid, result: outcome };
       if (envelope.id !== undefined) report.id = envelope.id;
+      if (envelope.kept === true) report.kept = true;
       this.deps.report(origin.replyTo, report);
       return;
     }
@@ -51,10 +61,49 @@ export class Delivery {
    * Hands a message to a connection here; returns its outcome. A connection that is already closing cannot take it:
    * its user left (v1, or a close frame from the client), or, closed by this node with a recoverable code, is moving.
    */
-  deliverLocal(recipient: ClientSession, envelope: Envelope): 'delivered' | 'moving' | 'PEER_UNAVAILABLE' {
-    if (!recipient.writeMessage(envelope)) return this.deps.departures && recipient.closedForMove ? 'moving' : 'PEER_UNAVAILABLE';
+  deliverLocal(recipient: ClientSession, envelope: Envelope): 'delivered' | 'moving' | 'unconfirmed' | 'PEER_UNAVAILABLE' | 'QUEUE_FULL' {
+    // v1.2: with receipts on, a message with an id is kept until confirmed, in the held budget like any held message.
+    const tracked = recipient.receipts !== undefined && envelope.id !== undefined && recipient.isOpen;
+    const cost = tracked ? heldCostOf(envelope) : 0;
+    if (tracked && !this.deps.budget.reserve(envelope.from, envelope.to, cost)) return 'QUEUE_FULL';
+    if (!recipient.writeMessage(envelope, cost)) {
+      if (tracked) this.deps.budget.release(envelope.from, envelope.to, cost);
+      return this.deps.departures && recipient.closedForMove ? 'moving' : 'PEER_UNAVAILABLE';
+    }
     this.deps.countLocal();
-    return 'delivered';
+    return tracked ? 'unconfirmed' : 'delivered';
+  }
+
+  /** v1.2: a receipt from `session` for everything up to `seq`: their senders get their acks now. */
+  confirmed(session: ClientSession, seq: number): void {
+    for (const written of session.receipts?.confirm(seq) ?? []) {
+      if (!written.envelope) continue;
+      this.deps.budget.release(written.envelope.from, written.envelope.to, written.cost);
+      this.settle(written.envelope, 'delivered');
+    }
+  }
+
+  /**
+   * v1.2: a connection with receipts on ended. What it left unconfirmed is delivered again after the user's next
+   * welcome when the user is moving (or was replaced by a newer session): by the sender's node for a copy it kept
+   * (so a crash of this node loses nothing), held here otherwise. After a clean or terminal close, PEER_UNAVAILABLE.
+   */
+  connectionLeft(session: ClientSession, redeliver: boolean): void {
+    const movedAt = this.deps.movedAt(session.userId);
+    for (const written of session.receipts?.takeAll() ?? []) {
+      const envelope = written.envelope;
+      if (!envelope) continue;
+      this.deps.budget.release(envelope.from, envelope.to, written.cost);
+      if (!redeliver) this.settle(envelope, 'PEER_UNAVAILABLE');
+      else if (envelope.kept === true && envelope.origin.kind === 'remote') this.reportRedeliver(envelope, envelope.origin);
+      else this.deps.hold(envelope, movedAt);
+    }
+  }
+
+  private reportRedeliver(envelope: Envelope, origin: { replyTo: string; cid: string }): void {
+    const report: OutcomeReport = { userId: envelope.from, cid: origin.cid, result: 'RELAY_FAILED', kept: true, redeliver: true };
+    if (envelope.id !== undefined) report.id = envelope.id;
+    this.deps.report(origin.replyTo, report);
   }
 
   /** Hands the message to the recipient's connection if it has one here. */
@@ -82,7 +131,7 @@ export class Delivery {
     this.deps.departures?.clear(session.userId);
     for (const envelope of this.deps.pending.take(session.userId)) {
       const outcome = this.deliverLocal(session, envelope);
-      this.settle(envelope, outcome === 'moving' ? 'PEER_UNAVAILABLE' : outcome);
+      if (outcome !== 'unconfirmed') this.settle(envelope, outcome === 'moving' ? 'PEER_UNAVAILABLE' : outcome);
     }
   }
 
@@ -120,6 +169,10 @@ export class Delivery {
   applyOutcomes(outcomes: OutcomeReport[]): number {
     let accepted = 0;
     for (const o of outcomes) {
+      if (this.deps.keptOutcome(o)) {
+        accepted += 1;
+        continue;
+      }
       const sender = this.deps.table.byCid(o.cid);
       if (!sender || sender.userId !== o.userId) continue;
       // Answered `pending` by the recipient's node, the message was counted unsettled until this report.
@@ -143,6 +196,10 @@ export class Delivery {
     if (m.id !== undefined) envelope.id = m.id;
     const outcome = this.outcomeHere(envelope, location);
     if (outcome === 'moving') return this.movingResult(m.to, location);
+    if (outcome === 'unconfirmed') {
+      envelope.kept = true;
+      return { status: 'pending', unconfirmed: true };
+    }
     return outcome === 'delivered' || outcome === 'pending' ? { status: outcome } : { status: 'error', code: outcome };
   }
 

@@ -23,6 +23,11 @@ export interface Envelope {
   rerouted?: boolean;
   /** Held for a moving recipient (v1.1): answered EXPIRED at this time (ms) if the recipient is still away. */
   holdUntil?: number;
+  /**
+   * v1.2, on the recipient's node: forwarded, and answered `pending` + `unconfirmed`, so its sender's node keeps it
+   * until the outcome report (which says `kept`).
+   */
+  kept?: boolean;
   /** Bytes it holds in the node's HeldBudget while it waits in a hold. */
   heldCost?: number | undefined;
 }

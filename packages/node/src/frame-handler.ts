@@ -1,4 +1,5 @@
 import type { Logger } from '@messaging-server/core';
+import type { ClientFrame } from '@messaging-server/protocol';
 import { parseClientFrame } from '@messaging-server/protocol/schemas';
 import type { ClientSession } from './client-session.js';
 import type { Envelope } from './envelope.js';
@@ -9,6 +10,8 @@ export interface FrameHandlerDeps {
   log: Logger;
   /** Hands a stamped message to the router. */
   route(envelope: Envelope): void;
+  /** v1.2: a receipt for everything up to `seq` written to this connection. */
+  confirm(session: ClientSession, seq: number): void;
 }
 
 /**
@@ -27,7 +30,7 @@ export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSess
       return;
     }
     const parsed = size > maxMessageBytes ? undefined : parseClientFrame(text);
-    const id = parsed === undefined ? undefined : parsed.ok ? parsed.value.id : parsed.id;
+    const id = parsed === undefined ? undefined : parsed.ok ? messageIdOf(parsed.value) : parsed.id;
     if (rate !== 'ok' || parsed === undefined) {
       session.rateLimited(id, ERROR_TEXT.RATE_LIMITED);
       if (rate === 'abusive') {
@@ -41,6 +44,11 @@ export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSess
       return;
     }
     const frame = parsed.value;
+    if (frame.type === 'receipt') {
+      // Without receipts=1 there is nothing to confirm; the frame is valid and changes nothing.
+      if (session.receipts) deps.confirm(session, frame.seq);
+      return;
+    }
     if (frame.type === 'ping') {
       session.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
       return;
@@ -62,4 +70,8 @@ export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSess
     }
     deps.route(envelope);
   };
+}
+
+function messageIdOf(frame: ClientFrame): string | undefined {
+  return frame.type === 'receipt' ? undefined : frame.id;
 }

@@ -16,6 +16,8 @@ export interface HandshakeDeps {
   /** 0: no limit. */
   maxConnections: number;
   sessionTtlSeconds: number;
+  /** v1.2's MSG_MAX_UNCONFIRMED, for connections opened with `receipts=1`. */
+  maxUnconfirmed: number;
   /** False once the node drains or closes: new connections get 4000. */
   accepting(): boolean;
   log: Logger;
@@ -82,6 +84,7 @@ export class Handshaker {
     const key = query.get('listeningKey') ?? query.get('token') ?? '';
     session.identify(isValidUserId(userId) ? userId : '', key);
     session.coalescesRefusals = query.get(SOCKJS_QUERY_OPTIONS.coalesce) === '1';
+    if (query.get(SOCKJS_QUERY_OPTIONS.receipts) === '1') session.enableReceipts(this.deps.maxUnconfirmed);
     table.identified(session);
     if (!session.userId || !key) return 'invalid_credentials';
     return undefined;

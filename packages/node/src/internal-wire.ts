@@ -11,7 +11,8 @@ import { FRAME_ERROR_CODES, isValidUserId, MESSAGE_ID_MAX_LENGTH } from '@messag
  *   result per message, same order. A sender node keeps one such request in flight per destination node, so
  *   messages from one sender to one recipient stay in order.
  * - POST OUTCOMES_PATH `{outcomes: OutcomeReport[]}` → 200 `{accepted}`: final outcomes of messages that the
- *   recipient node answered `pending` for (held in its pending queue), reported to the sender's node.
+ *   recipient node answered `pending` for (held in its pending queue, or written to a connection with receipts on
+ *   and not confirmed yet), reported to the sender's node.
  */
 export { DRAIN_PATH, REPLACE_PATH } from '@messaging-server/core';
 export const DELIVER_PATH = '/internal/v1/deliver';
@@ -48,7 +49,11 @@ export interface DeliverRequest {
  */
 export type DeliverResult =
   | { status: 'delivered' }
-  | { status: 'pending' }
+  /**
+   * `unconfirmed` (v1.2): written to a connection with receipts on. The sender's node keeps the message until the
+   * outcome report, so it survives this node's crash too. An older sender node reads a plain `pending`.
+   */
+  | { status: 'pending'; unconfirmed?: true }
   /** `movedAgoMs`: how long ago the user started moving, by the answering node's clock (relative: clocks differ). */
   | { status: 'moving'; movedAgoMs?: number }
   | { status: 'error'; code: FrameErrorCode };
@@ -64,6 +69,13 @@ export interface OutcomeReport {
   /** Absent for an id-less message (only failures of those are reported). */
   id?: string;
   result: 'delivered' | FrameErrorCode;
+  /** v1.2: the message was answered `pending` + `unconfirmed`; its sender's node kept it and drops a report it no longer expects. */
+  kept?: true;
+  /**
+   * v1.2: written to a connection that ended unconfirmed while its user is moving: the sender's node holds it and
+   * delivers it again after the user's next welcome. `result` is then RELAY_FAILED, what an older sender node answers.
+   */
+  redeliver?: true;
 }
 
 const FRAME_CODES = new Set<string>(FRAME_ERROR_CODES);
@@ -112,7 +124,8 @@ export function parseDeliverResponse(value: unknown, count: number): DeliverResu
   const results: DeliverResult[] = [];
   for (const r of value['results'] as unknown[]) {
     if (!isObject(r)) return undefined;
-    if (r['status'] === 'delivered' || r['status'] === 'pending') results.push({ status: r['status'] });
+    if (r['status'] === 'pending' && r['unconfirmed'] === true) results.push({ status: 'pending', unconfirmed: true });
+    else if (r['status'] === 'delivered' || r['status'] === 'pending') results.push({ status: r['status'] });
     else if (r['status'] === 'moving') results.push(movingResult(r['movedAgoMs']));
     else if (r['status'] === 'error') results.push({ status: 'error', code: isFrameErrorCode(r['code']) ? r['code'] : 'RELAY_FAILED' });
     else return undefined;
@@ -130,6 +143,8 @@ export function parseOutcomes(value: unknown): OutcomeReport[] | undefined {
     if (result !== 'delivered' && !isFrameErrorCode(result)) return undefined;
     const report: OutcomeReport = { userId: o['userId'], cid: o['cid'], result };
     if (o['id'] !== undefined) report.id = o['id'];
+    if (o['kept'] === true) report.kept = true;
+    if (o['redeliver'] === true) report.redeliver = true;
     outcomes.push(report);
   }
   return outcomes;

@@ -206,3 +206,9 @@ export class MovingHolds {
     envelope.heldCost = undefined;
   }
 }
+
+/** A session record's `movedAt` in ms; now when it is missing or garbled. */
+export function movedAtOf(iso: string | undefined): number {
+  const at = iso === undefined ? Number.NaN : Date.parse(iso);
+  return Number.isNaN(at) ? Date.now() : at;
+}

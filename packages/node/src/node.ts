@@ -16,6 +16,7 @@ import { ConnectionTable } from './connection-table.js';
 import { Connections } from './connections.js';
 import { Delivery } from './delivery.js';
 import { Departures } from './departures.js';
+import type { Envelope } from './envelope.js';
 import { drain } from './drain.js';
 import { createFrameHandler } from './frame-handler.js';
 import { Handshaker } from './handshake.js';
@@ -147,6 +148,10 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     countLocal: () => (metrics.hot.relayedLocal += 1),
     locate: (userId) => router.locate(userId),
     report: (replyTo, report) => router.report(replyTo, report),
+    budget: held,
+    hold: (envelope, movedAt) => router.holdOr(envelope, 'PEER_UNAVAILABLE', movedAt),
+    keptOutcome: (report) => router.keptOutcome(report),
+    movedAt: (userId) => departures?.movedAt(userId),
   });
   router = new Router({
     nodeId,
@@ -171,7 +176,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     log,
     onReplaced: (session) => session.replace(),
   });
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route: (envelope) => router.route(envelope) });
+  const route = (envelope: Envelope): void => router.route(envelope);
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
@@ -179,6 +185,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     table,
     maxConnections: config.maxConnections,
     sessionTtlSeconds: config.sessionTtlSeconds,
+    maxUnconfirmed: config.maxUnconfirmed,
     accepting: () => !life.draining && !life.closed,
     log,
     count: (result) => metrics.handshakes.inc({ result }),
@@ -201,6 +208,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     resumeWindowMs: config.resumeWindowMs,
     log,
     onFrame,
+    connectionLeft: (session, redeliver) => delivery.connectionLeft(session, redeliver),
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);

@@ -30,7 +30,7 @@ describe('PeerLinks when peers leave', function () {
       metrics: { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never,
       addressOf: (peerId) => members.get(peerId),
       isMemberAddress: (address) => [...members.values()].includes(address),
-      answered: (envelope, result) => answered.push(`${envelope.to}:${result.status}`),
+      answered: (_peerId, envelope, result) => answered.push(`${envelope.to}:${result.status}`),
       unanswered: () => undefined,
       gone: () => undefined,
       refused: () => undefined,

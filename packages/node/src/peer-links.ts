@@ -39,7 +39,7 @@ export interface PeerLinksDeps {
   /** Whether a registered node has this internal address (outcome links are kept only for those). */
   isMemberAddress(address: string): boolean;
   /** The peer's answer for one message. */
-  answered(envelope: Envelope, result: DeliverResult): void;
+  answered(peerId: string, envelope: Envelope, result: DeliverResult): void;
   /** The peer did not answer (unreachable, timed out, malformed answer): these messages' outcome is unknown. */
   unanswered(peerId: string, envelopes: Envelope[]): void;
   /** The peer left the registry before the messages could go. */
@@ -147,7 +147,7 @@ export class PeerLinks {
     batch.forEach((envelope, i) => {
       const result = results[i] as DeliverResult;
       if (result.status === 'delivered' || result.status === 'pending') metrics.hot.relayedRemote += 1;
-      this.deps.answered(envelope, result);
+      this.deps.answered(peerId, envelope, result);
     });
     return true;
   }

@@ -3,9 +3,11 @@ import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
 import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
 import type { DeliverResult, OutcomeReport } from './internal-wire.js';
 import type { HeldBudget } from './held-budget.js';
+import { KeptCopies } from './kept-copies.js';
 import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
-import { MovingHolds, type Whereabouts } from './moving-holds.js';
+import { movedAtOf, MovingHolds, type Whereabouts } from './moving-holds.js';
+import { NodeWaits } from './node-waits.js';
 import { PeerLinks } from './peer-links.js';
 
 /**
@@ -19,8 +21,11 @@ export type Location =
   | { kind: 'none' }
   | { kind: 'unknown' };
 
-/** What the node answers for a recipient whose session is here: delivered, held until it connects, or moving. */
-export type LocalOutcome = Outcome | 'pending' | 'moving';
+/**
+ * What the node answers for a recipient whose session is here: delivered, held until it connects, moving, or (v1.2)
+ * written to a connection with receipts on and answered once confirmed.
+ */
+export type LocalOutcome = Outcome | 'pending' | 'moving' | 'unconfirmed';
 
 export interface RouterDeps {
   nodeId: string;
@@ -47,8 +52,6 @@ export interface RouterDeps {
   settle(envelope: Envelope, outcome: Outcome): void;
 }
 
-/** How long a message waits for a node that a session names but this node's registry view does not know yet. */
-const UNKNOWN_NODE_WAIT_MS = 1000;
 /** A peer that failed a delivery request is not sent to for this long; its recipients count as moving. */
 const PEER_DOWN_MS = 2000;
 
@@ -68,14 +71,17 @@ export class Router {
   /** Undefined with a resume window of 0 (v1). */
   private readonly holds: MovingHolds | undefined;
   private readonly outboxes = new Map<string, Envelope[]>();
-  private readonly awaitingNode = new Map<string, { envelopes: Envelope[]; timer: NodeJS.Timeout }>();
+  private readonly awaitingNode = new NodeWaits((envelopes) => envelopes.forEach((e) => this.holdOr(e, 'PEER_UNAVAILABLE')));
   private readonly downUntil = new Map<string, number>();
   /** Messages per recipient sent on a lane and not yet answered, and the node they went to (see sendTo). */
   private readonly unanswered = new Map<string, { count: number; nodeId: string }>();
+  /** v1.2: forwarded messages written to a connection with receipts on, until their recipient's node reports. */
+  private readonly kept: KeptCopies;
   private stopped = false;
   private seq = 0;
 
   constructor(private readonly deps: RouterDeps) {
+    this.kept = new KeptCopies(deps.holdBudget);
     this.membership = new MembershipView({
       nodeUpdated: (nodeId, _record, isNew) => this.nodeArrived(nodeId, isNew),
       nodeLeft: (nodeId, record, addressReleased) => this.forgetPeer(nodeId, record, addressReleased),
@@ -85,7 +91,7 @@ export class Router {
       ...deps,
       addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
       isMemberAddress: (address) => this.membership.hasAddress(address),
-      answered: (envelope, result) => this.answered(this.landed(envelope), result),
+      answered: (peerId, envelope, result) => this.answered(peerId, this.landed(envelope), result),
       unanswered: (peerId, envelopes) => this.noAnswer(peerId, envelopes.map((e) => this.landed(e))),
       gone: (envelopes) => envelopes.forEach((e) => this.holdOr(this.landed(e), 'PEER_UNAVAILABLE')),
       refused: (envelope) => deps.settle(this.landed(envelope), 'RELAY_FAILED'),
@@ -141,7 +147,7 @@ export class Router {
     if (this.overtakes(envelope.to, this.deps.nodeId) && this.deps.isHereOrComing(envelope.to)) return this.holdOr(envelope, 'RELAY_FAILED');
     const outcome = this.deps.deliverIfConnected(envelope);
     if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
-    if (outcome !== undefined && outcome !== 'pending') return this.deps.settle(envelope, outcome);
+    if (outcome !== undefined && outcome !== 'pending' && outcome !== 'unconfirmed') return this.deps.settle(envelope, outcome);
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
@@ -170,7 +176,41 @@ export class Router {
    * for senders on other nodes stay: their outcome still reaches them.
    */
   dropHeldOfLocalSenders(): number {
-    return this.holds?.discard((envelope) => envelope.origin.kind === 'local') ?? 0;
+    const local = (envelope: Envelope): boolean => envelope.origin.kind === 'local';
+    for (const envelope of this.kept.discard(local)) this.landed(envelope);
+    return this.holds?.discard(local) ?? 0;
+  }
+
+  /** v1.2: an outcome report for a copy kept here (applied, or noted until its copy is kept); false for any other. */
+  keptOutcome(report: OutcomeReport): boolean {
+    if (report.kept !== true || report.id === undefined) return false;
+    const envelope = this.kept.take(report.cid, report.id);
+    if (envelope) this.applyKept(this.landed(envelope), report);
+    else this.kept.noteEarly(report); // or before the delivery answer that makes it kept
+    return true;
+  }
+
+  private keep(peerId: string, envelope: Envelope): void {
+    const early = this.kept.takeEarly(envelope);
+    if (early) return this.applyKept(envelope, early);
+    if (!this.kept.keep(peerId, envelope)) return this.deps.settle(envelope, 'QUEUE_FULL');
+    this.countOnWay(peerId, envelope);
+  }
+
+  private applyKept(envelope: Envelope, report: OutcomeReport): void {
+    if (report.redeliver === true) this.redeliver(envelope, 'PEER_UNAVAILABLE');
+    else this.deps.settle(envelope, report.result);
+  }
+
+  /** The node these copies were written on failed or left: held, and delivered again after the user's next welcome. */
+  private failKept(peerId: string): void {
+    for (const envelope of this.kept.takeFor(peerId)) this.redeliver(this.landed(envelope), 'RELAY_FAILED');
+  }
+
+  private redeliver(envelope: Envelope, v1Answer: FrameErrorCode): void {
+    this.locations.forget(envelope.to);
+    if (this.holds) this.deps.metrics.continuity.redelivered.inc();
+    this.holdOr(envelope, v1Answer);
   }
 
   /** The end of a drain: whatever is still held gets EXPIRED (the node goes; the window would end elsewhere). */
@@ -213,9 +253,9 @@ export class Router {
   stop(): Envelope[] {
     this.stopped = true;
     for (const queue of this.outboxes.values()) queue.splice(0);
-    for (const waiting of this.awaitingNode.values()) clearTimeout(waiting.timer);
     this.awaitingNode.clear();
     this.links.stop();
+    this.kept.clear();
     return this.holds?.stop() ?? [];
   }
 
@@ -240,7 +280,7 @@ export class Router {
         if (this.overtakes(envelope.to, this.deps.nodeId)) return this.holdOr(envelope, 'RELAY_FAILED');
         const outcome = this.deps.deliverOrHold(envelope, location.acked);
         if (outcome === 'moving') this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
-        else if (outcome !== 'pending') this.deps.settle(envelope, outcome);
+        else if (outcome !== 'pending' && outcome !== 'unconfirmed') this.deps.settle(envelope, outcome);
         return;
       }
       case 'remote':
@@ -268,10 +308,15 @@ export class Router {
    */
   private sendTo(peerId: string, envelope: Envelope): void {
     if (this.overtakes(envelope.to, peerId)) return this.holdOr(envelope, 'RELAY_FAILED');
+    this.countOnWay(peerId, envelope);
+    this.links.send(peerId, envelope);
+  }
+
+  /** Counted until its lane answers, or (v1.2, kept) until its recipient's node reports (see overtakes). */
+  private countOnWay(peerId: string, envelope: Envelope): void {
     const entry = this.unanswered.get(envelope.to);
     if (entry) entry.count += 1;
     else this.unanswered.set(envelope.to, { count: 1, nodeId: peerId });
-    this.links.send(peerId, envelope);
   }
 
   /** True when messages to `userId` are on their way to a node other than `nodeId` (and v1.1 can hold this one). */
@@ -288,12 +333,13 @@ export class Router {
   }
 
   /** A peer's answer for one message it was sent. */
-  private answered(envelope: Envelope, result: DeliverResult): void {
+  private answered(peerId: string, envelope: Envelope, result: DeliverResult): void {
     switch (result.status) {
       case 'delivered':
         return this.deps.settle(envelope, 'delivered');
       case 'pending':
-        return; // held on the recipient's node, which reports the outcome later (OUTCOMES_PATH)
+        // Held on the recipient's node, which reports the outcome later (OUTCOMES_PATH). Unconfirmed (v1.2): kept.
+        return result.unconfirmed === true ? this.keep(peerId, envelope) : undefined;
       case 'moving':
         return this.holdOr(envelope, 'PEER_UNAVAILABLE', result.movedAgoMs === undefined ? undefined : Date.now() - result.movedAgoMs);
       case 'error':
@@ -308,6 +354,7 @@ export class Router {
    */
   private noAnswer(peerId: string, envelopes: Envelope[]): void {
     if (this.holds) this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
+    this.failKept(peerId);
     for (const envelope of envelopes) {
       this.locations.forget(envelope.to);
       // The peer may have delivered it, and without an id no receiver can drop a repeat: at most once, so it fails.
@@ -379,47 +426,25 @@ export class Router {
     return nodeId === this.deps.nodeId ? { kind: 'self', acked } : { kind: 'remote', nodeId };
   }
 
-  /**
-   * A session names a node this view does not hold: it just registered (our watch lags the gateway's by a few ms)
-   * or it left (crashed, drained). Messages wait for it, in order, up to UNKNOWN_NODE_WAIT_MS; then its recipients
-   * count as moving (v1: PEER_UNAVAILABLE). With the watch out of sync (etcd away) no news will come: at once.
-   */
+  /** A node the view does not hold (see NodeWaits; v1: PEER_UNAVAILABLE). With the watch out of sync (etcd away) no news will come: at once. */
   private awaitNode(nodeId: string, envelope: Envelope): void {
-    const waiting = this.awaitingNode.get(nodeId);
-    if (waiting) {
-      waiting.envelopes.push(envelope);
-      return;
-    }
+    if (this.awaitingNode.join(nodeId, envelope)) return;
     if (!this.membership.synced || this.stopped) return this.holdOr(envelope, 'PEER_UNAVAILABLE');
-    const timer = setTimeout(() => {
-      const gone = this.awaitingNode.get(nodeId);
-      this.awaitingNode.delete(nodeId);
-      for (const e of gone?.envelopes ?? []) this.holdOr(e, 'PEER_UNAVAILABLE');
-    }, UNKNOWN_NODE_WAIT_MS);
-    timer.unref();
-    this.awaitingNode.set(nodeId, { envelopes: [envelope], timer });
+    this.awaitingNode.start(nodeId, envelope);
   }
 
   private nodeArrived(nodeId: string, isNew: boolean): void {
     if (isNew) this.downUntil.delete(nodeId);
-    const waiting = this.awaitingNode.get(nodeId);
-    if (!waiting) return;
-    clearTimeout(waiting.timer);
-    this.awaitingNode.delete(nodeId);
-    for (const envelope of waiting.envelopes) this.sendTo(nodeId, envelope);
+    for (const envelope of this.awaitingNode.take(nodeId)) this.sendTo(nodeId, envelope);
   }
 
   private forgetPeer(peerId: string, record: NodeRecord, addressReleased: boolean): void {
     if (peerId === this.deps.nodeId) return;
     this.deps.log.info({ peerId }, 'peer left the registry');
     this.downUntil.delete(peerId);
+    this.failKept(peerId);
     if (addressReleased) this.deps.transport.forget(record.internalAddress);
     this.links.forget(peerId, record.internalAddress);
   }
-}
-
-function movedAtOf(iso: string | undefined): number {
-  const at = iso === undefined ? Number.NaN : Date.parse(iso);
-  return Number.isNaN(at) ? Date.now() : at;
 }
 

@@ -66,6 +66,8 @@ export const CLOSE_CODES = {
   node_full: 4003,
   idle_timeout: 4004,
   slow_consumer: 4005,
+  /** v1.2: a connection with receipts on left messages unconfirmed past MSG_MAX_UNCONFIRMED or 10 s. */
+  receipts_stalled: 4006,
   invalid_credentials: 4500,
   wrong_node: 4501,
   key_already_used: 4502,

@@ -35,5 +35,6 @@ export function nestedDeeperThan(value: unknown, max: number): boolean {
 /**
  * SockJS URL query options beside `userId` and `listeningKey`, each `=1` to opt in. `coalesce`: one RATE_LIMITED
  * error per burst answers every refused id in `ids` (v1.1); without it each id gets its own error, as in v1.
+ * `receipts` (v1.2): every message written carries a `seq`, confirmed by the client's cumulative `receipt` frames.
  */
-export const SOCKJS_QUERY_OPTIONS = { coalesce: 'coalesce' } as const;
+export const SOCKJS_QUERY_OPTIONS = { coalesce: 'coalesce', receipts: 'receipts' } as const;

@@ -38,12 +38,19 @@ export const pingFrameSchema = {
   properties: { type: { const: 'ping' }, id: messageId },
 } as const;
 
+export const receiptFrameSchema = {
+  type: 'object',
+  required: ['type', 'seq'],
+  properties: { type: { const: 'receipt' }, seq: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER } },
+} as const;
+
 // Unknown fields are ignored rather than rejected: the contract may grow new optional fields, and an older node
 // must not refuse a newer client's frame (the seed closed connections on unknown fields, defect 5).
 const ajv = new Ajv({ allErrors: false, strict: true });
 const validateConnect: ValidateFunction<ConnectRequest> = ajv.compile<ConnectRequest>(connectRequestSchema);
 const validateMessage = ajv.compile(messageFrameSchema);
 const validatePing = ajv.compile(pingFrameSchema);
+const validateReceipt = ajv.compile(receiptFrameSchema);
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; id?: string };
 
@@ -68,13 +75,13 @@ export function validateClientFrame(value: unknown): ParseResult<ClientFrame> {
     return { ok: false, message: 'frame must be a JSON object' };
   }
   const type = (value as Record<string, unknown>)['type'];
-  const validate = type === 'ping' ? validatePing : validateMessage;
-  if (type !== undefined && type !== 'ping' && type !== 'message') {
-    return withId({ ok: false, message: 'type must be "message" or "ping"' }, safeId(value));
+  const validate = type === 'ping' ? validatePing : type === 'receipt' ? validateReceipt : validateMessage;
+  if (type !== undefined && type !== 'ping' && type !== 'message' && type !== 'receipt') {
+    return withId({ ok: false, message: 'type must be "message", "ping" or "receipt"' }, safeId(value));
   }
   if (!validate(value)) return withId({ ok: false, message: describe(validate) }, safeId(value));
   const frame = value as ClientFrame;
-  if (frame.type !== 'ping' && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
+  if (frame.type !== 'ping' && frame.type !== 'receipt' && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
     return withId({ ok: false, message: `content is nested deeper than ${String(MAX_CONTENT_DEPTH)} levels` }, frame.id);
   }
   return { ok: true, value: frame };

@@ -52,7 +52,12 @@ export interface PingFrame {
   type: 'ping';
   id?: string;
 }
-export type ClientFrame = MessageFrame | PingFrame;
+/** v1.2: "I have every message up to `seq`" (only on a connection opened with `receipts=1`). */
+export interface ReceiptFrame {
+  type: 'receipt';
+  seq: number;
+}
+export type ClientFrame = MessageFrame | PingFrame | ReceiptFrame;
 
 // Node → client
 export interface WelcomeFrame {
@@ -66,6 +71,8 @@ export interface DeliveredMessageFrame {
   to: string;
   content: JsonValue;
   id?: string;
+  /** v1.2: on a connection with receipts on, 1, 2, 3… per connection; the client confirms it with a receipt. */
+  seq?: number;
 }
 export interface AckFrame {
   type: 'ack';

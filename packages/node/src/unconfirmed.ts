@@ -1,0 +1,98 @@
+import type { Envelope } from './envelope.js';
+
+/** One message written to a connection with receipts on and not confirmed yet. */
+export interface Written {
+  seq: number;
+  at: number;
+  /** Kept only for messages with an id: an id-less one is never delivered again (v1.1's at most once). */
+  envelope: Envelope | undefined;
+  /** Bytes it holds in the node's HeldBudget until it is confirmed or leaves with its connection. */
+  cost: number;
+}
+
+/** Contract v1.2: any one message unconfirmed this long means the connection is dead. */
+export const RECEIPT_STALL_MS = 10_000;
+
+/**
+ * The receipts of one connection opened with `receipts=1` (contract v1.2): the seq of every message written to it,
+ * and what was written and not confirmed yet, oldest first. A cumulative receipt takes everything up to its seq. More
+ * than `max` unconfirmed, or one of them older than `stallMs`, calls `stalled` (the session closes with 4006). One
+ * timer per connection, armed only while something is unconfirmed and re-armed lazily, never per message.
+ */
+export class Unconfirmed {
+  #last = 0;
+  #confirmed = 0;
+  #entries: Written[] = [];
+  #head = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+
+  constructor(
+    private readonly max: number,
+    private readonly stalled: () => void,
+    private readonly stallMs = RECEIPT_STALL_MS,
+  ) {}
+
+  /** The seq the next message written will carry. */
+  get nextSeq(): number {
+    return this.#last + 1;
+  }
+
+  /** Messages written and not confirmed (id-less ones included). */
+  get count(): number {
+    return this.#last - this.#confirmed;
+  }
+
+  /** The message with seq `nextSeq` was written. */
+  written(envelope: Envelope | undefined, cost: number, now = Date.now()): void {
+    if (this.#done) return;
+    this.#last += 1;
+    this.#entries.push({ seq: this.#last, at: now, envelope, cost });
+    if (this.#timer === undefined) this.arm(now + this.stallMs, now);
+    if (this.count > this.max) this.stalled();
+  }
+
+  /** A receipt for everything up to `seq`; returns what it confirmed, oldest first. Seqs not yet written are ignored. */
+  confirm(seq: number): Written[] {
+    const upTo = Math.min(seq, this.#last);
+    if (upTo <= this.#confirmed) return [];
+    this.#confirmed = upTo;
+    let end = this.#head;
+    while (end < this.#entries.length && (this.#entries[end] as Written).seq <= upTo) end += 1;
+    const confirmed = this.#entries.slice(this.#head, end);
+    this.#head = end;
+    if (this.#head === this.#entries.length) {
+      this.#entries = [];
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries = this.#entries.slice(this.#head);
+      this.#head = 0;
+    }
+    return confirmed;
+  }
+
+  /** The connection ended: everything still unconfirmed, oldest first. Nothing more is tracked. */
+  takeAll(): Written[] {
+    this.#done = true;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    const left = this.#entries.slice(this.#head);
+    this.#entries = [];
+    this.#head = 0;
+    return left;
+  }
+
+  private arm(at: number, now: number): void {
+    this.#timer = setTimeout(() => this.check(), Math.max(0, at - now));
+    this.#timer.unref();
+  }
+
+  private check(): void {
+    this.#timer = undefined;
+    const oldest = this.#entries[this.#head];
+    if (this.#done || oldest === undefined) return;
+    const now = Date.now();
+    if (now - oldest.at >= this.stallMs) this.stalled();
+    else this.arm(oldest.at + this.stallMs, now);
+  }
+}
