@@ -1,16 +1,9 @@
 // In browsers, '#sockjs' is sockjs-client's prebuilt bundle, which needs no `global` (see package.json "imports").
 import SockJSClient from '#sockjs';
-import type { IceServer, JsonValue, ServerFrame } from '@messaging-server/protocol';
+import { SOCKJS_QUERY_OPTIONS, type IceServer, type JsonValue, type ServerFrame } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
-import type {
-  ClientEvents,
-  ClosedInfo,
-  ConnectOptions,
-  ConnectionState,
-  SendOptions,
-  SessionInfo,
-} from './options.js';
+import type { ClientEvents, ClosedInfo, ConnectOptions, ConnectionState, SendOptions, SessionInfo } from './options.js';
 import {
   DEFAULT_RECONNECT,
   failureCode,
@@ -24,16 +17,10 @@ import {
 import { Heartbeat } from './heartbeat.js';
 import { randomIdPrefix } from './message-ids.js';
 import { Outbox } from './outbox.js';
+import { ReceiptSender, receiptDelayOf } from './receipts.js';
 import { RepeatFilter } from './repeat-filter.js';
 import { requestSession, sockjsUrl } from './session-request.js';
-import {
-  silentClientLogger,
-  systemClock,
-  type ClientLogger,
-  type Clock,
-  type SockJSConstructor,
-  type SockJSLike,
-} from './transport.js';
+import { silentClientLogger, systemClock, type ClientLogger, type Clock, type SockJSConstructor, type SockJSLike } from './transport.js';
 
 export type {
   ClientEvents,
@@ -84,6 +71,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #reconnectTimer: unknown;
   #handshakeTimer: unknown;
   readonly #heartbeat: Heartbeat;
+  /** v1.2 receipts; undefined with `receipts: false`. */
+  readonly #receipts: ReceiptSender | undefined;
   #readyTimer: unknown;
   #ready: { resolve: () => void; reject: (error: MessagingError) => void } | undefined;
 
@@ -118,6 +107,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
     // Not from options.random (jitter, which apps and tests may pin): two instances of one user with the same prefix
     // would reuse ids, and a recipient would drop the second one's messages as repeats.
     this.#idPrefix = randomIdPrefix();
+    const sendReceipt = (frame: string): void => this.#socket?.send(frame);
+    this.#receipts = options.receipts === false ? undefined : new ReceiptSender(this.#clock, receiptDelayOf(options.receiptDelayMs), sendReceipt);
   }
 
   /** Messages received a second time with the same `(from, id)`, and dropped (contract v1.1). */
@@ -242,6 +233,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
 
   #openSocket(generation: number, listeningAddress: string, listeningKey: string, nodeId: string | undefined): void {
     const url = sockjsUrl(listeningAddress, this.#options.gatewayUrl, this.userId, listeningKey);
+    if (this.#receipts) url.searchParams.set(SOCKJS_QUERY_OPTIONS.receipts, '1');
+    this.#receipts?.reset();
     this.#log.debug({ userId: this.userId, nodeId, listeningAddress }, 'opening connection');
     this.#welcomed = false;
     this.#session = { userId: this.userId, nodeId: nodeId ?? '', listeningAddress };
@@ -283,6 +276,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
         this.#onWelcome(frame.nodeId);
         return;
       case 'message':
+        if (frame.seq !== undefined) this.#receipts?.received(frame.seq);
         if (frame.id === undefined) this.emit('message', { from: frame.from, to: frame.to, content: frame.content });
         else if (this.#repeats.admit(frame.from, frame.id)) this.emit('message', { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
@@ -350,6 +344,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
    * client is stopping, when they fail with `failWith`.
    */
   #dropSocket(failWith: MessagingErrorCode = 'CONNECTION_LOST', reconnecting = true): void {
+    this.#receipts?.flush(); // before the close frame: what this client has is not delivered again
     this.#generation++;
     this.#clock.clearTimeout(this.#handshakeTimer);
     this.#heartbeat.stop();

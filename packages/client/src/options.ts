@@ -42,6 +42,13 @@ export interface ConnectOptions extends Partial<ReconnectOptions> {
    * after the next welcome (default true). false: they reject with CONNECTION_LOST, as in v1.
    */
   resendUnanswered?: boolean;
+  /**
+   * Contract v1.2's receipts (default true): the node acks a message to its sender only once this client confirmed
+   * it, and delivers again what a silently dead connection swallowed. false: a v1.1 connection.
+   */
+  receipts?: boolean;
+  /** How long after a message the client confirms it (one receipt covers everything until then). 50–200, default 100 ms. */
+  receiptDelayMs?: number;
   /** How many `(from, id)` pairs the client remembers to drop repeated messages. Default 4096. */
   repeatWindow?: number;
   clock?: Clock;
