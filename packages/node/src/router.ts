@@ -147,7 +147,8 @@ export class Router {
     if (this.overtakes(envelope.to, this.deps.nodeId) && this.deps.isHereOrComing(envelope.to)) return this.holdOr(envelope, 'RELAY_FAILED');
     const outcome = this.deps.deliverIfConnected(envelope);
     if (outcome === 'moving') return this.holdOr(envelope, 'PEER_UNAVAILABLE', this.deps.movedAt(envelope.to));
-    if (outcome !== undefined && outcome !== 'pending' && outcome !== 'unconfirmed') return this.deps.settle(envelope, outcome);
+    // Unconfirmed (v1.2): written, and answered once the recipient confirms it.
+    if (outcome !== undefined && outcome !== 'pending') return outcome === 'unconfirmed' ? undefined : this.deps.settle(envelope, outcome);
     const trusted = envelope.rerouted === true ? undefined : this.trustedRemote(envelope.to);
     if (trusted !== undefined) {
       envelope.viaCache = true;
@@ -312,7 +313,7 @@ export class Router {
     this.links.send(peerId, envelope);
   }
 
-  /** Counted until its lane answers, or (v1.2, kept) until its recipient's node reports (see overtakes). */
+  /** Until its lane answers, or (v1.2, kept) its recipient's node reports (see overtakes). */
   private countOnWay(peerId: string, envelope: Envelope): void {
     const entry = this.unanswered.get(envelope.to);
     if (entry) entry.count += 1;
@@ -447,4 +448,3 @@ export class Router {
     this.links.forget(peerId, record.internalAddress);
   }
 }
-

@@ -12,12 +12,19 @@ export interface Written {
 
 /** Contract v1.2: any one message unconfirmed this long means the connection is dead. */
 export const RECEIPT_STALL_MS = 10_000;
+/**
+ * How long a connection may stay over its MSG_MAX_UNCONFIRMED before it is cut: a client confirms within 200 ms, so a
+ * live one is back under the threshold by then. Cutting at once would cut every client whose next welcome brings
+ * more than the threshold of held messages in one burst, again after each welcome, until they expire.
+ */
+export const OVER_THRESHOLD_GRACE_MS = 1000;
 
 /**
  * The receipts of one connection opened with `receipts=1` (contract v1.2): the seq of every message written to it,
  * and what was written and not confirmed yet, oldest first. A cumulative receipt takes everything up to its seq. More
- * than `max` unconfirmed, or one of them older than `stallMs`, calls `stalled` (the session closes with 4006). One
- * timer per connection, armed only while something is unconfirmed and re-armed lazily, never per message.
+ * than `max` unconfirmed for OVER_THRESHOLD_GRACE_MS, or one of them older than `stallMs`, calls `stalled` (the
+ * session closes with 4006). Timers per connection, not per message: armed only while something is unconfirmed (or
+ * over the threshold), and re-armed lazily.
  */
 export class Unconfirmed {
   #last = 0;
@@ -25,6 +32,7 @@ export class Unconfirmed {
   #entries: Written[] = [];
   #head = 0;
   #timer: NodeJS.Timeout | undefined;
+  #overTimer: NodeJS.Timeout | undefined;
   #done = false;
 
   constructor(
@@ -49,7 +57,10 @@ export class Unconfirmed {
     this.#last += 1;
     this.#entries.push({ seq: this.#last, at: now, envelope, cost });
     if (this.#timer === undefined) this.arm(now + this.stallMs, now);
-    if (this.count > this.max) this.stalled();
+    if (this.count > this.max && this.#overTimer === undefined) {
+      this.#overTimer = setTimeout(() => this.checkOver(), OVER_THRESHOLD_GRACE_MS);
+      this.#overTimer.unref();
+    }
   }
 
   /** A receipt for everything up to `seq`; returns what it confirmed, oldest first. Seqs not yet written are ignored. */
@@ -75,7 +86,9 @@ export class Unconfirmed {
   takeAll(): Written[] {
     this.#done = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#overTimer) clearTimeout(this.#overTimer);
     this.#timer = undefined;
+    this.#overTimer = undefined;
     const left = this.#entries.slice(this.#head);
     this.#entries = [];
     this.#head = 0;
@@ -85,6 +98,11 @@ export class Unconfirmed {
   private arm(at: number, now: number): void {
     this.#timer = setTimeout(() => this.check(), Math.max(0, at - now));
     this.#timer.unref();
+  }
+
+  private checkOver(): void {
+    this.#overTimer = undefined;
+    if (!this.#done && this.count > this.max) this.stalled();
   }
 
   private check(): void {
