@@ -1,4 +1,4 @@
-import { MessagingClient, MessagingError } from '@messaging-server/client';
+import { MessagingClient, MessagingError, type ConnectOptions } from '@messaging-server/client';
 import type { JsonValue } from '@messaging-server/protocol';
 import type { ContractMessage, ContractOutcome } from './contract-client.js';
 
@@ -9,6 +9,7 @@ import type { ContractMessage, ContractOutcome } from './contract-client.js';
 export class SdkParty {
   readonly welcomes: { nodeId: string; at: number }[] = [];
   readonly closes: { code: number; reason: string; at: number }[] = [];
+  readonly states: string[] = [];
   /** Called for each message the SDK hands to the application (after it dropped repeats). */
   onMessageHook: (message: ContractMessage) => void = () => undefined;
   private readonly client: MessagingClient;
@@ -16,6 +17,8 @@ export class SdkParty {
   constructor(
     readonly userId: string,
     gatewayUrl: string,
+    /** Options over the defaults below (receipts, pings). */
+    options: Partial<ConnectOptions> = {},
   ) {
     this.client = new MessagingClient({
       gatewayUrl,
@@ -24,9 +27,11 @@ export class SdkParty {
       pingIntervalMs: 0,
       sendTimeoutMs: 30_000,
       connectTimeoutMs: 30_000,
+      ...options,
     });
     this.client.on('session', ({ nodeId }) => this.welcomes.push({ nodeId, at: Date.now() }));
     this.client.on('state', (state) => {
+      this.states.push(state);
       if (state === 'reconnecting') this.closes.push({ code: 0, reason: 'reconnecting', at: Date.now() });
     });
     this.client.on('message', (m) => this.onMessageHook({ from: m.from, id: m.id ?? '', content: m.content }));
