@@ -5,6 +5,9 @@ import type { ConnectionTable } from './connection-table.js';
 import type { Departures } from './departures.js';
 import type { Handshaker } from './handshake.js';
 
+/** What a receipts connection's unconfirmed messages become when it ends (see Connections.unconfirmedFate). */
+export type UnconfirmedFate = 'redeliver' | 'written' | 'gone';
+
 export interface ConnectionsDeps {
   nodeId: string;
   table: ConnectionTable;
@@ -21,11 +24,8 @@ export interface ConnectionsDeps {
   log: Logger;
   /** A frame on an open connection. */
   onFrame(session: ClientSession, text: string): void;
-  /**
-   * v1.2: a connection with receipts on ended; `redeliver` when its user will be back (moving, or replaced by a newer
-   * session), so what it left unconfirmed goes again after the next welcome.
-   */
-  connectionLeft(session: ClientSession, redeliver: boolean): void;
+  /** v1.2: a connection with receipts on ended; `fate` says what its unconfirmed messages become. */
+  connectionLeft(session: ClientSession, fate: UnconfirmedFate): void;
   /** Right after the welcome frame: pending messages and registration with the keeper. */
   onWelcome(session: ClientSession): void;
 }
@@ -111,7 +111,7 @@ export class Connections {
     if (!session.record || table.isHandshakeInProgress(session)) return;
     const moving = this.isMoving(session, closedBy);
     const write = moving ? this.markMoving(session) : this.deleteSession(session);
-    if (session.receipts) this.deps.connectionLeft(session, moving || session.replaced);
+    if (session.receipts) this.deps.connectionLeft(session, this.unconfirmedFate(session, closedBy, moving));
     this.sessionWrites.add(write);
     void write.finally(() => this.sessionWrites.delete(write));
   }
@@ -124,6 +124,17 @@ export class Connections {
   private isMoving(session: ClientSession, closedBy: ClosedBy): boolean {
     if (this.deps.departures === undefined || closedBy === 'client') return false;
     return closedBy === 'network' || session.closedForMove;
+  }
+
+  /**
+   * v1.2: what a receipts connection's unconfirmed messages become. Delivered again when the user is moving or was
+   * replaced; with no resume window (v1) nothing can be delivered again, so what was written counts as handed over,
+   * v1's ack; after the client's clean close or a terminal close, PEER_UNAVAILABLE.
+   */
+  private unconfirmedFate(session: ClientSession, closedBy: ClosedBy, moving: boolean): UnconfirmedFate {
+    if (moving || (this.deps.departures !== undefined && session.replaced)) return 'redeliver';
+    const wouldMove = closedBy === 'network' || session.closedForMove || session.replaced;
+    return this.deps.departures === undefined && closedBy !== 'client' && wouldMove ? 'written' : 'gone';
   }
 
   private deleteSession(session: ClientSession): Promise<unknown> {

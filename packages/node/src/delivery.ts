@@ -88,13 +88,13 @@ export class Delivery {
    * welcome when the user is moving (or was replaced by a newer session): by the sender's node for a copy it kept
    * (so a crash of this node loses nothing), held here otherwise. After a clean or terminal close, PEER_UNAVAILABLE.
    */
-  connectionLeft(session: ClientSession, redeliver: boolean): void {
+  connectionLeft(session: ClientSession, fate: 'redeliver' | 'written' | 'gone'): void {
     const movedAt = this.deps.movedAt(session.userId);
     for (const written of session.receipts?.takeAll() ?? []) {
       const envelope = written.envelope;
       if (!envelope) continue;
       this.deps.budget.release(envelope.from, envelope.to, written.cost);
-      if (!redeliver) this.settle(envelope, 'PEER_UNAVAILABLE');
+      if (fate !== 'redeliver') this.settle(envelope, fate === 'written' ? 'delivered' : 'PEER_UNAVAILABLE');
       else if (envelope.kept === true && envelope.origin.kind === 'remote') this.reportRedeliver(envelope, envelope.origin);
       else this.deps.hold(envelope, movedAt);
     }

@@ -208,7 +208,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     resumeWindowMs: config.resumeWindowMs,
     log,
     onFrame,
-    connectionLeft: (session, redeliver) => delivery.connectionLeft(session, redeliver),
+    connectionLeft: (session, fate) => delivery.connectionLeft(session, fate),
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);
