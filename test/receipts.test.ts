@@ -86,8 +86,12 @@ class Streams {
   }
 }
 
+/** Every SDK client a test started, stopped after it (one left running would keep reconnecting, and mocha alive). */
+const started: SdkParty[] = [];
+
 async function parties(names: string[], gatewayUrl: string, options: Partial<typeof RECIPIENT> = {}): Promise<SdkParty[]> {
   const all = names.map((name) => new SdkParty(name, gatewayUrl, options));
+  started.push(...all);
   await Promise.all(all.map((p) => p.start()));
   return all;
 }
@@ -105,6 +109,7 @@ describe('receipts (v1.2): nothing acked is lost', function () {
     streams?.close();
     streams = undefined;
     for (const socket of sockets.splice(0)) socket.close();
+    for (const party of started.splice(0)) party.stop();
     await proxy?.close();
     proxy = undefined;
     await cluster?.stop();
