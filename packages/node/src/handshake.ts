@@ -90,8 +90,8 @@ export class Handshaker {
     return undefined;
   }
 
+  /** `record` carries this connection's key: the store's compare-and-set matched it (in constant time). */
   private verify(session: ClientSession, record: SessionRecord): CloseReason | undefined {
-    if (!secretsEqual(record.listeningKey, session.key)) return 'invalid_credentials';
     if (record.nodeId !== this.deps.nodeId) return 'wrong_node';
     if (this.keyAlreadyUsed(session, record)) return 'key_already_used';
     return undefined;
@@ -112,12 +112,12 @@ export class Handshaker {
    * refused (or went away).
    */
   private async claim(session: ClientSession): Promise<boolean> {
-    let verdict: CloseReason | 'unwanted' | undefined;
+    let mismatch: CloseReason | undefined;
     let read = false;
     const ackIfValid = (record: SessionRecord): SessionRecord | undefined => {
       read = true;
-      verdict = this.verify(session, record) ?? (this.wanted(session) ? undefined : 'unwanted');
-      if (verdict) return undefined;
+      mismatch = this.verify(session, record);
+      if (mismatch || this.unwanted(session)) return undefined;
       const acked: SessionRecord = { ...record, acked: true };
       session.claim(acked);
       return acked;
@@ -131,24 +131,25 @@ export class Handshaker {
       return false;
     }
     session.claim(undefined);
+    // Declined because the connection is no longer wanted: stillWanted says why.
     if (!this.stillWanted(session)) return false;
     // Not read: no record with this key. Read and valid, yet not written: replaced between the read and the write.
-    this.refuse(session, !read ? 'invalid_credentials' : verdict === undefined || verdict === 'unwanted' ? 'session_replaced' : verdict);
+    this.refuse(session, !read ? 'invalid_credentials' : (mismatch ?? 'session_replaced'));
     return false;
   }
 
-  private wanted(session: ClientSession): boolean {
-    return !session.isClosed && !session.replaced && this.deps.accepting();
+  /** Why the handshake should stop now: the connection closed, was replaced, or the node began to stop. */
+  private unwanted(session: ClientSession): 'closed' | 'session_replaced' | 'node_shutdown' | undefined {
+    if (session.isClosed) return 'closed';
+    if (session.replaced) return 'session_replaced';
+    return this.deps.accepting() ? undefined : 'node_shutdown';
   }
 
-  /** After each store call: the connection may have closed, been replaced, or the node may have begun to stop. */
+  /** After each store call: ends the handshake (refusing the connection where it is still open) if it is unwanted. */
   private stillWanted(session: ClientSession): boolean {
-    if (session.isClosed) {
-      this.deps.table.endHandshake(session);
-      return false;
-    }
-    const reason = session.replaced ? 'session_replaced' : this.deps.accepting() ? undefined : 'node_shutdown';
-    if (reason) this.refuse(session, reason);
+    const reason = this.unwanted(session);
+    if (reason === 'closed') this.deps.table.endHandshake(session);
+    else if (reason) this.refuse(session, reason);
     return reason === undefined;
   }
 
