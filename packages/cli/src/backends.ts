@@ -10,6 +10,7 @@ import {
   type Logger,
   type PeerTransport,
   type Registry,
+  type RequestSigner,
   type SessionStore,
   type StoreCredentials,
 } from '@messaging-server/core';
@@ -31,6 +32,8 @@ export function createBackends(
   config: CommonConfig & { clusterSecret?: string },
   logger: Logger,
   mode: 'distributed' | 'memory',
+  /** A node's own identity: its transport signs with it and sends no cluster secret (nodes call only `node` routes). */
+  signer?: RequestSigner,
 ): Backends {
   const registry: Registry =
     mode === 'memory'
@@ -54,7 +57,7 @@ export function createBackends(
   // One connection per delivery lane, so the node's lanes to a peer really run side by side.
   const transport = new UndiciPeerTransport({
     connections: PEER_LANES,
-    ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
+    ...(signer ? { signer } : config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
   });
   return {

@@ -1,4 +1,4 @@
-import { createPinoLogger, loadConfig } from '@messaging-server/core';
+import { createPinoLogger, loadConfig, NodeIdentity } from '@messaging-server/core';
 import { startNodeServer } from '@messaging-server/node';
 import { createBackends } from './backends.js';
 import { onShutdownSignal } from './lifecycle.js';
@@ -9,10 +9,12 @@ export async function runNode(env: Record<string, string | undefined>): Promise<
   // The node binds nodeId on its own lines; this process's lines get it once, through the child.
   const baseLogger = createPinoLogger({ level: config.logLevel, name: 'node' });
   const logger = baseLogger.child({ nodeId: config.nodeId });
-  const backends = createBackends(config, logger, 'distributed');
+  // A fresh key pair per process: a restart rotates it, and no other process ever holds the private half.
+  const identity = new NodeIdentity(config.nodeId);
+  const backends = createBackends(config, logger, 'distributed', identity);
   let started: Awaited<ReturnType<typeof startNodeServer>>;
   try {
-    started = await startNodeServer({ config, ...backends, logger: baseLogger, version: VERSION });
+    started = await startNodeServer({ config, ...backends, identity, logger: baseLogger, version: VERSION });
   } catch (error) {
     await backends.close();
     throw error;

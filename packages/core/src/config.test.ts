@@ -315,15 +315,35 @@ describe('loadConfig', () => {
 
     // 32 random bytes, as `openssl rand -base64 32` prints them.
     const STRONG = 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=';
-    const SECURE_NODE = { MSG_CLUSTER_SECRET: STRONG, MSG_ALLOWED_ORIGINS: 'https://app.example.com' };
-    const SECURE_GATEWAY = { MSG_AUTH_JWKS_URL: 'https://auth.example.com/jwks.json', MSG_ALLOWED_ORIGINS: 'https://app.example.com', MSG_TRUSTED_PROXIES: '10.0.0.0/8' };
+    const STORES = { MSG_ETCD_USERNAME: 'msg', MSG_ETCD_PASSWORD: STRONG, MSG_MEMCACHED_USERNAME: 'msg', MSG_MEMCACHED_PASSWORD: STRONG };
+    const SECURE_NODE = { MSG_CLUSTER_SECRET: STRONG, MSG_ALLOWED_ORIGINS: 'https://app.example.com', ...STORES };
+    const SECURE_GATEWAY = { MSG_AUTH_JWKS_URL: 'https://auth.example.com/jwks.json', MSG_ALLOWED_ORIGINS: 'https://app.example.com', MSG_TRUSTED_PROXIES: '10.0.0.0/8', ...STORES };
+    const STORES_REQUIRED = [
+      'MSG_ETCD_USERNAME and MSG_ETCD_PASSWORD are required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+      'MSG_MEMCACHED_USERNAME and MSG_MEMCACHED_PASSWORD are required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+    ];
+
+    it('refuses a clustered process without etcd and memcached credentials in production mode, naming them (issue 28)', () => {
+      for (const kind of ['node', 'gateway'] as const) {
+        const secure = kind === 'node' ? SECURE_NODE : SECURE_GATEWAY;
+        const { MSG_ETCD_USERNAME: _u, MSG_ETCD_PASSWORD: _p, MSG_MEMCACHED_USERNAME: _mu, MSG_MEMCACHED_PASSWORD: _mp, ...open } = secure;
+        expect(problemsOf(kind, { MSG_PRODUCTION: 'true', ...open }), kind).to.deep.equal(STORES_REQUIRED);
+        expect(problemsOf(kind, { MSG_PRODUCTION: 'true', ...open, MSG_ETCD_USERNAME: 'msg', MSG_ETCD_PASSWORD: STRONG }), kind).to.deep.equal([STORES_REQUIRED[1]]);
+        // Local runs and tests stay open.
+        expect(loadConfig(kind, open).production, kind).to.equal(false);
+      }
+      // Standalone keeps its registry and sessions in memory: no store to protect.
+      const standalone = { MSG_PRODUCTION: 'true', ...SECURE_NODE, ...SECURE_GATEWAY, MSG_ETCD_USERNAME: '', MSG_ETCD_PASSWORD: '', MSG_MEMCACHED_USERNAME: '', MSG_MEMCACHED_PASSWORD: '' };
+      expect(loadConfig('standalone', standalone).production).to.equal(true);
+    });
 
     it('refuses a node without cluster secret or with any origin in production mode, by flag or NODE_ENV', () => {
       expect(problemsOf('node', { MSG_PRODUCTION: 'true' })).to.deep.equal([
         'MSG_CLUSTER_SECRET is required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
+        ...STORES_REQUIRED,
         'MSG_ALLOWED_ORIGINS must list the origins, not *, in production mode (MSG_PRODUCTION or NODE_ENV=production)',
       ]);
-      expect(problemsOf('node', { NODE_ENV: 'production', MSG_ALLOWED_ORIGINS: 'https://app.example.com' })).to.have.length(1);
+      expect(problemsOf('node', { NODE_ENV: 'production', MSG_ALLOWED_ORIGINS: 'https://app.example.com', ...STORES })).to.have.length(1);
       expect(loadConfig('node', { NODE_ENV: 'production', ...SECURE_NODE }).production).to.equal(true);
       expect(loadConfig('node', { MSG_PRODUCTION: '0' }).production).to.equal(false);
       expect(problemsOf('node', { MSG_PRODUCTION: 'maybe' })[0]).to.match(/^MSG_PRODUCTION="maybe" must be one of/);
@@ -331,6 +351,7 @@ describe('loadConfig', () => {
 
     it('refuses a gateway without authentication, explicit origins or trusted proxies in production mode', () => {
       expect(problemsOf('gateway', { MSG_PRODUCTION: 'yes' })).to.deep.equal([
+        ...STORES_REQUIRED,
         'MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required in production mode (MSG_PRODUCTION or NODE_ENV=production)',
         'MSG_ALLOWED_ORIGINS must list the origins, not *, in production mode (MSG_PRODUCTION or NODE_ENV=production)',
         "MSG_TRUSTED_PROXIES (the proxy's addresses) is required in production mode (MSG_PRODUCTION or NODE_ENV=production)",

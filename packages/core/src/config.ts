@@ -55,6 +55,11 @@ export interface GatewayConfig extends CommonConfig {
 export interface NodeConfig extends CommonConfig {
   internalPort: number;
   nodeId: string;
+  /**
+   * `MSG_CLUSTER_SECRET_PREVIOUS`: also accepted from gateways and msgctl, so the cluster secret can be rotated without
+   * downtime (docs/operations.md). Node-to-node requests never use either: nodes sign with their own keys.
+   */
+  clusterSecretPrevious?: string;
   /** `MSG_PUBLIC_BASE_URL`: the public origin (and path prefix) of the proxy that routes `/n/<nodeId>/…` here. */
   publicBaseUrl?: string;
   publicUrl: string;
@@ -134,6 +139,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
     fallback: (p, kind) => `http://127.0.0.1:${String(kind === 'standalone' ? p['port'] : p['internalPort'])}`,
   },
   { env: 'MSG_CLUSTER_SECRET', key: 'clusterSecret', type: 'string', kinds: ALL },
+  // Accepted by nodes besides MSG_CLUSTER_SECRET while the gateways' credential is rotated (docs/operations.md).
+  { env: 'MSG_CLUSTER_SECRET_PREVIOUS', key: 'clusterSecretPrevious', type: 'string', kinds: NODE },
   { env: 'MSG_LEASE_TTL_SECONDS', key: 'leaseTtlSeconds', type: 'integer', kinds: ALL, fallback: 5, min: 1, max: 3600 },
   { env: 'MSG_SESSION_TTL_SECONDS', key: 'sessionTtlSeconds', type: 'integer', kinds: NODE, fallback: 120, min: 3, max: 86400 },
   { env: 'MSG_HANDSHAKE_TIMEOUT_SECONDS', key: 'handshakeTimeoutSeconds', type: 'integer', kinds: ALL, fallback: 30, min: 1, max: 3600 },
@@ -354,6 +361,13 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
   const isGateway = kind !== 'node';
   const isNode = kind !== 'gateway';
   if (isNode && values['clusterSecret'] === undefined) problems.push(`MSG_CLUSTER_SECRET is required ${why}`);
+  // A clustered process whose stores take anyone lets a pod on the network forge registrations and sessions (issue 28).
+  if (kind !== 'standalone') {
+    for (const store of ['ETCD', 'MEMCACHED'] as const) {
+      const user = store === 'ETCD' ? 'etcdUsername' : 'memcachedUsername';
+      if (values[user] === undefined) problems.push(`MSG_${store}_USERNAME and MSG_${store}_PASSWORD are required ${why}`);
+    }
+  }
   if (isGateway && values['authJwtSecret'] === undefined && values['authJwksUrl'] === undefined) {
     problems.push(`MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required ${why}`);
   }
@@ -377,6 +391,7 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
 function weakSecrets(values: Record<string, unknown>, why: string): string[] {
   const secrets: [string, string][] = [
     ['clusterSecret', 'MSG_CLUSTER_SECRET'],
+    ['clusterSecretPrevious', 'MSG_CLUSTER_SECRET_PREVIOUS'],
     ['authJwtSecret', 'MSG_AUTH_JWT_SECRET'],
     ['turnSecret', 'MSG_TURN_SECRET'],
   ];

@@ -1,11 +1,14 @@
 import { Pool } from 'undici';
 import { BackendError } from './errors.js';
 import { silentLogger, type Logger } from './logger.js';
+import type { RequestSigner } from './node-identity.js';
 import type { PeerTransport } from './peer-transport.js';
 
 export interface UndiciPeerTransportOptions {
   /** Sent as `x-cluster-secret` on every request when set. */
   clusterSecret?: string;
+  /** Signs every request (a node's own identity, see node-identity.ts); a node's transport carries no cluster secret. */
+  signer?: RequestSigner;
   /** Default budget of one request, from the call to the complete answer (queueing included). Default 1500. */
   timeoutMs?: number;
   /**
@@ -54,6 +57,7 @@ export class UndiciPeerTransport implements PeerTransport {
   private readonly pipelining: number;
   private readonly maxAnswerBytes: number;
   private readonly logger: Logger;
+  private readonly signer: RequestSigner | undefined;
   private closed = false;
 
   constructor(options: UndiciPeerTransportOptions = {}) {
@@ -62,6 +66,7 @@ export class UndiciPeerTransport implements PeerTransport {
     this.pipelining = options.pipelining ?? 1;
     this.maxAnswerBytes = options.maxAnswerBytes ?? DEFAULT_MAX_ANSWER_BYTES;
     this.logger = (options.logger ?? silentLogger).child({ component: 'peer-transport' });
+    this.signer = options.signer;
     this.headers = { 'content-type': 'application/json', accept: 'application/json' };
     if (options.clusterSecret !== undefined) this.headers[CLUSTER_SECRET_HEADER] = options.clusterSecret;
   }
@@ -72,22 +77,26 @@ export class UndiciPeerTransport implements PeerTransport {
     const timeoutMs = options.timeoutMs ?? this.timeoutMs;
     const signal = AbortSignal.timeout(timeoutMs);
     let status: number | undefined;
+    const fullPath = `${basePath}${path.startsWith('/') ? path : `/${path}`}`;
+    const text = JSON.stringify(body);
+    // One signature per request: a delivery batch of many messages is signed once.
+    const headers = this.signer ? { ...this.headers, ...this.signer.headers('POST', fullPath, text) } : this.headers;
     try {
       const response = await this.pool(origin).request({
         method: 'POST',
-        path: `${basePath}${path.startsWith('/') ? path : `/${path}`}`,
-        headers: this.headers,
-        body: JSON.stringify(body),
+        path: fullPath,
+        headers,
+        body: text,
         signal,
         headersTimeout: timeoutMs,
         bodyTimeout: timeoutMs,
       });
       status = response.statusCode;
-      const text = await response.body.text();
+      const answer = await response.body.text();
       if (status < 200 || status > 299) {
         throw new BackendError('PEER_REJECTED', `peer ${origin} answered ${String(status)} to ${path}`, { status });
       }
-      return (text === '' ? undefined : JSON.parse(text)) as T;
+      return (answer === '' ? undefined : JSON.parse(answer)) as T;
     } catch (error) {
       throw translate(error, { origin, path, timeoutMs, timedOut: signal.aborted, status });
     }

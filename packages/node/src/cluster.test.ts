@@ -1,7 +1,7 @@
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { waitFor } from '@messaging-server/testkit';
-import { internalPost, TestWorld, type TestNode } from './testing/test-world.js';
+import { internalPost, signedPost, TestWorld, type TestNode } from './testing/test-world.js';
 
 const SECRET = 'cluster-secret-for-tests';
 
@@ -121,6 +121,34 @@ describe('relay nodes (two in one process)', function () {
     expect(await alice.socket.closed()).to.deep.equal({ code: 4503, reason: 'session_replaced' });
   });
 
+  it('refuses deliveries with the cluster secret, signed for another node, or for a user on another node (issue 28)', async function () {
+    await world.online('alice', a);
+    const bob = await world.online('bob', b);
+    const forged = { fromNode: 'node-a', replyTo: a.internalUrl, messages: [{ from: 'alice', to: 'bob', content: 'forged', id: 'f1', cid: 'c1' }] };
+    // The old shape: the shared secret alone no longer opens a node route, and the body is never read.
+    const shared = await internalPost(b, '/internal/v1/deliver', forged, { 'x-cluster-secret': SECRET });
+    expect(shared.status).to.equal(401);
+    expect(await shared.json()).to.have.nested.property('error.code', 'UNAUTHORIZED');
+    // A node signs only as itself: node-b's key cannot claim node-a's messages.
+    const c = await world.startNode('node-c', { MSG_CLUSTER_SECRET: SECRET });
+    await waitFor(async () => ((await (await fetch(`${b.internalUrl}/readyz`)).json()) as { nodes: number }).nodes === 3, { what: 'c in b’s view' });
+    const asOther = await signedPost(b, c, '/internal/v1/deliver', forged);
+    expect(asOther.status).to.equal(403);
+    expect(await asOther.json()).to.have.nested.property('error.code', 'FORBIDDEN_SENDER');
+    // Signed by node-c for itself, but alice's session is on node-a: refused per message.
+    const wrongUser = await signedPost(b, c, '/internal/v1/deliver', { ...forged, fromNode: 'node-c', replyTo: c.internalUrl });
+    expect(await wrongUser.json()).to.deep.equal({ results: [{ status: 'error', code: 'FORBIDDEN_SENDER' }] });
+    // A signature is good for one body once: replayed, or with another body, it is refused.
+    const text = JSON.stringify(forged);
+    const headers = { 'content-type': 'application/json', ...a.identity.headers('POST', '/internal/v1/deliver', text) };
+    const post = (body: string) => fetch(`${b.internalUrl}/internal/v1/deliver`, { method: 'POST', headers, body });
+    expect((await post(text.replace('forged', 'tampered'))).status).to.equal(401);
+    expect((await post(text)).status).to.equal(200);
+    expect((await post(text)).status).to.equal(401);
+    await bob.socket.waitForFrame((f) => f.type === 'message');
+    expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['forged']);
+  });
+
   it('keeps relaying from the last known membership while the registry is down, and is ready again after', async function () {
     const alice = await world.online('alice', a);
     const bob = await world.online('bob', b);
@@ -141,6 +169,7 @@ describe('relay nodes (two in one process)', function () {
 
   it('refuses a delivery request read after its sender gave up, and delivers nothing from it', async function () {
     const bob = await world.online('bob', b);
+    await world.session('alice', a);
     const late = {
       fromNode: 'node-a',
       replyTo: a.internalUrl,
@@ -148,10 +177,10 @@ describe('relay nodes (two in one process)', function () {
       budgetMs: 0,
       messages: [{ from: 'alice', to: 'bob', content: 'too late', id: 'l1', cid: 'c1' }],
     };
-    const res = await internalPost(b, '/internal/v1/deliver', late, { 'x-cluster-secret': SECRET });
+    const res = await signedPost(b, a, '/internal/v1/deliver', late);
     expect(await res.json()).to.deep.equal({ results: [{ status: 'error', code: 'RELAY_FAILED' }] });
     const onTime = { ...late, budgetMs: 5000, messages: [{ ...late.messages[0], content: 'on time', id: 'l2' }] };
-    const ok = await internalPost(b, '/internal/v1/deliver', onTime, { 'x-cluster-secret': SECRET });
+    const ok = await signedPost(b, a, '/internal/v1/deliver', onTime);
     expect(await ok.json()).to.deep.equal({ results: [{ status: 'delivered' }] });
     await bob.socket.waitForFrame((f) => f.type === 'message' && f.content === 'on time');
     expect(bob.socket.framesOfType('message').map((m) => m.content)).to.deep.equal(['on time']);

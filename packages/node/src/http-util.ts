@@ -3,8 +3,8 @@ import { httpStatusOf, type ErrorCode } from '@messaging-server/protocol';
 
 export class BodyTooLargeError extends Error {}
 
-/** Reads a JSON body up to `limit` bytes. Rejects on oversize (BodyTooLargeError) or bad JSON (SyntaxError). */
-export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** Reads a body up to `limit` bytes, as sent (a signature covers these bytes). Rejects on oversize (BodyTooLargeError). */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req as AsyncIterable<Buffer>) {
@@ -12,8 +12,17 @@ export async function readJson(req: IncomingMessage, limit: number): Promise<unk
     if (size > limit) throw new BodyTooLargeError('body too large');
     chunks.push(chunk);
   }
-  if (size === 0) return undefined;
-  return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  return Buffer.concat(chunks);
+}
+
+/** A read body as JSON: undefined when empty. Throws SyntaxError on bad JSON. */
+export function parseJson(raw: Buffer): unknown {
+  return raw.length === 0 ? undefined : JSON.parse(raw.toString('utf8'));
+}
+
+/** Reads a JSON body up to `limit` bytes. Rejects on oversize (BodyTooLargeError) or bad JSON (SyntaxError). */
+export async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+  return parseJson(await readBody(req, limit));
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -2,9 +2,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@messaging-server/core';
 import { MAX_CONTENT_DEPTH, nestedDeeperThan, type FrameErrorCode } from '@messaging-server/protocol';
 import type { Registry as MetricsRegistry } from 'prom-client';
-import { BodyTooLargeError, readJson, sendError, sendErrorAndClose, sendJson } from './http-util.js';
+import { BodyTooLargeError, parseJson, readBody, sendError, sendErrorAndClose, sendJson } from './http-util.js';
+import { InternalAccess, type RouteAccess } from './internal-access.js';
 import {
-  CLUSTER_SECRET_HEADER,
   DELIVER_PATH,
   DRAIN_PATH,
   OUTCOMES_PATH,
@@ -16,7 +16,6 @@ import {
   type DeliverResult,
   type OutcomeReport,
 } from './internal-wire.js';
-import { secretsEqual } from './secure-compare.js';
 
 export interface Readiness {
   ready: boolean;
@@ -35,7 +34,9 @@ export interface InternalApiHandlers {
   deliver(request: DeliverRequest, spent: () => boolean): Promise<DeliverResult[]>;
   /** The registered internal address of a node, as this node's registry view knows it. */
   peerAddress(nodeId: string): string | undefined;
-  /** Without a cluster secret: whether `userId`'s session is on `nodeId` (see SenderCheck). */
+  /** The identity key a node registered (NodeRecord.identityKey), as this node's registry view knows it. */
+  peerKey(nodeId: string): string | undefined;
+  /** Whether `userId`'s session is on `nodeId` (see SenderCheck). */
   senderOn(userId: string, nodeId: string): Promise<boolean>;
   outcomes(reports: OutcomeReport[]): number;
   readiness(): Readiness;
@@ -44,6 +45,8 @@ export interface InternalApiHandlers {
 export interface InternalApiOptions {
   nodeId: string;
   clusterSecret?: string | undefined;
+  /** Also accepted on `cluster` routes while the secret is rotated. */
+  clusterSecretPrevious?: string | undefined;
   bodyLimit: number;
   metrics: MetricsRegistry;
   log: Logger;
@@ -53,16 +56,14 @@ export interface InternalApiOptions {
 /**
  * Why single messages of a delivery request are refused, by index; the others are delivered. One message never fails
  * its batch: content nested past the limit (which a current sender refuses at its edge, but an older or broken peer
- * may still send) gets INVALID_MESSAGE; without a cluster secret, a sender whose session is not on the forwarding node
- * gets FORBIDDEN_SENDER.
+ * may still send) gets INVALID_MESSAGE; a sender whose session is not on the forwarding node (which, with a cluster
+ * secret, is the node that signed the request) gets FORBIDDEN_SENDER.
  */
-async function refusalsOf(request: DeliverRequest, senderOn: InternalApiHandlers['senderOn'] | undefined): Promise<(FrameErrorCode | undefined)[]> {
+async function refusalsOf(request: DeliverRequest, senderOn: InternalApiHandlers['senderOn']): Promise<(FrameErrorCode | undefined)[]> {
   const forged = new Set<string>();
-  if (senderOn) {
-    const senders = [...new Set(request.messages.map((m) => m.from))];
-    const verdicts = await Promise.all(senders.map((from) => senderOn(from, request.fromNode)));
-    senders.forEach((from, i) => (verdicts[i] ? undefined : forged.add(from)));
-  }
+  const senders = [...new Set(request.messages.map((m) => m.from))];
+  const verdicts = await Promise.all(senders.map((from) => senderOn(from, request.fromNode)));
+  senders.forEach((from, i) => (verdicts[i] ? undefined : forged.add(from)));
   return request.messages.map((m) => {
     if (nestedDeeperThan(m.content, MAX_CONTENT_DEPTH)) return 'INVALID_MESSAGE';
     return forged.has(m.from) ? 'FORBIDDEN_SENDER' : undefined;
@@ -81,38 +82,64 @@ async function deliverEach(
   return refusals.map((code): DeliverResult => (code === undefined ? (delivered[next++] as DeliverResult) : { status: 'error', code }));
 }
 
-const ROUTES = new Set([REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH]);
+/**
+ * Every internal route and who may call it (internal-access.ts). A new route declares its access here: `node` for
+ * what only a node sends (deliveries, outcomes), `cluster` for what gateways and msgctl send.
+ */
+export const ROUTE_ACCESS: ReadonlyMap<string, RouteAccess> = new Map<string, RouteAccess>([
+  [REPLACE_PATH, 'cluster'],
+  [DRAIN_PATH, 'cluster'],
+  [DELIVER_PATH, 'node'],
+  [OUTCOMES_PATH, 'node'],
+]);
 
 /**
  * The node's internal port: `/healthz` (always 200 while the process runs), `/readyz`, `/metrics` (open for
- * probes and scrapers), and `/internal/…` (401 without the cluster secret when one is configured). Returns false for
- * any other path, so a combined server (standalone mode) can route it elsewhere.
+ * probes and scrapers), and `/internal/…` (with a cluster secret: 401 unless the caller has what the route's access
+ * asks for). Returns false for any other path, so a combined server (standalone mode) can route it elsewhere.
  */
 export function createInternalApi(options: InternalApiOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
-  const { nodeId, clusterSecret, bodyLimit, metrics, log, handlers } = options;
+  const { nodeId, bodyLimit, metrics, log, handlers } = options;
+  const access = new InternalAccess([options.clusterSecret, options.clusterSecretPrevious], (id) => handlers.peerKey(id));
 
-  function authorized(req: IncomingMessage): boolean {
-    if (clusterSecret === undefined) return true;
-    const given = req.headers[CLUSTER_SECRET_HEADER];
-    return typeof given === 'string' && secretsEqual(given, clusterSecret);
+  /** The authenticated request's JSON body, or undefined once an answer has gone out. */
+  async function admitted(req: IncomingMessage, res: ServerResponse, path: string): Promise<{ body: unknown; signer?: string } | undefined> {
+    // An unknown path asks for the cluster secret first, as every path did before routes had their own access.
+    const admission = access.admit(req, ROUTE_ACCESS.get(path) ?? 'cluster');
+    // A refused request's body is never read: the answer goes out and the connection with it (the body may be endless).
+    if (!admission.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', admission.message);
+    if (!ROUTE_ACCESS.has(path)) return void sendErrorAndClose(res, 'NOT_FOUND', 'no such internal path');
+    if (req.method !== 'POST') {
+      res.setHeader('allow', 'POST');
+      return void sendErrorAndClose(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
+    }
+    let raw: Buffer;
+    try {
+      raw = await readBody(req, bodyLimit);
+    } catch (error) {
+      if (error instanceof BodyTooLargeError) return void sendErrorAndClose(res, 'PAYLOAD_TOO_LARGE', 'body too large');
+      return void sendError(res, 'INVALID_REQUEST', 'body could not be read');
+    }
+    let signer: string | undefined;
+    if (admission.claim) {
+      const confirmed = access.confirm(admission.claim, req, raw);
+      if (!confirmed.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', confirmed.message);
+      signer = confirmed.nodeId;
+    }
+    try {
+      return { body: parseJson(raw), ...(signer === undefined ? {} : { signer }) };
+    } catch {
+      return void sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
+    }
   }
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const arrivedAt = performance.now();
-    // A refused request's body is never read: the answer goes out and the connection with it (the body may be endless).
-    if (!authorized(req)) return sendErrorAndClose(res, 'UNAUTHORIZED', 'missing or wrong cluster secret');
-    if (!ROUTES.has(path)) return sendErrorAndClose(res, 'NOT_FOUND', 'no such internal path');
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      return sendErrorAndClose(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
-    }
-    let body: unknown;
-    try {
-      body = await readJson(req, bodyLimit);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) return sendErrorAndClose(res, 'PAYLOAD_TOO_LARGE', 'body too large');
-      return sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
-    }
+    const request = await admitted(req, res, path);
+    if (request) return route(res, path, request.body, request.signer, arrivedAt);
+  }
+
+  async function route(res: ServerResponse, path: string, body: unknown, signer: string | undefined, arrivedAt: number): Promise<void> {
     switch (path) {
       case REPLACE_PATH: {
         const b = body as { userId?: unknown; listeningKey?: unknown } | undefined;
@@ -127,14 +154,18 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
       case DELIVER_PATH: {
         const request = parseDeliverRequest(body);
         if (!request) return sendError(res, 'INVALID_REQUEST', 'malformed delivery request');
-        // Outcomes go to replyTo with the cluster secret: only ever to a registered node's own internal address.
+        // A node speaks only for itself, and (the sender check below) only for the users whose sessions it holds.
+        if (signer !== undefined && request.fromNode !== signer) {
+          return sendError(res, 'FORBIDDEN_SENDER', 'fromNode is not the node that signed the request');
+        }
+        // Outcomes go to replyTo: only ever to a registered node's own internal address.
         if (request.replyTo !== handlers.peerAddress(request.fromNode)) {
           return sendError(res, 'FORBIDDEN_SENDER', 'replyTo is not the registered internal address of fromNode');
         }
         if (isOverBudget(request, arrivedAt)) {
           return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
         }
-        const refusals = await refusalsOf(request, clusterSecret === undefined ? handlers.senderOn : undefined);
+        const refusals = await refusalsOf(request, handlers.senderOn);
         // Checked again after every lookup: a silent store can take the rest of the budget after the check above.
         const spent = (): boolean => isOverBudget(request, arrivedAt);
         return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver, spent) });

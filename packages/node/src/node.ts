@@ -45,6 +45,11 @@ export interface NodeDeps {
   publicLimits?: Partial<PublicLimits>;
   /** The same bounds on the internal port (see internal-server.ts). */
   internalLimits?: Partial<PublicLimits>;
+  /**
+   * This process's key pair (node-identity.ts), whose public half goes into the registration; `transport` signs with
+   * it. Without it the node registers no key, and nodes with a cluster secret refuse its deliveries.
+   */
+  identity?: { readonly publicKey: string };
 }
 
 /** What a public server needs besides the node: the limits the guard enforces. */
@@ -249,6 +254,7 @@ class NodeRuntime implements RelayNode {
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
       clusterSecret: this.config.clusterSecret,
+      clusterSecretPrevious: this.config.clusterSecretPrevious,
       bodyLimit: internalBodyLimit(this.config.maxMessageBytes),
       metrics: metrics.registry,
       log: this.log,
@@ -257,6 +263,7 @@ class NodeRuntime implements RelayNode {
         drain: () => void this.drain(),
         deliver: (request, spent) => delivery.deliverForwarded(request, spent),
         peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
+        peerKey: (nodeId) => this.parts.router.members.get(nodeId)?.identityKey,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
         readiness: () => this.readiness(),
@@ -414,6 +421,7 @@ class NodeRuntime implements RelayNode {
       state,
       startedAt: this.life.registration?.record.startedAt ?? new Date().toISOString(),
       version: this.version,
+      ...(this.deps.identity ? { identityKey: this.deps.identity.publicKey } : {}),
     };
   }
 

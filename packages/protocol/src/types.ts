@@ -115,6 +115,12 @@ export interface NodeRecord {
   state: 'active' | 'draining';
   startedAt: string;
   version: string;
+  /**
+   * The node's Ed25519 public key for this process (base64 SPKI DER), which signs its node-to-node requests
+   * (docs/decisions.md, "Node identity"). Absent on nodes older than issue 28: their deliveries are refused by nodes
+   * that have a cluster secret.
+   */
+  identityKey?: string;
 }
 
 /** `<prefix>load/<nodeId>` in etcd. */

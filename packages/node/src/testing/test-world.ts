@@ -1,6 +1,6 @@
 // Shared helpers for this package's unit tests: in-process nodes on the memory backends.
 import { randomBytes } from 'node:crypto';
-import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
+import { loadConfig, MemoryRegistry, MemorySessionStore, NodeIdentity, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket, type TestSocketOptions } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
@@ -11,6 +11,7 @@ export interface TestNode extends NodeServer {
   publicUrl: string;
   internalUrl: string;
   transport: UndiciPeerTransport;
+  identity: NodeIdentity;
 }
 
 export class TestWorld {
@@ -23,15 +24,15 @@ export class TestWorld {
 
   async startNode(nodeId: string, env: Record<string, string> = {}): Promise<TestNode> {
     const config = loadConfig('node', { MSG_HOST: '127.0.0.1', MSG_PORT: '0', MSG_INTERNAL_PORT: '0', MSG_NODE_ID: nodeId, ...env });
-    const transport = new UndiciPeerTransport({
-      connections: PEER_LANES,
-      ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
-    });
-    const server = await startNodeServer({ config, registry: this.registry, sessions: this.sessions, transport, logger: silentLogger });
+    // As run-node.ts does: each node signs with its own key pair, published in its registration.
+    const identity = new NodeIdentity(config.nodeId);
+    const transport = new UndiciPeerTransport({ connections: PEER_LANES, signer: identity });
+    const server = await startNodeServer({ config, registry: this.registry, sessions: this.sessions, transport, identity, logger: silentLogger });
     const node: TestNode = {
       ...server,
       config,
       transport,
+      identity,
       publicUrl: `http://127.0.0.1:${String(server.publicPort)}/ws`,
       internalUrl: `http://127.0.0.1:${String(server.internalPort)}`,
     };
@@ -82,6 +83,17 @@ export function internalPost(node: TestNode, path: string, body: unknown, header
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify(body),
+    signal: AbortSignal.timeout(5000),
+  });
+}
+
+/** A request to `node` signed by `signer`'s own key, as a node's transport sends it. */
+export function signedPost(node: TestNode, signer: TestNode, path: string, body: unknown): Promise<Response> {
+  const text = JSON.stringify(body);
+  return fetch(`${node.internalUrl}${path}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...signer.identity.headers('POST', path, text) },
+    body: text,
     signal: AbortSignal.timeout(5000),
   });
 }
