@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import WebSocket from 'ws';
 import { isValidUserId, nestedDeeperThan, type ServerFrame, type Session } from '@messaging-server/protocol';
-import { connectUser, requestSession, startCluster, waitFor, type LocalCluster, type TestSocket } from '@messaging-server/testkit';
+import { connectUser, requestSession, SignedPeer, startCluster, waitFor, type LocalCluster, type TestSocket } from '@messaging-server/testkit';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? Date.now() % 1_000_000);
 // Held messages for a recipient that has a session but never connects expire after this: each such input's answer
@@ -504,34 +504,36 @@ describe('hardening: fuzzed /connect bodies and SockJS frames against a running 
   });
 
   it('answers every generated delivery request on the internal API with 200, 400 or 403, never failing a batch for one message', async () => {
-    const [first, second] = [...cluster.nodes.values()];
-    if (!first || !second) throw new Error('two nodes expected');
-    const statuses = new Map<number, number>();
-    await fc.assert(
-      fc.asyncProperty(deliverBodies(first.nodeId, first.internalUrl), async (body) => {
-        const res = await fetch(`${second.internalUrl}/internal/v1/deliver`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', 'x-cluster-secret': 'fuzz-cluster-secret' },
-          body,
-          signal: AbortSignal.timeout(5000),
-        });
-        statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-        const answer = (await res.json()) as { results?: { status: string; code?: string }[] };
-        expect([200, 400, 403], body.slice(0, 300)).to.include(res.status);
-        if (res.status !== 200) return;
-        const parsed = JSON.parse(body) as { budgetMs?: unknown; messages: { content: unknown }[] };
-        expect(answer.results).to.have.length(parsed.messages.length);
-        // A request whose budget was spent before it was read is refused whole (RELAY_FAILED); the sender gave up.
-        if (typeof parsed.budgetMs === 'number' && parsed.budgetMs < 100) return;
-        parsed.messages.forEach((m, i) => {
-          if (nestedDeeperThan(m.content, 64)) expect(answer.results?.[i]).to.deep.equal({ status: 'error', code: 'INVALID_MESSAGE' });
-        });
-      }),
-      { numRuns: INTERNAL_RUNS, seed: SEED, endOnFailure: true },
-    );
-    console.log(`      internal deliver answers by status: ${JSON.stringify(Object.fromEntries(statuses))}`);
-    expect(statuses.get(403) ?? 0).to.be.greaterThan(0);
-    expect(statuses.get(200) ?? 0).to.be.greaterThan(0);
+    const second = [...cluster.nodes.values()][1];
+    if (!second) throw new Error('two nodes expected');
+    // Deliveries are accepted only signed by a registered node (issue 28): the fuzzer registers as one, with its own key.
+    const peer = await SignedPeer.register(cluster, 'fuzz-peer');
+    try {
+      await waitFor(async () => ((await (await fetch(`${second.internalUrl}/readyz`)).json()) as { nodes: number }).nodes === 3, { what: 'the fuzz peer in view' });
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(deliverBodies(peer.nodeId, peer.internalUrl), async (body) => {
+          const res = await peer.postText(second.internalUrl, '/internal/v1/deliver', body);
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const answer = (await res.json()) as { results?: { status: string; code?: string }[] };
+          expect([200, 400, 403], body.slice(0, 300)).to.include(res.status);
+          if (res.status !== 200) return;
+          const parsed = JSON.parse(body) as { budgetMs?: unknown; messages: { content: unknown }[] };
+          expect(answer.results).to.have.length(parsed.messages.length);
+          // A request whose budget was spent before it was read is refused whole (RELAY_FAILED); the sender gave up.
+          if (typeof parsed.budgetMs === 'number' && parsed.budgetMs < 100) return;
+          parsed.messages.forEach((m, i) => {
+            if (nestedDeeperThan(m.content, 64)) expect(answer.results?.[i]).to.deep.equal({ status: 'error', code: 'INVALID_MESSAGE' });
+          });
+        }),
+        { numRuns: INTERNAL_RUNS, seed: SEED, endOnFailure: true },
+      );
+      console.log(`      internal deliver answers by status: ${JSON.stringify(Object.fromEntries(statuses))}`);
+      expect(statuses.get(403) ?? 0).to.be.greaterThan(0);
+      expect(statuses.get(200) ?? 0).to.be.greaterThan(0);
+    } finally {
+      await peer.close();
+    }
   });
 
   it('leaves every process running and healthy', async () => {

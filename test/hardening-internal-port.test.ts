@@ -44,9 +44,11 @@ describe('hardening: the internal port is bounded like the public port (issue 28
     }
   });
 
+  // Authenticated bodies go to replace: since node identity (issue 28) the cluster secret opens only the gateway's and
+  // msgctl's routes, and every route shares one body cap.
   it('cuts an endless body with the secret once it passes the body cap (413), connection closed', async () => {
     const before = await bytesRead(pid);
-    const closed = await untilClosed(node.internalPort, chunkedPost('/internal/v1/deliver', SECRET), { endlessBody: true, deadlineMs: 10_000 });
+    const closed = await untilClosed(node.internalPort, chunkedPost('/internal/v1/replace', SECRET), { endlessBody: true, deadlineMs: 10_000 });
     const readMiB = ((await bytesRead(pid)) - before) / MiB;
     console.log(`      endless body with secret: status ${String(closed.status ?? 'cut')}, closed after ${closed.closedMs.toFixed(0)} ms, node read ${readMiB.toFixed(1)} MiB`);
     expect(closed.timedOut).to.equal(false);
@@ -56,7 +58,7 @@ describe('hardening: the internal port is bounded like the public port (issue 28
   });
 
   it('refuses a body announced over the cap before reading it, and upgrades at once', async () => {
-    const head = `POST /internal/v1/deliver HTTP/1.1\r\nHost: 127.0.0.1\r\nx-cluster-secret: ${SECRET}\r\nContent-Length: ${String(64 * MiB)}\r\n\r\n`;
+    const head = `POST /internal/v1/replace HTTP/1.1\r\nHost: 127.0.0.1\r\nx-cluster-secret: ${SECRET}\r\nContent-Length: ${String(64 * MiB)}\r\n\r\n`;
     const big = await untilClosed(node.internalPort, head, { deadlineMs: 5000 });
     expect(big.status).to.equal(413);
     expect(big.closedMs).to.be.below(1000);
@@ -72,7 +74,7 @@ describe('hardening: the internal port is bounded like the public port (issue 28
   it('cuts unfinished headers at 10 s, a stalled body at 30 s and an idle keep-alive connection at 5 s, as the public port does', async () => {
     const [headers, body, idle] = await Promise.all([
       untilClosed(node.internalPort, 'POST /internal/v1/deliver HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ', { deadlineMs: 45_000 }),
-      untilClosed(node.internalPort, chunkedPost('/internal/v1/deliver', SECRET), { deadlineMs: 45_000 }),
+      untilClosed(node.internalPort, chunkedPost('/internal/v1/replace', SECRET), { deadlineMs: 45_000 }),
       untilClosed(node.internalPort, 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n', { deadlineMs: 45_000 }),
     ]);
     const idleMs = idle.closedMs - (idle.answeredMs ?? 0);
@@ -90,10 +92,10 @@ describe('hardening: the internal port is bounded like the public port (issue 28
     expect(idleMs / 1000).to.be.within(4.5, 7);
   });
 
-  it('still serves its own: health, and a delivery request with the secret', async () => {
+  it('still serves its own: health, and a replace request with the secret', async () => {
     expect(node.process.running).to.equal(true);
     expect((await fetch(`${node.internalUrl}/healthz`)).status).to.equal(200);
-    const res = await fetch(`${node.internalUrl}/internal/v1/deliver`, {
+    const res = await fetch(`${node.internalUrl}/internal/v1/replace`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-cluster-secret': SECRET },
       body: '{}',

@@ -38,7 +38,7 @@ type ProbeKind = 'readiness' | 'liveness' | 'startup';
 /** The one scraper allowed on the node's internal port besides nodes and gateways (docs/operations.md). */
 const SCRAPER = { namespace: 'monitoring', labels: { 'app.kubernetes.io/name': 'prometheus' } };
 /** Secrets an operator creates out of band (docs/operations.md); only overlays that ship the cluster secret must ship them. */
-const EXTERNAL_SECRETS = new Set(['msg-cluster-secret', 'msg-proxy-tls']);
+const EXTERNAL_SECRETS = new Set(['msg-cluster-secret', 'msg-proxy-tls', 'msg-store-credentials']);
 /** What such a secret holds when made as docs/operations.md says (`openssl rand -base64 32`): production mode checks its strength. */
 const EXTERNAL_SECRET_SAMPLE = 'q3Jm0v8Yt4ZkQe9Rw1Lx5Np7Hb2Cd6Fg8Sj0Ua3Vi5T=';
 /** The one routing definition of the proxy, shipped in its ConfigMap and included by the local run. */

@@ -44,7 +44,11 @@ export class SignedPeer {
 
   /** POSTs `body` to a node's internal `path`, signed with this peer's key (extra headers on top). */
   post(nodeInternalUrl: string, path: string, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
-    const text = JSON.stringify(body);
+    return this.postText(nodeInternalUrl, path, JSON.stringify(body), headers);
+  }
+
+  /** As post, with the body already serialized (as sent, byte for byte: the signature covers it). */
+  postText(nodeInternalUrl: string, path: string, text: string, headers: Record<string, string> = {}): Promise<Response> {
     return fetch(`${nodeInternalUrl}${path}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', ...this.identity.headers('POST', path, text), ...headers },
