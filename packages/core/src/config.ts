@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
 import { estimatedSecretBits, MIN_SECRET_BITS } from './secret-strength.js';
+import { missingStoreCredentials } from './store-credentials.js';
 
 export type ProcessKind = 'gateway' | 'node' | 'standalone';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -55,10 +56,7 @@ export interface GatewayConfig extends CommonConfig {
 export interface NodeConfig extends CommonConfig {
   internalPort: number;
   nodeId: string;
-  /**
-   * `MSG_CLUSTER_SECRET_PREVIOUS`: also accepted from gateways and msgctl, so the cluster secret can be rotated without
-   * downtime (docs/operations.md). Node-to-node requests never use either: nodes sign with their own keys.
-   */
+  /** `MSG_CLUSTER_SECRET_PREVIOUS`: also accepted on replace/drain while the secret is rotated (docs/operations.md). */
   clusterSecretPrevious?: string;
   /** `MSG_PUBLIC_BASE_URL`: the public origin (and path prefix) of the proxy that routes `/n/<nodeId>/…` here. */
   publicBaseUrl?: string;
@@ -361,13 +359,7 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
   const isGateway = kind !== 'node';
   const isNode = kind !== 'gateway';
   if (isNode && values['clusterSecret'] === undefined) problems.push(`MSG_CLUSTER_SECRET is required ${why}`);
-  // A clustered process whose stores take anyone lets a pod on the network forge registrations and sessions (issue 28).
-  if (kind !== 'standalone') {
-    for (const store of ['ETCD', 'MEMCACHED'] as const) {
-      const user = store === 'ETCD' ? 'etcdUsername' : 'memcachedUsername';
-      if (values[user] === undefined) problems.push(`MSG_${store}_USERNAME and MSG_${store}_PASSWORD are required ${why}`);
-    }
-  }
+  if (kind !== 'standalone') problems.push(...missingStoreCredentials(values, why));
   if (isGateway && values['authJwtSecret'] === undefined && values['authJwksUrl'] === undefined) {
     problems.push(`MSG_AUTH_JWT_SECRET or MSG_AUTH_JWKS_URL is required ${why}`);
   }

@@ -20,3 +20,13 @@ export function memcachedCredentials(config: CommonConfig): StoreCredentials | u
   const { memcachedUsername: username, memcachedPassword: password } = config;
   return username !== undefined && password !== undefined ? { username, password } : undefined;
 }
+
+/**
+ * In production a clustered process (standalone keeps its stores in memory) needs both stores' users: stores that take
+ * anyone let a pod on the network forge registrations and sessions (issue 28). Each missing one is named.
+ */
+export function missingStoreCredentials(values: Record<string, unknown>, why: string): string[] {
+  return (['ETCD', 'MEMCACHED'] as const)
+    .filter((store) => values[store === 'ETCD' ? 'etcdUsername' : 'memcachedUsername'] === undefined)
+    .map((store) => `MSG_${store}_USERNAME and MSG_${store}_PASSWORD are required ${why}`);
+}

@@ -93,6 +93,43 @@ export const ROUTE_ACCESS: ReadonlyMap<string, RouteAccess> = new Map<string, Ro
   [OUTCOMES_PATH, 'node'],
 ]);
 
+/** The authenticated request's JSON body, or undefined once an answer has gone out. */
+async function admitted(
+  access: InternalAccess,
+  bodyLimit: number,
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+): Promise<{ body: unknown; signer?: string } | undefined> {
+  // An unknown path asks for the cluster secret first, as every path did before routes had their own access.
+  const admission = access.admit(req, ROUTE_ACCESS.get(path) ?? 'cluster');
+  // A refused request's body is never read: the answer goes out and the connection with it (the body may be endless).
+  if (!admission.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', admission.message);
+  if (!ROUTE_ACCESS.has(path)) return void sendErrorAndClose(res, 'NOT_FOUND', 'no such internal path');
+  if (req.method !== 'POST') {
+    res.setHeader('allow', 'POST');
+    return void sendErrorAndClose(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
+  }
+  let raw: Buffer;
+  try {
+    raw = await readBody(req, bodyLimit);
+  } catch (error) {
+    if (error instanceof BodyTooLargeError) return void sendErrorAndClose(res, 'PAYLOAD_TOO_LARGE', 'body too large');
+    return void sendError(res, 'INVALID_REQUEST', 'body could not be read');
+  }
+  let signer: string | undefined;
+  if (admission.claim) {
+    const confirmed = access.confirm(admission.claim, req, raw);
+    if (!confirmed.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', confirmed.message);
+    signer = confirmed.nodeId;
+  }
+  try {
+    return { body: parseJson(raw), ...(signer === undefined ? {} : { signer }) };
+  } catch {
+    return void sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
+  }
+}
+
 /**
  * The node's internal port: `/healthz` (always 200 while the process runs), `/readyz`, `/metrics` (open for
  * probes and scrapers), and `/internal/…` (with a cluster secret: 401 unless the caller has what the route's access
@@ -102,40 +139,9 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
   const { nodeId, bodyLimit, metrics, log, handlers } = options;
   const access = new InternalAccess([options.clusterSecret, options.clusterSecretPrevious], (id) => handlers.peerKey(id));
 
-  /** The authenticated request's JSON body, or undefined once an answer has gone out. */
-  async function admitted(req: IncomingMessage, res: ServerResponse, path: string): Promise<{ body: unknown; signer?: string } | undefined> {
-    // An unknown path asks for the cluster secret first, as every path did before routes had their own access.
-    const admission = access.admit(req, ROUTE_ACCESS.get(path) ?? 'cluster');
-    // A refused request's body is never read: the answer goes out and the connection with it (the body may be endless).
-    if (!admission.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', admission.message);
-    if (!ROUTE_ACCESS.has(path)) return void sendErrorAndClose(res, 'NOT_FOUND', 'no such internal path');
-    if (req.method !== 'POST') {
-      res.setHeader('allow', 'POST');
-      return void sendErrorAndClose(res, 'METHOD_NOT_ALLOWED', 'method not allowed');
-    }
-    let raw: Buffer;
-    try {
-      raw = await readBody(req, bodyLimit);
-    } catch (error) {
-      if (error instanceof BodyTooLargeError) return void sendErrorAndClose(res, 'PAYLOAD_TOO_LARGE', 'body too large');
-      return void sendError(res, 'INVALID_REQUEST', 'body could not be read');
-    }
-    let signer: string | undefined;
-    if (admission.claim) {
-      const confirmed = access.confirm(admission.claim, req, raw);
-      if (!confirmed.ok) return void sendErrorAndClose(res, 'UNAUTHORIZED', confirmed.message);
-      signer = confirmed.nodeId;
-    }
-    try {
-      return { body: parseJson(raw), ...(signer === undefined ? {} : { signer }) };
-    } catch {
-      return void sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
-    }
-  }
-
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const arrivedAt = performance.now();
-    const request = await admitted(req, res, path);
+    const request = await admitted(access, bodyLimit, req, res, path);
     if (request) return route(res, path, request.body, request.signer, arrivedAt);
   }
 

@@ -45,11 +45,7 @@ export interface NodeDeps {
   publicLimits?: Partial<PublicLimits>;
   /** The same bounds on the internal port (see internal-server.ts). */
   internalLimits?: Partial<PublicLimits>;
-  /**
-   * This process's key pair (node-identity.ts), whose public half goes into the registration; `transport` signs with
-   * it. Without it the node registers no key, and nodes with a cluster secret refuse its deliveries.
-   */
-  identity?: { readonly publicKey: string };
+  identity?: { readonly publicKey: string }; // node-identity.ts: registered here; `transport` signs with it
 }
 
 /** What a public server needs besides the node: the limits the guard enforces. */
