@@ -5,7 +5,6 @@ import {
   MemcachedSessionStore,
   MemoryRegistry,
   MemorySessionStore,
-  UndiciPeerTransport,
   type CommonConfig,
   type Logger,
   type PeerTransport,
@@ -13,7 +12,7 @@ import {
   type SessionStore,
   type StoreCredentials,
 } from '@messaging-server/core';
-import { PEER_LANES } from '@messaging-server/node';
+import { createPeerTransport } from '@messaging-server/node';
 
 export interface Backends {
   registry: Registry;
@@ -51,9 +50,7 @@ export function createBackends(
           logger,
           ...credentialsOption(memcachedCredentials(config)),
         });
-  // One connection per delivery lane, so the node's lanes to a peer really run side by side.
-  const transport = new UndiciPeerTransport({
-    connections: PEER_LANES,
+  const transport = createPeerTransport({
     ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
   });

@@ -4,7 +4,7 @@ import { loadConfig, MemoryRegistry, MemorySessionStore, silentLogger, UndiciPee
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket, type TestSocketOptions } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
-import { PEER_LANES } from '../peer-links.js';
+import { createPeerTransport } from '../peer-transport.js';
 
 export interface TestNode extends NodeServer {
   config: NodeConfig;
@@ -23,8 +23,7 @@ export class TestWorld {
 
   async startNode(nodeId: string, env: Record<string, string> = {}): Promise<TestNode> {
     const config = loadConfig('node', { MSG_HOST: '127.0.0.1', MSG_PORT: '0', MSG_INTERNAL_PORT: '0', MSG_NODE_ID: nodeId, ...env });
-    const transport = new UndiciPeerTransport({
-      connections: PEER_LANES,
+    const transport = createPeerTransport({
       ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     });
     const server = await startNodeServer({ config, registry: this.registry, sessions: this.sessions, transport, logger: silentLogger });
