@@ -5,3 +5,4 @@ export * from './transport.js';
 export * from './client.js';
 export * from './rooms.js';
 export * from './webrtc.js';
+export * from './mesh.js';
