@@ -277,6 +277,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
         return;
       case 'message':
         if (frame.seq !== undefined) this.#receipts?.received(frame.seq);
+        if (!('to' in frame)) return; // v1.2 room messages belong to rooms, not to the direct 'message' event
         if (frame.id === undefined) this.emit('message', { from: frame.from, to: frame.to, content: frame.content });
         else if (this.#repeats.admit(frame.from, frame.id)) this.emit('message', { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
