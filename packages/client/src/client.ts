@@ -19,7 +19,7 @@ import { Heartbeat } from './heartbeat.js';
 import { Outbox } from './outbox.js';
 import { ReceiptSender, receiptDelayOf } from './receipts.js';
 import { RepeatFilter } from './repeat-filter.js';
-import { RoomSet, type JoinedFrame, type MemberFrame, type Room } from './rooms.js';
+import { RoomSet, type Room } from './rooms.js';
 import { requestSession, sockjsUrl } from './session-request.js';
 import { silentClientLogger, systemClock, type ClientLogger, type Clock, type SockJSConstructor, type SockJSLike } from './transport.js';
 
@@ -272,9 +272,9 @@ export class MessagingClient extends Emitter<ClientEvents> {
   }
 
   #onFrame(data: unknown): void {
-    let frame: ServerFrame | JoinedFrame | MemberFrame;
+    let frame: ServerFrame;
     try {
-      frame = JSON.parse(String(data)) as ServerFrame | JoinedFrame | MemberFrame;
+      frame = JSON.parse(String(data)) as ServerFrame;
     } catch {
       this.#log.warn({ userId: this.userId }, 'unparseable frame from node');
       return;
@@ -290,7 +290,10 @@ export class MessagingClient extends Emitter<ClientEvents> {
         return;
       case 'message':
         if (frame.seq !== undefined) this.#receipts?.received(frame.seq);
-        if (this.#rooms.onMessage(frame)) return;
+        if ('room' in frame) {
+          this.#rooms.onMessage(frame); // v1.2 room messages belong to their Room, not to the direct 'message' event
+          return;
+        }
         if (frame.id === undefined) this.emit('message', { from: frame.from, to: frame.to, content: frame.content });
         else if (this.#repeats.admit(frame.from, frame.id)) this.emit('message', { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
@@ -377,7 +380,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
       const reasonError =
         error && event.kind === 'http'
           ? error
-          : new MessagingError('CONNECTION_REJECTED', `connection closed: ${action.reason}`, closeDetails(action.code));
+          : new MessagingError('CONNECTION_REJECTED', `connection closed: ${action.reason}`, action.code === undefined ? {} : { closeCode: action.code });
       this.#stop(action.reason, action.code, reasonError);
       return;
     }
@@ -443,8 +446,4 @@ export async function connect(options: ConnectOptions): Promise<MessagingClient>
   const client = new MessagingClient(options);
   await client.start();
   return client;
-}
-
-function closeDetails(code: number | undefined): { closeCode?: number } {
-  return code === undefined ? {} : { closeCode: code };
 }

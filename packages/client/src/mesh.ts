@@ -55,7 +55,10 @@ export class MeshCall extends Emitter<MeshCallEvents> {
   readonly #room: MeshRoom;
   readonly #options: PeerCallOptions;
   readonly #calls = new Map<string, PeerCall>();
-  /** Offers from users not (yet) in our member list: their `member` event may come after their first signal. */
+  /**
+   * Offers from users not (yet) in our member list: their `member` event may come after their first signal. One per
+   * user at most (keyed by it); a cancelled one is skipped when its turn comes.
+   */
   readonly #early = new Map<string, IncomingCall>();
   readonly #unsubscribe: (() => void)[] = [];
   #closed = false;
@@ -98,9 +101,6 @@ export class MeshCall extends Emitter<MeshCallEvents> {
       const early = this.#early.get(peer);
       this.#early.delete(peer);
       if (early && !early.cancelled) this.#add(early.accept(this.#options));
-    }
-    for (const [peer, incoming] of this.#early) {
-      if (incoming.cancelled) this.#early.delete(peer);
     }
   }
 

@@ -1,40 +1,15 @@
-import type { JsonValue } from '@messaging-server/protocol';
+import type { DeliveredRoomMessageFrame, JoinedFrame, JsonValue, MemberFrame } from '@messaging-server/protocol';
 import { Emitter } from './emitter.js';
-import { MessagingError, type MessagingErrorCode } from './errors.js';
+import { MessagingError } from './errors.js';
 import type { Outbox } from './outbox.js';
 import type { RepeatFilter } from './repeat-filter.js';
 
-/** The contract's code (v1.2); typed by hand until @messaging-server/protocol's ErrorCode lists the room codes. */
-const NOT_A_MEMBER = 'NOT_A_MEMBER' as MessagingErrorCode;
 
 /**
  * Rooms (contract v1.2, "Rooms on the wire"). The server keeps memberships across reconnects, moves and node
- * failures, so the SDK never re-joins by itself: it only mirrors what the node tells it. The node's frames, as this
- * module reads them (shapes from the contract; the SDK parses them defensively):
- *   {"type":"joined","room":R,"id"?,"members":[…]}        answer to a join (id), or a resync after a resume (no id)
- *   {"type":"member","room":R,"userId":U,"event":"joined"|"left"}
- *   {"type":"message","room":R,"from":U,"content":…,"id"?}
+ * failures, so the SDK never re-joins by itself: it only mirrors what the node tells it — `joined` (the answer to a
+ * join, with its id, or a resync after a resume, without), `member` events, and room messages.
  */
-export interface JoinedFrame {
-  type: 'joined';
-  room: string;
-  id?: string;
-  members: string[];
-}
-export interface MemberFrame {
-  type: 'member';
-  room: string;
-  userId: string;
-  event: 'joined' | 'left';
-}
-export interface RoomMessageFrame {
-  type: 'message';
-  room: string;
-  from: string;
-  content: JsonValue;
-  id?: string;
-}
-
 export interface RoomMessage {
   from: string;
   room: string;
@@ -99,7 +74,7 @@ export class Room extends Emitter<RoomEvents> {
 
   /** To every other member. Resolves once the room has taken it in its order; rejects with e.g. NOT_A_MEMBER. */
   send(content: JsonValue): Promise<void> {
-    if (this.#closed) return Promise.reject(new MessagingError(NOT_A_MEMBER, `not in room ${this.name}`));
+    if (this.#closed) return Promise.reject(new MessagingError('NOT_A_MEMBER', `not in room ${this.name}`));
     return this.#link.request({ type: 'message', room: this.name, content });
   }
 
@@ -168,14 +143,10 @@ export class RoomSet {
     return this.#rooms.get(name);
   }
 
-  get names(): string[] {
-    return [...this.#rooms.keys()];
-  }
-
   async join(name: string): Promise<Room> {
     await this.link.request({ type: 'join', room: name });
     const room = this.#rooms.get(name);
-    if (!room) throw new MessagingError(NOT_A_MEMBER, `removed from ${name} right after joining`);
+    if (!room) throw new MessagingError('NOT_A_MEMBER', `removed from ${name}`);
     room.release();
     return room;
   }
@@ -192,7 +163,7 @@ export class RoomSet {
 
   /** A join's answer or a resync. Returns the room for a join's answer (the caller settles the join's id). */
   onJoined(frame: JoinedFrame): Room | undefined {
-    const members = Array.isArray(frame.members) ? frame.members.filter((m) => typeof m === 'string') : [];
+    const members = Array.isArray(frame.members) ? frame.members : [];
     const existing = this.#rooms.get(frame.room);
     if (existing) {
       existing.resync(members);
@@ -213,16 +184,13 @@ export class RoomSet {
   }
 
   /** Drops repeats by (from, id) within the room, as direct messages are dropped by (from, id). */
-  /** False when the frame is no room message (a direct one, for the client to handle). */
-  onMessage(frame: object): boolean {
-    if (!isRoomMessage(frame)) return false;
+  onMessage(frame: DeliveredRoomMessageFrame): void {
     const room = this.#rooms.get(frame.room);
-    if (!room) return true;
-    if (frame.id !== undefined && !this.repeats.admit(frame.from, `${frame.room}\u0000${frame.id}`)) return true;
+    if (!room) return;
+    if (frame.id !== undefined && !this.repeats.admit(frame.from, `${frame.room}\u0000${frame.id}`)) return;
     const message: RoomMessage = { from: frame.from, room: frame.room, content: frame.content };
     if (frame.id !== undefined) message.id = frame.id;
     room.onMessage(message);
-    return true;
   }
 
   /** The client stopped for good. */
@@ -231,6 +199,3 @@ export class RoomSet {
   }
 }
 
-function isRoomMessage(frame: object): frame is RoomMessageFrame {
-  return typeof (frame as { room?: unknown }).room === 'string';
-}
