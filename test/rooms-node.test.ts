@@ -112,6 +112,25 @@ describe('rooms on the nodes (contract v1.2)', function () {
     expect(roomMessages(b, room).map((m) => m.id)).to.deep.equal(ofA, "b sees a's messages in the room's order");
   });
 
+  it('a member outlives its replacement (4503, a move): no left, a fresh joined without id, traffic on its new node', async () => {
+    const room = unique('move');
+    const [alice, bob, carol] = (await members(3, 'mv')) as [Member, Member, Member];
+    for (const m of [alice, bob, carol]) await join(m, room);
+    const again = await requestSession(String(cluster.gateways[0]?.url), alice.userId);
+    await waitFor(() => alice.socket.closeEvent?.code === 4503, { what: 'the old connection replaced' });
+    const moved = TestSocket.forSession(again);
+    sockets.push(moved);
+    await moved.welcomed();
+    const resync = await moved.waitForFrame((f) => f.type === 'joined' && f.room === room, 10_000, 'a fresh joined');
+    expect(resync).to.not.have.property('id');
+    expect((resync as { members: string[] }).members).to.deep.equal([alice.userId, bob.userId, carol.userId]);
+    expect(await answerOf(bob, { type: 'message', room, content: 'after the move' })).to.include({ type: 'ack' });
+    await waitFor(() => moved.frames.some((f) => f.type === 'message' && 'room' in f && f.content === 'after the move'), { what: 'the moved member gets the room' });
+    expect(memberEvents(bob, room), 'no left for a move').to.deep.equal([`${carol.userId}:joined`]);
+    moved.send({ type: 'message', room, content: 'from the new node', id: 'n1' });
+    await waitFor(() => roomMessages(carol, room).some((m) => m.id === 'n1'), { what: 'the moved member still sends to the room' });
+  });
+
   it('refuses INVALID_ROOM, ROOM_FULL, TOO_MANY_ROOMS and NOT_A_MEMBER without touching another room', async () => {
     const room = unique('full');
     const other = unique('other');

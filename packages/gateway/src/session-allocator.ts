@@ -66,7 +66,9 @@ export class SessionAllocator {
   private async replace(record: SessionRecord, deadline: number): Promise<SessionRecord | undefined> {
     const { sessions, handshakeTimeoutSeconds } = this.options;
     const previous = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
-    await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
+    // v1.2: a replaced session is a move, so the user's rooms go with it to its next node.
+    const next = previous?.rooms === undefined ? record : { ...record, rooms: previous.rooms };
+    await beforeDeadline(sessions.put(next, handshakeTimeoutSeconds), deadline, 'session put');
     return previous;
   }
 

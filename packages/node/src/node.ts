@@ -171,9 +171,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const rooms = wireRooms(deps, table, () => router.members, log);
-  const confirm = (session: ClientSession, seq: number): void => delivery.confirmed(session, seq);
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm, room: (session, frame) => rooms.members.onFrame(session, frame) });
+  const rooms = wireRooms({ ...deps, sessions }, table, () => router.members, log);
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
@@ -210,6 +209,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
       keeper.schedule(session);
       delivery.flushPending(session);
       router.resumed(session.userId);
+      rooms.members.resumed(session);
     },
   });
   const load = new LoadReporter(() => life.registration, sources, config.maxConnections, log);

@@ -107,6 +107,12 @@ export class RoomHome {
         await this.broadcast(op.room, room, op.userId, { type: 'member', room: op.room, userId: op.userId, event: 'joined' });
         return { status: 'joined', members: room.members.map((m) => m.userId) };
       }
+      case 'resume': {
+        if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
+        this.moveMember(room, op.userId, op.nodeId);
+        await this.persist(op.room, room, (members) => members.map((m) => (m.userId === op.userId ? { ...m, nodeId: op.nodeId } : m)));
+        return { status: 'joined', members: room.members.map((m) => m.userId) };
+      }
       case 'leave': {
         if (!isMember) return { status: 'ack' };
         const others = room.members.filter((m) => m.userId !== op.userId);

@@ -22,6 +22,8 @@ export interface RoomMembersDeps {
   nodes(): ReadonlyMap<string, NodeRecord>;
   /** The open connection of a user on this node. */
   connection(userId: string): ClientSession | undefined;
+  /** Keeps the user's rooms in its session record, so they go with it to its next node. */
+  saveRooms(session: ClientSession, rooms: string[]): void;
   log: Logger;
 }
 
@@ -87,6 +89,28 @@ export class RoomMembers {
     if (session) for (const frame of held ?? []) session.send(frame);
   }
 
+  /**
+   * After a welcome: the rooms the session record carries (the user's previous node kept them) are the user's here
+   * too. Each home learns the member's new node and answers a fresh `joined` (without id); a room that removed the
+   * member meanwhile sends it its own `left`, so it knows to join again. No member re-joins.
+   */
+  resumed(session: ClientSession): void {
+    const rooms = session.record?.rooms ?? [];
+    const userId = session.userId;
+    for (const room of rooms) {
+      if (!isValidRoomName(room)) continue;
+      this.track(userId, room, true);
+      void this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId }).then((answer) => {
+        if (answer.status === 'joined') return void session.send({ type: 'joined', room, members: answer.members });
+        if (answer.status === 'error' && answer.code === 'NOT_A_MEMBER') {
+          this.track(userId, room, false);
+          this.deps.saveRooms(session, [...(this.roomsOf.get(userId) ?? [])]);
+          session.send({ type: 'member', room, userId, event: 'left' });
+        }
+      });
+    }
+  }
+
   /** A user who left (its own clean close, a terminal close): it leaves every room, `left` to the others. */
   userLeft(userId: string): void {
     const rooms = this.roomsOf.get(userId);
@@ -116,10 +140,16 @@ export class RoomMembers {
     const { room, id } = frame;
     if (answer.status === 'error') return void session.sendError(answer.code, ERROR_TEXT[answer.code], id);
     if (answer.status === 'joined') {
-      this.track(session.userId, room, true);
+      if (!this.roomsOf.get(session.userId)?.has(room)) {
+        this.track(session.userId, room, true);
+        this.deps.saveRooms(session, [...(this.roomsOf.get(session.userId) ?? [])]);
+      }
       return void session.send({ type: 'joined', room, members: answer.members, ...(id === undefined ? {} : { id }) });
     }
-    if (frame.type === 'leave') this.track(session.userId, room, false);
+    if (frame.type === 'leave' && this.roomsOf.get(session.userId)?.has(room)) {
+      this.track(session.userId, room, false);
+      this.deps.saveRooms(session, [...(this.roomsOf.get(session.userId) ?? [])]);
+    }
     if (id !== undefined) session.send({ type: 'ack', id });
   }
 

@@ -14,6 +14,8 @@ export const ROOM_FANOUT_PATH = '/internal/v1/room-fanout';
 export type RoomOp =
   | { op: 'join'; room: string; userId: string; nodeId: string }
   | { op: 'leave'; room: string; userId: string; nodeId: string }
+  /** After a move: still a member? (answers `joined`, and the home now sends to this node) — never joins. */
+  | { op: 'resume'; room: string; userId: string; nodeId: string }
   | { op: 'message'; room: string; userId: string; nodeId: string; content: JsonValue; id?: string };
 
 export type RoomAnswer =
@@ -31,7 +33,7 @@ export function parseRoomOp(body: unknown): RoomOp | undefined {
   if (body === null || typeof body !== 'object') return undefined;
   const b = body as Record<string, unknown>;
   if (!isValidRoomName(b['room']) || !isValidUserId(b['userId']) || typeof b['nodeId'] !== 'string') return undefined;
-  if (b['op'] === 'join' || b['op'] === 'leave') return { op: b['op'], room: b['room'], userId: b['userId'], nodeId: b['nodeId'] };
+  if (b['op'] === 'join' || b['op'] === 'leave' || b['op'] === 'resume') return { op: b['op'], room: b['room'], userId: b['userId'], nodeId: b['nodeId'] };
   if (b['op'] !== 'message' || !('content' in b)) return undefined;
   const op: RoomOp = { op: 'message', room: b['room'], userId: b['userId'], nodeId: b['nodeId'], content: b['content'] as JsonValue };
   if (typeof b['id'] === 'string') op.id = b['id'];

@@ -1,4 +1,4 @@
-import { MemoryRoomStore, type Logger, type NodeConfig, type PeerTransport, type RoomStore } from '@messaging-server/core';
+import { MemoryRoomStore, type Logger, type NodeConfig, type PeerTransport, type RoomStore, type SessionStore } from '@messaging-server/core';
 import type { NodeRecord } from '@messaging-server/protocol';
 import type { ConnectionTable } from './connection-table.js';
 import { RoomHome } from './room-home.js';
@@ -12,7 +12,7 @@ export interface Rooms {
 
 /** v1.2 rooms: the home of the rooms this node wins, and the member side of this node's users. */
 export function wireRooms(
-  deps: { config: NodeConfig; rooms?: RoomStore | undefined; transport: PeerTransport },
+  deps: { config: NodeConfig; rooms?: RoomStore | undefined; transport: PeerTransport; sessions: SessionStore },
   table: ConnectionTable,
   nodes: () => ReadonlyMap<string, NodeRecord>,
   log: Logger,
@@ -39,6 +39,10 @@ export function wireRooms(
     roomsPerUser: config.roomsPerUser,
     nodes,
     connection: (userId) => table.get(userId),
+    saveRooms: (session, rooms) => {
+      const write = deps.sessions.updateIfMatches(session.userId, session.key, (record) => ({ ...record, rooms }), config.sessionTtlSeconds);
+      void write.catch((error: unknown) => log.warn({ userId: session.userId, err: error }, 'could not keep the rooms in the session'));
+    },
     log,
   });
   return { home: roomHome, members: roomMembers };
