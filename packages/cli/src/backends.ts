@@ -2,13 +2,16 @@ import {
   EtcdRegistry,
   etcdCredentials,
   memcachedCredentials,
+  MemcachedRoomStore,
   MemcachedSessionStore,
   MemoryRegistry,
+  MemoryRoomStore,
   MemorySessionStore,
   type CommonConfig,
   type Logger,
   type PeerTransport,
   type Registry,
+  type RoomStore,
   type SessionStore,
   type StoreCredentials,
 } from '@messaging-server/core';
@@ -17,6 +20,8 @@ import { createPeerTransport } from '@messaging-server/node';
 export interface Backends {
   registry: Registry;
   sessions: SessionStore;
+  /** v1.2: room records, in the same memcached as the sessions. */
+  rooms: RoomStore;
   transport: PeerTransport;
   close(): Promise<void>;
 }
@@ -50,6 +55,15 @@ export function createBackends(
           logger,
           ...credentialsOption(memcachedCredentials(config)),
         });
+  const rooms: RoomStore =
+    mode === 'memory'
+      ? new MemoryRoomStore()
+      : new MemcachedRoomStore({
+          servers: config.memcachedServers,
+          prefix: config.memcachedPrefix,
+          logger,
+          ...credentialsOption(memcachedCredentials(config)),
+        });
   const transport = createPeerTransport({
     ...(config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
@@ -57,9 +71,10 @@ export function createBackends(
   return {
     registry,
     sessions,
+    rooms,
     transport,
     async close() {
-      await Promise.allSettled([transport.close(), sessions.close(), registry.close()]);
+      await Promise.allSettled([transport.close(), sessions.close(), rooms.close(), registry.close()]);
     },
   };
 }

@@ -66,6 +66,10 @@ export interface NodeConfig extends CommonConfig {
   pendingMax: number;
   /** v1.2: a connection with receipts on that leaves more than this many messages unconfirmed is closed (4006). */
   maxUnconfirmed: number;
+  /** v1.2: members per room (ROOM_FULL beyond). */
+  roomMaxMembers: number;
+  /** v1.2: rooms per user (TOO_MANY_ROOMS beyond). */
+  roomsPerUser: number;
   /** Bytes held in pending queues: per node, per sender, per recipient (see HeldBudget). */
   pendingMaxBytes: number;
   pendingMaxBytesPerSender: number;
@@ -142,6 +146,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
   { env: 'MSG_MAX_UNCONFIRMED', key: 'maxUnconfirmed', type: 'integer', kinds: NODE, fallback: 1024, min: 1, max: 1_000_000 },
+  { env: 'MSG_ROOM_MAX_MEMBERS', key: 'roomMaxMembers', type: 'integer', kinds: NODE, fallback: 50, min: 2, max: 10_000 },
+  { env: 'MSG_ROOMS_PER_USER', key: 'roomsPerUser', type: 'integer', kinds: NODE, fallback: 16, min: 1, max: 10_000 },
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
   { env: 'MSG_PENDING_MAX_BYTES', key: 'pendingMaxBytes', type: 'integer', kinds: NODE, fallback: 64 << 20, min: 1024, max: 2 ** 40 },
   { env: 'MSG_PENDING_MAX_BYTES_PER_SENDER', key: 'pendingMaxBytesPerSender', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 1024, max: 2 ** 40 },

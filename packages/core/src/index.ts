@@ -21,3 +21,6 @@ export * from './registry-snapshot.js';
 export * from './rendezvous.js';
 export * from './secure-compare.js';
 export { etcdCredentials, memcachedCredentials, type StoreCredentials } from './store-credentials.js';
+export * from './room-store.js';
+export * from './memory-room-store.js';
+export * from './memcached-room-store.js';

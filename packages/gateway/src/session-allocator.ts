@@ -31,7 +31,8 @@ export function newListeningKey(): string {
 export class SessionAllocator {
   constructor(private readonly options: SessionAllocatorOptions) {}
 
-  async connect(request: ConnectRequest, log: Logger): Promise<Session> {
+  /** `roomGrants`: the token's `rooms` claim (v1.2), kept in the session record for whichever node the user lands on. */
+  async connect(request: ConnectRequest, log: Logger, roomGrants?: string[]): Promise<Session> {
     const { view } = this.options;
     const node = request.room === undefined ? view.allocate(request.avoid) : view.allocateForRoom(request.room, request.avoid);
     if (!node) throw new HttpError('NO_NODE_AVAILABLE', 'no node is available; retry later');
@@ -42,6 +43,7 @@ export class SessionAllocator {
       acked: false,
       nodeId: node.nodeId,
       createdAt: new Date().toISOString(),
+      ...(roomGrants === undefined ? {} : { roomGrants }),
     };
     const deadline = Date.now() + this.options.storeBudgetMs;
     let previous: SessionRecord | undefined;
@@ -64,7 +66,9 @@ export class SessionAllocator {
   private async replace(record: SessionRecord, deadline: number): Promise<SessionRecord | undefined> {
     const { sessions, handshakeTimeoutSeconds } = this.options;
     const previous = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
-    await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
+    // v1.2: a replaced session is a move, so the user's rooms go with it to its next node.
+    const next = previous?.rooms === undefined ? record : { ...record, rooms: previous.rooms };
+    await beforeDeadline(sessions.put(next, handshakeTimeoutSeconds), deadline, 'session put');
     return previous;
   }
 

@@ -17,6 +17,7 @@ import {
   type OutcomeReport,
 } from './internal-wire.js';
 import { secretsEqual } from './secure-compare.js';
+import { parseRoomFanout, parseRoomOp, ROOM_FANOUT_PATH, ROOM_OP_PATH, type RoomAnswer, type RoomFanout, type RoomOp } from './room-wire.js';
 
 export interface Readiness {
   ready: boolean;
@@ -38,6 +39,10 @@ export interface InternalApiHandlers {
   /** Without a cluster secret: whether `userId`'s session is on `nodeId` (see SenderCheck). */
   senderOn(userId: string, nodeId: string): Promise<boolean>;
   outcomes(reports: OutcomeReport[]): number;
+  /** v1.2: an operation of a room homed here, from a member's node. */
+  roomOp(op: RoomOp): Promise<RoomAnswer>;
+  /** v1.2: one copy of a room frame from its home, for the listed members here. */
+  roomFanout(fanout: RoomFanout): number;
   readiness(): Readiness;
 }
 
@@ -81,7 +86,19 @@ async function deliverEach(
   return refusals.map((code): DeliverResult => (code === undefined ? (delivered[next++] as DeliverResult) : { status: 'error', code }));
 }
 
-const ROUTES = new Set([REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH]);
+/** v1.2: a room operation for its home here, or a home's fan-out to this node's members. */
+async function handleRoom(res: ServerResponse, path: string, body: unknown, handlers: InternalApiHandlers): Promise<void> {
+  if (path === ROOM_OP_PATH) {
+    const op = parseRoomOp(body);
+    if (!op) return sendError(res, 'INVALID_REQUEST', 'malformed room operation');
+    return sendJson(res, 200, await handlers.roomOp(op));
+  }
+  const fanout = parseRoomFanout(body);
+  if (!fanout) return sendError(res, 'INVALID_REQUEST', 'malformed room fan-out');
+  return sendJson(res, 200, { delivered: handlers.roomFanout(fanout) });
+}
+
+const ROUTES = new Set([REPLACE_PATH, DRAIN_PATH, DELIVER_PATH, OUTCOMES_PATH, ROOM_OP_PATH, ROOM_FANOUT_PATH]);
 
 /**
  * The node's internal port: `/healthz` (always 200 while the process runs), `/readyz`, `/metrics` (open for
@@ -139,6 +156,9 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
         const spent = (): boolean => isOverBudget(request, arrivedAt);
         return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver, spent) });
       }
+      case ROOM_OP_PATH:
+      case ROOM_FANOUT_PATH:
+        return handleRoom(res, path, body, handlers);
       case OUTCOMES_PATH: {
         const reports = parseOutcomes(body);
         if (!reports) return sendError(res, 'INVALID_REQUEST', 'malformed outcome report');

@@ -9,9 +9,11 @@ import {
   type Registry,
   type RegistryWatch,
   type SessionStore,
+  type RoomStore,
 } from '@messaging-server/core';
 import type { NodeRecord } from '@messaging-server/protocol';
-import type { ClientSession, SessionLimits } from './client-session.js';
+import type { ClientSession } from './client-session.js';
+import { sessionLimits } from './session-limits.js';
 import { ConnectionTable } from './connection-table.js';
 import { Connections } from './connections.js';
 import { Delivery } from './delivery.js';
@@ -27,6 +29,7 @@ import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
+import { wireRooms, type Rooms } from './rooms-wiring.js';
 import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
@@ -38,6 +41,7 @@ export interface NodeDeps {
   config: NodeConfig;
   registry: Registry;
   sessions: SessionStore;
+  rooms?: RoomStore; // v1.2: room records (memcached beside the sessions); absent: in memory (one node, tests)
   transport: PeerTransport;
   logger: Logger;
   version?: string;
@@ -100,6 +104,7 @@ interface Parts {
   handshaker: Handshaker;
   connections: Connections;
   load: LoadReporter;
+  rooms: Rooms;
 }
 
 /** Where the node is in its life, shared by the parts that must refuse work once it stops. */
@@ -108,17 +113,6 @@ interface Lifecycle {
   watch: RegistryWatch | undefined;
   draining: boolean;
   closed: boolean;
-}
-
-function sessionLimits(config: NodeConfig): SessionLimits {
-  return {
-    rateMessagesPerSecond: config.rateMessagesPerSecond,
-    rateBurst: config.rateBurst,
-    rateBytesPerSecond: config.rateBytesPerSecond,
-    bytesBurst: Math.max(config.rateBytesBurst, config.maxMessageBytes),
-    // Never below one maximum-size frame, or such a message could never be delivered.
-    maxBufferedBytes: Math.max(config.maxBufferedBytes, transportFrameLimit(config.maxMessageBytes)),
-  };
 }
 
 function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
@@ -177,7 +171,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq) });
+  const rooms = wireRooms({ ...deps, sessions }, table, () => router.members, log);
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
@@ -209,14 +204,16 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     log,
     onFrame,
     connectionLeft: (session, fate) => delivery.connectionLeft(session, fate),
+    userLeft: (userId) => rooms.members.userLeft(userId),
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);
       router.resumed(session.userId);
+      rooms.members.resumed(session);
     },
   });
   const load = new LoadReporter(() => life.registration, sources, config.maxConnections, log);
-  return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
+  return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load, rooms };
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
@@ -259,6 +256,8 @@ class NodeRuntime implements RelayNode {
         peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
+        roomOp: (op) => this.parts.rooms.home.handle(op),
+        roomFanout: (fanout) => this.parts.rooms.members.deliver(fanout.to, fanout.frame),
         readiness: () => this.readiness(),
       },
     });

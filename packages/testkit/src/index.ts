@@ -12,3 +12,4 @@ export { abandonRegistration, memoryRegistryControl, type MemoryRegistryControl 
 export * from './local-ca.js';
 export * from './local-proxy.js';
 export * from './coturn-server.js';
+export * from './room-store-contract.js';
