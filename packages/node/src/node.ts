@@ -30,6 +30,7 @@ import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
 import { wireRooms, type Rooms } from './rooms-wiring.js';
+import { registerRoomMetrics } from './room-metrics.js';
 import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
@@ -242,6 +243,7 @@ class NodeRuntime implements RelayNode {
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
     const { delivery, metrics } = this.parts;
+    registerRoomMetrics(metrics.registry, this.parts.rooms);
     const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
@@ -257,7 +259,10 @@ class NodeRuntime implements RelayNode {
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
         roomOp: (op) => this.parts.rooms.home.handle(op),
-        roomFanout: (fanout) => this.parts.rooms.members.deliver(fanout.to, fanout.frame),
+        roomFanout: (fanout) => {
+          this.parts.rooms.members.remoteFanouts += 1;
+          return this.parts.rooms.members.deliver(fanout.to, fanout.frame);
+        },
         readiness: () => this.readiness(),
       },
     });

@@ -40,6 +40,9 @@ export class RoomMembers {
   /** Frames fanned out to a joiner before its `joined` went out: written right after it. */
   private readonly joining = new Map<string, ServerFrame[]>();
 
+  /** Fan-out copies received from homes on other nodes (metrics). */
+  remoteFanouts = 0;
+
   constructor(private readonly deps: RoomMembersDeps) {}
 
   /** Local members, for the metrics. */
