@@ -21,3 +21,4 @@ export * from './registry-snapshot.js';
 export * from './rendezvous.js';
 export * from './secure-compare.js';
 export { etcdCredentials, memcachedCredentials, type StoreCredentials } from './store-credentials.js';
+export * from './random-token.js';

@@ -7,6 +7,7 @@ import type { StoreCredentials } from './store-credentials.js';
 import { assertValidKeyPrefix, sessionKey } from './session-key.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
 import { secretsEqual } from './secure-compare.js';
+import { batchWrites } from './memcached-write-batching.js';
 
 export interface MemcachedSessionStoreOptions {
   /** `host:port` entries; a key always goes to the same server (memjs hashes it). */
@@ -189,7 +190,8 @@ export class MemcachedSessionStore implements SessionStore {
   }
 
   private connection(): MemjsClient {
-    this.client ??= memjs.Client.create(this.servers, {
+    if (this.client) return this.client;
+    this.client = memjs.Client.create(this.servers, {
       retries: 0,
       timeout: 0.5,
       conntimeout: 0.5,
@@ -197,6 +199,7 @@ export class MemcachedSessionStore implements SessionStore {
       ...(this.credentials ? { username: this.credentials.username, password: this.credentials.password } : {}),
       logger: { log: (...args: unknown[]) => this.logger.debug({ detail: args.map(String).join(' ') }, 'memjs log') },
     });
+    batchWrites(this.client);
     return this.client;
   }
 
