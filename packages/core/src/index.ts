@@ -24,3 +24,4 @@ export { etcdCredentials, memcachedCredentials, type StoreCredentials } from './
 export * from './room-store.js';
 export * from './memory-room-store.js';
 export * from './memcached-room-store.js';
+export * from './random-token.js';

@@ -3,6 +3,7 @@ import { BackendError } from './errors.js';
 import type { Logger } from './logger.js';
 import type { StoreCredentials } from './store-credentials.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
+import { batchWrites } from './memcached-write-batching.js';
 
 // Binary protocol opcodes and statuses (memcached protocol_binary.h).
 export const OP_GET = 0x00;
@@ -89,7 +90,8 @@ export class MemcachedConnection {
 
   private connection(): memjs.Client {
     const { credentials, logger } = this.options;
-    this.client ??= memjs.Client.create(this.servers, {
+    if (this.client) return this.client;
+    this.client = memjs.Client.create(this.servers, {
       retries: 0,
       timeout: 0.5,
       conntimeout: 0.5,
@@ -97,6 +99,7 @@ export class MemcachedConnection {
       ...(credentials ? { username: credentials.username, password: credentials.password } : {}),
       logger: { log: (...args: unknown[]) => logger.debug({ detail: args.map(String).join(' ') }, 'memjs log') },
     });
+    batchWrites(this.client);
     return this.client;
   }
 
