@@ -16,7 +16,8 @@ export function uid(label: string): string {
 }
 
 export function messagesFrom(socket: TestSocket, from: string): DeliveredMessageFrame[] {
-  return socket.framesOfType('message').filter((f) => f.from === from);
+  // Direct messages only: a v1.2 room message has `room` instead of `to`.
+  return socket.framesOfType('message').filter((f): f is DeliveredMessageFrame => f.from === from && 'to' in f);
 }
 
 export function ackIds(socket: TestSocket): Set<string> {

@@ -30,7 +30,7 @@ interface PageState {
 }
 
 /** Page methods the test may call, with JSON arguments. */
-const PAGE_ACTIONS = new Set(['goto', 'fill', 'click', 'press', 'textContent', 'evaluate', 'waitForFunction', 'screenshot', 'setViewportSize']);
+const PAGE_ACTIONS = new Set(['goto', 'fill', 'click', 'press', 'textContent', 'evaluate', 'waitForFunction', 'screenshot', 'setViewportSize', 'close']);
 
 const address = process.env['E2E_ADDRESS'] ?? '127.0.0.1';
 let cluster: LocalCluster | undefined;

@@ -46,6 +46,10 @@ export class RemotePage {
   setViewportSize(width: number, height: number): Promise<void> {
     return this.act('setViewportSize', { width, height });
   }
+  /** Closes the page as a user closing the tab does: its `pagehide` handlers run. */
+  close(): Promise<void> {
+    return this.act('close', { runBeforeUnload: true });
+  }
   /** The listeningKeys this page got from `/connect`. */
   keys(): Promise<string[]> {
     return this.driver.call('keys', { name: this.name });

@@ -2,23 +2,27 @@ import {
   EtcdRegistry,
   etcdCredentials,
   memcachedCredentials,
+  MemcachedRoomStore,
   MemcachedSessionStore,
   MemoryRegistry,
+  MemoryRoomStore,
   MemorySessionStore,
-  UndiciPeerTransport,
   type CommonConfig,
   type Logger,
   type PeerTransport,
   type Registry,
   type RequestSigner,
+  type RoomStore,
   type SessionStore,
   type StoreCredentials,
 } from '@messaging-server/core';
-import { PEER_LANES } from '@messaging-server/node';
+import { createPeerTransport } from '@messaging-server/node';
 
 export interface Backends {
   registry: Registry;
   sessions: SessionStore;
+  /** v1.2: room records, in the same memcached as the sessions. */
+  rooms: RoomStore;
   transport: PeerTransport;
   close(): Promise<void>;
 }
@@ -54,18 +58,26 @@ export function createBackends(
           logger,
           ...credentialsOption(memcachedCredentials(config)),
         });
-  // One connection per delivery lane, so the node's lanes to a peer really run side by side.
-  const transport = new UndiciPeerTransport({
-    connections: PEER_LANES,
+  const rooms: RoomStore =
+    mode === 'memory'
+      ? new MemoryRoomStore()
+      : new MemcachedRoomStore({
+          servers: config.memcachedServers,
+          prefix: config.memcachedPrefix,
+          logger,
+          ...credentialsOption(memcachedCredentials(config)),
+        });
+  const transport = createPeerTransport({
     ...(signer ? { signer } : config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
   });
   return {
     registry,
     sessions,
+    rooms,
     transport,
     async close() {
-      await Promise.allSettled([transport.close(), sessions.close(), registry.close()]);
+      await Promise.allSettled([transport.close(), sessions.close(), rooms.close(), registry.close()]);
     },
   };
 }

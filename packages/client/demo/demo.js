@@ -13,6 +13,8 @@
   if (params.get('relay') === '1') rtcConfig.iceTransportPolicy = 'relay';
   // `?transports=xhr-streaming` (comma-separated SockJS transport names) tries a proxy's fallbacks without WebSocket.
   const transports = (params.get('transports') || '').split(',').filter(Boolean);
+  // `?room=R`: connect with R as the placement hint and join it (demo.room.js shows the members and runs the mesh).
+  const roomName = params.get('room');
 
   const demo = {
     client: null,
@@ -107,6 +109,7 @@
       error() {},
     };
     const options = { gatewayUrl, userId, logger };
+    if (roomName) options.room = roomName;
     if (transports.length > 0) options.sockjsOptions = { transports };
     const client = new MessagingClient(options);
     demo.client = client;
@@ -152,13 +155,16 @@
       },
       on: (event, listener) => client.on(event, listener),
     };
-    stopListening = listenForCalls(signaling, onIncoming);
+    // In a room, the mesh answers the members' calls; the one-to-one call below is for pages without a room.
+    if (!roomName) stopListening = listenForCalls(signaling, onIncoming);
     setState('connecting');
     try {
       await client.start();
     } catch (error) {
       setError(`${error.code || 'ERROR'}: ${error.message}`);
+      return;
     }
+    if (roomName) await window.demoRoom.enter(client, signaling, rtcConfig);
   }
 
   function attach(call) {

@@ -14,11 +14,12 @@ import {
   type ReconnectSchedule,
   type StopReason,
 } from './policy.js';
+import { applyErrorFrame } from './error-frame.js';
 import { Heartbeat } from './heartbeat.js';
-import { randomIdPrefix } from './message-ids.js';
 import { Outbox } from './outbox.js';
 import { ReceiptSender, receiptDelayOf } from './receipts.js';
 import { RepeatFilter } from './repeat-filter.js';
+import { RoomSet, type Room } from './rooms.js';
 import { requestSession, sockjsUrl } from './session-request.js';
 import { silentClientLogger, systemClock, type ClientLogger, type Clock, type SockJSConstructor, type SockJSLike } from './transport.js';
 
@@ -58,16 +59,14 @@ export class MessagingClient extends Emitter<ClientEvents> {
   #generation = 0;
   #attempt = 0;
   #avoid: string[] = [];
-  #counter = 0;
   #socket: SockJSLike | undefined;
   #session: SessionInfo | undefined;
   #iceServers: IceServer[] | undefined;
   #abort: AbortController | undefined;
   readonly #outbox: Outbox;
   readonly #repeats: RepeatFilter;
+  readonly #rooms: RoomSet;
   readonly #resendUnanswered: boolean;
-  /** Makes this client's message ids unique across its instances, so receivers never take a new id for a repeat. */
-  readonly #idPrefix: string;
   #reconnectTimer: unknown;
   #handshakeTimer: unknown;
   readonly #heartbeat: Heartbeat;
@@ -100,13 +99,11 @@ export class MessagingClient extends Emitter<ClientEvents> {
         this.#failAttempt({ kind: 'network', nodeId }, undefined);
       },
     });
-    this.#outbox = new Outbox(this.#clock, options.maxQueue ?? 1000);
+    this.#outbox = new Outbox(this.#clock, options.maxQueue ?? 1000, options.maxMessageBytes ?? 65_536);
     this.#sendTimeoutMs = options.sendTimeoutMs ?? 15_000;
     this.#repeats = new RepeatFilter(options.repeatWindow ?? 4096);
     this.#resendUnanswered = options.resendUnanswered ?? true;
-    // Not from options.random (jitter, which apps and tests may pin): two instances of one user with the same prefix
-    // would reuse ids, and a recipient would drop the second one's messages as repeats.
-    this.#idPrefix = randomIdPrefix();
+    this.#rooms = new RoomSet({ userId: this.userId, request: (fields) => this.#request(fields, this.#sendTimeoutMs) }, this.#repeats);
     const sendReceipt = (frame: string): void => this.#socket?.send(frame);
     this.#receipts = options.receipts === false ? undefined : new ReceiptSender(this.#clock, receiptDelayOf(options.receiptDelayMs), sendReceipt);
   }
@@ -172,17 +169,29 @@ export class MessagingClient extends Emitter<ClientEvents> {
    * and go out in order after the next welcome.
    */
   send(to: string, content: JsonValue, options: SendOptions = {}): Promise<void> {
+    return this.#request({ type: 'message', to, content }, options.timeoutMs ?? this.#sendTimeoutMs);
+  }
+
+  /**
+   * Joins `room` (contract v1.2) and resolves with its Room once the node answers `joined` (members in join order,
+   * this user included); rejects with INVALID_ROOM, ROOM_FULL, TOO_MANY_ROOMS, FORBIDDEN_ROOM, or the send errors.
+   * Joining a room this client is in resolves with the same Room. Memberships outlive reconnects on the server's
+   * side, so the SDK never re-joins by itself.
+   */
+  join(room: string): Promise<Room> {
+    return this.#rooms.join(room);
+  }
+
+  /** The rooms this client is in, by name. */
+  room(name: string): Room | undefined {
+    return this.#rooms.get(name);
+  }
+
+  /** One frame with a fresh id through the outbox: resolves on its answer (ack, or `joined` for a join). */
+  #request(fields: Record<string, JsonValue>, timeoutMs: number): Promise<void> {
     if (this.#state === 'closed') return Promise.reject(new MessagingError('CLOSED', 'client is closed'));
-    const id = `${this.#idPrefix}.${String(++this.#counter)}`;
-    const frame = JSON.stringify({ type: 'message', to, content, id });
-    const maxBytes = this.#options.maxMessageBytes ?? 65_536;
-    if (new TextEncoder().encode(frame).length > maxBytes) {
-      return Promise.reject(
-        new MessagingError('MESSAGE_TOO_LARGE', `frame is over ${maxBytes} bytes`, { messageId: id }),
-      );
-    }
     const open = this.#state === 'open';
-    const sent = this.#outbox.enqueue(id, frame, options.timeoutMs ?? this.#sendTimeoutMs, !open);
+    const sent = this.#outbox.request(fields, timeoutMs, !open);
     if (open) this.#flushOutbox();
     return sent;
   }
@@ -275,8 +284,16 @@ export class MessagingClient extends Emitter<ClientEvents> {
       case 'welcome':
         this.#onWelcome(frame.nodeId);
         return;
+      case 'joined':
+      case 'member':
+        this.#rooms.onFrame(frame, this.#outbox);
+        return;
       case 'message':
         if (frame.seq !== undefined) this.#receipts?.received(frame.seq);
+        if ('room' in frame) {
+          this.#rooms.onMessage(frame); // v1.2 room messages belong to their Room, not to the direct 'message' event
+          return;
+        }
         if (frame.id === undefined) this.emit('message', { from: frame.from, to: frame.to, content: frame.content });
         else if (this.#repeats.admit(frame.from, frame.id)) this.emit('message', { from: frame.from, to: frame.to, content: frame.content, id: frame.id });
         return;
@@ -284,17 +301,8 @@ export class MessagingClient extends Emitter<ClientEvents> {
         this.#outbox.settle(frame.id);
         return;
       case 'error': {
-        const error = new MessagingError(frame.code, frame.message, frame.id === undefined ? {} : { messageId: frame.id });
-        const settled = frame.id !== undefined && this.#outbox.settle(frame.id, error);
-        // Any answer to a ping (a rate limit, as `id` or among `ids`) proves the connection alive: waiting on for a
-        // pong that will not come would tear a working connection down and resend everything in flight.
-        const ping = [frame.id, ...(frame.ids ?? [])].find((id) => this.#heartbeat.owns(id));
-        if (ping !== undefined) this.#heartbeat.pong(ping);
-        if (!settled && (ping === undefined || ping !== frame.id)) this.emit('error', error);
-        // One RATE_LIMITED answers a whole burst: every other id it names fails the same way.
-        for (const id of frame.ids ?? []) {
-          if (id !== frame.id) this.#outbox.settle(id, new MessagingError(frame.code, frame.message, { messageId: id }));
-        }
+        const unanswered = applyErrorFrame(frame, this.#outbox, this.#heartbeat);
+        if (unanswered) this.emit('error', unanswered);
         return;
       }
       case 'pong':
@@ -372,7 +380,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
       const reasonError =
         error && event.kind === 'http'
           ? error
-          : new MessagingError('CONNECTION_REJECTED', `connection closed: ${action.reason}`, closeDetails(action.code));
+          : new MessagingError('CONNECTION_REJECTED', `connection closed: ${action.reason}`, action.code === undefined ? {} : { closeCode: action.code });
       this.#stop(action.reason, action.code, reasonError);
       return;
     }
@@ -413,6 +421,7 @@ export class MessagingClient extends Emitter<ClientEvents> {
     this.#clock.clearTimeout(this.#reconnectTimer);
     this.#clock.clearTimeout(this.#readyTimer);
     this.#outbox.failQueued('CLOSED', `client closed: ${reason}`, reason === 'client' ? 'CLOSED' : 'CONNECTION_LOST');
+    this.#rooms.closeAll();
     this.#log.info({ userId: this.userId, reason, code }, 'client closed');
     this.#emitState('closed');
     const info: ClosedInfo = { reason };
@@ -437,8 +446,4 @@ export async function connect(options: ConnectOptions): Promise<MessagingClient>
   const client = new MessagingClient(options);
   await client.start();
   return client;
-}
-
-function closeDetails(code: number | undefined): { closeCode?: number } {
-  return code === undefined ? {} : { closeCode: code };
 }

@@ -1,4 +1,6 @@
+import type { JsonValue } from '@messaging-server/protocol';
 import { MessagingError, type MessagingErrorCode } from './errors.js';
+import { randomIdPrefix } from './message-ids.js';
 import type { Clock } from './transport.js';
 
 interface PendingSend {
@@ -18,11 +20,29 @@ interface PendingSend {
 export class Outbox {
   #queue: PendingSend[] = [];
   readonly #inflight = new Map<string, PendingSend>();
+  /**
+   * Makes this client's message ids unique across its instances, so receivers never take a new id for a repeat. Not
+   * from options.random (jitter, which apps and tests may pin): two instances of one user with the same prefix would
+   * reuse ids, and a recipient would drop the second one's messages as repeats.
+   */
+  readonly #idPrefix = randomIdPrefix();
+  #counter = 0;
 
   constructor(
     private readonly clock: Clock,
     private readonly maxQueue: number,
+    private readonly maxFrameBytes = Number.POSITIVE_INFINITY,
   ) {}
+
+  /** Gives `fields` a fresh id and queues the frame; MESSAGE_TOO_LARGE at once if it is over the byte limit. */
+  request(fields: Record<string, JsonValue>, timeoutMs: number, bounded: boolean): Promise<void> {
+    const id = `${this.#idPrefix}.${String(++this.#counter)}`;
+    const frame = JSON.stringify({ ...fields, id });
+    if (new TextEncoder().encode(frame).length > this.maxFrameBytes) {
+      return Promise.reject(new MessagingError('MESSAGE_TOO_LARGE', `frame is over ${this.maxFrameBytes} bytes`, { messageId: id }));
+    }
+    return this.enqueue(id, frame, timeoutMs, bounded);
+  }
 
   get queuedCount(): number {
     return this.#queue.length;

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
-import { estimatedSecretBits, MIN_SECRET_BITS } from './secret-strength.js';
+import { weakSecrets } from './secret-strength.js';
 import { missingStoreCredentials } from './store-credentials.js';
 
 export type ProcessKind = 'gateway' | 'node' | 'standalone';
@@ -69,6 +69,10 @@ export interface NodeConfig extends CommonConfig {
   pendingMax: number;
   /** v1.2: a connection with receipts on that leaves more than this many messages unconfirmed is closed (4006). */
   maxUnconfirmed: number;
+  /** v1.2: members per room (ROOM_FULL beyond). */
+  roomMaxMembers: number;
+  /** v1.2: rooms per user (TOO_MANY_ROOMS beyond). */
+  roomsPerUser: number;
   /** Bytes held in pending queues: per node, per sender, per recipient (see HeldBudget). */
   pendingMaxBytes: number;
   pendingMaxBytesPerSender: number;
@@ -137,7 +141,6 @@ export const CONFIG_FIELDS: readonly Field[] = [
     fallback: (p, kind) => `http://127.0.0.1:${String(kind === 'standalone' ? p['port'] : p['internalPort'])}`,
   },
   { env: 'MSG_CLUSTER_SECRET', key: 'clusterSecret', type: 'string', kinds: ALL },
-  // Accepted by nodes besides MSG_CLUSTER_SECRET while the gateways' credential is rotated (docs/operations.md).
   { env: 'MSG_CLUSTER_SECRET_PREVIOUS', key: 'clusterSecretPrevious', type: 'string', kinds: NODE },
   { env: 'MSG_LEASE_TTL_SECONDS', key: 'leaseTtlSeconds', type: 'integer', kinds: ALL, fallback: 5, min: 1, max: 3600 },
   { env: 'MSG_SESSION_TTL_SECONDS', key: 'sessionTtlSeconds', type: 'integer', kinds: NODE, fallback: 120, min: 3, max: 86400 },
@@ -147,6 +150,8 @@ export const CONFIG_FIELDS: readonly Field[] = [
   { env: 'MSG_MAX_MESSAGE_BYTES', key: 'maxMessageBytes', type: 'integer', kinds: NODE, fallback: 65536, min: 256, max: 16_777_216 },
   { env: 'MSG_DRAIN_TIMEOUT_SECONDS', key: 'drainTimeoutSeconds', type: 'integer', kinds: NODE, fallback: 25, min: 0, max: 3600 },
   { env: 'MSG_MAX_UNCONFIRMED', key: 'maxUnconfirmed', type: 'integer', kinds: NODE, fallback: 1024, min: 1, max: 1_000_000 },
+  { env: 'MSG_ROOM_MAX_MEMBERS', key: 'roomMaxMembers', type: 'integer', kinds: NODE, fallback: 50, min: 2, max: 10_000 },
+  { env: 'MSG_ROOMS_PER_USER', key: 'roomsPerUser', type: 'integer', kinds: NODE, fallback: 16, min: 1, max: 10_000 },
   { env: 'MSG_PENDING_MAX', key: 'pendingMax', type: 'integer', kinds: NODE, fallback: 256, min: 1, max: 1_000_000 },
   { env: 'MSG_PENDING_MAX_BYTES', key: 'pendingMaxBytes', type: 'integer', kinds: NODE, fallback: 64 << 20, min: 1024, max: 2 ** 40 },
   { env: 'MSG_PENDING_MAX_BYTES_PER_SENDER', key: 'pendingMaxBytesPerSender', type: 'integer', kinds: NODE, fallback: 1 << 20, min: 1024, max: 2 ** 40 },
@@ -374,26 +379,6 @@ function productionProblems(kind: ProcessKind, values: Record<string, unknown>):
     );
   }
   return problems;
-}
-
-/**
- * Each shared secret that is set must carry MIN_SECRET_BITS: an HS256 key of one character came back from a user's
- * own token in 76 tries, and the cluster and TURN secrets fall to the same offline guessing. The value is never named.
- */
-function weakSecrets(values: Record<string, unknown>, why: string): string[] {
-  const secrets: [string, string][] = [
-    ['clusterSecret', 'MSG_CLUSTER_SECRET'],
-    ['clusterSecretPrevious', 'MSG_CLUSTER_SECRET_PREVIOUS'],
-    ['authJwtSecret', 'MSG_AUTH_JWT_SECRET'],
-    ['turnSecret', 'MSG_TURN_SECRET'],
-  ];
-  return secrets.flatMap(([key, env]) => {
-    const value = values[key];
-    if (typeof value !== 'string') return [];
-    const bits = Math.floor(estimatedSecretBits(value));
-    if (bits >= MIN_SECRET_BITS) return [];
-    return [`${env} is too weak ${why}: about ${String(bits)} bits of entropy, at least ${String(MIN_SECRET_BITS)} needed (32 random bytes, e.g. openssl rand -base64 32)`];
-  });
 }
 
 /** TURN URLs need the secret that signs their credentials, and a secret needs somewhere to be used. */

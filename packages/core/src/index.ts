@@ -22,3 +22,7 @@ export * from './rendezvous.js';
 export * from './secure-compare.js';
 export { etcdCredentials, memcachedCredentials, type StoreCredentials } from './store-credentials.js';
 export * from './node-identity.js';
+export * from './room-store.js';
+export * from './memory-room-store.js';
+export * from './memcached-room-store.js';
+export * from './random-token.js';

@@ -47,3 +47,23 @@ export function estimatedSecretBits(secret: string): number {
   if (distinct < expectedDistinct / 2) return length * Math.log2(Math.max(distinct, 1));
   return length * Math.log2(alphabet);
 }
+
+/**
+ * Each shared secret that is set must carry MIN_SECRET_BITS: an HS256 key of one character came back from a user's
+ * own token in 76 tries, and the cluster and TURN secrets fall to the same offline guessing. The value is never named.
+ */
+export function weakSecrets(values: Record<string, unknown>, why: string): string[] {
+  const secrets: [string, string][] = [
+    ['clusterSecret', 'MSG_CLUSTER_SECRET'],
+    ['clusterSecretPrevious', 'MSG_CLUSTER_SECRET_PREVIOUS'],
+    ['authJwtSecret', 'MSG_AUTH_JWT_SECRET'],
+    ['turnSecret', 'MSG_TURN_SECRET'],
+  ];
+  return secrets.flatMap(([key, env]) => {
+    const value = values[key];
+    if (typeof value !== 'string') return [];
+    const bits = Math.floor(estimatedSecretBits(value));
+    if (bits >= MIN_SECRET_BITS) return [];
+    return [`${env} is too weak ${why}: about ${String(bits)} bits of entropy, at least ${String(MIN_SECRET_BITS)} needed (32 random bytes, e.g. openssl rand -base64 32)`];
+  });
+}

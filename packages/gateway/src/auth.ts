@@ -5,7 +5,11 @@ import { HttpError } from './http-error.js';
  * The authentication seam of POST /connect. It runs after the body is parsed (it needs the userId) and before a
  * node is allocated. It resolves to let the request through and throws an HttpError (401 UNAUTHORIZED) to stop it.
  */
-export type ConnectAuthenticator = (request: { authorization: string | undefined; userId: string }) => Promise<void>;
+/** What a verified token grants beyond the userId: v1.2's `rooms` claim (absent: every room). */
+export interface ConnectGrant {
+  roomGrants?: string[];
+}
+export type ConnectAuthenticator = (request: { authorization: string | undefined; userId: string }) => Promise<ConnectGrant | void>;
 
 export interface JwtAuthOptions {
   /** HS256 shared secret (`MSG_AUTH_JWT_SECRET`). */
@@ -85,7 +89,7 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
     const token = match?.[1];
     if (token === undefined) throw unauthorized('a bearer token is required');
     const jose = await loadJose();
-    let payload: { sub?: string; exp?: number; iat?: number };
+    let payload: { sub?: string; exp?: number; iat?: number; rooms?: unknown };
     try {
       if (secretKey) {
         payload = (await jose.jwtVerify(token, secretKey, { ...claims, algorithms: ['HS256'] })).payload;
@@ -103,7 +107,17 @@ export function createJwtAuthenticator(options: JwtAuthOptions): ConnectAuthenti
     const tooOld = tokenAgeProblem(payload, maxTokenAgeSeconds + clockToleranceSeconds);
     if (tooOld) throw unauthorized(tooOld);
     if (payload.sub !== userId) throw unauthorized('token is for another user');
+    return roomsClaim(payload.rooms);
   };
+}
+
+/** v1.2: the `rooms` claim, a list of room names (a trailing `*` grants a prefix); carried in the session record. */
+function roomsClaim(rooms: unknown): ConnectGrant {
+  if (rooms === undefined) return {};
+  if (!Array.isArray(rooms) || rooms.length > 1024 || !rooms.every((r) => typeof r === 'string' && r.length > 0 && r.length <= 129)) {
+    throw unauthorized('token rooms claim must be a list of room names');
+  }
+  return { roomGrants: rooms as string[] };
 }
 
 /** Why a verified token lives too long for `maxSeconds`, or undefined. `exp` is present (a required claim). */

@@ -48,6 +48,34 @@ describe('session conflict: replace (default)', () => {
     expect(h.transport.posts.map((p) => p.body)).to.deep.equal([{ userId: 'alice', listeningKey: first.body['listeningKey'] }]);
   });
 
+  it('replaces a session this gateway never allocated (another gateway, or before a restart) and tells its node', async () => {
+    // The gateway's first call for a user it has not seen is an atomic add; it fails on this record, so the gateway
+    // reads the record it replaces, as it did before the add came first.
+    await h.store.inner.put(record('alice', { acked: true }), 120);
+    const second = await h.connect('alice');
+    expect(second.status).to.equal(200);
+    expect(await h.store.inner.get('alice')).to.include({ listeningKey: second.body['listeningKey'], acked: false });
+    await waitFor(() => h.transport.posts.length === 1, { what: 'replace notification' });
+    expect(h.transport.posts[0]?.body).to.deep.equal({ userId: 'alice', listeningKey: 'old-key' });
+  });
+
+  it('writes a user with no record by one add, without reading first', async () => {
+    const calls: string[] = [];
+    const inner = h.store.inner;
+    const get = inner.get.bind(inner);
+    const create = inner.create.bind(inner);
+    const put = inner.put.bind(inner);
+    inner.get = (userId) => (calls.push('get'), get(userId));
+    inner.create = (r, ttl) => (calls.push('create'), create(r, ttl));
+    inner.put = (r, ttl) => (calls.push('put'), put(r, ttl));
+    expect((await h.connect('carol')).status).to.equal(200);
+    expect(calls).to.deep.equal(['create']);
+    // Seen here lately: a record probably exists, so it is read (to tell its node) and overwritten.
+    calls.length = 0;
+    expect((await h.connect('carol')).status).to.equal(200);
+    expect(calls).to.deep.equal(['get', 'put']);
+  });
+
   it('answers 200 even when the old node cannot be told', async () => {
     h.transport.post = () => Promise.reject(new Error('refused'));
     await h.connect('alice');

@@ -315,8 +315,8 @@ class KoaGateway implements Gateway {
       }
       const request = await parseConnectRequest(ctx.req);
       userId = request.userId;
-      if (this.authenticator) await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId });
-      const session = await this.allocator.connect(request, log);
+      const grant = this.authenticator ? await this.authenticator({ authorization: ctx.get('authorization') || undefined, userId }) : undefined;
+      const session = await this.allocator.connect(request, log, grant?.roomGrants);
       ctx.set('cache-control', 'no-store');
       ctx.body = this.withIceServers(session);
     } catch (error) {

@@ -1,9 +1,9 @@
-import { randomBytes } from 'node:crypto';
 import type { ConnectRequest, NodeRecord, Session, SessionRecord } from '@messaging-server/protocol';
-import { REPLACE_PATH, type Logger, type PeerTransport, type SessionStore } from '@messaging-server/core';
+import { randomToken, REPLACE_PATH, type Logger, type PeerTransport, type SessionStore } from '@messaging-server/core';
 import { HttpError } from './http-error.js';
 import { beforeDeadline } from './deadline.js';
 import type { NodeView } from './node-view.js';
+import { RecentUsers } from './recent-users.js';
 
 export type ConflictPolicy = 'replace' | 'reject';
 
@@ -20,8 +20,11 @@ export interface SessionAllocatorOptions {
 }
 
 
+/** How many userIds the replace policy's hint remembers (a Set of short strings: a few MiB at most). */
+const RECENT_USERS = 50_000;
+
 export function newListeningKey(): string {
-  return randomBytes(32).toString('base64url');
+  return randomToken(32);
 }
 
 /**
@@ -29,9 +32,12 @@ export function newListeningKey(): string {
  * Throws HttpError for the contract's 409/503 answers.
  */
 export class SessionAllocator {
+  private readonly recent = new RecentUsers(RECENT_USERS);
+
   constructor(private readonly options: SessionAllocatorOptions) {}
 
-  async connect(request: ConnectRequest, log: Logger): Promise<Session> {
+  /** `roomGrants`: the token's `rooms` claim (v1.2), kept in the session record for whichever node the user lands on. */
+  async connect(request: ConnectRequest, log: Logger, roomGrants?: string[]): Promise<Session> {
     const { view } = this.options;
     const node = request.room === undefined ? view.allocate(request.avoid) : view.allocateForRoom(request.room, request.avoid);
     if (!node) throw new HttpError('NO_NODE_AVAILABLE', 'no node is available; retry later');
@@ -42,6 +48,7 @@ export class SessionAllocator {
       acked: false,
       nodeId: node.nodeId,
       createdAt: new Date().toISOString(),
+      ...(roomGrants === undefined ? {} : { roomGrants }),
     };
     const deadline = Date.now() + this.options.storeBudgetMs;
     let previous: SessionRecord | undefined;
@@ -61,10 +68,21 @@ export class SessionAllocator {
     return { userId, listeningAddress, listeningKey, acked, nodeId };
   }
 
+  /**
+   * The replace policy needs the previous record only to tell its node (4503). A user with no record is written by
+   * one atomic `add`: when it wins there was nothing to replace, so the read is saved (a connect then costs the
+   * gateway one memcached call instead of two). When a record exists, or this gateway saw the user lately, it is
+   * read and then overwritten, as before.
+   */
   private async replace(record: SessionRecord, deadline: number): Promise<SessionRecord | undefined> {
     const { sessions, handshakeTimeoutSeconds } = this.options;
+    const seen = this.recent.has(record.userId);
+    this.recent.add(record.userId);
+    if (!seen && (await beforeDeadline(sessions.create(record, handshakeTimeoutSeconds), deadline, 'session create'))) return undefined;
     const previous = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
-    await beforeDeadline(sessions.put(record, handshakeTimeoutSeconds), deadline, 'session put');
+    // v1.2: a replaced session is a move, so the user's rooms go with it to its next node.
+    const next = previous?.rooms === undefined ? record : { ...record, rooms: previous.rooms };
+    await beforeDeadline(sessions.put(next, handshakeTimeoutSeconds), deadline, 'session put');
     return previous;
   }
 

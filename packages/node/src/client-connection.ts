@@ -1,4 +1,5 @@
 import type { Connection } from 'sockjs';
+import { ConnectionLifecycle } from './connection-lifecycle.js';
 
 /**
  * Who ended a connection. `client`: the client sent a WebSocket close frame first (it left). `node`: this node closed
@@ -38,7 +39,7 @@ export function fromSockJs(conn: Connection): ClientConnection {
   // sockjs queues frames in its session until the client polls, and flushes the whole queue at once.
   const session = (conn as unknown as { _session?: SockJsSession })._session;
   let queued = 0;
-  let closedByNode = false;
+  const life = new ConnectionLifecycle();
   return {
     url: conn.url ?? '',
     remoteAddress: conn.remoteAddress,
@@ -52,13 +53,14 @@ export function fromSockJs(conn: Connection): ClientConnection {
       return waiting + (session?.recv?.response?.writableLength ?? 0);
     },
     close: (code, reason) => {
-      closedByNode = true;
-      close(code, reason);
+      // sockjs sends its close frame and emits 'close' once the session is over; the node hears of it then.
+      if (life.closeByNode()) close(code, reason);
     },
     listen(onData, onClose) {
+      life.listen(onClose);
       conn.on('data', (data: unknown) => onData(typeof data === 'string' ? data : String(data)));
       // sockjs's HTTP fallbacks have no close frame from the client: an end the node did not ask for is a drop.
-      conn.on('close', () => onClose(closedByNode ? 'node' : 'network'));
+      conn.on('close', () => life.ended('network'));
     },
   };
 }

@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import type { Logger } from '@messaging-server/core';
+import { randomToken, type Logger } from '@messaging-server/core';
 import { CLOSE_CODES, isRecoverableClose, type CloseReason, type FrameErrorCode, type ServerFrame, type SessionRecord } from '@messaging-server/protocol';
 import type { ClientConnection } from './client-connection.js';
 import type { Envelope } from './envelope.js';
@@ -34,7 +33,7 @@ export interface SessionCounters {
  * Lifecycle: handshaking → open (welcome sent) → closed; or handshaking → closed (refused).
  */
 export class ClientSession {
-  readonly cid = randomBytes(12).toString('base64url');
+  readonly cid = randomToken(12);
   readonly openedAt = Date.now();
   readonly messageBucket: TokenBucket;
   readonly byteBucket: TokenBucket;

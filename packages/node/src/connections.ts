@@ -26,6 +26,8 @@ export interface ConnectionsDeps {
   onFrame(session: ClientSession, text: string): void;
   /** v1.2: a connection with receipts on ended; `fate` says what its unconfirmed messages become. */
   connectionLeft(session: ClientSession, fate: UnconfirmedFate): void;
+  /** v1.2: the user left (its own clean close or a terminal close, not a move or a replacement): leaves its rooms. */
+  userLeft?(userId: string): void;
   /** Right after the welcome frame: pending messages and registration with the keeper. */
   onWelcome(session: ClientSession): void;
 }
@@ -112,6 +114,7 @@ export class Connections {
     const moving = this.isMoving(session, closedBy);
     const write = moving ? this.markMoving(session) : this.deleteSession(session);
     if (session.receipts) this.deps.connectionLeft(session, this.unconfirmedFate(session, closedBy, moving));
+    if (!moving && !session.replaced) this.deps.userLeft?.(session.userId);
     this.sessionWrites.add(write);
     void write.finally(() => this.sessionWrites.delete(write));
   }

@@ -10,4 +10,9 @@ export const ERROR_TEXT: Readonly<Record<FrameErrorCode, string>> = {
   QUEUE_FULL: 'recipient queue is full',
   RATE_LIMITED: 'rate limit exceeded',
   RELAY_FAILED: 'recipient node did not answer',
+  INVALID_ROOM: 'room name must be 1-128 characters of A-Z a-z 0-9 . _ ~ @ -',
+  NOT_A_MEMBER: 'you are not a member of this room',
+  ROOM_FULL: 'the room is full',
+  TOO_MANY_ROOMS: 'you are in too many rooms',
+  FORBIDDEN_ROOM: 'your token does not grant this room',
 };

@@ -1,5 +1,5 @@
 import type { Logger } from '@messaging-server/core';
-import type { ClientFrame } from '@messaging-server/protocol';
+import { isRoomMessageFrame, type ClientFrame, type JoinFrame, type LeaveFrame, type RoomMessageFrame } from '@messaging-server/protocol';
 import { parseClientFrame } from '@messaging-server/protocol/schemas';
 import type { ClientSession } from './client-session.js';
 import type { Envelope } from './envelope.js';
@@ -12,6 +12,8 @@ export interface FrameHandlerDeps {
   route(envelope: Envelope): void;
   /** v1.2: a receipt for everything up to `seq` written to this connection. */
   confirm(session: ClientSession, seq: number): void;
+  /** v1.2: a join, leave or room message (its `from`, if any, already checked); absent: rooms are off. */
+  room?(session: ClientSession, frame: JoinFrame | LeaveFrame | RoomMessageFrame, size: number): void;
 }
 
 /**
@@ -53,8 +55,13 @@ export function createFrameHandler(deps: FrameHandlerDeps): (session: ClientSess
       session.send(frame.id === undefined ? { type: 'pong' } : { type: 'pong', id: frame.id });
       return;
     }
-    if (frame.from !== undefined && frame.from !== session.userId) {
+    if ('from' in frame && frame.from !== undefined && frame.from !== session.userId) {
       session.sendError('FORBIDDEN_SENDER', ERROR_TEXT.FORBIDDEN_SENDER, frame.id);
+      return;
+    }
+    if (frame.type === 'join' || frame.type === 'leave' || isRoomMessageFrame(frame)) {
+      if (deps.room) deps.room(session, frame, size);
+      else session.sendError('INVALID_MESSAGE', 'rooms are not available on this node', frame.id);
       return;
     }
     const envelope: Envelope = {

@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
 import type { ClientConnection, ClosedBy } from './client-connection.js';
+import { closedByCode, ConnectionLifecycle, cutIfNotClosed } from './connection-lifecycle.js';
 
 /**
  * Flushes connections with queued frames together, once per event-loop turn: frames written to one connection in
@@ -23,15 +24,6 @@ export class FlushScheduler {
   }
 }
 
-/** A client that has not answered our close frame by then is cut: ws alone would keep its socket and buffers 30 s. */
-export const CLOSE_GRACE_MS = 5000;
-
-export function cutIfNotClosed(ws: WebSocket): void {
-  const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
-  timer.unref();
-  ws.once('close', () => clearTimeout(timer));
-}
-
 /** Where a framed connection reports its opening and its end (the transport's heartbeat set). */
 export interface FramedConnectionHooks {
   opened(conn: FramedConnection): void;
@@ -47,11 +39,8 @@ export class FramedConnection implements ClientConnection {
   readonly remoteAddress: string | undefined;
   private queue: string[] | undefined;
   private queuedBytes = 0;
-  private closing = false;
-  private closed = false;
+  private readonly life: ConnectionLifecycle;
   private wrote = false;
-  private onClose: ((closedBy: ClosedBy) => void) | undefined;
-  private closedBy: ClosedBy = 'network';
 
   constructor(
     private readonly ws: WebSocket,
@@ -61,10 +50,11 @@ export class FramedConnection implements ClientConnection {
   ) {
     this.url = req.url ?? '';
     this.remoteAddress = req.socket.remoteAddress;
+    this.life = new ConnectionLifecycle(() => this.hooks.finished(this));
   }
 
   write(text: string): boolean {
-    if (this.closing) return false;
+    if (this.life.closing) return false;
     if (this.queue === undefined) {
       this.queue = [text];
       this.scheduler.mark(this);
@@ -99,25 +89,21 @@ export class FramedConnection implements ClientConnection {
   }
 
   close(code: number, reason: string): void {
-    if (this.closing) return;
+    if (this.life.closing) return;
     this.flush();
-    this.closing = true;
-    this.closedBy = 'node';
+    this.life.closeByNode();
     this.send(`c${JSON.stringify([code, reason])}`);
     this.ws.close(code, reason);
     cutIfNotClosed(this.ws);
-    // The node forgets the connection now, not when (or if) the client answers the close handshake.
-    process.nextTick(() => this.finish());
+    this.life.finishSoon();
   }
 
   listen(onData: (text: string) => void, onClose: (closedBy: ClosedBy) => void): void {
-    this.onClose = onClose;
+    this.life.listen(onClose);
     this.ws.on('message', (data: RawData) => this.receive(data, onData));
     this.ws.on('close', (code: number) => {
-      if (!this.closing) this.closedBy = closedByCode(code);
-      this.closing = true;
       this.queue = undefined;
-      this.finish();
+      this.life.ended(closedByCode(code));
     });
   }
 
@@ -128,7 +114,7 @@ export class FramedConnection implements ClientConnection {
 
   /** A client frame is a JSON array of messages (or one JSON string); anything else is broken framing. */
   private receive(data: RawData, onData: (text: string) => void): void {
-    if (this.closing) return;
+    if (this.life.closing) return;
     const payload = String(data);
     if (payload.length === 0) return;
     let message: unknown;
@@ -136,16 +122,15 @@ export class FramedConnection implements ClientConnection {
       message = JSON.parse(payload);
     } catch {
       // sockjs closes the WebSocket without a close frame.
-      this.closing = true;
-      this.closedBy = 'node';
+      this.life.closeByNode();
       this.queue = undefined;
       this.ws.close(3000, 'Broken framing.');
-      process.nextTick(() => this.finish());
+      this.life.finishSoon();
       return;
     }
     const messages = Array.isArray(message) ? message : [message];
     for (const m of messages) {
-      if (this.closing) return;
+      if (this.life.closing) return;
       onData(typeof m === 'string' ? m : String(m));
     }
   }
@@ -155,16 +140,4 @@ export class FramedConnection implements ClientConnection {
     this.wrote = true;
     this.ws.send(frame);
   }
-
-  private finish(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.hooks.finished(this);
-    this.onClose?.(this.closedBy);
-  }
-}
-
-/** ws reports 1006 when the connection ended without a close frame; any other code came in the client's close frame. */
-export function closedByCode(code: number): ClosedBy {
-  return code === 1006 ? 'network' : 'client';
 }

@@ -15,3 +15,4 @@ export {
   type OutcomeReport,
 } from './internal-wire.js';
 export { PEER_LANES } from './peer-links.js';
+export { createPeerTransport } from './peer-transport.js';

@@ -16,6 +16,7 @@ import {
   type DeliverResult,
   type OutcomeReport,
 } from './internal-wire.js';
+import { parseRoomFanout, parseRoomOp, ROOM_FANOUT_PATH, ROOM_OP_PATH, type RoomAnswer, type RoomFanout, type RoomOp } from './room-wire.js';
 
 export interface Readiness {
   ready: boolean;
@@ -39,6 +40,10 @@ export interface InternalApiHandlers {
   /** Whether `userId`'s session is on `nodeId` (see SenderCheck). */
   senderOn(userId: string, nodeId: string): Promise<boolean>;
   outcomes(reports: OutcomeReport[]): number;
+  /** v1.2: an operation of a room homed here, from a member's node. */
+  roomOp(op: RoomOp): Promise<RoomAnswer>;
+  /** v1.2: one copy of a room frame from its home, for the listed members here. */
+  roomFanout(fanout: RoomFanout): number;
   readiness(): Readiness;
 }
 
@@ -91,6 +96,8 @@ export const ROUTE_ACCESS: ReadonlyMap<string, RouteAccess> = new Map<string, Ro
   [DRAIN_PATH, 'cluster'],
   [DELIVER_PATH, 'node'],
   [OUTCOMES_PATH, 'node'],
+  [ROOM_OP_PATH, 'node'],
+  [ROOM_FANOUT_PATH, 'node'],
 ]);
 
 /** The authenticated request's JSON body, or undefined once an answer has gone out. */
@@ -129,6 +136,24 @@ async function admitted(
     return void sendError(res, 'INVALID_REQUEST', 'body is not valid JSON');
   }
 }
+
+/** v1.2: a room operation for its home here, or a home's fan-out to this node's members. */
+async function handleRoom(res: ServerResponse, path: string, body: unknown, signer: string | undefined, handlers: InternalApiHandlers): Promise<void> {
+  if (path === ROOM_OP_PATH) {
+    const op = parseRoomOp(body);
+    if (!op) return sendError(res, 'INVALID_REQUEST', 'malformed room operation');
+    // As for deliveries: a node speaks only for itself, and sends to a room only for users whose sessions it holds.
+    if (signer !== undefined && op.nodeId !== signer) return sendError(res, 'FORBIDDEN_SENDER', 'nodeId is not the node that signed the request');
+    if (signer !== undefined && op.op === 'message' && !(await handlers.senderOn(op.userId, op.nodeId))) {
+      return sendError(res, 'FORBIDDEN_SENDER', 'the sender has no session on the node that signed the request');
+    }
+    return sendJson(res, 200, await handlers.roomOp(op));
+  }
+  const fanout = parseRoomFanout(body);
+  if (!fanout) return sendError(res, 'INVALID_REQUEST', 'malformed room fan-out');
+  return sendJson(res, 200, { delivered: handlers.roomFanout(fanout) });
+}
+
 
 /**
  * The node's internal port: `/healthz` (always 200 while the process runs), `/readyz`, `/metrics` (open for
@@ -176,6 +201,9 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
         const spent = (): boolean => isOverBudget(request, arrivedAt);
         return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver, spent) });
       }
+      case ROOM_OP_PATH:
+      case ROOM_FANOUT_PATH:
+        return handleRoom(res, path, body, signer, handlers);
       case OUTCOMES_PATH: {
         const reports = parseOutcomes(body);
         if (!reports) return sendError(res, 'INVALID_REQUEST', 'malformed outcome report');

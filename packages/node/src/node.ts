@@ -9,9 +9,11 @@ import {
   type Registry,
   type RegistryWatch,
   type SessionStore,
+  type RoomStore,
 } from '@messaging-server/core';
 import type { NodeRecord } from '@messaging-server/protocol';
-import type { ClientSession, SessionLimits } from './client-session.js';
+import type { ClientSession } from './client-session.js';
+import { sessionLimits } from './session-limits.js';
 import { ConnectionTable } from './connection-table.js';
 import { Connections } from './connections.js';
 import { Delivery } from './delivery.js';
@@ -27,6 +29,8 @@ import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
+import { wireRooms, type Rooms } from './rooms-wiring.js';
+import { registerRoomMetrics } from './room-metrics.js';
 import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
 import { secretsEqual } from './secure-compare.js';
@@ -38,13 +42,12 @@ export interface NodeDeps {
   config: NodeConfig;
   registry: Registry;
   sessions: SessionStore;
+  rooms?: RoomStore; // v1.2: room records (memcached beside the sessions); absent: in memory (one node, tests)
   transport: PeerTransport;
   logger: Logger;
   version?: string;
-  /** Bounds on every public request (see public-guard.ts); tests shorten the times. */
-  publicLimits?: Partial<PublicLimits>;
-  /** The same bounds on the internal port (see internal-server.ts). */
-  internalLimits?: Partial<PublicLimits>;
+  publicLimits?: Partial<PublicLimits>; // bounds on every public request (public-guard.ts); tests shorten the times
+  internalLimits?: Partial<PublicLimits>; // the same bounds on the internal port (internal-server.ts)
   identity?: { readonly publicKey: string }; // node-identity.ts: registered here; `transport` signs with it
 }
 
@@ -101,6 +104,7 @@ interface Parts {
   handshaker: Handshaker;
   connections: Connections;
   load: LoadReporter;
+  rooms: Rooms;
 }
 
 /** Where the node is in its life, shared by the parts that must refuse work once it stops. */
@@ -109,17 +113,6 @@ interface Lifecycle {
   watch: RegistryWatch | undefined;
   draining: boolean;
   closed: boolean;
-}
-
-function sessionLimits(config: NodeConfig): SessionLimits {
-  return {
-    rateMessagesPerSecond: config.rateMessagesPerSecond,
-    rateBurst: config.rateBurst,
-    rateBytesPerSecond: config.rateBytesPerSecond,
-    bytesBurst: Math.max(config.rateBytesBurst, config.maxMessageBytes),
-    // Never below one maximum-size frame, or such a message could never be delivered.
-    maxBufferedBytes: Math.max(config.maxBufferedBytes, transportFrameLimit(config.maxMessageBytes)),
-  };
 }
 
 function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
@@ -178,7 +171,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq) });
+  const rooms = wireRooms({ ...deps, sessions }, table, () => router.members, log);
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
@@ -210,14 +204,16 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     log,
     onFrame,
     connectionLeft: (session, fate) => delivery.connectionLeft(session, fate),
+    userLeft: (userId) => rooms.members.userLeft(userId),
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);
       router.resumed(session.userId);
+      rooms.members.resumed(session);
     },
   });
   const load = new LoadReporter(() => life.registration, sources, config.maxConnections, log);
-  return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load };
+  return { metrics, registry, sessions, table, pending, delivery, router, keeper, departures, handshaker, connections, load, rooms };
 }
 
 export function createNode(deps: NodeDeps): RelayNode {
@@ -246,6 +242,7 @@ class NodeRuntime implements RelayNode {
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
     const { delivery, metrics } = this.parts;
+    registerRoomMetrics(metrics.registry, this.parts.rooms);
     const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
@@ -262,6 +259,8 @@ class NodeRuntime implements RelayNode {
         peerKey: (nodeId) => this.parts.router.members.get(nodeId)?.identityKey,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
+        roomOp: (op) => this.parts.rooms.home.handle(op),
+        roomFanout: (fanout) => this.parts.rooms.members.fromHome(fanout.to, fanout.frame),
         readiness: () => this.readiness(),
       },
     });

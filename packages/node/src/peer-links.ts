@@ -13,8 +13,8 @@ import {
 import type { NodeMetrics } from './metrics.js';
 
 /**
- * Requests in flight at once to one peer node. The transport must hold as many connections per peer
- * (UndiciPeerTransport `connections`), or the lanes would queue behind each other on one socket.
+ * Requests in flight at once to one peer node. The transport must hold as many connections per peer, or the lanes
+ * would queue behind each other on one socket: createPeerTransport (peer-transport.ts) makes it so.
  */
 export const PEER_LANES = 4;
 const FORWARD_TIMEOUT_MS = 1500;
@@ -54,7 +54,8 @@ export interface PeerLinksDeps {
  * messages held elsewhere go back to their sender nodes on a link of their own.
  */
 export class PeerLinks {
-  private readonly lanes = new Map<string, Batcher<Envelope>>();
+  /** PEER_LANES lanes per peer node, made on first use. */
+  private readonly lanes = new Map<string, (Batcher<Envelope> | undefined)[]>();
   private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
   private stopped = false;
 
@@ -72,7 +73,7 @@ export class PeerLinks {
 
   /** True when no request is queued or in flight. */
   get idle(): boolean {
-    for (const link of this.lanes.values()) if (!link.idle) return false;
+    for (const lanes of this.lanes.values()) if (lanes.some((lane) => lane?.idle === false)) return false;
     for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
     return true;
   }
@@ -83,9 +84,11 @@ export class PeerLinks {
    * outlives the next one. Dropping an idle link is always safe: nothing waits on it, and one is made again on demand.
    */
   forget(peerId: string, address: string): void {
-    for (const [key, link] of this.lanes) {
-      const lanePeer = key.slice(0, key.lastIndexOf('#'));
-      if (link.idle && (lanePeer === peerId || this.deps.addressOf(lanePeer) === undefined)) this.lanes.delete(key);
+    for (const [lanePeer, lanes] of this.lanes) {
+      if (lanePeer !== peerId && this.deps.addressOf(lanePeer) !== undefined) continue;
+      const busy = lanes.map((lane) => (lane?.idle === false ? lane : undefined));
+      if (busy.every((lane) => lane === undefined)) this.lanes.delete(lanePeer);
+      else this.lanes.set(lanePeer, busy);
     }
     for (const [linkAddress, link] of this.outcomeLinks) {
       if (link.idle && (linkAddress === address || !this.deps.isMemberAddress(linkAddress))) this.outcomeLinks.delete(linkAddress);
@@ -94,19 +97,26 @@ export class PeerLinks {
 
   /** Lanes and outcome links held open (for tests). */
   get linkCount(): number {
-    return this.lanes.size + this.outcomeLinks.size;
+    let lanes = 0;
+    for (const each of this.lanes.values()) lanes += each.filter((lane) => lane !== undefined).length;
+    return lanes + this.outcomeLinks.size;
   }
 
   /** Hard stop: drops everything queued (the connections it was for are closing). */
   stop(): void {
     this.stopped = true;
-    for (const link of this.lanes.values()) link.takeAll();
+    for (const lanes of this.lanes.values()) for (const lane of lanes) lane?.takeAll();
     for (const link of this.outcomeLinks.values()) link.takeAll();
   }
 
   private lane(peerId: string, recipient: string): Batcher<Envelope> {
-    const key = `${peerId}#${String(laneOf(recipient))}`;
-    let link = this.lanes.get(key);
+    let lanes = this.lanes.get(peerId);
+    if (!lanes) {
+      lanes = Array.from({ length: PEER_LANES }, () => undefined);
+      this.lanes.set(peerId, lanes);
+    }
+    const index = laneOf(recipient);
+    let link = lanes[index];
     if (!link) {
       link = new Batcher<Envelope>(
         (batch) => this.forward(peerId, batch),
@@ -116,7 +126,7 @@ export class PeerLinks {
         MAX_BATCH_BYTES,
         MAX_LANE_QUEUE_BYTES,
       );
-      this.lanes.set(key, link);
+      lanes[index] = link;
     }
     return link;
   }

@@ -1,24 +1,16 @@
 import type { IncomingMessage } from 'node:http';
 import type { RawData, WebSocket } from 'ws';
-import type { ClientConnection, ClosedBy } from './client-connection.js';
-import { closedByCode, cutIfNotClosed } from './framed-connection.js';
+import type { ClientConnection } from './client-connection.js';
+import { closedByCode, ConnectionLifecycle, cutIfNotClosed } from './connection-lifecycle.js';
 
 /** SockJS's raw transport (`<prefix>/websocket`): every write is its own text frame, no open, heartbeat or close frames. */
 export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnection {
-  let closing = false;
-  let closed = false;
-  let closedBy: ClosedBy = 'network';
-  let onCloseHandler: ((closedBy: ClosedBy) => void) | undefined;
-  const finish = (): void => {
-    if (closed) return;
-    closed = true;
-    onCloseHandler?.(closedBy);
-  };
+  const life = new ConnectionLifecycle();
   return {
     url: req.url ?? '',
     remoteAddress: req.socket.remoteAddress,
     write(text) {
-      if (closing || ws.readyState !== 1) return false;
+      if (life.closing || ws.readyState !== 1) return false;
       ws.send(text);
       return true;
     },
@@ -26,23 +18,17 @@ export function rawConnection(ws: WebSocket, req: IncomingMessage): ClientConnec
       return ws.bufferedAmount;
     },
     close(code, reason) {
-      if (closing) return;
-      closing = true;
-      closedBy = 'node';
+      if (!life.closeByNode()) return;
       ws.close(code, reason);
       cutIfNotClosed(ws);
-      process.nextTick(finish);
+      life.finishSoon();
     },
     listen(onData, onClose) {
-      onCloseHandler = onClose;
+      life.listen(onClose);
       ws.on('message', (data: RawData) => {
-        if (!closing) onData(String(data));
+        if (!life.closing) onData(String(data));
       });
-      ws.on('close', (code: number) => {
-        if (!closing) closedBy = closedByCode(code);
-        closing = true;
-        finish();
-      });
+      ws.on('close', (code: number) => life.ended(closedByCode(code)));
     },
   };
 }

@@ -30,6 +30,14 @@ export const ERROR_CODES = {
   EXPIRED: { httpStatus: 504, retryable: true },
   QUEUE_FULL: { httpStatus: 503, retryable: true },
   RELAY_FAILED: { httpStatus: 502, retryable: true },
+  /** v1.2 rooms: a room message (or op) from a user who is not a member. */
+  NOT_A_MEMBER: { httpStatus: 403, retryable: false },
+  /** v1.2 rooms: the room has MSG_ROOM_MAX_MEMBERS members. */
+  ROOM_FULL: { httpStatus: 409, retryable: true },
+  /** v1.2 rooms: the user is in MSG_ROOMS_PER_USER rooms. */
+  TOO_MANY_ROOMS: { httpStatus: 409, retryable: false },
+  /** v1.2 rooms: the user's token (`rooms` claim) does not grant the room. */
+  FORBIDDEN_ROOM: { httpStatus: 403, retryable: false },
 } as const satisfies Record<string, { httpStatus: number; retryable: boolean }>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;
@@ -44,6 +52,11 @@ export const FRAME_ERROR_CODES = [
   'QUEUE_FULL',
   'RATE_LIMITED',
   'RELAY_FAILED',
+  'INVALID_ROOM',
+  'NOT_A_MEMBER',
+  'ROOM_FULL',
+  'TOO_MANY_ROOMS',
+  'FORBIDDEN_ROOM',
 ] as const satisfies readonly ErrorCode[];
 export type FrameErrorCode = (typeof FRAME_ERROR_CODES)[number];
 

@@ -10,6 +10,20 @@ export function isValidUserId(value: unknown): value is string {
 
 /** A room name follows the userId rule (v1.2). */
 export const isValidRoomName = isValidUserId;
+export const ROOM_NAME_PATTERN = USER_ID_PATTERN;
+
+/** v1.2 defaults of MSG_ROOM_MAX_MEMBERS and MSG_ROOMS_PER_USER. */
+export const DEFAULT_ROOM_MAX_MEMBERS = 50;
+export const DEFAULT_ROOMS_PER_USER = 16;
+
+/**
+ * True when a token's `rooms` claim grants `room` (v1.2): an undefined claim grants every room; a name ending in `*`
+ * grants every room with that prefix (`*` alone grants all); any other name grants exactly itself.
+ */
+export function roomGranted(grants: readonly string[] | undefined, room: string): boolean {
+  if (grants === undefined) return true;
+  return grants.some((grant) => (grant.endsWith('*') ? room.startsWith(grant.slice(0, -1)) : grant === room));
+}
 
 /**
  * Deepest nesting of arrays and objects accepted in a message's `content` (a scalar is depth 0, `[]` depth 1).

@@ -9,6 +9,8 @@ import { MAX_CONTENT_DEPTH, MESSAGE_ID_MAX_LENGTH, nestedDeeperThan, USER_ID_PAT
 
 const userId = { type: 'string', pattern: USER_ID_PATTERN } as const;
 const messageId = { type: 'string', minLength: 1, maxLength: MESSAGE_ID_MAX_LENGTH } as const;
+// A room name is checked by the node (INVALID_ROOM, not INVALID_MESSAGE), so the schema only asks for a string.
+const roomName = { type: 'string', maxLength: 1024 } as const;
 
 export const connectRequestSchema = {
   type: 'object',
@@ -32,6 +34,33 @@ export const messageFrameSchema = {
   },
 } as const;
 
+/** v1.2: a room message has `room` and never `to` (the validator picks this schema when `room` is present). */
+export const roomMessageFrameSchema = {
+  type: 'object',
+  required: ['room', 'content'],
+  // `to` present (any value) fails the frame: a frame has `to` or `room`, never both.
+  not: { required: ['to'], properties: { to: {} } },
+  properties: {
+    type: { const: 'message' },
+    room: roomName,
+    from: { type: 'string' },
+    id: messageId,
+    content: {},
+  },
+} as const;
+
+export const joinFrameSchema = {
+  type: 'object',
+  required: ['type', 'room'],
+  properties: { type: { const: 'join' }, room: roomName, id: messageId },
+} as const;
+
+export const leaveFrameSchema = {
+  type: 'object',
+  required: ['type', 'room'],
+  properties: { type: { const: 'leave' }, room: roomName, id: messageId },
+} as const;
+
 export const pingFrameSchema = {
   type: 'object',
   required: ['type'],
@@ -51,6 +80,16 @@ const validateConnect: ValidateFunction<ConnectRequest> = ajv.compile<ConnectReq
 const validateMessage = ajv.compile(messageFrameSchema);
 const validatePing = ajv.compile(pingFrameSchema);
 const validateReceipt = ajv.compile(receiptFrameSchema);
+const validateRoomMessage = ajv.compile(roomMessageFrameSchema);
+const validateJoin = ajv.compile(joinFrameSchema);
+const validateLeave = ajv.compile(leaveFrameSchema);
+
+const VALIDATORS: Readonly<Record<string, ValidateFunction>> = {
+  ping: validatePing,
+  receipt: validateReceipt,
+  join: validateJoin,
+  leave: validateLeave,
+};
 
 export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; id?: string };
 
@@ -74,14 +113,18 @@ export function validateClientFrame(value: unknown): ParseResult<ClientFrame> {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     return { ok: false, message: 'frame must be a JSON object' };
   }
-  const type = (value as Record<string, unknown>)['type'];
-  const validate = type === 'ping' ? validatePing : type === 'receipt' ? validateReceipt : validateMessage;
-  if (type !== undefined && type !== 'ping' && type !== 'message' && type !== 'receipt') {
-    return withId({ ok: false, message: 'type must be "message", "ping" or "receipt"' }, safeId(value));
+  const record = value as Record<string, unknown>;
+  const type = record['type'];
+  if (type !== undefined && type !== 'message' && (typeof type !== 'string' || !Object.hasOwn(VALIDATORS, type))) {
+    return withId({ ok: false, message: 'type must be "message", "ping", "receipt", "join" or "leave"' }, safeId(value));
   }
-  if (!validate(value)) return withId({ ok: false, message: describe(validate) }, safeId(value));
+  const validate = typeof type === 'string' && type !== 'message' ? (VALIDATORS[type] as ValidateFunction) : 'room' in record ? validateRoomMessage : validateMessage;
+  if (!validate(value)) {
+    const message = validate === validateRoomMessage && 'to' in record ? 'a message has "to" or "room", never both' : describe(validate);
+    return withId({ ok: false, message }, safeId(value));
+  }
   const frame = value as ClientFrame;
-  if (frame.type !== 'ping' && frame.type !== 'receipt' && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
+  if ('content' in frame && nestedDeeperThan(frame.content, MAX_CONTENT_DEPTH)) {
     return withId({ ok: false, message: `content is nested deeper than ${String(MAX_CONTENT_DEPTH)} levels` }, frame.id);
   }
   return { ok: true, value: frame };

@@ -57,7 +57,32 @@ export interface ReceiptFrame {
   type: 'receipt';
   seq: number;
 }
-export type ClientFrame = MessageFrame | PingFrame | ReceiptFrame;
+/** v1.2: join room R; answered by `joined` (with the same id) or an `error`. */
+export interface JoinFrame {
+  type: 'join';
+  room: string;
+  id?: string;
+}
+/** v1.2: leave room R; answered by `ack` (also when not a member). */
+export interface LeaveFrame {
+  type: 'leave';
+  room: string;
+  id?: string;
+}
+/** v1.2: a message to every other member of `room`. A frame has `to` or `room`, never both. */
+export interface RoomMessageFrame {
+  type?: 'message';
+  room: string;
+  content: JsonValue;
+  id?: string;
+  from?: string;
+}
+export type ClientFrame = MessageFrame | RoomMessageFrame | PingFrame | ReceiptFrame | JoinFrame | LeaveFrame;
+
+/** True for a room message (it has `room`; the schema guarantees it then has no `to`). */
+export function isRoomMessageFrame(frame: ClientFrame): frame is RoomMessageFrame {
+  return (frame.type === undefined || frame.type === 'message') && 'room' in frame;
+}
 
 // Node → client
 export interface WelcomeFrame {
@@ -93,7 +118,41 @@ export interface PongFrame {
   type: 'pong';
   id?: string;
 }
-export type ServerFrame = WelcomeFrame | DeliveredMessageFrame | AckFrame | ErrorFrame | PongFrame;
+/**
+ * v1.2: the members of `room` after a join, in join order, the joiner included. With `id` it answers that `join`;
+ * without, it is a resync after a resume (clarifications).
+ */
+export interface JoinedFrame {
+  type: 'joined';
+  room: string;
+  members: string[];
+  id?: string;
+}
+/** v1.2: a change of `room`'s members, to every other member (and to a removed member itself, `left`). */
+export interface MemberFrame {
+  type: 'member';
+  room: string;
+  userId: string;
+  event: 'joined' | 'left';
+}
+/** v1.2: a room message as delivered; `id` is the sender's. */
+export interface DeliveredRoomMessageFrame {
+  type: 'message';
+  from: string;
+  room: string;
+  content: JsonValue;
+  id?: string;
+  seq?: number;
+}
+export type ServerFrame =
+  | WelcomeFrame
+  | DeliveredMessageFrame
+  | DeliveredRoomMessageFrame
+  | JoinedFrame
+  | MemberFrame
+  | AckFrame
+  | ErrorFrame
+  | PongFrame;
 
 /** A session as stored in memcached (`<prefix>session:<userId>`). */
 export interface SessionRecord extends Session {
@@ -105,6 +164,16 @@ export interface SessionRecord extends Session {
   moving?: true;
   /** ISO time the user started moving (the writer's clock). */
   movedAt?: string;
+  /**
+   * v1.2: the `rooms` claim of the user's /connect token (written by the gateway; absent: every room is granted).
+   * Carried with the session so whichever node the user lands on enforces it (FORBIDDEN_ROOM).
+   */
+  roomGrants?: string[];
+  /**
+   * v1.2: the rooms the user is a member of (kept by its node), so TOO_MANY_ROOMS and the member's rooms survive
+   * its moves; the rooms' own records (`<prefix>room:<R>`) are the authority on membership.
+   */
+  rooms?: string[];
 }
 
 /** `<prefix>nodes/<nodeId>` in etcd. */

@@ -13,3 +13,4 @@ export * from './local-ca.js';
 export * from './local-proxy.js';
 export * from './coturn-server.js';
 export * from './signed-peer.js';
+export * from './room-store-contract.js';

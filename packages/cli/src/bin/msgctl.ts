@@ -2,6 +2,7 @@
 import {
   EtcdRegistry,
   etcdCredentials,
+  MemcachedRoomStore,
   MemcachedSessionStore,
   memcachedCredentials,
   UndiciPeerTransport,
@@ -10,6 +11,7 @@ import {
   silentLogger,
   type PeerTransport,
   type Registry,
+  type RoomStore,
   type SessionStore,
 } from '@messaging-server/core';
 import { credentialsOption } from '../backends.js';
@@ -21,6 +23,7 @@ import {
   gatewaysCommand,
   NotFoundError,
   nodesCommand,
+  roomCommand,
   sessionCommand,
   watchCommand,
   type MsgctlContext,
@@ -31,6 +34,7 @@ const USAGE = `usage: msgctl <command> [--endpoints URLS] [--prefix PREFIX] [--j
   nodes              live nodes: state, address, connections, lease time left, age
   gateways           live gateways
   session <userId>   the session record (without its key) and whether its node is alive; exit 1 if none
+  room <room>        the room's members in join order and the node its placement picks now; exit 1 if no members
   watch              one JSON line per registry change, until Ctrl-C
   drain <nodeId>     the node drains as on SIGTERM; waits until it is gone (--no-wait to return at once)
 
@@ -41,7 +45,7 @@ scripts instead of a table. Without an endpoint, msgctl uses the cluster of \`ma
 
 Exit codes:
   0   ok
-  1   not found: no session for that userId, no live node with that id
+  1   not found: no session for that userId, no live node with that id, no members in that room
   2   usage: unknown command or flag, wrong arguments
   3   a backend failed or refused: etcd, memcached or the node unreachable, or the node refused the request
   78  invalid configuration (a MSG_* value)
@@ -96,9 +100,18 @@ async function main(argv: string[]): Promise<void> {
           ...credentialsOption(memcachedCredentials(config)),
         }),
     ),
+    rooms: lazy<RoomStore>(
+      () =>
+        new MemcachedRoomStore({
+          servers: config.memcachedServers,
+          prefix: config.memcachedPrefix,
+          logger: silentLogger,
+          ...credentialsOption(memcachedCredentials(config)),
+        }),
+    ),
     transport: lazy<PeerTransport>(() => new UndiciPeerTransport(clusterSecret ? { clusterSecret } : {})),
   };
-  const needsOperand = command === 'session' || command === 'drain';
+  const needsOperand = command === 'session' || command === 'drain' || command === 'room';
   if ((needsOperand && (operand === undefined || extra.length > 0)) || (!needsOperand && operand !== undefined)) {
     throw new UsageError(`wrong arguments for ${command} (try --help)`);
   }
@@ -112,6 +125,9 @@ async function main(argv: string[]): Promise<void> {
         break;
       case 'session':
         await sessionCommand(ctx, operand ?? '');
+        break;
+      case 'room':
+        await roomCommand(ctx, operand ?? '');
         break;
       case 'drain':
         await drainCommand(ctx, operand ?? '', args.options['no-wait'] !== true);

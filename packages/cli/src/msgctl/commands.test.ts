@@ -3,6 +3,7 @@ import {
   BackendError,
   loadConfig,
   MemoryRegistry,
+  MemoryRoomStore,
   MemorySessionStore,
   type PeerTransport,
 } from '@messaging-server/core';
@@ -21,6 +22,7 @@ function context(registry: MemoryRegistry, sessions: MemorySessionStore, json: b
     config: loadConfig('gateway', {}),
     registry: () => registry,
     sessions: () => sessions,
+    rooms: () => new MemoryRoomStore(),
     transport: () => transport ?? ({} as PeerTransport),
     json,
     out: (chunk) => {

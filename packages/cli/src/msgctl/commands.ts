@@ -2,10 +2,13 @@ import {
   BackendError,
   DRAIN_PATH,
   isBackendError,
+  readRoomMembers,
+  rendezvousOrder,
   type GatewayConfig,
   type PeerTransport,
   type Registry,
   type RegistryEvent,
+  type RoomStore,
   type SessionStore,
 } from '@messaging-server/core';
 import { formatAge, renderTable } from './table.js';
@@ -14,6 +17,7 @@ export interface MsgctlContext {
   config: Readonly<GatewayConfig>;
   registry: () => Registry;
   sessions: () => SessionStore;
+  rooms: () => RoomStore;
   transport: () => PeerTransport;
   json: boolean;
   out: (text: string) => void;
@@ -71,6 +75,28 @@ export async function sessionCommand(ctx: MsgctlContext, userId: string): Promis
   const nodeAlive = nodes.has(record.nodeId);
   if (ctx.json) return ctx.out(JSON.stringify({ session, nodeAlive }) + '\n');
   ctx.out(renderTable([{ ...session, nodeAlive }], ['userId', 'nodeId', 'acked', 'listeningAddress', 'createdAt', 'nodeAlive']));
+}
+
+/**
+ * The room's members in join order (from its record in memcached) and the node a gateway would place it on now:
+ * the first node in the room's rendezvous order over the active nodes that are not at their `maxConnections`, as
+ * the gateway's NodeView picks it (without that gateway's own sessions in flight). `placement` is null with no active
+ * node. NotFoundError (exit 1) when the room has no members.
+ */
+export async function roomCommand(ctx: MsgctlContext, room: string): Promise<void> {
+  const [members, { nodes, loads }] = await Promise.all([readRoomMembers(ctx.rooms(), room), ctx.registry().list()]);
+  if (members.length === 0) throw new NotFoundError(`room ${room} has no members`);
+  const open = [...nodes.values()]
+    .filter((node) => node.state === 'active')
+    .filter((node) => {
+      const load = loads.get(node.nodeId);
+      const max = load?.maxConnections;
+      return max === undefined || max <= 0 || (load?.connections ?? 0) < max;
+    })
+    .map((node) => node.nodeId);
+  const placement = rendezvousOrder(room, open)[0] ?? null;
+  if (ctx.json) return ctx.out(JSON.stringify({ room, members, placement }) + '\n');
+  ctx.out(renderTable([{ room, members: members.join(','), placement }], ['room', 'members', 'placement']));
 }
 
 /** Streams one JSON line per registry change until interrupted. */

@@ -1,10 +1,10 @@
 // Shared helpers for this package's unit tests: in-process nodes on the memory backends.
 import { randomBytes } from 'node:crypto';
-import { loadConfig, MemoryRegistry, MemorySessionStore, NodeIdentity, silentLogger, UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
+import { loadConfig, MemoryRegistry, MemorySessionStore, NodeIdentity, silentLogger, type UndiciPeerTransport, type NodeConfig } from '@messaging-server/core';
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket, type TestSocketOptions } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
-import { PEER_LANES } from '../peer-links.js';
+import { createPeerTransport } from '../peer-transport.js';
 
 export interface TestNode extends NodeServer {
   config: NodeConfig;
@@ -26,7 +26,7 @@ export class TestWorld {
     const config = loadConfig('node', { MSG_HOST: '127.0.0.1', MSG_PORT: '0', MSG_INTERNAL_PORT: '0', MSG_NODE_ID: nodeId, ...env });
     // As run-node.ts does: each node signs with its own key pair, published in its registration.
     const identity = new NodeIdentity(config.nodeId);
-    const transport = new UndiciPeerTransport({ connections: PEER_LANES, signer: identity });
+    const transport = createPeerTransport({ signer: identity });
     const server = await startNodeServer({ config, registry: this.registry, sessions: this.sessions, transport, identity, logger: silentLogger });
     const node: TestNode = {
       ...server,

@@ -1,0 +1,102 @@
+import { BackendError } from './errors.js';
+import { silentLogger, type Logger } from './logger.js';
+import {
+  expiration,
+  MemcachedConnection,
+  OP_ADD,
+  OP_DELETE,
+  OP_GET,
+  OP_SET,
+  OP_TOUCH,
+  STATUS_NOT_FOUND,
+  STATUS_OK,
+  storageExtras,
+  type MemjsResponse,
+} from './memcached-connection.js';
+import { decodeRoomRecord, roomKey, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
+import { assertValidKeyPrefix } from './session-key.js';
+import type { StoreCredentials } from './store-credentials.js';
+
+export interface MemcachedRoomStoreOptions {
+  servers: string[];
+  /** The same prefix as the session store's (`MSG_MEMCACHED_PREFIX`). */
+  prefix: string;
+  operationTimeoutMs?: number;
+  credentials?: StoreCredentials;
+  logger?: Logger;
+}
+
+// Two homes of one room race only during a handover; a few re-reads settle it.
+const MAX_CAS_ATTEMPTS = 8;
+
+/**
+ * RoomStore on memcached. An update reads the record with its CAS value and writes under it: ADD when there was no
+ * record (so two creators cannot both win), SET or DELETE with the CAS otherwise. A conflict re-reads and re-applies.
+ */
+export class MemcachedRoomStore implements RoomStore {
+  private readonly prefix: string;
+  private readonly logger: Logger;
+  private readonly connection: MemcachedConnection;
+
+  constructor(options: MemcachedRoomStoreOptions) {
+    if (options.servers.length === 0) throw new TypeError('memcached room store needs at least one server');
+    assertValidKeyPrefix(options.prefix);
+    this.prefix = options.prefix;
+    this.logger = (options.logger ?? silentLogger).child({ component: 'memcached-room-store' });
+    this.connection = new MemcachedConnection({
+      servers: options.servers,
+      operationTimeoutMs: options.operationTimeoutMs ?? 1000,
+      credentials: options.credentials,
+      logger: this.logger,
+    });
+  }
+
+  async get(room: string): Promise<RoomRecord | undefined> {
+    const key = roomKey(this.prefix, room);
+    return this.connection.operation('room get', async (call) => this.decode(room, await call(OP_GET, key)));
+  }
+
+  async update(room: string, update: RoomUpdate, ttlSeconds: number): Promise<RoomRecord | undefined> {
+    const key = roomKey(this.prefix, room);
+    const extras = storageExtras(ttlSeconds);
+    return this.connection.operation('room update', async (call) => {
+      for (let attempt = 0; attempt < MAX_CAS_ATTEMPTS; attempt++) {
+        const read = await call(OP_GET, key);
+        const current = this.decode(room, read);
+        const cas = read.header.status === STATUS_OK ? read.header.cas : undefined;
+        const next = update(current);
+        if (next === undefined) return current;
+        let written: MemjsResponse;
+        if (next === null) {
+          if (cas === undefined) return undefined;
+          written = await call(OP_DELETE, key, undefined, undefined, cas);
+          if (written.header.status === STATUS_OK || written.header.status === STATUS_NOT_FOUND) return undefined;
+          continue;
+        }
+        const json = JSON.stringify(next);
+        written = cas === undefined ? await call(OP_ADD, key, extras, json) : await call(OP_SET, key, extras, json, cas);
+        if (written.header.status === STATUS_OK) return decodeRoomRecord(room, json);
+        // EXISTS (changed since the read, or created meanwhile) or NOT_FOUND (deleted meanwhile): read again.
+      }
+      this.logger.warn({ room }, 'room compare-and-set gave up after repeated conflicts');
+      throw new BackendError('SESSION_STORE_UNAVAILABLE', `room update gave up after ${String(MAX_CAS_ATTEMPTS)} compare-and-set conflicts`);
+    });
+  }
+
+  async touch(room: string, ttlSeconds: number): Promise<boolean> {
+    const key = roomKey(this.prefix, room);
+    const extras = expiration(ttlSeconds);
+    return this.connection.operation('room touch', async (call) => (await call(OP_TOUCH, key, extras)).header.status === STATUS_OK);
+  }
+
+  async close(): Promise<void> {
+    this.connection.close();
+  }
+
+  private decode(room: string, response: MemjsResponse): RoomRecord | undefined {
+    if (response.header.status !== STATUS_OK) return undefined;
+    const record = decodeRoomRecord(room, response.val.toString('utf8'));
+    if (!record) this.logger.error({ room }, 'unreadable room record in memcached');
+    return record;
+  }
+}

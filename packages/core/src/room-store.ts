@@ -1,0 +1,74 @@
+import { encodeUserId } from './session-key.js';
+
+/** One member of a room, in the room's join order. */
+export interface RoomMemberRecord {
+  userId: string;
+  /** ISO time of the join (the home's clock). */
+  joinedAt: string;
+  /** The node that last held the member's connection (where the home sends the room's traffic for it). */
+  nodeId?: string;
+}
+
+/**
+ * A room as stored in memcached, `<prefix>room:<R>` (docs/protocol.md, "memcached layout"). The room's home node
+ * writes it on every join and leave before it answers, so a new home (after a drain or a crash) continues from it.
+ */
+export interface RoomRecord {
+  room: string;
+  /** In join order. An empty room has no record. */
+  members: RoomMemberRecord[];
+  /**
+   * The last place the room gave out in its order (messages and member events share it). A new home starts past it
+   * plus a gap (RoomRecord readers never compare places across homes; the gap keeps them rising for the members).
+   */
+  seq: number;
+  /** The node that wrote this version, and when. */
+  home: string;
+  updatedAt: string;
+}
+
+/** What an update wants written: the next record, `null` to delete the room's record, or undefined to leave it. */
+export type RoomUpdate = (current: RoomRecord | undefined) => RoomRecord | null | undefined;
+
+/**
+ * Room records by name (memcached in production, memory in standalone mode and unit tests). The same failure rules
+ * as the SessionStore: every operation settles within about 1 s or rejects with BackendError
+ * `SESSION_STORE_UNAVAILABLE`, and never hangs.
+ */
+export interface RoomStore {
+  get(room: string): Promise<RoomRecord | undefined>;
+  /**
+   * Compare-and-set: `update` gets the stored record (undefined: none) and returns what to write. The write happens
+   * only if the record did not change since it was read, else `update` runs again on the newer record; so two homes
+   * of one room (during a handover) never overwrite each other's changes. Resolves with the record stored afterwards
+   * (undefined when there is none). A record that keeps changing under the retries rejects (store unavailable).
+   */
+  update(room: string, update: RoomUpdate, ttlSeconds: number): Promise<RoomRecord | undefined>;
+  /** Extends the record's TTL without changing it; false if there is none. */
+  touch(room: string, ttlSeconds: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+/** `<prefix>room:<encoded room>`: room names follow the userId rule, so they share its key encoding. */
+export function roomKey(prefix: string, room: string): string {
+  return `${prefix}room:${encodeUserId(room)}`;
+}
+
+/** The room's members in join order, [] when it has none: what `msgctl room` prints. */
+export async function readRoomMembers(store: RoomStore, room: string): Promise<string[]> {
+  const record = await store.get(room);
+  return record ? record.members.map((member) => member.userId) : [];
+}
+
+/** Parses a stored room value; undefined for anything that is not a record of this room. */
+export function decodeRoomRecord(room: string, json: string): RoomRecord | undefined {
+  try {
+    const value = JSON.parse(json) as Partial<RoomRecord> | null;
+    if (value && value.room === room && Array.isArray(value.members) && typeof value.seq === 'number') {
+      return value as RoomRecord;
+    }
+  } catch {
+    // fall through: unreadable, treated as absent
+  }
+  return undefined;
+}

@@ -1,0 +1,188 @@
+import { rendezvousOrder, type Logger, type PeerTransport } from '@messaging-server/core';
+import {
+  isValidRoomName,
+  roomGranted,
+  type JoinFrame,
+  type LeaveFrame,
+  type NodeRecord,
+  type RoomMessageFrame,
+  type ServerFrame,
+} from '@messaging-server/protocol';
+import type { ClientSession } from './client-session.js';
+import { ERROR_TEXT } from './frame-errors.js';
+import type { RoomHome } from './room-home.js';
+import { ROOM_OP_PATH, type RoomAnswer, type RoomOp } from './room-wire.js';
+
+export interface RoomMembersDeps {
+  nodeId: string;
+  home: RoomHome;
+  transport: PeerTransport;
+  roomsPerUser: number;
+  /** The registry's nodes as this node sees them. */
+  nodes(): ReadonlyMap<string, NodeRecord>;
+  /** The open connection of a user on this node. */
+  connection(userId: string): ClientSession | undefined;
+  /** Keeps the user's rooms in its session record, so they go with it to its next node. */
+  saveRooms(session: ClientSession, rooms: string[]): void;
+  log: Logger;
+}
+
+/**
+ * The member side of rooms on a node: checks a client's join, leave and room message (name, grant, rooms per user),
+ * hands it to the room's home (here, or over the internal API), and answers the client. It also writes what a home
+ * fans out to this node's members, and makes a user who left (clean or terminal close) leave every room.
+ */
+export class RoomMembers {
+  /** The rooms of each user on this node, so TOO_MANY_ROOMS needs no round trip. */
+  private readonly roomsOf = new Map<string, Set<string>>();
+  /** One operation in flight per user, so a sender's messages reach the home in the order sent. */
+  private readonly tails = new Map<string, Promise<unknown>>();
+  /** Frames fanned out to a joiner before its `joined` went out: written right after it. */
+  private readonly joining = new Map<string, ServerFrame[]>();
+
+  /** Fan-out copies received from homes on other nodes (metrics). */
+  remoteFanouts = 0;
+
+  constructor(private readonly deps: RoomMembersDeps) {}
+
+  /** Local members, for the metrics. */
+  get memberCount(): number {
+    let count = 0;
+    for (const rooms of this.roomsOf.values()) count += rooms.size;
+    return count;
+  }
+
+  /** The room's home: the first active node in its rendezvous order (the same order placement uses). */
+  homeOf(room: string): string {
+    const active = [...this.deps.nodes().values()].filter((n) => n.state === 'active').map((n) => n.nodeId);
+    return rendezvousOrder(room, active.length > 0 ? active : [this.deps.nodeId])[0] ?? this.deps.nodeId;
+  }
+
+  onFrame(session: ClientSession, frame: JoinFrame | LeaveFrame | RoomMessageFrame): void {
+    const { room, id } = frame;
+    if (!isValidRoomName(room)) return void session.sendError('INVALID_ROOM', ERROR_TEXT.INVALID_ROOM, id);
+    const userId = session.userId;
+    const mine = this.roomsOf.get(userId) ?? new Set<string>();
+    if (frame.type === 'join') {
+      if (!roomGranted(session.record?.roomGrants, room)) return void session.sendError('FORBIDDEN_ROOM', ERROR_TEXT.FORBIDDEN_ROOM, id);
+      if (!mine.has(room) && mine.size >= this.deps.roomsPerUser) return void session.sendError('TOO_MANY_ROOMS', ERROR_TEXT.TOO_MANY_ROOMS, id);
+    }
+    const op: RoomOp =
+      frame.type === 'join' || frame.type === 'leave'
+        ? { op: frame.type, room, userId, nodeId: this.deps.nodeId }
+        : { op: 'message', room, userId, nodeId: this.deps.nodeId, content: frame.content, ...(id === undefined ? {} : { id }) };
+    const joinKey = `${userId}\u0000${room}`;
+    if (frame.type === 'join' && !mine.has(room)) this.joining.set(joinKey, this.joining.get(joinKey) ?? []);
+    const run = (this.tails.get(userId) ?? Promise.resolve())
+      .then(() => this.send(op))
+      .then((answer) => {
+        this.answer(session, frame, answer);
+        if (frame.type === 'join') this.flushJoining(joinKey, answer.status === 'joined' ? session : undefined);
+      });
+    const tail = run.catch((error: unknown) => this.deps.log.error({ userId, err: error }, 'room frame failed'));
+    this.tails.set(userId, tail);
+    void tail.then(() => {
+      if (this.tails.get(userId) === tail) this.tails.delete(userId);
+    });
+  }
+
+  private flushJoining(key: string, session: ClientSession | undefined): void {
+    const held = this.joining.get(key);
+    this.joining.delete(key);
+    if (session) for (const frame of held ?? []) session.send(frame);
+  }
+
+  /**
+   * After a welcome: the rooms the session record carries (the user's previous node kept them) are the user's here
+   * too. Each home learns the member's new node and answers a fresh `joined` (without id); a room that removed the
+   * member meanwhile sends it its own `left`, so it knows to join again. No member re-joins.
+   */
+  resumed(session: ClientSession): void {
+    const rooms = session.record?.rooms ?? [];
+    const userId = session.userId;
+    for (const room of rooms) {
+      if (!isValidRoomName(room)) continue;
+      this.track(userId, room, true);
+      void this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId }).then((answer) => {
+        if (answer.status === 'joined') return void session.send({ type: 'joined', room, members: answer.members });
+        if (answer.status === 'error' && answer.code === 'NOT_A_MEMBER') {
+          this.track(userId, room, false);
+          this.deps.saveRooms(session, [...(this.roomsOf.get(userId) ?? [])]);
+          session.send({ type: 'member', room, userId, event: 'left' });
+        }
+      });
+    }
+  }
+
+  /** A user who left (its own clean close, a terminal close): it leaves every room, `left` to the others. */
+  userLeft(userId: string): void {
+    const rooms = this.roomsOf.get(userId);
+    if (!rooms) return;
+    this.roomsOf.delete(userId);
+    for (const room of rooms) void this.send({ op: 'leave', room, userId, nodeId: this.deps.nodeId });
+  }
+
+  /** One copy fanned out by a home on another node (counted for the metrics). */
+  fromHome(to: string[], frame: ServerFrame): number {
+    this.remoteFanouts += 1;
+    return this.deliver(to, frame);
+  }
+
+  /** What a home fans out: written to each listed member that has its connection here. */
+  deliver(to: string[], frame: ServerFrame): number {
+    let delivered = 0;
+    const room = (frame as { room?: string }).room ?? '';
+    for (const userId of to) {
+      const early = this.joining.get(`${userId}\u0000${room}`);
+      if (early) {
+        early.push(frame);
+        delivered += 1;
+        continue;
+      }
+      const connection = this.deps.connection(userId);
+      if (connection && connection.send(frame)) delivered += 1;
+    }
+    return delivered;
+  }
+
+  private answer(session: ClientSession, frame: JoinFrame | LeaveFrame | RoomMessageFrame, answer: RoomAnswer): void {
+    const { room, id } = frame;
+    if (answer.status === 'error') return void session.sendError(answer.code, ERROR_TEXT[answer.code], id);
+    if (answer.status === 'joined') {
+      if (!this.roomsOf.get(session.userId)?.has(room)) {
+        this.track(session.userId, room, true);
+        this.deps.saveRooms(session, [...(this.roomsOf.get(session.userId) ?? [])]);
+      }
+      return void session.send({ type: 'joined', room, members: answer.members, ...(id === undefined ? {} : { id }) });
+    }
+    if (frame.type === 'leave' && this.roomsOf.get(session.userId)?.has(room)) {
+      this.track(session.userId, room, false);
+      this.deps.saveRooms(session, [...(this.roomsOf.get(session.userId) ?? [])]);
+    }
+    if (id !== undefined) session.send({ type: 'ack', id });
+  }
+
+  private track(userId: string, room: string, member: boolean): void {
+    const rooms = this.roomsOf.get(userId) ?? new Set<string>();
+    if (member) rooms.add(room);
+    else rooms.delete(room);
+    if (rooms.size > 0) this.roomsOf.set(userId, rooms);
+    else this.roomsOf.delete(userId);
+  }
+
+  /** To the room's home; a home that does not answer is tried once more (it may have just changed). */
+  private async send(op: RoomOp): Promise<RoomAnswer> {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const home = this.homeOf(op.room);
+      if (home === this.deps.nodeId) return this.deps.home.handle(op);
+      const address = this.deps.nodes().get(home)?.internalAddress;
+      if (address === undefined) continue;
+      try {
+        return await this.deps.transport.post<RoomAnswer>(address, ROOM_OP_PATH, op);
+      } catch (error) {
+        this.deps.log.warn({ room: op.room, home, err: error }, 'room home did not answer');
+      }
+    }
+    return { status: 'error', code: 'RELAY_FAILED' };
+  }
+}
