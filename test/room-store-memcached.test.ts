@@ -1,26 +1,14 @@
-import { connect } from 'node:net';
 import { expect } from 'chai';
-import { BackendError, MemcachedRoomStore } from '@messaging-server/core';
-import { describeRoomStoreContract, roomRecord, startMemcached, uniqueName, type MemcachedServer } from '@messaging-server/testkit';
-
-/** The raw value of `key` over memcached's text protocol, as an operator would read it. */
-async function rawGet(address: string, key: string): Promise<string | undefined> {
-  const [host, port] = address.split(':') as [string, string];
-  const socket = connect(Number(port), host);
-  let data = '';
-  socket.setEncoding('utf8');
-  await new Promise<void>((resolve, reject) => {
-    socket.on('error', reject);
-    socket.on('data', (chunk: string) => {
-      data += chunk;
-      if (data.endsWith('END\r\n')) resolve();
-    });
-    socket.write(`get ${key}\r\n`);
-  });
-  socket.destroy();
-  const match = /^VALUE \S+ \d+ \d+\r\n([\s\S]*)\r\nEND\r\n$/.exec(data);
-  return match?.[1];
-}
+import { BackendError, MemcachedRoomStore, MemcachedSessionStore } from '@messaging-server/core';
+import {
+  describeRoomStoreContract,
+  memcachedRawGet,
+  roomRecord,
+  sessionRecord,
+  startMemcached,
+  uniqueName,
+  type MemcachedServer,
+} from '@messaging-server/testkit';
 
 describe('MemcachedRoomStore against a real memcached', function () {
   this.timeout(20_000);
@@ -40,13 +28,26 @@ describe('MemcachedRoomStore against a real memcached', function () {
     const store = new MemcachedRoomStore({ servers: [memcached.address], prefix });
     try {
       await store.update('standup', () => roomRecord('standup', ['alice', 'bob'], 7, 'node-b'), 30);
-      const raw = await rawGet(memcached.address, `${prefix}room:standup`);
+      const raw = await memcachedRawGet(memcached.address, `${prefix}room:standup`);
       const value = JSON.parse(raw ?? 'null') as Record<string, unknown>;
       expect(value).to.include({ room: 'standup', seq: 7, home: 'node-b' });
       expect((value['members'] as Array<{ userId: string }>).map((m) => m.userId)).to.deep.equal(['alice', 'bob']);
     } finally {
       await store.close();
     }
+  });
+
+  it('shares the session store\'s connection: both stores work over it, and closing them closes it', async () => {
+    const prefix = `${uniqueName('shared')}:`;
+    const sessions = new MemcachedSessionStore({ servers: [memcached.address], prefix });
+    const rooms = new MemcachedRoomStore({ servers: [memcached.address], prefix, connection: sessions.connection });
+    await sessions.create(sessionRecord('alice', 'k1'), 30);
+    await rooms.update('standup', () => roomRecord('standup', ['alice']), 30);
+    expect((await sessions.get('alice'))?.listeningKey).to.equal('k1');
+    expect((await rooms.get('standup'))?.members.map((m) => m.userId)).to.deep.equal(['alice']);
+    await Promise.all([rooms.close(), sessions.close()]);
+    const error = await sessions.get('alice').catch((e: unknown) => e);
+    expect((error as BackendError).code).to.equal('SESSION_STORE_UNAVAILABLE');
   });
 
   it('answers SESSION_STORE_UNAVAILABLE within about a second when memcached is down', async () => {

@@ -1,8 +1,9 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { BackendError, MemcachedSessionStore, type SessionStore } from '@messaging-server/core';
 import {
   describeSessionStoreContract,
+  memcachedRawGet,
   sessionRecord,
   startMemcached,
   uniqueName,
@@ -41,25 +42,6 @@ function expectAllUnavailable(results: Array<{ op: string; error: unknown; ms: n
     expect((error as BackendError).code, op).to.equal('SESSION_STORE_UNAVAILABLE');
     expect(ms, `${op} took ${String(ms)} ms`).to.be.below(BUDGET_MS);
   }
-}
-
-/** memcached's text protocol, so the test checks the key layout without going through the adapter. */
-async function rawGet(address: string, key: string): Promise<string | undefined> {
-  const [host, port] = address.split(':');
-  const socket = connect(Number(port), host);
-  let data = '';
-  socket.setEncoding('utf8');
-  socket.write(`get ${key}\r\n`);
-  await new Promise<void>((resolve, reject) => {
-    socket.on('data', (chunk: string) => {
-      data += chunk;
-      if (data.endsWith('END\r\n')) resolve();
-    });
-    socket.once('error', reject);
-  });
-  socket.destroy();
-  const match = /^VALUE \S+ \d+ \d+\r\n([\s\S]*)\r\nEND\r\n$/.exec(data);
-  return match?.[1];
 }
 
 describe('MemcachedSessionStore against a real memcached', function () {
@@ -102,7 +84,7 @@ describe('MemcachedSessionStore against a real memcached', function () {
     it('stores the record as JSON under <prefix>session:<userId>', async () => {
       const record = sessionRecord('a.b~c@d_e-F9', 'k1', { acked: true });
       await store.put(record, 30);
-      const raw = await rawGet(memcached.address, `${prefix}session:a.b~c@d_e-F9`);
+      const raw = await memcachedRawGet(memcached.address, `${prefix}session:a.b~c@d_e-F9`);
       expect(raw).to.be.a('string');
       expect(JSON.parse(raw ?? '')).to.deep.equal(record);
     });

@@ -9,6 +9,7 @@ import {
   MemorySessionStore,
   type CommonConfig,
   type Logger,
+  type MemcachedStoreOptions,
   type PeerTransport,
   type Registry,
   type RequestSigner,
@@ -49,24 +50,12 @@ export function createBackends(
           logger,
           ...credentialsOption(etcdCredentials(config)),
         });
-  const sessions: SessionStore =
-    mode === 'memory'
-      ? new MemorySessionStore()
-      : new MemcachedSessionStore({
-          servers: config.memcachedServers,
-          prefix: config.memcachedPrefix,
-          logger,
-          ...credentialsOption(memcachedCredentials(config)),
-        });
-  const rooms: RoomStore =
-    mode === 'memory'
-      ? new MemoryRoomStore()
-      : new MemcachedRoomStore({
-          servers: config.memcachedServers,
-          prefix: config.memcachedPrefix,
-          logger,
-          ...credentialsOption(memcachedCredentials(config)),
-        });
+  const memcachedSessions = mode === 'memory' ? undefined : new MemcachedSessionStore(memcachedOptions(config, logger));
+  const sessions: SessionStore = memcachedSessions ?? new MemorySessionStore();
+  // One memcached connection per process: the rooms ride on the sessions' socket and write batcher.
+  const rooms: RoomStore = memcachedSessions
+    ? new MemcachedRoomStore({ ...memcachedOptions(config, logger), connection: memcachedSessions.connection })
+    : new MemoryRoomStore();
   const transport = createPeerTransport({
     ...(signer ? { signer } : config.clusterSecret === undefined ? {} : { clusterSecret: config.clusterSecret }),
     logger,
@@ -80,6 +69,11 @@ export function createBackends(
       await Promise.allSettled([transport.close(), sessions.close(), rooms.close(), registry.close()]);
     },
   };
+}
+
+/** How a process reaches memcached (MSG_MEMCACHED_*), for each of its memcached stores. */
+export function memcachedOptions(config: CommonConfig, logger: Logger): MemcachedStoreOptions {
+  return { servers: config.memcachedServers, prefix: config.memcachedPrefix, logger, ...credentialsOption(memcachedCredentials(config)) };
 }
 
 /** `{ credentials }` when there are some: the adapters' option is optional, never undefined. */

@@ -25,4 +25,5 @@ export * from './node-identity.js';
 export * from './room-store.js';
 export * from './memory-room-store.js';
 export * from './memcached-room-store.js';
+export type { MemcachedConnection, MemcachedStoreOptions } from './memcached-connection.js';
 export * from './random-token.js';

@@ -1,6 +1,7 @@
 import memjs from 'memjs';
 import { BackendError } from './errors.js';
-import type { Logger } from './logger.js';
+import { silentLogger, type Logger } from './logger.js';
+import { assertValidKeyPrefix } from './session-key.js';
 import type { StoreCredentials } from './store-credentials.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
 import { batchWrites } from './memcached-write-batching.js';
@@ -22,6 +23,35 @@ export type MemjsResponse = memjs.Response;
 export type RawCall = (opcode: number, key: string, extras?: Buffer, value?: string, cas?: Buffer) => Promise<MemjsResponse>;
 
 class Deadline extends Error {}
+
+/** What a memcached-backed store is built from (the session store and the room store alike). */
+export interface MemcachedStoreOptions {
+  /** `host:port` entries; a key always goes to the same server (memjs hashes it). */
+  servers: string[];
+  /** Key prefix, e.g. `ms:` (printable ASCII, no spaces, at most 100 bytes). */
+  prefix: string;
+  /** Deadline of one whole operation, including a CAS update's round trips. Default 1000. */
+  operationTimeoutMs?: number;
+  /** A SASL user of memcached (started with -S); memjs authenticates each connection with SASL PLAIN. */
+  credentials?: StoreCredentials;
+  logger?: Logger;
+  /**
+   * Another store's connection to the same servers, so a process keeps one socket and one write batcher per server
+   * for all its stores. Closing either store closes it: stores that share one are closed together.
+   */
+  connection?: MemcachedConnection;
+}
+
+/** A store's prefix, logger and connection, after checking what it was given. */
+export function storeParts(options: MemcachedStoreOptions, component: string): { prefix: string; logger: Logger; connection: MemcachedConnection } {
+  if (options.servers.length === 0) throw new TypeError(`${component} needs at least one memcached server`);
+  assertValidKeyPrefix(options.prefix);
+  const logger = (options.logger ?? silentLogger).child({ component });
+  const connection =
+    options.connection ??
+    new MemcachedConnection({ servers: options.servers, operationTimeoutMs: options.operationTimeoutMs ?? 1000, credentials: options.credentials, logger });
+  return { prefix: options.prefix, logger, connection };
+}
 
 export interface MemcachedConnectionOptions {
   servers: string[];

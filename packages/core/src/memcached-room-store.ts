@@ -1,8 +1,10 @@
 import { BackendError } from './errors.js';
-import { silentLogger, type Logger } from './logger.js';
+import type { Logger } from './logger.js';
 import {
   expiration,
-  MemcachedConnection,
+  storeParts,
+  type MemcachedConnection,
+  type MemcachedStoreOptions,
   OP_ADD,
   OP_DELETE,
   OP_GET,
@@ -14,17 +16,8 @@ import {
   type MemjsResponse,
 } from './memcached-connection.js';
 import { decodeRoomRecord, roomKey, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
-import { assertValidKeyPrefix } from './session-key.js';
-import type { StoreCredentials } from './store-credentials.js';
 
-export interface MemcachedRoomStoreOptions {
-  servers: string[];
-  /** The same prefix as the session store's (`MSG_MEMCACHED_PREFIX`). */
-  prefix: string;
-  operationTimeoutMs?: number;
-  credentials?: StoreCredentials;
-  logger?: Logger;
-}
+export type MemcachedRoomStoreOptions = MemcachedStoreOptions;
 
 // Two homes of one room race only during a handover; a few re-reads settle it.
 const MAX_CAS_ATTEMPTS = 8;
@@ -39,16 +32,7 @@ export class MemcachedRoomStore implements RoomStore {
   private readonly connection: MemcachedConnection;
 
   constructor(options: MemcachedRoomStoreOptions) {
-    if (options.servers.length === 0) throw new TypeError('memcached room store needs at least one server');
-    assertValidKeyPrefix(options.prefix);
-    this.prefix = options.prefix;
-    this.logger = (options.logger ?? silentLogger).child({ component: 'memcached-room-store' });
-    this.connection = new MemcachedConnection({
-      servers: options.servers,
-      operationTimeoutMs: options.operationTimeoutMs ?? 1000,
-      credentials: options.credentials,
-      logger: this.logger,
-    });
+    ({ prefix: this.prefix, logger: this.logger, connection: this.connection } = storeParts(options, 'memcached-room-store'));
   }
 
   async get(room: string): Promise<RoomRecord | undefined> {

@@ -1,12 +1,13 @@
 import type { SessionRecord } from '@messaging-server/protocol';
 import { BackendError } from './errors.js';
-import { silentLogger, type Logger } from './logger.js';
+import type { Logger } from './logger.js';
 import type { SessionStore } from './session-store.js';
-import type { StoreCredentials } from './store-credentials.js';
-import { assertValidKeyPrefix, sessionKey } from './session-key.js';
+import { sessionKey } from './session-key.js';
 import {
   expiration,
-  MemcachedConnection,
+  storeParts,
+  type MemcachedConnection,
+  type MemcachedStoreOptions,
   OP_ADD,
   OP_DELETE,
   OP_GET,
@@ -19,17 +20,7 @@ import {
 } from './memcached-connection.js';
 import { secretsEqual } from './secure-compare.js';
 
-export interface MemcachedSessionStoreOptions {
-  /** `host:port` entries; a key always goes to the same server (memjs hashes it). */
-  servers: string[];
-  /** Key prefix, e.g. `ms:` (printable ASCII, no spaces, at most 100 bytes). */
-  prefix: string;
-  /** Deadline of one whole operation, including deleteIfMatches' two round trips. Default 1000. */
-  operationTimeoutMs?: number;
-  /** A SASL user of memcached (started with -S); memjs authenticates each connection with SASL PLAIN. */
-  credentials?: StoreCredentials;
-  logger?: Logger;
-}
+export type MemcachedSessionStoreOptions = MemcachedStoreOptions;
 
 // A CAS conflict on delete or a conditional write means the record changed after our read; re-read a few times.
 const MAX_CAS_ATTEMPTS = 4;
@@ -44,19 +35,11 @@ type RawCall = (opcode: number, userId: string, extras?: Buffer, value?: string,
 export class MemcachedSessionStore implements SessionStore {
   private readonly prefix: string;
   private readonly logger: Logger;
-  private readonly connection: MemcachedConnection;
+  /** Shareable with another store (MemcachedStoreOptions.connection). */
+  readonly connection: MemcachedConnection;
 
   constructor(options: MemcachedSessionStoreOptions) {
-    if (options.servers.length === 0) throw new TypeError('memcached session store needs at least one server');
-    assertValidKeyPrefix(options.prefix);
-    this.prefix = options.prefix;
-    this.logger = (options.logger ?? silentLogger).child({ component: 'memcached-session-store' });
-    this.connection = new MemcachedConnection({
-      servers: options.servers,
-      operationTimeoutMs: options.operationTimeoutMs ?? 1000,
-      credentials: options.credentials,
-      logger: this.logger,
-    });
+    ({ prefix: this.prefix, logger: this.logger, connection: this.connection } = storeParts(options, 'memcached-session-store'));
   }
 
   async get(userId: string): Promise<SessionRecord | undefined> {

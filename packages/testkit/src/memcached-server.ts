@@ -174,3 +174,24 @@ function answersBinary(port: number): Promise<boolean> {
     socket.once('error', () => done(false));
   });
 }
+
+/** The raw value of `key` over memcached's text protocol, so a test checks a store's key layout as an operator reads it. */
+export async function memcachedRawGet(address: string, key: string): Promise<string | undefined> {
+  const [host, port] = address.split(':') as [string, string];
+  const socket = connect(Number(port), host);
+  let data = '';
+  socket.setEncoding('utf8');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      socket.once('error', reject);
+      socket.on('data', (chunk: string) => {
+        data += chunk;
+        if (data.endsWith('END\r\n')) resolve();
+      });
+      socket.write(`get ${key}\r\n`);
+    });
+  } finally {
+    socket.destroy();
+  }
+  return /^VALUE \S+ \d+ \d+\r\n([\s\S]*)\r\nEND\r\n$/.exec(data)?.[1];
+}

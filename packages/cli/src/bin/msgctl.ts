@@ -4,7 +4,6 @@ import {
   etcdCredentials,
   MemcachedRoomStore,
   MemcachedSessionStore,
-  memcachedCredentials,
   UndiciPeerTransport,
   isBackendError,
   loadConfig,
@@ -14,7 +13,7 @@ import {
   type RoomStore,
   type SessionStore,
 } from '@messaging-server/core';
-import { credentialsOption } from '../backends.js';
+import { credentialsOption, memcachedOptions } from '../backends.js';
 import { parseArgs, UsageError } from '../flags.js';
 import { EXIT, failAndExit } from '../lifecycle.js';
 import { withLocalCluster } from '../msgctl/local-cluster.js';
@@ -93,21 +92,11 @@ async function main(argv: string[]): Promise<void> {
     ),
     sessions: lazy<SessionStore>(
       () =>
-        new MemcachedSessionStore({
-          servers: config.memcachedServers,
-          prefix: config.memcachedPrefix,
-          logger: silentLogger,
-          ...credentialsOption(memcachedCredentials(config)),
-        }),
+        new MemcachedSessionStore(memcachedOptions(config, silentLogger)),
     ),
     rooms: lazy<RoomStore>(
       () =>
-        new MemcachedRoomStore({
-          servers: config.memcachedServers,
-          prefix: config.memcachedPrefix,
-          logger: silentLogger,
-          ...credentialsOption(memcachedCredentials(config)),
-        }),
+        new MemcachedRoomStore(memcachedOptions(config, silentLogger)),
     ),
     transport: lazy<PeerTransport>(() => new UndiciPeerTransport(clusterSecret ? { clusterSecret } : {})),
   };
