@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 /** The demo page and browser bundle, built by the client package (`npm run build:browser -w packages/client`). */
 export function publicDir(): string | undefined {
-  const dir = fileURLToPath(new URL('../../client/dist/browser/', import.meta.url));
+  const client = dirname(createRequire(import.meta.url).resolve('@messaging-server/client/package.json'));
+  const dir = join(client, 'dist', 'browser');
   return existsSync(dir) ? dir : undefined;
 }

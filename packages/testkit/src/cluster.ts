@@ -1,13 +1,15 @@
 import { existsSync } from 'node:fs';
 import { loadConfig } from '@messaging-server/core';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import { startEtcd, uniquePrefix, type EtcdServer } from './etcd-server.js';
 import { freePort } from './free-port.js';
 import { startMemcached, type MemcachedServer } from './memcached-server.js';
 import { ManagedProcess, type ExitStatus } from './process.js';
 import { waitFor } from './wait-for.js';
 
-const CLI = fileURLToPath(new URL('../../cli/dist/bin/messaging-server.js', import.meta.url));
+// The built CLI of the declared cli workspace (its dist, not its bin wrapper, so no shell shim is in between).
+const CLI = join(dirname(createRequire(import.meta.url).resolve('@messaging-server/cli/package.json')), 'dist', 'bin', 'messaging-server.js');
 
 export interface ClusterOptions {
   nodes?: number;
