@@ -73,23 +73,17 @@ export class RoomMembers {
         : { op: 'message', room, userId, nodeId: this.deps.nodeId, content: frame.content, ...(id === undefined ? {} : { id }) };
     const joinKey = `${userId}\u0000${room}`;
     if (frame.type === 'join' && !mine.has(room)) this.joining.set(joinKey, this.joining.get(joinKey) ?? []);
-    const run = (this.tails.get(userId) ?? Promise.resolve())
-      .then(() => this.send(op))
-      .then((answer) => {
-        this.answer(session, frame, answer);
-        if (frame.type === 'join') this.flushJoining(joinKey, answer.status === 'joined' ? session : undefined);
-      });
-    const tail = run.catch((error: unknown) => this.deps.log.error({ userId, err: error }, 'room frame failed'));
-    this.tails.set(userId, tail);
-    void tail.then(() => {
-      if (this.tails.get(userId) === tail) this.tails.delete(userId);
+    void this.enqueue(userId, async () => {
+      const answer = await this.send(op);
+      this.answer(session, frame, answer);
+      if (frame.type === 'join') this.flushJoining(joinKey, answer.status === 'joined' ? session : undefined);
     });
   }
 
   private flushJoining(key: string, session: ClientSession | undefined): void {
     const held = this.joining.get(key);
     this.joining.delete(key);
-    if (session) for (const frame of held ?? []) session.send(frame);
+    if (session) for (const frame of held ?? []) session.writeRoomFrame(frame);
   }
 
   /**
@@ -103,7 +97,8 @@ export class RoomMembers {
     for (const room of rooms) {
       if (!isValidRoomName(room)) continue;
       this.track(userId, room, true);
-      void this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId }).then((answer) => {
+      // In the user's order: after the `away` its previous connection here sent, before its next room frames.
+      void this.enqueue(userId, () => this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId })).then((answer) => {
         if (answer.status === 'joined') return void session.send({ type: 'joined', room, members: answer.members });
         if (answer.status === 'error' && answer.code === 'NOT_A_MEMBER') {
           this.track(userId, room, false);
@@ -114,6 +109,35 @@ export class RoomMembers {
     }
   }
 
+  /**
+   * The user's connection ended without its clean close (it is moving, or a newer session replaced it): each home
+   * holds the room's frames for it until its resume, starting with the room messages the connection left
+   * unconfirmed. Nobody sees `left` unless the user stays away past the window.
+   */
+  moving(session: ClientSession): void {
+    const userId = session.userId;
+    const unconfirmed = session.receipts?.takeRoomFrames() ?? [];
+    const rooms = this.roomsOf.get(userId);
+    if (!rooms) return;
+    for (const room of rooms) {
+      const frames = unconfirmed.filter((f) => 'room' in f && f.room === room);
+      void this.enqueue(userId, () => this.send({ op: 'away', room, userId, nodeId: this.deps.nodeId, frames }));
+    }
+    // Its next node keeps its rooms now (they ride in the session record); a newer connection here re-adds them.
+    if (!this.deps.connection(userId)) this.roomsOf.delete(userId);
+  }
+
+  /** Runs `task` after the user's earlier room operations (one order per user towards the homes). */
+  private enqueue<T>(userId: string, task: () => Promise<T>): Promise<T> {
+    const run = (this.tails.get(userId) ?? Promise.resolve()).then(task);
+    const tail = run.catch((error: unknown) => this.deps.log.error({ userId, err: error }, 'room operation failed'));
+    this.tails.set(userId, tail);
+    void tail.then(() => {
+      if (this.tails.get(userId) === tail) this.tails.delete(userId);
+    });
+    return run;
+  }
+
   /** A user who left (its own clean close, a terminal close): it leaves every room, `left` to the others. */
   userLeft(userId: string): void {
     const rooms = this.roomsOf.get(userId);
@@ -122,21 +146,26 @@ export class RoomMembers {
     for (const room of rooms) void this.send({ op: 'leave', room, userId, nodeId: this.deps.nodeId });
   }
 
-  /** What a home fans out: written to each listed member that has its connection here. */
-  deliver(to: string[], frame: ServerFrame): number {
-    let delivered = 0;
+  /** A fan-out copy from a home on another node (counted for the metrics). */
+  deliverRemote(to: string[], frame: ServerFrame): string[] {
+    this.remoteFanouts += 1;
+    return this.deliver(to, frame);
+  }
+
+  /** What a home fans out: written to each listed member that has its connection here; returns those that have not. */
+  deliver(to: string[], frame: ServerFrame): string[] {
+    const missed: string[] = [];
     const room = (frame as { room?: string }).room ?? '';
     for (const userId of to) {
       const early = this.joining.get(`${userId}\u0000${room}`);
       if (early) {
         early.push(frame);
-        delivered += 1;
         continue;
       }
       const connection = this.deps.connection(userId);
-      if (connection && connection.send(frame)) delivered += 1;
+      if (!connection?.isOpen || !connection.writeRoomFrame(frame)) missed.push(userId);
     }
-    return delivered;
+    return missed;
   }
 
   private answer(session: ClientSession, frame: JoinFrame | LeaveFrame | RoomMessageFrame, answer: RoomAnswer): void {
