@@ -172,7 +172,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const rooms = wireRooms({ ...deps, sessions, held }, table, () => router.members, log);
+  const rooms = wireRooms({ ...deps, sessions, held, draining: () => life.draining }, table, () => router.members, log);
   const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({

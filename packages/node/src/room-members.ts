@@ -20,12 +20,17 @@ export interface RoomMembersDeps {
   roomsPerUser: number;
   /** The registry's nodes as this node sees them. */
   nodes(): ReadonlyMap<string, NodeRecord>;
+  /** True once this node drains: it is no room's home any more, whatever the registry says yet. */
+  draining(): boolean;
   /** The open connection of a user on this node. */
   connection(userId: string): ClientSession | undefined;
   /** Keeps the user's rooms in its session record, so they go with it to its next node. */
   saveRooms(session: ClientSession, rooms: string[]): void;
   log: Logger;
 }
+
+/** How long a room operation looks for a home that answers (a crashed home's lease runs out meanwhile). */
+const HOME_RETRY_MS = 10_000;
 
 /**
  * The member side of rooms on a node: checks a client's join, leave and room message (name, grant, rooms per user),
@@ -52,9 +57,14 @@ export class RoomMembers {
     return count;
   }
 
-  /** The room's home: the first active node in its rendezvous order (the same order placement uses). */
-  homeOf(room: string): string {
-    const active = [...this.deps.nodes().values()].filter((n) => n.state === 'active').map((n) => n.nodeId);
+  /**
+   * The room's home: the first active node in its rendezvous order (the same order placement uses), leaving out
+   * `skipped` (homes that did not answer) and this node while it drains (its rooms move with its members).
+   */
+  homeOf(room: string, skipped: ReadonlySet<string> = new Set()): string {
+    const usable = (n: NodeRecord): boolean =>
+      n.state === 'active' && !skipped.has(n.nodeId) && !(n.nodeId === this.deps.nodeId && this.deps.draining());
+    const active = [...this.deps.nodes().values()].filter(usable).map((n) => n.nodeId);
     return rendezvousOrder(room, active.length > 0 ? active : [this.deps.nodeId])[0] ?? this.deps.nodeId;
   }
 
@@ -193,19 +203,26 @@ export class RoomMembers {
     else this.roomsOf.delete(userId);
   }
 
-  /** To the room's home; a home that does not answer is tried once more (it may have just changed). */
+  /**
+   * To the room's home. A home that does not answer is left out of the room's order for this operation and the next
+   * one is tried, with a short backoff, for up to HOME_RETRY_MS: a crashed home stays in the registry until its
+   * lease expires, and every node that finds it dead skips it the same way, so they agree on the next home.
+   */
   private async send(op: RoomOp): Promise<RoomAnswer> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const home = this.homeOf(op.room);
+    const deadline = Date.now() + HOME_RETRY_MS;
+    const skipped = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      const home = this.homeOf(op.room, skipped);
       if (home === this.deps.nodeId) return this.deps.home.handle(op);
       const address = this.deps.nodes().get(home)?.internalAddress;
-      if (address === undefined) continue;
       try {
-        return await this.deps.transport.post<RoomAnswer>(address, ROOM_OP_PATH, op);
+        if (address !== undefined) return await this.deps.transport.post<RoomAnswer>(address, ROOM_OP_PATH, op);
       } catch (error) {
         this.deps.log.warn({ room: op.room, home, err: error }, 'room home did not answer');
       }
+      skipped.add(home);
+      if (Date.now() >= deadline) return { status: 'error', code: 'RELAY_FAILED' };
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)));
     }
-    return { status: 'error', code: 'RELAY_FAILED' };
   }
 }

@@ -16,7 +16,7 @@ export interface Rooms {
 
 /** v1.2 rooms: the home of the rooms this node wins, and the member side of this node's users. */
 export function wireRooms(
-  deps: { config: NodeConfig; rooms?: RoomStore | undefined; transport: PeerTransport; sessions: SessionStore; held: HeldBudget },
+  deps: { config: NodeConfig; rooms?: RoomStore | undefined; transport: PeerTransport; sessions: SessionStore; held: HeldBudget; draining(): boolean },
   table: ConnectionTable,
   nodes: () => ReadonlyMap<string, NodeRecord>,
   log: Logger,
@@ -49,6 +49,7 @@ export function wireRooms(
     transport: deps.transport,
     roomsPerUser: config.roomsPerUser,
     nodes,
+    draining: () => deps.draining(),
     connection: (userId) => table.get(userId),
     saveRooms: (session, rooms) => {
       const write = deps.sessions.updateIfMatches(session.userId, session.key, (record) => ({ ...record, rooms }), config.sessionTtlSeconds);
