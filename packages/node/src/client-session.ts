@@ -212,6 +212,19 @@ export class ClientSession {
   }
 
   /**
+   * v1.2: writes a frame a room's home fanned out. A room message on a connection with receipts on carries the next
+   * seq and is tracked until confirmed (kept, to go back to its room, only if it has an id).
+   */
+  writeRoomFrame(frame: ServerFrame): boolean {
+    const receipts = this.#receipts;
+    if (receipts === undefined || frame.type !== 'message') return this.send(frame);
+    if (this.#state === 'closed' || this.#closing) return false;
+    if (!this.send({ ...frame, seq: receipts.nextSeq })) return false;
+    receipts.written(undefined, 0, Date.now(), 'id' in frame && frame.id !== undefined ? frame : undefined);
+    return true;
+  }
+
+  /**
    * Every frame goes through here. A client that leaves more than maxBufferedBytes unread is closed (4005): what it
    * does not read must not pin node memory, and a frame that would pass the bound is not written (nor counted as
    * delivered).

@@ -26,6 +26,8 @@ export interface ConnectionsDeps {
   onFrame(session: ClientSession, text: string): void;
   /** v1.2: a connection with receipts on ended; `fate` says what its unconfirmed messages become. */
   connectionLeft(session: ClientSession, fate: UnconfirmedFate): void;
+  /** v1.2: the user's connection ended and the user is moving (or was replaced): its rooms keep it. */
+  userMoving?(session: ClientSession): void;
   /** v1.2: the user left (its own clean close or a terminal close, not a move or a replacement): leaves its rooms. */
   userLeft?(userId: string): void;
   /** Right after the welcome frame: pending messages and registration with the keeper. */
@@ -113,6 +115,8 @@ export class Connections {
     if (!session.record || table.isHandshakeInProgress(session)) return;
     const moving = this.isMoving(session, closedBy);
     const write = moving ? this.markMoving(session) : this.deleteSession(session);
+    // v1.2: a member that moves stays in its rooms; their homes hold for it (and take back what it left unconfirmed).
+    if (moving || session.replaced) this.deps.userMoving?.(session);
     if (session.receipts) this.deps.connectionLeft(session, this.unconfirmedFate(session, closedBy, moving));
     if (!moving && !session.replaced) this.deps.userLeft?.(session.userId);
     this.sessionWrites.add(write);

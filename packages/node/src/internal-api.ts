@@ -42,8 +42,8 @@ export interface InternalApiHandlers {
   outcomes(reports: OutcomeReport[]): number;
   /** v1.2: an operation of a room homed here, from a member's node. */
   roomOp(op: RoomOp): Promise<RoomAnswer>;
-  /** v1.2: one copy of a room frame from its home, for the listed members here. */
-  roomFanout(fanout: RoomFanout): number;
+  /** v1.2: one copy of a room frame from its home, for the listed members here; returns those not connected here. */
+  roomFanout(fanout: RoomFanout): string[];
   readiness(): Readiness;
 }
 
@@ -151,7 +151,8 @@ async function handleRoom(res: ServerResponse, path: string, body: unknown, sign
   }
   const fanout = parseRoomFanout(body);
   if (!fanout) return sendError(res, 'INVALID_REQUEST', 'malformed room fan-out');
-  return sendJson(res, 200, { delivered: handlers.roomFanout(fanout) });
+  const missed = handlers.roomFanout(fanout);
+  return sendJson(res, 200, { delivered: fanout.to.length - missed.length, missed });
 }
 
 

@@ -29,7 +29,7 @@ import { LoadReporter } from './load-reporter.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { Router } from './router.js';
-import { wireRooms, type Rooms } from './rooms-wiring.js';
+import { roomHooks, wireRooms, type Rooms } from './rooms-wiring.js';
 import { registerRoomMetrics } from './room-metrics.js';
 import { SenderCheck } from './sender-check.js';
 import { SessionKeeper } from './session-keeper.js';
@@ -171,7 +171,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const rooms = wireRooms({ ...deps, sessions }, table, () => router.members, log);
+  const rooms = wireRooms({ ...deps, sessions, held, draining: () => life.draining }, table, () => router.members, log);
   const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
@@ -204,7 +204,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     log,
     onFrame,
     connectionLeft: (session, fate) => delivery.connectionLeft(session, fate),
-    userLeft: (userId) => rooms.members.userLeft(userId),
+    ...roomHooks(rooms),
     onWelcome: (session) => {
       keeper.schedule(session);
       delivery.flushPending(session);
@@ -260,7 +260,7 @@ class NodeRuntime implements RelayNode {
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         outcomes: (reports) => delivery.applyOutcomes(reports),
         roomOp: (op) => this.parts.rooms.home.handle(op),
-        roomFanout: (fanout) => this.parts.rooms.members.fromHome(fanout.to, fanout.frame),
+        roomFanout: (fanout) => this.parts.rooms.members.deliverRemote(fanout.to, fanout.frame),
         readiness: () => this.readiness(),
       },
     });
@@ -436,6 +436,7 @@ class NodeRuntime implements RelayNode {
     for (const timer of this.timers) clearInterval(timer);
     this.timers.clear();
     this.parts.keeper.stop();
+    this.parts.rooms.home.stop(); // the rooms' sweep
     this.wsTransport?.close();
     const registration = this.life.registration;
     if (registration && registration.state !== 'revoked') {

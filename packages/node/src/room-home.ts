@@ -1,5 +1,7 @@
 import type { Logger, RoomMemberRecord, RoomRecord, RoomStore } from '@messaging-server/core';
 import type { ServerFrame } from '@messaging-server/protocol';
+import type { HeldBudget } from './held-budget.js';
+import { RoomAbsences, type Presence } from './room-absence.js';
 import type { RoomAnswer, RoomOp } from './room-wire.js';
 
 export interface RoomHomeDeps {
@@ -8,8 +10,20 @@ export interface RoomHomeDeps {
   maxMembers: number;
   /** TTL of room records (the session TTL); the home re-asserts its rooms' records well before. */
   ttlSeconds: number;
-  /** One copy of `frame` to `nodeId`, for its members `to`; resolves when that node has taken it. */
-  fanOut(nodeId: string, room: string, to: string[], frame: ServerFrame): Promise<void>;
+  /**
+   * One copy of `frame` to `nodeId`, for its members `to`; resolves, once that node has taken it, with the members
+   * it found no connection for (they are away).
+   */
+  fanOut(nodeId: string, room: string, to: string[], frame: ServerFrame): Promise<string[]>;
+  /** v1.1's resume window: a member away longer than this, and not back, is reported `left`. */
+  windowMs: number;
+  /** Frames held per away member (MSG_PENDING_MAX) and the node's held-message byte budgets. */
+  perMemberMax: number;
+  budget: HeldBudget;
+  /** Where the user's session says it is (the sweep's authority on who is gone). */
+  presence(userId: string): Promise<Presence>;
+  /** False once the node left the registry (its members may be gone with it). */
+  nodeAlive(nodeId: string): boolean;
   log: Logger;
 }
 
@@ -19,6 +33,8 @@ interface HomeRoom {
   seq: number;
   /** The room's one order: every operation runs after the previous one finished. */
   tail: Promise<unknown>;
+  /** Members whose connection is gone, and what the room holds for them until they are back. */
+  away: RoomAbsences;
 }
 
 // A new home continues the order past the old home's last persisted place, leaving room for what it gave out since.
@@ -31,6 +47,7 @@ const HANDOVER_GAP = 1_000_000;
  */
 export class RoomHome {
   private readonly rooms = new Map<string, HomeRoom>();
+  private sweeper: NodeJS.Timeout | undefined;
 
   constructor(private readonly deps: RoomHomeDeps) {}
 
@@ -42,31 +59,36 @@ export class RoomHome {
   }
 
   handle(op: RoomOp): Promise<RoomAnswer> {
-    const entry = this.rooms.get(op.room);
-    const run = async (): Promise<RoomAnswer> => {
-      const room = entry ?? (await this.load(op.room));
-      return this.apply(room, op);
-    };
+    return this.run(op.room, (room) => this.apply(room, op)).catch((error: unknown) => this.failed(op, error));
+  }
+
+  /** Runs `task` in the room's order, after loading the room on first use (loading is part of the first task). */
+  private run<T>(name: string, task: (room: HomeRoom) => Promise<T>): Promise<T> {
+    let entry = this.rooms.get(name);
     if (!entry) {
-      // Loading is part of the first operation; later ones chain on it.
-      const placeholder: HomeRoom = { members: [], seq: 0, tail: Promise.resolve() };
-      this.rooms.set(op.room, placeholder);
-      const first = (async () => {
-        const loaded = await this.load(op.room);
+      const placeholder: HomeRoom = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences() };
+      entry = placeholder;
+      this.rooms.set(name, placeholder);
+      placeholder.tail = this.load(name).then((loaded) => {
         placeholder.members = loaded.members;
         placeholder.seq = loaded.seq;
-        return this.apply(placeholder, op);
-      })();
-      placeholder.tail = first.catch(() => undefined);
-      return first.catch((error: unknown) => this.failed(op, error));
+        // Loaded after a handover: whether each member is still connected is unknown; the sweep checks.
+        for (const member of loaded.members) placeholder.away.suspect(member.userId);
+      });
     }
-    const next = entry.tail.then(run);
-    entry.tail = next.catch(() => undefined);
-    return next.catch((error: unknown) => this.failed(op, error));
+    const room = entry;
+    const next = room.tail.then(() => task(room));
+    room.tail = next.catch(() => undefined);
+    return next;
+  }
+
+  private absences(): RoomAbsences {
+    return new RoomAbsences(this.deps.budget, this.deps.perMemberMax);
   }
 
   /** The home moved away (a node joined or left): forget the rooms, the next home loads them from the store. */
   forget(room: string): void {
+    this.rooms.get(room)?.away.clear();
     this.rooms.delete(room);
   }
 
@@ -84,13 +106,13 @@ export class RoomHome {
   private failed(op: RoomOp, error: unknown): RoomAnswer {
     this.deps.log.warn({ room: op.room, op: op.op, err: error }, 'room operation failed');
     // The room's state may be out of date after a failed store write: load it afresh next time.
-    this.rooms.delete(op.room);
+    this.forget(op.room);
     return { status: 'error', code: 'RELAY_FAILED' };
   }
 
   private async load(name: string): Promise<HomeRoom> {
     const record = await this.deps.store.get(name);
-    return { members: record?.members ?? [], seq: record ? record.seq + HANDOVER_GAP : 0, tail: Promise.resolve() };
+    return { members: record?.members ?? [], seq: record ? record.seq + HANDOVER_GAP : 0, tail: Promise.resolve(), away: this.absences() };
   }
 
   private async apply(room: HomeRoom, op: RoomOp): Promise<RoomAnswer> {
@@ -98,7 +120,7 @@ export class RoomHome {
     switch (op.op) {
       case 'join': {
         if (isMember) {
-          this.moveMember(room, op.userId, op.nodeId);
+          await this.seen(op.room, room, op.userId, op.nodeId);
           return { status: 'joined', members: room.members.map((m) => m.userId) };
         }
         if (room.members.length >= this.deps.maxMembers) return { status: 'error', code: 'ROOM_FULL' };
@@ -109,21 +131,22 @@ export class RoomHome {
       }
       case 'resume': {
         if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
-        this.moveMember(room, op.userId, op.nodeId);
+        // What was held comes first, on the member's new node, then the fresh `joined` its node writes.
+        await this.seen(op.room, room, op.userId, op.nodeId);
         await this.persist(op.room, room, (members) => members.map((m) => (m.userId === op.userId ? { ...m, nodeId: op.nodeId } : m)));
         return { status: 'joined', members: room.members.map((m) => m.userId) };
       }
+      case 'away':
+        if (isMember) await this.away(op.room, room, op.userId, op.nodeId, op.frames);
+        return { status: 'ack' };
       case 'leave': {
         if (!isMember) return { status: 'ack' };
-        const others = room.members.filter((m) => m.userId !== op.userId);
-        await this.persist(op.room, room, (members) => members.filter((m) => m.userId !== op.userId));
-        await this.fanOutTo(op.room, others, { type: 'member', room: op.room, userId: op.userId, event: 'left' });
-        if (room.members.length === 0) this.rooms.delete(op.room);
+        await this.remove(op.room, room, op.userId);
         return { status: 'ack' };
       }
       case 'message': {
         if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
-        this.moveMember(room, op.userId, op.nodeId);
+        await this.seen(op.room, room, op.userId, op.nodeId);
         room.seq += 1;
         const frame: ServerFrame = { type: 'message', from: op.userId, room: op.room, content: op.content, ...(op.id === undefined ? {} : { id: op.id }) };
         await this.broadcast(op.room, room, op.userId, frame);
@@ -132,10 +155,51 @@ export class RoomHome {
     }
   }
 
-  /** A member's traffic now goes to the node it spoke from (it moved); persisted with the next join or leave. */
-  private moveMember(room: HomeRoom, userId: string, nodeId: string): void {
+  /** The member is out of the room: persisted, `left` to the others, and nothing more held for it. */
+  private async remove(name: string, room: HomeRoom, userId: string): Promise<void> {
+    room.away.take(userId);
+    await this.persist(name, room, (members) => members.filter((m) => m.userId !== userId));
+    await this.fanOutTo(name, room, room.members, { type: 'member', room: name, userId, event: 'left' });
+    if (room.members.length === 0) this.forget(name);
+  }
+
+  /**
+   * The member spoke from (or resumed on) `nodeId`: the room's traffic for it goes there from now on, and what was
+   * held for it goes there first, in order.
+   */
+  private async seen(name: string, room: HomeRoom, userId: string, nodeId: string): Promise<void> {
     const member = room.members.find((m) => m.userId === userId);
     if (member) member.nodeId = nodeId;
+    const held = room.away.take(userId);
+    for (const frame of held) await this.sendTo(name, room, userId, nodeId, frame);
+  }
+
+  /**
+   * The member's connection ended without its clean close (its node says so, with the room messages it left
+   * unconfirmed, oldest first). Already back on another node: they go there now, late rather than never.
+   */
+  private async away(name: string, room: HomeRoom, userId: string, nodeId: string, frames: ServerFrame[]): Promise<void> {
+    const member = room.members.find((m) => m.userId === userId);
+    if (member?.nodeId !== undefined && member.nodeId !== nodeId && !room.away.holding(userId)) {
+      for (const frame of frames) await this.sendTo(name, room, userId, member.nodeId, frame);
+      return;
+    }
+    if (!room.away.hold(userId, frames, true)) await this.overCap(name, room, userId);
+  }
+
+  /** One frame to one member on `nodeId`; held if it is not there. */
+  private async sendTo(name: string, room: HomeRoom, userId: string, nodeId: string, frame: ServerFrame): Promise<void> {
+    const missed = await this.deps.fanOut(nodeId, name, [userId], frame).catch(() => [userId]);
+    if (missed.length > 0 && !room.away.hold(userId, [frame])) await this.overCap(name, room, userId);
+  }
+
+  /**
+   * Clarification "Held-message caps": a member whose held room frames would pass a cap is removed, `left` to the
+   * others; its own `left` comes after its next welcome (its resume answers NOT_A_MEMBER).
+   */
+  private async overCap(name: string, room: HomeRoom, userId: string): Promise<void> {
+    this.deps.log.warn({ room: name, userId }, 'room member removed: its held frames passed a cap');
+    await this.remove(name, room, userId);
   }
 
   /** Writes the room's members through the store's CAS, and adopts what was stored (another home's changes too). */
@@ -155,22 +219,73 @@ export class RoomHome {
   }
 
   private broadcast(name: string, room: HomeRoom, except: string, frame: ServerFrame): Promise<void> {
-    return this.fanOutTo(name, room.members.filter((m) => m.userId !== except), frame);
+    return this.fanOutTo(name, room, room.members.filter((m) => m.userId !== except), frame);
   }
 
-  /** One copy per node holding members, all nodes at once; a node that fails does not stop the others. */
-  private async fanOutTo(name: string, members: RoomMemberRecord[], frame: ServerFrame): Promise<void> {
+  /**
+   * One copy per node holding members, all nodes at once; a node that fails does not stop the others. Members known
+   * to be away, and those a node found no connection for, have the frame held (v1.2, "Members outlive moves").
+   */
+  private async fanOutTo(name: string, room: HomeRoom, members: RoomMemberRecord[], frame: ServerFrame): Promise<void> {
     const byNode = new Map<string, string[]>();
+    const missed: string[] = [];
     for (const member of members) {
+      if (room.away.holding(member.userId)) {
+        missed.push(member.userId);
+        continue;
+      }
       const nodeId = member.nodeId ?? this.deps.nodeId;
       byNode.set(nodeId, [...(byNode.get(nodeId) ?? []), member.userId]);
     }
     await Promise.all(
-      [...byNode].map(([nodeId, to]) =>
-        this.deps.fanOut(nodeId, name, to, frame).catch((error: unknown) => {
+      [...byNode].map(async ([nodeId, to]) => {
+        const notThere = await this.deps.fanOut(nodeId, name, to, frame).catch((error: unknown) => {
           this.deps.log.warn({ room: name, nodeId, err: error }, 'room fan-out to a node failed');
-        }),
-      ),
+          return to;
+        });
+        missed.push(...notThere);
+        for (const userId of to) if (!notThere.includes(userId)) room.away.present(userId);
+      }),
     );
+    for (const userId of missed) {
+      if (!room.away.hold(userId, [frame])) await this.overCap(name, room, userId);
+    }
+  }
+
+  /** Starts the sweep that reports `left` for members away longer than the window (acceptance 4 of issue 23). */
+  start(): void {
+    const every = Math.max(100, Math.min(5_000, Math.floor(this.deps.windowMs / 4)));
+    this.sweeper = setInterval(() => void this.sweep(), every);
+    this.sweeper.unref();
+  }
+
+  stop(): void {
+    if (this.sweeper) clearInterval(this.sweeper);
+    this.sweeper = undefined;
+  }
+
+  /** Every room homed here, in its own order: members whose window passed are checked against their session. */
+  async sweep(now = Date.now()): Promise<void> {
+    for (const name of [...this.rooms.keys()]) {
+      await this.run(name, (room) => this.sweepRoom(name, room, now)).catch((error: unknown) => {
+        this.deps.log.warn({ room: name, err: error }, 'room sweep failed');
+      });
+    }
+  }
+
+  private async sweepRoom(name: string, room: HomeRoom, now: number): Promise<void> {
+    for (const member of room.members) {
+      if (member.nodeId !== undefined && !this.deps.nodeAlive(member.nodeId)) room.away.suspect(member.userId, now);
+    }
+    const due = [...room.away.entries()].filter(([, away]) => now - away.since >= this.deps.windowMs).map(([userId]) => userId);
+    for (const userId of due) {
+      if (!room.members.some((m) => m.userId === userId)) {
+        room.away.take(userId);
+        continue;
+      }
+      const presence = await this.deps.presence(userId);
+      if (presence.kind === 'here') await this.seen(name, room, userId, presence.nodeId);
+      else if (presence.kind === 'gone' || now - presence.movedAt >= this.deps.windowMs) await this.remove(name, room, userId);
+    }
   }
 }

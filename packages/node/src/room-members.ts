@@ -20,12 +20,17 @@ export interface RoomMembersDeps {
   roomsPerUser: number;
   /** The registry's nodes as this node sees them. */
   nodes(): ReadonlyMap<string, NodeRecord>;
+  /** True once this node drains: it is no room's home any more, whatever the registry says yet. */
+  draining(): boolean;
   /** The open connection of a user on this node. */
   connection(userId: string): ClientSession | undefined;
   /** Keeps the user's rooms in its session record, so they go with it to its next node. */
   saveRooms(session: ClientSession, rooms: string[]): void;
   log: Logger;
 }
+
+/** How long a room operation looks for a home that answers (a crashed home's lease runs out meanwhile). */
+const HOME_RETRY_MS = 10_000;
 
 /**
  * The member side of rooms on a node: checks a client's join, leave and room message (name, grant, rooms per user),
@@ -52,9 +57,14 @@ export class RoomMembers {
     return count;
   }
 
-  /** The room's home: the first active node in its rendezvous order (the same order placement uses). */
-  homeOf(room: string): string {
-    const active = [...this.deps.nodes().values()].filter((n) => n.state === 'active').map((n) => n.nodeId);
+  /**
+   * The room's home: the first active node in its rendezvous order (the same order placement uses), leaving out
+   * `skipped` (homes that did not answer) and this node while it drains (its rooms move with its members).
+   */
+  homeOf(room: string, skipped: ReadonlySet<string> = new Set()): string {
+    const usable = (n: NodeRecord): boolean =>
+      n.state === 'active' && !skipped.has(n.nodeId) && !(n.nodeId === this.deps.nodeId && this.deps.draining());
+    const active = [...this.deps.nodes().values()].filter(usable).map((n) => n.nodeId);
     return rendezvousOrder(room, active.length > 0 ? active : [this.deps.nodeId])[0] ?? this.deps.nodeId;
   }
 
@@ -73,23 +83,17 @@ export class RoomMembers {
         : { op: 'message', room, userId, nodeId: this.deps.nodeId, content: frame.content, ...(id === undefined ? {} : { id }) };
     const joinKey = `${userId}\u0000${room}`;
     if (frame.type === 'join' && !mine.has(room)) this.joining.set(joinKey, this.joining.get(joinKey) ?? []);
-    const run = (this.tails.get(userId) ?? Promise.resolve())
-      .then(() => this.send(op))
-      .then((answer) => {
-        this.answer(session, frame, answer);
-        if (frame.type === 'join') this.flushJoining(joinKey, answer.status === 'joined' ? session : undefined);
-      });
-    const tail = run.catch((error: unknown) => this.deps.log.error({ userId, err: error }, 'room frame failed'));
-    this.tails.set(userId, tail);
-    void tail.then(() => {
-      if (this.tails.get(userId) === tail) this.tails.delete(userId);
+    void this.enqueue(userId, async () => {
+      const answer = await this.send(op);
+      this.answer(session, frame, answer);
+      if (frame.type === 'join') this.flushJoining(joinKey, answer.status === 'joined' ? session : undefined);
     });
   }
 
   private flushJoining(key: string, session: ClientSession | undefined): void {
     const held = this.joining.get(key);
     this.joining.delete(key);
-    if (session) for (const frame of held ?? []) session.send(frame);
+    if (session) for (const frame of held ?? []) session.writeRoomFrame(frame);
   }
 
   /**
@@ -103,7 +107,8 @@ export class RoomMembers {
     for (const room of rooms) {
       if (!isValidRoomName(room)) continue;
       this.track(userId, room, true);
-      void this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId }).then((answer) => {
+      // In the user's order: after the `away` its previous connection here sent, before its next room frames.
+      void this.enqueue(userId, () => this.send({ op: 'resume', room, userId, nodeId: this.deps.nodeId })).then((answer) => {
         if (answer.status === 'joined') return void session.send({ type: 'joined', room, members: answer.members });
         if (answer.status === 'error' && answer.code === 'NOT_A_MEMBER') {
           this.track(userId, room, false);
@@ -114,6 +119,35 @@ export class RoomMembers {
     }
   }
 
+  /**
+   * The user's connection ended without its clean close (it is moving, or a newer session replaced it): each home
+   * holds the room's frames for it until its resume, starting with the room messages the connection left
+   * unconfirmed. Nobody sees `left` unless the user stays away past the window.
+   */
+  moving(session: ClientSession): void {
+    const userId = session.userId;
+    const unconfirmed = session.receipts?.takeRoomFrames() ?? [];
+    const rooms = this.roomsOf.get(userId);
+    if (!rooms) return;
+    for (const room of rooms) {
+      const frames = unconfirmed.filter((f) => 'room' in f && f.room === room);
+      void this.enqueue(userId, () => this.send({ op: 'away', room, userId, nodeId: this.deps.nodeId, frames }));
+    }
+    // Its next node keeps its rooms now (they ride in the session record); a newer connection here re-adds them.
+    if (!this.deps.connection(userId)) this.roomsOf.delete(userId);
+  }
+
+  /** Runs `task` after the user's earlier room operations (one order per user towards the homes). */
+  private enqueue<T>(userId: string, task: () => Promise<T>): Promise<T> {
+    const run = (this.tails.get(userId) ?? Promise.resolve()).then(task);
+    const tail = run.catch((error: unknown) => this.deps.log.error({ userId, err: error }, 'room operation failed'));
+    this.tails.set(userId, tail);
+    void tail.then(() => {
+      if (this.tails.get(userId) === tail) this.tails.delete(userId);
+    });
+    return run;
+  }
+
   /** A user who left (its own clean close, a terminal close): it leaves every room, `left` to the others. */
   userLeft(userId: string): void {
     const rooms = this.roomsOf.get(userId);
@@ -122,27 +156,26 @@ export class RoomMembers {
     for (const room of rooms) void this.send({ op: 'leave', room, userId, nodeId: this.deps.nodeId });
   }
 
-  /** One copy fanned out by a home on another node (counted for the metrics). */
-  fromHome(to: string[], frame: ServerFrame): number {
+  /** A fan-out copy from a home on another node (counted for the metrics). */
+  deliverRemote(to: string[], frame: ServerFrame): string[] {
     this.remoteFanouts += 1;
     return this.deliver(to, frame);
   }
 
-  /** What a home fans out: written to each listed member that has its connection here. */
-  deliver(to: string[], frame: ServerFrame): number {
-    let delivered = 0;
+  /** What a home fans out: written to each listed member that has its connection here; returns those that have not. */
+  deliver(to: string[], frame: ServerFrame): string[] {
+    const missed: string[] = [];
     const room = (frame as { room?: string }).room ?? '';
     for (const userId of to) {
       const early = this.joining.get(`${userId}\u0000${room}`);
       if (early) {
         early.push(frame);
-        delivered += 1;
         continue;
       }
       const connection = this.deps.connection(userId);
-      if (connection && connection.send(frame)) delivered += 1;
+      if (!connection?.isOpen || !connection.writeRoomFrame(frame)) missed.push(userId);
     }
-    return delivered;
+    return missed;
   }
 
   private answer(session: ClientSession, frame: JoinFrame | LeaveFrame | RoomMessageFrame, answer: RoomAnswer): void {
@@ -170,19 +203,26 @@ export class RoomMembers {
     else this.roomsOf.delete(userId);
   }
 
-  /** To the room's home; a home that does not answer is tried once more (it may have just changed). */
+  /**
+   * To the room's home. A home that does not answer is left out of the room's order for this operation and the next
+   * one is tried, with a short backoff, for up to HOME_RETRY_MS: a crashed home stays in the registry until its
+   * lease expires, and every node that finds it dead skips it the same way, so they agree on the next home.
+   */
   private async send(op: RoomOp): Promise<RoomAnswer> {
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const home = this.homeOf(op.room);
+    const deadline = Date.now() + HOME_RETRY_MS;
+    const skipped = new Set<string>();
+    for (let attempt = 0; ; attempt++) {
+      const home = this.homeOf(op.room, skipped);
       if (home === this.deps.nodeId) return this.deps.home.handle(op);
       const address = this.deps.nodes().get(home)?.internalAddress;
-      if (address === undefined) continue;
       try {
-        return await this.deps.transport.post<RoomAnswer>(address, ROOM_OP_PATH, op);
+        if (address !== undefined) return await this.deps.transport.post<RoomAnswer>(address, ROOM_OP_PATH, op);
       } catch (error) {
         this.deps.log.warn({ room: op.room, home, err: error }, 'room home did not answer');
       }
+      skipped.add(home);
+      if (Date.now() >= deadline) return { status: 'error', code: 'RELAY_FAILED' };
+      await new Promise((resolve) => setTimeout(resolve, Math.min(500, 50 * 2 ** attempt)));
     }
-    return { status: 'error', code: 'RELAY_FAILED' };
   }
 }

@@ -1,3 +1,4 @@
+import type { ServerFrame } from '@messaging-server/protocol';
 import type { Envelope } from './envelope.js';
 
 /** One message written to a connection with receipts on and not confirmed yet. */
@@ -8,6 +9,8 @@ export interface Written {
   envelope: Envelope | undefined;
   /** Bytes it holds in the node's HeldBudget until it is confirmed or leaves with its connection. */
   cost: number;
+  /** v1.2: a room message with an id (its home takes it back when the connection ends unconfirmed). */
+  roomFrame?: ServerFrame;
 }
 
 /** Contract v1.2: any one message unconfirmed this long means the connection is dead. */
@@ -52,10 +55,12 @@ export class Unconfirmed {
   }
 
   /** The message with seq `nextSeq` was written. */
-  written(envelope: Envelope | undefined, cost: number, now = Date.now()): void {
+  written(envelope: Envelope | undefined, cost: number, now = Date.now(), roomFrame?: ServerFrame): void {
     if (this.#done) return;
     this.#last += 1;
-    this.#entries.push({ seq: this.#last, at: now, envelope, cost });
+    const entry: Written = { seq: this.#last, at: now, envelope, cost };
+    if (roomFrame) entry.roomFrame = roomFrame;
+    this.#entries.push(entry);
     if (this.#timer === undefined) this.arm(now + this.stallMs, now);
     if (this.count > this.max && this.#overTimer === undefined) {
       this.#overTimer = setTimeout(() => this.checkOver(), OVER_THRESHOLD_GRACE_MS);
@@ -80,6 +85,22 @@ export class Unconfirmed {
       this.#head = 0;
     }
     return confirmed;
+  }
+
+  /**
+   * The connection ended: its unconfirmed room messages, oldest first, taken out (they go back to their rooms'
+   * homes; takeAll then returns the direct messages). Tracking goes on until takeAll.
+   */
+  takeRoomFrames(): ServerFrame[] {
+    const rooms: ServerFrame[] = [];
+    const rest: Written[] = [];
+    for (const entry of this.#entries.slice(this.#head)) {
+      if (entry.roomFrame) rooms.push(entry.roomFrame);
+      else rest.push(entry);
+    }
+    this.#entries = rest;
+    this.#head = 0;
+    return rooms;
   }
 
   /** The connection ended: everything still unconfirmed, oldest first. Nothing more is tracked. */
