@@ -4,7 +4,7 @@ import type { Departures } from './departures.js';
 import type { Envelope, Outcome } from './envelope.js';
 import { ERROR_TEXT } from './frame-errors.js';
 import { heldCostOf, type HeldBudget } from './held-budget.js';
-import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './internal-wire.js';
+import type { DeliverRequest, DeliverResult, ForwardedMessage, OutcomeReport } from './peer/internal-wire.js';
 import type { PendingQueues } from './pending-queues.js';
 import type { LocalOutcome, Location } from './router.js';
 

@@ -15,7 +15,7 @@ import {
   type DeliverRequest,
   type DeliverResult,
   type OutcomeReport,
-} from './internal-wire.js';
+} from './peer/internal-wire.js';
 import { parseRoomFanout, parseRoomOp, ROOM_FANOUT_PATH, ROOM_OP_PATH, type RoomAnswer, type RoomFanout, type RoomOp } from './room-wire.js';
 
 export interface Readiness {

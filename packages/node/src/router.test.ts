@@ -1,9 +1,9 @@
 import { expect } from 'chai';
 import { MemorySessionStore, silentLogger, type PeerTransport, type RegistryEvent } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
-import type { DeliverRequest } from './internal-wire.js';
+import type { DeliverRequest } from './peer/internal-wire.js';
 import { HeldBudget } from './held-budget.js';
-import { PEER_LANES } from './peer-links.js';
+import { PEER_LANES } from './peer/peer-links.js';
 import { Router } from './router.js';
 
 

@@ -1,14 +1,14 @@
 import { MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
 import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
 import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
-import type { DeliverResult, OutcomeReport } from './internal-wire.js';
+import type { DeliverResult, OutcomeReport } from './peer/internal-wire.js';
 import type { HeldBudget } from './held-budget.js';
 import { KeptCopies } from './kept-copies.js';
 import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
 import { movedAtOf, MovingHolds, type Whereabouts } from './moving-holds.js';
 import { NodeWaits } from './node-waits.js';
-import { PeerLinks } from './peer-links.js';
+import { PeerLinks } from './peer/peer-links.js';
 
 /**
  * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a

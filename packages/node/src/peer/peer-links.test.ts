@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { silentLogger, type PeerTransport } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
-import type { Envelope } from './envelope.js';
+import type { Envelope } from '../envelope.js';
 import type { DeliverRequest } from './internal-wire.js';
 import { PeerLinks } from './peer-links.js';
 

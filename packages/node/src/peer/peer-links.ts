@@ -1,6 +1,6 @@
 import { isBackendError, type Logger, type PeerTransport } from '@messaging-server/core';
-import { Batcher } from './batcher.js';
-import type { Envelope } from './envelope.js';
+import { Batcher } from '../batcher.js';
+import type { Envelope } from '../envelope.js';
 import {
   DELIVER_PATH,
   OUTCOMES_PATH,
@@ -10,7 +10,7 @@ import {
   type ForwardedMessage,
   type OutcomeReport,
 } from './internal-wire.js';
-import type { NodeMetrics } from './metrics.js';
+import type { NodeMetrics } from '../metrics.js';
 
 /**
  * Requests in flight at once to one peer node. The transport must hold as many connections per peer, or the lanes
