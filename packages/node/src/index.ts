@@ -13,6 +13,6 @@ export {
   type DeliverResult,
   type ForwardedMessage,
   type OutcomeReport,
-} from './peer/internal-wire.js';
-export { PEER_LANES } from './peer/peer-links.js';
-export { createPeerTransport } from './peer/peer-transport.js';
+  PEER_LANES,
+  createPeerTransport,
+} from './peer/index.js';

@@ -3,7 +3,8 @@ import { MemorySessionStore, silentLogger, type PeerTransport, type RegistryEven
 import { waitFor } from '@messaging-server/testkit';
 import type { DeliverRequest } from './peer/internal-wire.js';
 import { HeldBudget } from './held-budget.js';
-import { PEER_LANES } from './peer/peer-links.js';
+import { OutcomeLinks } from './peer/outcome-links.js';
+import { PEER_LANES, PeerLinks } from './peer/peer-links.js';
 import { Router } from './router.js';
 
 
@@ -21,17 +22,19 @@ function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: s
   const counter = { inc() {} };
   const settled: string[] = [];
   const sessions = new MemorySessionStore();
+  const transport = overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} };
+  const metrics = {
+    hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
+    relayLatency: { observe() {} },
+    continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
+  } as never;
+  const outcomes = new OutcomeLinks({ transport, log: silentLogger });
   const router = new Router({
     nodeId: 'node-a',
-    replyTo: 'http://a',
     sessions,
-    transport: overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} },
+    peer: (answers) => new PeerLinks({ nodeId: 'node-a', replyTo: 'http://a', transport, log: silentLogger, metrics, outcomes }, answers),
     log: silentLogger,
-    metrics: {
-      hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
-      relayLatency: { observe() {} },
-      continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
-    } as never,
+    metrics,
     resumeWindowMs: overrides.resumeWindowMs ?? 60_000,
     holdMaxPerRecipient: 256,
     holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),

@@ -1,40 +1,21 @@
-import { MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
+import { MembershipView, type Logger, type RegistryEvent, type SessionStore } from '@messaging-server/core';
 import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
-import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
-import type { DeliverResult, OutcomeReport } from './peer/internal-wire.js';
+import { insertInOrder, type Envelope, type LocalOutcome, type Location, type Outcome } from './envelope.js';
+import type { DeliverResult, ForwardAnswers, OutcomeReport, PeerDelivery } from './peer/index.js';
 import type { HeldBudget } from './held-budget.js';
 import { KeptCopies } from './kept-copies.js';
 import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
 import { movedAtOf, MovingHolds, type Whereabouts } from './moving-holds.js';
 import { NodeWaits } from './node-waits.js';
-import { PeerLinks } from './peer/peer-links.js';
-
-/**
- * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a
- * store outage). `moving` (v1.1): its connection ended without its own clean close; `movedAt` in ms.
- */
-export type Location =
-  | { kind: 'self'; acked: boolean }
-  | { kind: 'remote'; nodeId: string }
-  | { kind: 'moving'; movedAt: number }
-  | { kind: 'none' }
-  | { kind: 'unknown' };
-
-/**
- * What the node answers for a recipient whose session is here: delivered, held until it connects, moving, or (v1.2)
- * written to a connection with receipts on and answered once confirmed.
- */
-export type LocalOutcome = Outcome | 'pending' | 'moving' | 'unconfirmed';
 
 export interface RouterDeps {
   nodeId: string;
-  /** This node's internal address, where recipient nodes report outcomes of held messages. */
-  replyTo: string;
   sessions: SessionStore;
-  transport: PeerTransport;
+  /** Makes the node-to-node side (peer/), which answers each forward through the router's ForwardAnswers. */
+  peer(answers: ForwardAnswers): PeerDelivery;
   log: Logger;
-  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency' | 'continuity'>;
+  metrics: Pick<NodeMetrics, 'continuity'>;
   /** v1.1's MSG_RESUME_WINDOW_MS; 0 restores v1 (nothing is held for users who move). */
   resumeWindowMs: number;
   /** Caps of messages held for moving users: a count per recipient, and the node's byte budget (beyond: QUEUE_FULL). */
@@ -66,7 +47,7 @@ const PEER_DOWN_MS = 2000;
  */
 export class Router {
   private readonly membership: MembershipView;
-  private readonly links: PeerLinks;
+  private readonly links: PeerDelivery;
   private readonly locations = new LocationCache();
   /** Undefined with a resume window of 0 (v1). */
   private readonly holds: MovingHolds | undefined;
@@ -87,8 +68,7 @@ export class Router {
       nodeLeft: (nodeId, record, addressReleased) => this.forgetPeer(nodeId, record, addressReleased),
       syncChanged: (synced) => deps.log.info({ synced }, 'registry watch status'),
     });
-    this.links = new PeerLinks({
-      ...deps,
+    this.links = deps.peer({
       addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
       isMemberAddress: (address) => this.membership.hasAddress(address),
       answered: (peerId, envelope, result) => this.answered(peerId, this.landed(envelope), result),
@@ -245,11 +225,6 @@ export class Router {
     }
   }
 
-  /** Sends the outcome of a message held here to the sender's node (batched per node). */
-  report(replyTo: string, report: OutcomeReport): void {
-    this.links.report(replyTo, report);
-  }
-
   /** Hard stop: drops everything queued or held (the connections it was for are closing). */
   stop(): Envelope[] {
     this.stopped = true;
@@ -310,7 +285,7 @@ export class Router {
   private sendTo(peerId: string, envelope: Envelope): void {
     if (this.overtakes(envelope.to, peerId)) return this.holdOr(envelope, 'RELAY_FAILED');
     this.countOnWay(peerId, envelope);
-    this.links.send(peerId, envelope);
+    this.links.forward(peerId, envelope);
   }
 
   /** Until its lane answers, or (v1.2, kept) its recipient's node reports (see overtakes). */
@@ -444,7 +419,6 @@ export class Router {
     this.deps.log.info({ peerId }, 'peer left the registry');
     this.downUntil.delete(peerId);
     this.failKept(peerId);
-    if (addressReleased) this.deps.transport.forget(record.internalAddress);
-    this.links.forget(peerId, record.internalAddress);
+    this.links.forget(peerId, record.internalAddress, addressReleased);
   }
 }

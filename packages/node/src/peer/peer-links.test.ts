@@ -3,6 +3,7 @@ import { silentLogger, type PeerTransport } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
 import type { Envelope } from '../envelope.js';
 import type { DeliverRequest } from './internal-wire.js';
+import { OutcomeLinks } from './outcome-links.js';
 import { PeerLinks } from './peer-links.js';
 
 describe('PeerLinks when peers leave', function () {
@@ -22,12 +23,9 @@ describe('PeerLinks when peers leave', function () {
       async close() {},
     };
     const answered: string[] = [];
-    const links = new PeerLinks({
-      nodeId: 'node-a',
-      replyTo: 'http://a',
-      transport,
-      log: silentLogger,
-      metrics: { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never,
+    const metrics = { hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 }, relayLatency: { observe() {} } } as never;
+    const outcomes = new OutcomeLinks({ transport, log: silentLogger });
+    const links = new PeerLinks({ nodeId: 'node-a', replyTo: 'http://a', transport, log: silentLogger, metrics, outcomes }, {
       addressOf: (peerId) => members.get(peerId),
       isMemberAddress: (address) => [...members.values()].includes(address),
       answered: (_peerId, envelope, result) => answered.push(`${envelope.to}:${result.status}`),
@@ -37,8 +35,8 @@ describe('PeerLinks when peers leave', function () {
     });
     const envelope = (to: string): Envelope => ({ from: 'alice', to, content: 'hi', id: to, origin: { kind: 'local', cid: 'c1' }, size: 2 });
 
-    links.send('node-b', envelope('bob'));
-    links.send('node-c', envelope('carol'));
+    links.forward('node-b', envelope('bob'));
+    links.forward('node-c', envelope('carol'));
     links.report('http://b', { userId: 'bob', cid: 'c2', id: 'earlier', result: 'delivered' });
     await waitFor(() => held.length === 2 && answered.includes('carol:delivered'), { what: 'bob and the report in flight, carol answered' });
     expect(links.linkCount).to.equal(3);
