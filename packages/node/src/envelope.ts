@@ -1,4 +1,4 @@
-import type { FrameErrorCode, JsonValue } from '@messaging-server/protocol';
+import type { FrameErrorCode, JsonValue, NodeId } from '@messaging-server/protocol';
 
 /**
  * Where a message's outcome (ack or error) goes: a connection on this node, or a sender connection on another
@@ -40,7 +40,7 @@ export type Outcome = 'delivered' | FrameErrorCode;
  */
 export type Location =
   | { kind: 'self'; acked: boolean }
-  | { kind: 'remote'; nodeId: string }
+  | { kind: 'remote'; nodeId: NodeId }
   | { kind: 'moving'; movedAt: number }
   | { kind: 'none' }
   | { kind: 'unknown' };

@@ -11,7 +11,7 @@ import {
   type SessionStore,
   type RoomStore,
 } from '@messaging-server/core';
-import type { NodeRecord } from '@messaging-server/protocol';
+import type { NodeId, NodeRecord } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
 import { sessionLimits } from './session-limits.js';
 import { ConnectionTable } from './connection-table.js';
@@ -63,7 +63,7 @@ export function nodeInternalLimits(deps: Pick<NodeDeps, 'config' | 'internalLimi
 }
 
 export interface RelayNode {
-  readonly nodeId: string;
+  readonly nodeId: NodeId;
   /**
    * Puts the public port's guard on an http.Server (made by createPublicServer), with the SockJS endpoint behind it at
    * the pathname of config.publicUrl (default /ws): its two websocket transports served by `ws`, every HTTP fallback
@@ -211,7 +211,7 @@ export function createNode(deps: NodeDeps): RelayNode {
 }
 
 class NodeRuntime implements RelayNode {
-  readonly nodeId: string;
+  readonly nodeId: NodeId;
   readonly drained: Promise<void>;
   private readonly config: NodeConfig;
   private readonly log: Logger;

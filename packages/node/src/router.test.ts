@@ -6,11 +6,12 @@ import { HeldBudget } from './held-budget.js';
 import { OutcomeLinks } from './peer/outcome-links.js';
 import { PEER_LANES, PeerLinks } from './peer/peer-links.js';
 import { Router } from './router.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 
 const NODE_B: RegistryEvent = {
   type: 'snapshot',
-  entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
+  entries: [{ kind: 'node', id: 'node-b', value: { nodeId: asNodeId('node-b'), listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
 };
 
 function sessionOnB(sessions: MemorySessionStore, userId: string): Promise<void> {
@@ -30,9 +31,9 @@ function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: s
   } as never;
   const outcomes = new OutcomeLinks({ transport, log: silentLogger });
   const router = new Router({
-    nodeId: 'node-a',
+    nodeId: asNodeId('node-a'),
     sessions,
-    peer: (answers) => new PeerLinks({ nodeId: 'node-a', replyTo: 'http://a', transport, log: silentLogger, metrics, outcomes }, answers),
+    peer: (answers) => new PeerLinks({ nodeId: asNodeId('node-a'), replyTo: 'http://a', transport, log: silentLogger, metrics, outcomes }, answers),
     log: silentLogger,
     metrics,
     resumeWindowMs: overrides.resumeWindowMs ?? 60_000,

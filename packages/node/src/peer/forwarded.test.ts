@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { asNodeId } from '@messaging-server/protocol';
 import { Delivery } from '../delivery.js';
 import type { Location } from '../envelope.js';
 import { applyOutcomes, deliverForwarded } from './forwarded.js';
@@ -50,7 +51,7 @@ describe('peer: forwarded messages for users who left this node (v1.1)', functio
       () => Promise.resolve({ kind: 'none' }),
     );
     const results = await deliverForwarded(local, {
-      fromNode: 'node-a',
+      fromNode: asNodeId('node-a'),
       replyTo: 'http://a',
       messages: [
         { from: 'alice', to: 'bob', content: 1, id: 'm1', cid: 'c' },
@@ -79,7 +80,7 @@ describe("peer: the sender node's budget", function () {
         return { kind: 'self', acked: true };
       },
     );
-    const request = { fromNode: 'node-a', replyTo: 'http://a', budgetMs: 10, messages: [{ from: 'alice', to: 'bob', content: 1, id: 'm1', cid: 'c' }] };
+    const request = { fromNode: asNodeId('node-a'), replyTo: 'http://a', budgetMs: 10, messages: [{ from: 'alice', to: 'bob', content: 1, id: 'm1', cid: 'c' }] };
     expect(await deliverForwarded(local, request, () => spent)).to.deep.equal([{ status: 'error', code: 'RELAY_FAILED' }]);
     expect(written).to.deep.equal([]);
     spent = false;

@@ -1,4 +1,5 @@
 import { isBackendError, type Logger, type PeerTransport } from '@messaging-server/core';
+import type { NodeId } from '@messaging-server/protocol';
 import { Batcher } from '../batcher.js';
 import type { Envelope } from '../envelope.js';
 import {
@@ -29,7 +30,7 @@ const MAX_LANE_QUEUE_BYTES = 16 << 20;
 const LANE_ITEM_OVERHEAD_BYTES = 256;
 
 export interface PeerLinksDeps {
-  nodeId: string;
+  nodeId: NodeId;
   /** This node's internal address, where recipient nodes report outcomes of held messages. */
   replyTo: string;
   transport: PeerTransport;
@@ -46,14 +47,14 @@ export interface PeerLinksDeps {
  */
 export class PeerLinks implements PeerDelivery {
   /** PEER_LANES lanes per peer node, made on first use. */
-  private readonly lanes = new Map<string, (Batcher<Envelope> | undefined)[]>();
+  private readonly lanes = new Map<NodeId, (Batcher<Envelope> | undefined)[]>();
 
   constructor(
     private readonly deps: PeerLinksDeps,
     private readonly answers: ForwardAnswers,
   ) {}
 
-  forward(peerId: string, envelope: Envelope): void {
+  forward(peerId: NodeId, envelope: Envelope): void {
     if (!this.lane(peerId, envelope.to).push(envelope)) this.answers.refused(envelope);
   }
 
@@ -71,7 +72,7 @@ export class PeerLinks implements PeerDelivery {
    * their peer left finish their work first; every departure also sweeps those that have gone idle since, so none
    * outlives the next one. Dropping an idle link is always safe: nothing waits on it, and one is made again on demand.
    */
-  forget(peerId: string, address: string, addressReleased = false): void {
+  forget(peerId: NodeId, address: string, addressReleased = false): void {
     if (addressReleased) this.deps.transport.forget(address);
     for (const [lanePeer, lanes] of this.lanes) {
       if (lanePeer !== peerId && this.answers.addressOf(lanePeer) !== undefined) continue;
@@ -95,7 +96,7 @@ export class PeerLinks implements PeerDelivery {
     this.deps.outcomes.stop();
   }
 
-  private lane(peerId: string, recipient: string): Batcher<Envelope> {
+  private lane(peerId: NodeId, recipient: string): Batcher<Envelope> {
     let lanes = this.lanes.get(peerId);
     if (!lanes) {
       lanes = Array.from({ length: PEER_LANES }, () => undefined);
@@ -118,7 +119,7 @@ export class PeerLinks implements PeerDelivery {
   }
 
   /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
-  private async post(peerId: string, batch: Envelope[]): Promise<boolean> {
+  private async post(peerId: NodeId, batch: Envelope[]): Promise<boolean> {
     const { metrics, log } = this.deps;
     const address = this.answers.addressOf(peerId);
     if (!address) {

@@ -1,4 +1,4 @@
-import type { FrameErrorCode } from '@messaging-server/protocol';
+import type { FrameErrorCode, NodeId } from '@messaging-server/protocol';
 import type { Envelope, LocalOutcome, Location } from '../envelope.js';
 import type { DeliverResult, OutcomeReport } from './internal-wire.js';
 
@@ -11,7 +11,7 @@ import type { DeliverResult, OutcomeReport } from './internal-wire.js';
 /** What the router asks of the node-to-node side: forwarding, outcome reports, and the peers' comings and goings. */
 export interface PeerDelivery {
   /** Sends a message to the node holding its recipient; the answer comes back once, through ForwardAnswers. */
-  forward(peerId: string, envelope: Envelope): void;
+  forward(peerId: NodeId, envelope: Envelope): void;
   /** The outcome of a message held here, to its sender's node (batched per node; dropped after stop()). */
   report(replyTo: string, report: OutcomeReport): void;
   /** True when nothing is queued or in flight, forwards and reports alike. */
@@ -20,7 +20,7 @@ export interface PeerDelivery {
    * A peer left the registry: its idle links go (busy ones once idle, at the next departure), and with
    * `addressReleased` (no other node has that address) the transport's connections to it.
    */
-  forget(peerId: string, address: string, addressReleased: boolean): void;
+  forget(peerId: NodeId, address: string, addressReleased: boolean): void;
   /** Hard stop: drops everything queued (the connections it was for are closing). */
   stop(): void;
 }
@@ -28,13 +28,13 @@ export interface PeerDelivery {
 /** How a forwarded message's fate reaches the router: exactly one of these per message forwarded. */
 export interface ForwardAnswers {
   /** The peer's internal address from the membership view; undefined once it left. */
-  addressOf(peerId: string): string | undefined;
+  addressOf(peerId: NodeId): string | undefined;
   /** Whether a registered node has this internal address (outcome links are kept only for those). */
   isMemberAddress(address: string): boolean;
   /** The peer's answer for one message. */
-  answered(peerId: string, envelope: Envelope, result: DeliverResult): void;
+  answered(peerId: NodeId, envelope: Envelope, result: DeliverResult): void;
   /** The peer did not answer (unreachable, timed out, malformed answer): these messages' outcome is unknown. */
-  unanswered(peerId: string, envelopes: Envelope[]): void;
+  unanswered(peerId: NodeId, envelopes: Envelope[]): void;
   /** The peer left the registry before the messages could go. */
   gone(envelopes: Envelope[]): void;
   /** The lane to the peer is full (a slow peer): the message cannot wait for it. */
@@ -64,9 +64,9 @@ export interface LocalDelivery {
   /** Users seen leaving this node (v1.1); undefined with a resume window of 0. */
   departures: { has(userId: string): boolean; movedAt(userId: string): number | undefined } | undefined;
   /** Whether `userId`'s session is on `nodeId` (see SenderCheck). */
-  senderOn(userId: string, nodeId: string): Promise<boolean>;
+  senderOn(userId: string, nodeId: NodeId): Promise<boolean>;
   /** The registered internal address of a node, as this node's registry view knows it. */
-  peerAddress(nodeId: string): string | undefined;
+  peerAddress(nodeId: NodeId): string | undefined;
   /** v1.2: applies an outcome report for a copy the router kept; false when the report is not for one. */
   keptOutcome(report: OutcomeReport): boolean;
   /** The sender connection with this connection id, if it is still here. */
