@@ -26,6 +26,7 @@ import { HeldBudget } from './held-budget.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
 import { internalBodyLimit, internalLimits } from './internal-server.js';
 import { LoadReporter } from './load-reporter.js';
+import { localDelivery } from './local-delivery.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
 import { createPeerRoutes, OutcomeLinks, PeerLinks } from './peer/index.js';
@@ -128,7 +129,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   });
   // Made in the order they need each other: outcomes out, then settling, the pending queue, delivery, the router.
   const outcomes = new OutcomeLinks({ transport: deps.transport, log });
-  const settle = createSettle(table, (replyTo, report) => outcomes.report(replyTo, report));
+  const report = outcomes.report.bind(outcomes);
+  const settle = createSettle(table, report);
   const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => settle(envelope, 'EXPIRED'));
   // Read at each scrape, long after the router below exists.
   const sources = { connections: () => table.openCount, pending: () => pending.size, held: (): number => router.held };
@@ -136,7 +138,8 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
   const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);
-  const delivery = new Delivery({ table, pending, departures, closed: () => life.closed, countLocal: () => (metrics.hot.relayedLocal += 1), settle, report: (replyTo, report) => outcomes.report(replyTo, report), budget: held });
+  const countLocal = (): void => void (metrics.hot.relayedLocal += 1);
+  const delivery = new Delivery({ table, pending, departures, closed: () => life.closed, countLocal, settle, report, budget: held });
   const peerDeps = { nodeId, replyTo: config.internalUrl, transport: deps.transport, log, metrics, outcomes };
   const router: Router = new Router({
     nodeId,
@@ -231,7 +234,7 @@ class NodeRuntime implements RelayNode {
     this.version = deps.version ?? '0.0.0';
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
-    const { delivery, metrics, router, table, pending } = this.parts;
+    const { metrics, router } = this.parts;
     registerRoomMetrics(metrics.registry, this.parts.rooms);
     const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
@@ -244,17 +247,7 @@ class NodeRuntime implements RelayNode {
       handlers: {
         replace: (userId, key) => this.replace(userId, key),
         drain: () => void this.drain(),
-        peer: createPeerRoutes({
-          connected: (userId) => table.has(userId),
-          here: (userId) => table.has(userId) || pending.has(userId),
-          locate: (userId) => router.locate(userId),
-          deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
-          departures: this.parts.departures,
-          senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
-          peerAddress: (nodeId) => router.members.get(nodeId)?.internalAddress,
-          keptOutcome: (report) => router.keptOutcome(report),
-          senderOf: (cid) => table.byCid(cid),
-        }),
+        peer: createPeerRoutes(localDelivery(this.parts, senders)),
         peerKey: (nodeId) => router.members.get(nodeId)?.identityKey,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         roomOp: (op) => this.parts.rooms.home.handle(op),
