@@ -9,6 +9,7 @@ import { EtcdRegistry, MemcachedSessionStore, silentLogger, type NodeRegistratio
 import { requestSession, startCluster, waitFor, type ClusterNode, type LocalCluster } from '@messaging-server/testkit';
 import { residentKiB } from './support/proc.js';
 import { RawUser } from './support/raw-user.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 const MiB = 1 << 20;
 const ANSWER = 400 * MiB;
@@ -81,7 +82,7 @@ describe('hardening: a peer answering 400 MiB costs its sender a few MiB, not it
 
   it('drops each 400 MiB answer after a few MiB: the sender gets an error per message, RSS grows by less than 96 MiB', async () => {
     registration = await registry.registerNode({
-      nodeId: fakeId,
+      nodeId: asNodeId(fakeId),
       listeningAddress: `${peer.address}/ws`,
       internalAddress: peer.address,
       state: 'active',

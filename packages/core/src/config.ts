@@ -3,6 +3,7 @@ import { isIP } from 'node:net';
 import { Ajv } from 'ajv';
 import { weakSecrets } from './secret-strength.js';
 import { missingStoreCredentials } from './store-credentials.js';
+import type { NodeId } from '@messaging-server/protocol';
 
 export type ProcessKind = 'gateway' | 'node' | 'standalone';
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
@@ -55,7 +56,7 @@ export interface GatewayConfig extends CommonConfig {
 
 export interface NodeConfig extends CommonConfig {
   internalPort: number;
-  nodeId: string;
+  nodeId: NodeId;
   /** `MSG_CLUSTER_SECRET_PREVIOUS`: also accepted on replace/drain while the secret is rotated (docs/operations.md). */
   clusterSecretPrevious?: string;
   /** `MSG_PUBLIC_BASE_URL`: the public origin (and path prefix) of the proxy that routes `/n/<nodeId>/…` here. */

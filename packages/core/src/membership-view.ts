@@ -1,16 +1,16 @@
-import type { LoadRecord, NodeRecord } from '@messaging-server/protocol';
+import { asNodeId, type LoadRecord, type NodeId, type NodeRecord } from '@messaging-server/protocol';
 import type { RegistryEvent } from './registry.js';
 
 /** What a view's owner hears as the membership changes; every handler is optional. */
 export interface MembershipHandlers {
   /** A node appeared (snapshot or put). Also called when a known node's record changed (e.g. it started draining). */
-  nodeUpdated?(nodeId: string, record: NodeRecord, isNew: boolean): void;
+  nodeUpdated?(nodeId: NodeId, record: NodeRecord, isNew: boolean): void;
   /**
    * A node left (delete, or absent from a resynchronising snapshot). `addressReleased` is true when no remaining
    * member uses its internal address: only then may the owner drop a connection pool to that address (a node
    * restarted under a new id on the same address, or two ids behind one address, must keep theirs).
    */
-  nodeLeft?(nodeId: string, record: NodeRecord, addressReleased: boolean): void;
+  nodeLeft?(nodeId: NodeId, record: NodeRecord, addressReleased: boolean): void;
   /** A node reported its load (a put; a resynchronising snapshot replaces loads without calling this). */
   loadUpdated?(nodeId: string, load: LoadRecord): void;
   /** The watch lost (false) or regained (true) its stream. The view keeps its last state in between. */
@@ -87,13 +87,13 @@ export class MembershipView {
       else if (entry.kind === 'load') this.#loads.set(entry.id, entry.value);
     }
     for (const [id, record] of before) if (!this.#nodes.has(id)) this.announceLeft(id, record);
-    for (const [id, record] of this.#nodes) this.handlers.nodeUpdated?.(id, record, !before.has(id));
+    for (const [id, record] of this.#nodes) this.handlers.nodeUpdated?.(asNodeId(id), record, !before.has(id));
   }
 
   private putNode(id: string, record: NodeRecord): void {
     const isNew = !this.#nodes.has(id);
     this.#nodes.set(id, record);
-    this.handlers.nodeUpdated?.(id, record, isNew);
+    this.handlers.nodeUpdated?.(asNodeId(id), record, isNew);
   }
 
   private putLoad(id: string, load: LoadRecord): void {
@@ -109,6 +109,6 @@ export class MembershipView {
   }
 
   private announceLeft(id: string, record: NodeRecord): void {
-    this.handlers.nodeLeft?.(id, record, !this.hasAddress(record.internalAddress));
+    this.handlers.nodeLeft?.(asNodeId(id), record, !this.hasAddress(record.internalAddress));
   }
 }

@@ -14,6 +14,7 @@ import {
 } from '@messaging-server/core';
 import { memoryRegistryControl, waitFor, type MemoryRegistryControl } from '@messaging-server/testkit';
 import { startGatewayServer, type GatewayDeps, type GatewayServer } from './gateway.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 export class RecordingTransport implements PeerTransport {
   readonly posts: { peerAddress: string; path: string; body: unknown }[] = [];
@@ -69,7 +70,7 @@ export function gatewayConfig(env: Record<string, string> = {}): Readonly<Gatewa
 
 export function nodeRecord(nodeId: string, state: NodeRecord['state'] = 'active'): NodeRecord {
   return {
-    nodeId,
+    nodeId: asNodeId(nodeId),
     listeningAddress: `http://127.0.0.1:1/${nodeId}/ws`,
     internalAddress: `http://127.0.0.1:2/${nodeId}`,
     state,

@@ -119,7 +119,7 @@ export class NodeView {
    * `avoid` (avoided nodes only when nothing else is left). Every gateway computes the same from the registry alone.
    */
   allocateForRoom(room: string, avoid: readonly string[] = []): NodeRecord | undefined {
-    const open = new Map(this.activeNodes().filter((node) => !this.isFull(node.nodeId)).map((node) => [node.nodeId, node]));
+    const open = new Map<string, NodeRecord>(this.activeNodes().filter((node) => !this.isFull(node.nodeId)).map((node) => [node.nodeId, node]));
     const order = rendezvousOrder(room, [...open.keys()]);
     const chosenId = order.find((id) => !avoid.includes(id)) ?? order[0];
     const chosen = chosenId === undefined ? undefined : open.get(chosenId);

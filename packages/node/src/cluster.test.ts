@@ -2,6 +2,7 @@ import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { expect } from 'chai';
 import { waitFor } from '@messaging-server/testkit';
 import { internalPost, signedPost, TestWorld, type TestNode } from './testing/test-world.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 const SECRET = 'cluster-secret-for-tests';
 
@@ -294,7 +295,7 @@ describe('relay nodes (two in one process)', function () {
       await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
       const port = (hung.address() as AddressInfo).port;
       const registration = await world.registry.registerNode({
-        nodeId: 'node-hung',
+        nodeId: asNodeId('node-hung'),
         listeningAddress: 'http://127.0.0.1:1/ws',
         internalAddress: `http://127.0.0.1:${String(port)}`,
         state: 'active',

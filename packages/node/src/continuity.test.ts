@@ -4,6 +4,7 @@ import WebSocket from 'ws';
 import type { ServerFrame } from '@messaging-server/protocol';
 import { waitFor } from '@messaging-server/testkit';
 import { TestWorld, type TestNode } from './testing/test-world.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 const SECRET = 'cluster-secret-for-tests';
 const WINDOW_MS = 1500;
@@ -72,7 +73,7 @@ describe('continuity: users moving between nodes (v1.1)', function () {
     const hung = createServer((socket) => sockets.add(socket));
     await new Promise<void>((resolve) => hung.listen(0, '127.0.0.1', resolve));
     const registration = await world.registry.registerNode({
-      nodeId: 'node-hung',
+      nodeId: asNodeId('node-hung'),
       listeningAddress: 'http://127.0.0.1:1/ws',
       internalAddress: `http://127.0.0.1:${String((hung.address() as AddressInfo).port)}`,
       state: 'active',

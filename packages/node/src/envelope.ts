@@ -1,4 +1,4 @@
-import type { FrameErrorCode, JsonValue } from '@messaging-server/protocol';
+import type { FrameErrorCode, JsonValue, NodeId } from '@messaging-server/protocol';
 
 /**
  * Where a message's outcome (ack or error) goes: a connection on this node, or a sender connection on another
@@ -33,6 +33,23 @@ export interface Envelope {
 }
 
 export type Outcome = 'delivered' | FrameErrorCode;
+
+/**
+ * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a
+ * store outage). `moving` (v1.1): its connection ended without its own clean close; `movedAt` in ms.
+ */
+export type Location =
+  | { kind: 'self'; acked: boolean }
+  | { kind: 'remote'; nodeId: NodeId }
+  | { kind: 'moving'; movedAt: number }
+  | { kind: 'none' }
+  | { kind: 'unknown' };
+
+/**
+ * What the node answers for a recipient whose session is here: delivered, held until it connects, moving, or (v1.2)
+ * written to a connection with receipts on and answered once confirmed.
+ */
+export type LocalOutcome = Outcome | 'pending' | 'moving' | 'unconfirmed';
 
 /** Puts a message routed again back before the messages routed after it (lists kept in routing order). */
 export function insertInOrder(list: Envelope[], envelope: Envelope): void {

@@ -13,6 +13,6 @@ export {
   type DeliverResult,
   type ForwardedMessage,
   type OutcomeReport,
-} from './internal-wire.js';
-export { PEER_LANES } from './peer-links.js';
-export { createPeerTransport } from './peer-transport.js';
+  PEER_LANES,
+  createPeerTransport,
+} from './peer/index.js';

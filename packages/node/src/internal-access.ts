@@ -5,7 +5,7 @@ import {
   parseSignatureHeader,
   type SignatureClaim,
 } from '@messaging-server/core';
-import { CLUSTER_SECRET_HEADER } from './internal-wire.js';
+import { CLUSTER_SECRET_HEADER } from './peer/index.js';
 import { secretsEqual } from './secure-compare.js';
 
 /**

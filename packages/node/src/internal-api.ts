@@ -1,21 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from '@messaging-server/core';
-import { MAX_CONTENT_DEPTH, nestedDeeperThan, type FrameErrorCode } from '@messaging-server/protocol';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { BodyTooLargeError, parseJson, readBody, sendError, sendErrorAndClose, sendJson } from './http-util.js';
 import { InternalAccess, type RouteAccess } from './internal-access.js';
-import {
-  DELIVER_PATH,
-  DRAIN_PATH,
-  OUTCOMES_PATH,
-  isOverBudget,
-  parseDeliverRequest,
-  parseOutcomes,
-  REPLACE_PATH,
-  type DeliverRequest,
-  type DeliverResult,
-  type OutcomeReport,
-} from './internal-wire.js';
+import { DELIVER_PATH, DRAIN_PATH, OUTCOMES_PATH, REPLACE_PATH, type PeerRoutes } from './peer/index.js';
 import { parseRoomFanout, parseRoomOp, ROOM_FANOUT_PATH, ROOM_OP_PATH, type RoomAnswer, type RoomFanout, type RoomOp } from './room-wire.js';
 
 export interface Readiness {
@@ -31,15 +19,12 @@ export interface Readiness {
 export interface InternalApiHandlers {
   replace(userId: string, listeningKey: string): boolean;
   drain(): void;
-  /** `spent()` turns true once the sender has stopped waiting: from then on, nothing more may be delivered. */
-  deliver(request: DeliverRequest, spent: () => boolean): Promise<DeliverResult[]>;
-  /** The registered internal address of a node, as this node's registry view knows it. */
-  peerAddress(nodeId: string): string | undefined;
+  /** Deliveries and outcome reports from other nodes (peer/peer-routes.ts), once admitted here. */
+  peer: PeerRoutes;
   /** The identity key a node registered (NodeRecord.identityKey), as this node's registry view knows it. */
   peerKey(nodeId: string): string | undefined;
   /** Whether `userId`'s session is on `nodeId` (see SenderCheck). */
   senderOn(userId: string, nodeId: string): Promise<boolean>;
-  outcomes(reports: OutcomeReport[]): number;
   /** v1.2: an operation of a room homed here, from a member's node. */
   roomOp(op: RoomOp): Promise<RoomAnswer>;
   /** v1.2: one copy of a room frame from its home, for the listed members here; returns those not connected here. */
@@ -56,35 +41,6 @@ export interface InternalApiOptions {
   metrics: MetricsRegistry;
   log: Logger;
   handlers: InternalApiHandlers;
-}
-
-/**
- * Why single messages of a delivery request are refused, by index; the others are delivered. One message never fails
- * its batch: content nested past the limit (which a current sender refuses at its edge, but an older or broken peer
- * may still send) gets INVALID_MESSAGE; a sender whose session is not on the forwarding node (which, with a cluster
- * secret, is the node that signed the request) gets FORBIDDEN_SENDER.
- */
-async function refusalsOf(request: DeliverRequest, senderOn: InternalApiHandlers['senderOn']): Promise<(FrameErrorCode | undefined)[]> {
-  const forged = new Set<string>();
-  const senders = [...new Set(request.messages.map((m) => m.from))];
-  const verdicts = await Promise.all(senders.map((from) => senderOn(from, request.fromNode)));
-  senders.forEach((from, i) => (verdicts[i] ? undefined : forged.add(from)));
-  return request.messages.map((m) => {
-    if (nestedDeeperThan(m.content, MAX_CONTENT_DEPTH)) return 'INVALID_MESSAGE';
-    return forged.has(m.from) ? 'FORBIDDEN_SENDER' : undefined;
-  });
-}
-
-async function deliverEach(
-  request: DeliverRequest,
-  refusals: (FrameErrorCode | undefined)[],
-  deliver: InternalApiHandlers['deliver'],
-  spent: () => boolean,
-): Promise<DeliverResult[]> {
-  if (refusals.every((code) => code === undefined)) return deliver(request, spent);
-  const delivered = await deliver({ ...request, messages: request.messages.filter((_m, i) => refusals[i] === undefined) }, spent);
-  let next = 0;
-  return refusals.map((code): DeliverResult => (code === undefined ? (delivered[next++] as DeliverResult) : { status: 'error', code }));
 }
 
 /**
@@ -183,33 +139,14 @@ export function createInternalApi(options: InternalApiOptions): (req: IncomingMe
       case DRAIN_PATH:
         handlers.drain();
         return sendJson(res, 202, { draining: true });
-      case DELIVER_PATH: {
-        const request = parseDeliverRequest(body);
-        if (!request) return sendError(res, 'INVALID_REQUEST', 'malformed delivery request');
-        // A node speaks only for itself, and (the sender check below) only for the users whose sessions it holds.
-        if (signer !== undefined && request.fromNode !== signer) {
-          return sendError(res, 'FORBIDDEN_SENDER', 'fromNode is not the node that signed the request');
-        }
-        // Outcomes go to replyTo: only ever to a registered node's own internal address.
-        if (request.replyTo !== handlers.peerAddress(request.fromNode)) {
-          return sendError(res, 'FORBIDDEN_SENDER', 'replyTo is not the registered internal address of fromNode');
-        }
-        if (isOverBudget(request, arrivedAt)) {
-          return sendJson(res, 200, { results: request.messages.map(() => ({ status: 'error', code: 'RELAY_FAILED' })) });
-        }
-        const refusals = await refusalsOf(request, handlers.senderOn);
-        // Checked again after every lookup: a silent store can take the rest of the budget after the check above.
-        const spent = (): boolean => isOverBudget(request, arrivedAt);
-        return sendJson(res, 200, { results: await deliverEach(request, refusals, handlers.deliver, spent) });
+      case DELIVER_PATH:
+      case OUTCOMES_PATH: {
+        const answer = await handlers.peer(path, body, signer, arrivedAt);
+        return 'error' in answer ? sendError(res, answer.error, answer.message) : sendJson(res, answer.status, answer.body);
       }
       case ROOM_OP_PATH:
       case ROOM_FANOUT_PATH:
         return handleRoom(res, path, body, signer, handlers);
-      case OUTCOMES_PATH: {
-        const reports = parseOutcomes(body);
-        if (!reports) return sendError(res, 'INVALID_REQUEST', 'malformed outcome report');
-        return sendJson(res, 200, { accepted: handlers.outcomes(reports) });
-      }
     }
   }
 

@@ -1,7 +1,7 @@
 import type { Envelope } from './envelope.js';
 import { BoundedMap } from './bounded-map.js';
 import { heldCostOf, type HeldBudget } from './held-budget.js';
-import type { OutcomeReport } from './internal-wire.js';
+import type { OutcomeReport } from './peer/index.js';
 
 /** How long a report that came before its delivery answer waits for it (the answer's own timeout, with margin). */
 const EARLY_REPORT_MS = 3000;

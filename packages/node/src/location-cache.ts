@@ -1,3 +1,4 @@
+import type { NodeId } from '@messaging-server/protocol';
 import { BoundedMap } from './bounded-map.js';
 
 const LOCATION_CACHE_MAX = 100_000;
@@ -12,9 +13,9 @@ const LOCATION_TRUST_MS = 1000;
 
 /** Recently seen recipient locations (userId → nodeId), oldest evicted first. */
 export class LocationCache {
-  private readonly locations = new BoundedMap<string, { nodeId: string; at: number }>(LOCATION_CACHE_MAX);
+  private readonly locations = new BoundedMap<string, { nodeId: NodeId; at: number }>(LOCATION_CACHE_MAX);
 
-  remember(userId: string, nodeId: string): void {
+  remember(userId: string, nodeId: NodeId): void {
     this.locations.set(userId, { nodeId, at: Date.now() });
   }
 
@@ -23,13 +24,13 @@ export class LocationCache {
   }
 
   /** Fresh enough to route to without a lookup (LOCATION_TRUST_MS). */
-  trusted(userId: string): string | undefined {
+  trusted(userId: string): NodeId | undefined {
     const known = this.locations.get(userId);
     return known && Date.now() - known.at <= LOCATION_TRUST_MS ? known.nodeId : undefined;
   }
 
   /** Any location younger than the cache TTL: the stand-in while the session store cannot answer. */
-  lastKnown(userId: string): string | undefined {
+  lastKnown(userId: string): NodeId | undefined {
     const known = this.locations.get(userId);
     return known && Date.now() - known.at < LOCATION_CACHE_TTL_MS ? known.nodeId : undefined;
   }

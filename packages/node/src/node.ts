@@ -11,12 +11,12 @@ import {
   type SessionStore,
   type RoomStore,
 } from '@messaging-server/core';
-import type { NodeRecord } from '@messaging-server/protocol';
+import type { NodeId, NodeRecord } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
 import { sessionLimits } from './session-limits.js';
 import { ConnectionTable } from './connection-table.js';
 import { Connections } from './connections.js';
-import { Delivery } from './delivery.js';
+import { createSettle, Delivery } from './delivery.js';
 import { Departures } from './departures.js';
 import type { Envelope } from './envelope.js';
 import { drain } from './drain.js';
@@ -26,8 +26,10 @@ import { HeldBudget } from './held-budget.js';
 import { createInternalApi, type Readiness } from './internal-api.js';
 import { internalBodyLimit, internalLimits } from './internal-server.js';
 import { LoadReporter } from './load-reporter.js';
+import { localDelivery } from './local-delivery.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
+import { createPeerRoutes, OutcomeLinks, PeerLinks } from './peer/index.js';
 import { Router } from './router.js';
 import { roomHooks, wireRooms, type Rooms } from './rooms-wiring.js';
 import { registerRoomMetrics } from './room-metrics.js';
@@ -62,7 +64,7 @@ export function nodeInternalLimits(deps: Pick<NodeDeps, 'config' | 'internalLimi
 }
 
 export interface RelayNode {
-  readonly nodeId: string;
+  readonly nodeId: NodeId;
   /**
    * Puts the public port's guard on an http.Server (made by createPublicServer), with the SockJS endpoint behind it at
    * the pathname of config.publicUrl (default /ws): its two websocket transports served by `ws`, every HTTP fallback
@@ -120,38 +122,29 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   const nodeId = config.nodeId;
   const table = new ConnectionTable();
   const departures = config.resumeWindowMs > 0 ? new Departures(config.resumeWindowMs, Math.max(config.maxConnections, 100_000)) : undefined;
-  // Late-bound: the pending queue reports expiries through delivery, which needs the queue.
-  let delivery!: Delivery;
-  let router!: Router;
   const held = new HeldBudget({
     totalBytes: config.pendingMaxBytes,
     perSenderBytes: config.pendingMaxBytesPerSender,
     perRecipientBytes: config.pendingMaxBytesPerRecipient,
   });
-  const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => delivery.settle(envelope, 'EXPIRED'));
-  const sources = { connections: () => table.openCount, pending: () => pending.size, held: () => router.held };
+  // Made in the order they need each other: outcomes out, then settling, the pending queue, delivery, the router.
+  const outcomes = new OutcomeLinks({ transport: deps.transport, log });
+  const report = outcomes.report.bind(outcomes);
+  const settle = createSettle(table, report);
+  const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => settle(envelope, 'EXPIRED'));
+  // Read at each scrape, long after the router below exists.
+  const sources = { connections: () => table.openCount, pending: () => pending.size, held: (): number => router.held };
   const metrics = deps.version === undefined ? createNodeMetrics(sources, nodeId) : createNodeMetrics(sources, nodeId, deps.version);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
   const sessions = instrumentSessionStore(deps.sessions, metrics.memcached);
-  delivery = new Delivery({
-    table,
-    pending,
-    departures,
-    closed: () => life.closed,
-    countLocal: () => (metrics.hot.relayedLocal += 1),
-    locate: (userId) => router.locate(userId),
-    report: (replyTo, report) => router.report(replyTo, report),
-    budget: held,
-    hold: (envelope, movedAt) => router.holdOr(envelope, 'PEER_UNAVAILABLE', movedAt),
-    keptOutcome: (report) => router.keptOutcome(report),
-    movedAt: (userId) => departures?.movedAt(userId),
-  });
-  router = new Router({
+  const countLocal = (): void => void (metrics.hot.relayedLocal += 1);
+  const delivery = new Delivery({ table, pending, departures, closed: () => life.closed, countLocal, settle, report, budget: held });
+  const peerDeps = { nodeId, replyTo: config.internalUrl, transport: deps.transport, log, metrics, outcomes };
+  const router: Router = new Router({
     nodeId,
-    replyTo: config.internalUrl,
     sessions,
-    transport: deps.transport,
+    peer: (answers) => new PeerLinks(peerDeps, answers),
     log,
     metrics,
     resumeWindowMs: config.resumeWindowMs,
@@ -161,7 +154,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
     isHereOrComing: (userId) => table.has(userId) || table.isHandshaking(userId) || pending.has(userId),
     movedAt: (userId) => departures?.movedAt(userId),
-    settle: (envelope, outcome) => delivery.settle(envelope, outcome),
+    settle,
   });
   const keeper = new SessionKeeper<ClientSession>({
     sessions,
@@ -203,7 +196,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     resumeWindowMs: config.resumeWindowMs,
     log,
     onFrame,
-    connectionLeft: (session, fate) => delivery.connectionLeft(session, fate),
+    connectionLeft: (session, fate) => delivery.connectionLeft(session, fate).forEach((e) => router.holdOr(e, 'PEER_UNAVAILABLE', departures?.movedAt(session.userId))),
     ...roomHooks(rooms),
     onWelcome: (session) => {
       keeper.schedule(session);
@@ -221,7 +214,7 @@ export function createNode(deps: NodeDeps): RelayNode {
 }
 
 class NodeRuntime implements RelayNode {
-  readonly nodeId: string;
+  readonly nodeId: NodeId;
   readonly drained: Promise<void>;
   private readonly config: NodeConfig;
   private readonly log: Logger;
@@ -241,7 +234,7 @@ class NodeRuntime implements RelayNode {
     this.version = deps.version ?? '0.0.0';
     this.drained = new Promise<void>((resolve) => (this.resolveDrained = resolve));
     this.parts = wireParts(deps, this.life, this.log);
-    const { delivery, metrics } = this.parts;
+    const { metrics, router } = this.parts;
     registerRoomMetrics(metrics.registry, this.parts.rooms);
     const senders = new SenderCheck(this.parts.sessions, this.log);
     this.internalApi = createInternalApi({
@@ -254,11 +247,9 @@ class NodeRuntime implements RelayNode {
       handlers: {
         replace: (userId, key) => this.replace(userId, key),
         drain: () => void this.drain(),
-        deliver: (request, spent) => delivery.deliverForwarded(request, spent),
-        peerAddress: (nodeId) => this.parts.router.members.get(nodeId)?.internalAddress,
-        peerKey: (nodeId) => this.parts.router.members.get(nodeId)?.identityKey,
+        peer: createPeerRoutes(localDelivery(this.parts, senders)),
+        peerKey: (nodeId) => router.members.get(nodeId)?.identityKey,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
-        outcomes: (reports) => delivery.applyOutcomes(reports),
         roomOp: (op) => this.parts.rooms.home.handle(op),
         roomFanout: (fanout) => this.parts.rooms.members.deliverRemote(fanout.to, fanout.frame),
         readiness: () => this.readiness(),

@@ -1,15 +1,17 @@
 import { expect } from 'chai';
 import { MemorySessionStore, silentLogger, type PeerTransport, type RegistryEvent } from '@messaging-server/core';
 import { waitFor } from '@messaging-server/testkit';
-import type { DeliverRequest } from './internal-wire.js';
+import type { DeliverRequest } from './peer/internal-wire.js';
 import { HeldBudget } from './held-budget.js';
-import { PEER_LANES } from './peer-links.js';
+import { OutcomeLinks } from './peer/outcome-links.js';
+import { PEER_LANES, PeerLinks } from './peer/peer-links.js';
 import { Router } from './router.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 
 const NODE_B: RegistryEvent = {
   type: 'snapshot',
-  entries: [{ kind: 'node', id: 'node-b', value: { nodeId: 'node-b', listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
+  entries: [{ kind: 'node', id: 'node-b', value: { nodeId: asNodeId('node-b'), listeningAddress: 'http://b/ws', internalAddress: 'http://b', state: 'active', startedAt: '', version: '' } }],
 };
 
 function sessionOnB(sessions: MemorySessionStore, userId: string): Promise<void> {
@@ -21,17 +23,19 @@ function routerWith(overrides: { transport?: PeerTransport; movedAt?: (userId: s
   const counter = { inc() {} };
   const settled: string[] = [];
   const sessions = new MemorySessionStore();
+  const transport = overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} };
+  const metrics = {
+    hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
+    relayLatency: { observe() {} },
+    continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
+  } as never;
+  const outcomes = new OutcomeLinks({ transport, log: silentLogger });
   const router = new Router({
-    nodeId: 'node-a',
-    replyTo: 'http://a',
+    nodeId: asNodeId('node-a'),
     sessions,
-    transport: overrides.transport ?? { post: () => Promise.reject(new Error('unused')), forget() {}, async close() {} },
+    peer: (answers) => new PeerLinks({ nodeId: asNodeId('node-a'), replyTo: 'http://a', transport, log: silentLogger, metrics, outcomes }, answers),
     log: silentLogger,
-    metrics: {
-      hot: { relayedLocal: 0, relayedRemote: 0, acks: 0 },
-      relayLatency: { observe() {} },
-      continuity: { held: { set() {} }, resumed: counter, expired: counter, redelivered: counter },
-    } as never,
+    metrics,
     resumeWindowMs: overrides.resumeWindowMs ?? 60_000,
     holdMaxPerRecipient: 256,
     holdBudget: new HeldBudget({ totalBytes: 1 << 26, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),

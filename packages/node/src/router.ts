@@ -1,40 +1,21 @@
-import { MembershipView, type Logger, type PeerTransport, type RegistryEvent, type SessionStore } from '@messaging-server/core';
-import type { FrameErrorCode, NodeRecord } from '@messaging-server/protocol';
-import { insertInOrder, type Envelope, type Outcome } from './envelope.js';
-import type { DeliverResult, OutcomeReport } from './internal-wire.js';
+import { MembershipView, type Logger, type RegistryEvent, type SessionStore } from '@messaging-server/core';
+import { asNodeId, type FrameErrorCode, type NodeId, type NodeRecord } from '@messaging-server/protocol';
+import { insertInOrder, type Envelope, type LocalOutcome, type Location, type Outcome } from './envelope.js';
+import type { DeliverResult, ForwardAnswers, OutcomeReport, PeerDelivery } from './peer/index.js';
 import type { HeldBudget } from './held-budget.js';
 import { KeptCopies } from './kept-copies.js';
 import { LocationCache } from './location-cache.js';
 import type { NodeMetrics } from './metrics.js';
 import { movedAtOf, MovingHolds, type Whereabouts } from './moving-holds.js';
 import { NodeWaits } from './node-waits.js';
-import { PeerLinks } from './peer-links.js';
-
-/**
- * Where a recipient is. `self.acked`: the session was already acked (false when it came from the cache during a
- * store outage). `moving` (v1.1): its connection ended without its own clean close; `movedAt` in ms.
- */
-export type Location =
-  | { kind: 'self'; acked: boolean }
-  | { kind: 'remote'; nodeId: string }
-  | { kind: 'moving'; movedAt: number }
-  | { kind: 'none' }
-  | { kind: 'unknown' };
-
-/**
- * What the node answers for a recipient whose session is here: delivered, held until it connects, moving, or (v1.2)
- * written to a connection with receipts on and answered once confirmed.
- */
-export type LocalOutcome = Outcome | 'pending' | 'moving' | 'unconfirmed';
 
 export interface RouterDeps {
-  nodeId: string;
-  /** This node's internal address, where recipient nodes report outcomes of held messages. */
-  replyTo: string;
+  nodeId: NodeId;
   sessions: SessionStore;
-  transport: PeerTransport;
+  /** Makes the node-to-node side (peer/), which answers each forward through the router's ForwardAnswers. */
+  peer(answers: ForwardAnswers): PeerDelivery;
   log: Logger;
-  metrics: Pick<NodeMetrics, 'hot' | 'relayLatency' | 'continuity'>;
+  metrics: Pick<NodeMetrics, 'continuity'>;
   /** v1.1's MSG_RESUME_WINDOW_MS; 0 restores v1 (nothing is held for users who move). */
   resumeWindowMs: number;
   /** Caps of messages held for moving users: a count per recipient, and the node's byte budget (beyond: QUEUE_FULL). */
@@ -66,15 +47,15 @@ const PEER_DOWN_MS = 2000;
  */
 export class Router {
   private readonly membership: MembershipView;
-  private readonly links: PeerLinks;
+  private readonly links: PeerDelivery;
   private readonly locations = new LocationCache();
   /** Undefined with a resume window of 0 (v1). */
   private readonly holds: MovingHolds | undefined;
   private readonly outboxes = new Map<string, Envelope[]>();
   private readonly awaitingNode = new NodeWaits((envelopes) => envelopes.forEach((e) => this.holdOr(e, 'PEER_UNAVAILABLE')));
-  private readonly downUntil = new Map<string, number>();
+  private readonly downUntil = new Map<NodeId, number>();
   /** Messages per recipient sent on a lane and not yet answered, and the node they went to (see sendTo). */
-  private readonly unanswered = new Map<string, { count: number; nodeId: string }>();
+  private readonly unanswered = new Map<string, { count: number; nodeId: NodeId }>();
   /** v1.2: forwarded messages written to a connection with receipts on, until their recipient's node reports. */
   private readonly kept: KeptCopies;
   private stopped = false;
@@ -87,8 +68,7 @@ export class Router {
       nodeLeft: (nodeId, record, addressReleased) => this.forgetPeer(nodeId, record, addressReleased),
       syncChanged: (synced) => deps.log.info({ synced }, 'registry watch status'),
     });
-    this.links = new PeerLinks({
-      ...deps,
+    this.links = deps.peer({
       addressOf: (peerId) => this.members.get(peerId)?.internalAddress,
       isMemberAddress: (address) => this.membership.hasAddress(address),
       answered: (peerId, envelope, result) => this.answered(peerId, this.landed(envelope), result),
@@ -191,7 +171,7 @@ export class Router {
     return true;
   }
 
-  private keep(peerId: string, envelope: Envelope): void {
+  private keep(peerId: NodeId, envelope: Envelope): void {
     const early = this.kept.takeEarly(envelope);
     if (early) return this.applyKept(envelope, early);
     if (!this.kept.keep(peerId, envelope)) return this.deps.settle(envelope, 'QUEUE_FULL');
@@ -204,7 +184,7 @@ export class Router {
   }
 
   /** The node these copies were written on failed or left: held, and delivered again after the user's next welcome. */
-  private failKept(peerId: string): void {
+  private failKept(peerId: NodeId): void {
     for (const envelope of this.kept.takeFor(peerId)) this.redeliver(this.landed(envelope), 'RELAY_FAILED');
   }
 
@@ -234,20 +214,17 @@ export class Router {
     try {
       const record = await this.deps.sessions.get(userId);
       if (!record) return this.lastKnownRemote(userId) ?? this.forget(userId);
-      this.locations.remember(userId, record.nodeId);
+      // Where the session store's plain string becomes a NodeId.
+      const nodeId = asNodeId(record.nodeId);
+      this.locations.remember(userId, nodeId);
       if (record.moving === true && this.holds) return { kind: 'moving', movedAt: movedAtOf(record.movedAt) };
-      return this.locationOf(record.nodeId, record.acked);
+      return this.locationOf(nodeId, record.acked);
     } catch (error) {
       const known = this.locations.lastKnown(userId);
       if (known !== undefined) return this.locationOf(known, false);
       this.deps.log.warn({ userId, err: error }, 'recipient lookup failed');
       return { kind: 'unknown' };
     }
-  }
-
-  /** Sends the outcome of a message held here to the sender's node (batched per node). */
-  report(replyTo: string, report: OutcomeReport): void {
-    this.links.report(replyTo, report);
   }
 
   /** Hard stop: drops everything queued or held (the connections it was for are closing). */
@@ -284,11 +261,13 @@ export class Router {
         else if (outcome !== 'pending' && outcome !== 'unconfirmed') this.deps.settle(envelope, outcome);
         return;
       }
-      case 'remote':
-        if (this.isDown(location.nodeId)) this.holdOr(envelope, 'RELAY_FAILED');
-        else if (this.members.has(location.nodeId)) this.sendTo(location.nodeId, envelope);
-        else this.awaitNode(location.nodeId, envelope);
+      case 'remote': {
+        const nodeId = asNodeId(location.nodeId); // a Whereabouts (moving-holds.ts) carries a plain string
+        if (this.isDown(nodeId)) this.holdOr(envelope, 'RELAY_FAILED');
+        else if (this.members.has(nodeId)) this.sendTo(nodeId, envelope);
+        else this.awaitNode(nodeId, envelope);
         return;
+      }
       case 'moving':
         return this.holdOr(envelope, 'PEER_UNAVAILABLE', location.movedAt);
       case 'none': {
@@ -307,21 +286,21 @@ export class Router {
    * whose earlier messages are still on their way to another node (it just moved) gets this one held (v1.1): sent
    * now, it could overtake them; held, it goes after them, in order, once they are answered.
    */
-  private sendTo(peerId: string, envelope: Envelope): void {
+  private sendTo(peerId: NodeId, envelope: Envelope): void {
     if (this.overtakes(envelope.to, peerId)) return this.holdOr(envelope, 'RELAY_FAILED');
     this.countOnWay(peerId, envelope);
-    this.links.send(peerId, envelope);
+    this.links.forward(peerId, envelope);
   }
 
   /** Until its lane answers, or (v1.2, kept) its recipient's node reports (see overtakes). */
-  private countOnWay(peerId: string, envelope: Envelope): void {
+  private countOnWay(peerId: NodeId, envelope: Envelope): void {
     const entry = this.unanswered.get(envelope.to);
     if (entry) entry.count += 1;
     else this.unanswered.set(envelope.to, { count: 1, nodeId: peerId });
   }
 
   /** True when messages to `userId` are on their way to a node other than `nodeId` (and v1.1 can hold this one). */
-  private overtakes(userId: string, nodeId: string): boolean {
+  private overtakes(userId: string, nodeId: NodeId): boolean {
     const entry = this.unanswered.get(userId);
     return this.holds !== undefined && entry !== undefined && entry.nodeId !== nodeId;
   }
@@ -334,7 +313,7 @@ export class Router {
   }
 
   /** A peer's answer for one message it was sent. */
-  private answered(peerId: string, envelope: Envelope, result: DeliverResult): void {
+  private answered(peerId: NodeId, envelope: Envelope, result: DeliverResult): void {
     switch (result.status) {
       case 'delivered':
         return this.deps.settle(envelope, 'delivered');
@@ -353,7 +332,7 @@ export class Router {
    * count as messages to moving users (v1.1: delivered again after the move; receivers drop repeats), and the peer
    * is not sent to for PEER_DOWN_MS, so a crashed node is recognised from its first failed forward.
    */
-  private noAnswer(peerId: string, envelopes: Envelope[]): void {
+  private noAnswer(peerId: NodeId, envelopes: Envelope[]): void {
     if (this.holds) this.downUntil.set(peerId, Date.now() + PEER_DOWN_MS);
     this.failKept(peerId);
     for (const envelope of envelopes) {
@@ -385,15 +364,16 @@ export class Router {
   private async whereNow(userId: string): Promise<Whereabouts | undefined> {
     const record = await this.deps.sessions.get(userId);
     if (!record || record.moving === true) return undefined;
-    this.locations.remember(userId, record.nodeId);
-    if (record.nodeId === this.deps.nodeId) {
+    const nodeId = asNodeId(record.nodeId);
+    this.locations.remember(userId, nodeId);
+    if (nodeId === this.deps.nodeId) {
       // An acked session here whose connection is gone is this node's own stale record: the user is still away.
       return !record.acked || this.deps.isHereOrComing(userId) ? { kind: 'self', acked: record.acked } : undefined;
     }
-    return this.members.has(record.nodeId) && !this.isDown(record.nodeId) ? { kind: 'remote', nodeId: record.nodeId } : undefined;
+    return this.members.has(nodeId) && !this.isDown(nodeId) ? { kind: 'remote', nodeId } : undefined;
   }
 
-  private isDown(nodeId: string): boolean {
+  private isDown(nodeId: NodeId): boolean {
     const until = this.downUntil.get(nodeId);
     if (until === undefined) return false;
     if (until > Date.now()) return true;
@@ -412,7 +392,7 @@ export class Router {
     return { kind: 'remote', nodeId: known };
   }
 
-  private trustedRemote(userId: string): string | undefined {
+  private trustedRemote(userId: string): NodeId | undefined {
     const known = this.locations.trusted(userId);
     if (known === undefined || known === this.deps.nodeId || this.isDown(known)) return undefined;
     return this.members.has(known) ? known : undefined;
@@ -423,28 +403,27 @@ export class Router {
     return { kind: 'none' };
   }
 
-  private locationOf(nodeId: string, acked: boolean): Location {
+  private locationOf(nodeId: NodeId, acked: boolean): Location {
     return nodeId === this.deps.nodeId ? { kind: 'self', acked } : { kind: 'remote', nodeId };
   }
 
   /** A node the view does not hold (see NodeWaits; v1: PEER_UNAVAILABLE). With the watch out of sync (etcd away) no news will come: at once. */
-  private awaitNode(nodeId: string, envelope: Envelope): void {
+  private awaitNode(nodeId: NodeId, envelope: Envelope): void {
     if (this.awaitingNode.join(nodeId, envelope)) return;
     if (!this.membership.synced || this.stopped) return this.holdOr(envelope, 'PEER_UNAVAILABLE');
     this.awaitingNode.start(nodeId, envelope);
   }
 
-  private nodeArrived(nodeId: string, isNew: boolean): void {
+  private nodeArrived(nodeId: NodeId, isNew: boolean): void {
     if (isNew) this.downUntil.delete(nodeId);
     for (const envelope of this.awaitingNode.take(nodeId)) this.sendTo(nodeId, envelope);
   }
 
-  private forgetPeer(peerId: string, record: NodeRecord, addressReleased: boolean): void {
+  private forgetPeer(peerId: NodeId, record: NodeRecord, addressReleased: boolean): void {
     if (peerId === this.deps.nodeId) return;
     this.deps.log.info({ peerId }, 'peer left the registry');
     this.downUntil.delete(peerId);
     this.failKept(peerId);
-    if (addressReleased) this.deps.transport.forget(record.internalAddress);
-    this.links.forget(peerId, record.internalAddress);
+    this.links.forget(peerId, record.internalAddress, addressReleased);
   }
 }

@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import type { Envelope } from './envelope.js';
 import { KeptCopies } from './kept-copies.js';
 import { HeldBudget } from './held-budget.js';
-import { parseDeliverResponse, parseOutcomes } from './internal-wire.js';
+import { parseDeliverResponse, parseOutcomes } from './peer/internal-wire.js';
 import { Unconfirmed } from './unconfirmed.js';
 
 const envelope = (id: string | undefined, seq = 0, cid = 'c1'): Envelope => {

@@ -4,3 +4,4 @@ export * from './codes.js';
 export * from './types.js';
 export * from './limits.js';
 export * from './backoff.js';
+export * from './ids.js';

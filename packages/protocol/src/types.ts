@@ -1,4 +1,5 @@
 import type { FrameErrorCode, ErrorCode } from './codes.js';
+import type { NodeId } from './ids.js';
 
 /** JSON value as it travels in `content`. */
 export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
@@ -178,7 +179,7 @@ export interface SessionRecord extends Session {
 
 /** `<prefix>nodes/<nodeId>` in etcd. */
 export interface NodeRecord {
-  nodeId: string;
+  nodeId: NodeId;
   listeningAddress: string;
   internalAddress: string;
   state: 'active' | 'draining';

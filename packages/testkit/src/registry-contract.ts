@@ -12,6 +12,7 @@ import {
 import type { GatewayRecord, LoadRecord, NodeRecord } from '@messaging-server/protocol';
 import { uniquePrefix } from './etcd-server.js';
 import { waitFor } from './wait-for.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 export interface RegistryContractTarget {
   registry: Registry;
@@ -26,7 +27,7 @@ export type RegistryContractFactory = (prefix: string) => Promise<RegistryContra
 
 export function nodeRecord(nodeId: string, overrides: Partial<NodeRecord> = {}): NodeRecord {
   return {
-    nodeId,
+    nodeId: asNodeId(nodeId),
     listeningAddress: `http://127.0.0.1:9000/${nodeId}`,
     internalAddress: `http://127.0.0.1:9100/${nodeId}`,
     state: 'active',

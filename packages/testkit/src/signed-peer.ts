@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EtcdRegistry, NodeIdentity, type NodeRegistration } from '@messaging-server/core';
 import type { LocalCluster } from './cluster.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 /**
  * A process that registers itself in a cluster's etcd as a node, with its own identity key, and signs its requests
@@ -31,7 +32,7 @@ export class SignedPeer {
     });
     const identity = new NodeIdentity(nodeId);
     const registration = await registry.registerNode({
-      nodeId,
+      nodeId: asNodeId(nodeId),
       listeningAddress: 'http://127.0.0.1:1/ws',
       internalAddress: internalUrl,
       state: 'active',

@@ -9,11 +9,12 @@ import {
 } from '@messaging-server/core';
 import { drainCommand, gatewaysCommand, listNodes, NotFoundError, nodesCommand, sessionCommand, type MsgctlContext } from './commands.js';
 import { formatAge, renderTable } from './table.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 const STARTED = '2026-01-01T00:00:00.000Z';
 
 function node(nodeId: string, state: 'active' | 'draining' = 'active') {
-  return { nodeId, listeningAddress: `http://${nodeId}/ws`, internalAddress: `http://${nodeId}:9081`, state, startedAt: STARTED, version: '1' } as const;
+  return { nodeId: asNodeId(nodeId), listeningAddress: `http://${nodeId}/ws`, internalAddress: `http://${nodeId}:9081`, state, startedAt: STARTED, version: '1' } as const;
 }
 
 function context(registry: MemoryRegistry, sessions: MemorySessionStore, json: boolean, transport?: PeerTransport): { ctx: MsgctlContext; output: () => string } {

@@ -1,10 +1,11 @@
 import { expect } from 'chai';
 import { loadConfig, MemoryRegistry, MemoryRoomStore, MemorySessionStore, rendezvousOrder, type PeerTransport } from '@messaging-server/core';
 import { NotFoundError, roomCommand, type MsgctlContext } from './commands.js';
+import { asNodeId } from '@messaging-server/protocol';
 
 const STARTED = '2026-01-01T00:00:00.000Z';
 const node = (nodeId: string, state: 'active' | 'draining' = 'active') =>
-  ({ nodeId, listeningAddress: `http://${nodeId}/ws`, internalAddress: `http://${nodeId}:9081`, state, startedAt: STARTED, version: '1' }) as const;
+  ({ nodeId: asNodeId(nodeId), listeningAddress: `http://${nodeId}/ws`, internalAddress: `http://${nodeId}:9081`, state, startedAt: STARTED, version: '1' }) as const;
 
 describe('msgctl room (memory registry and room store)', () => {
   let registry: MemoryRegistry;

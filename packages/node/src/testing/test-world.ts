@@ -4,7 +4,7 @@ import { loadConfig, MemoryRegistry, MemorySessionStore, NodeIdentity, silentLog
 import type { SessionRecord } from '@messaging-server/protocol';
 import { memoryRegistryControl, TestSocket, type TestSocketOptions } from '@messaging-server/testkit';
 import { startNodeServer, type NodeServer } from '../index.js';
-import { createPeerTransport } from '../peer-transport.js';
+import { createPeerTransport } from '../peer/peer-transport.js';
 
 export interface TestNode extends NodeServer {
   config: NodeConfig;

@@ -1,5 +1,5 @@
-import type { FrameErrorCode, JsonValue } from '@messaging-server/protocol';
-import { FRAME_ERROR_CODES, isValidUserId, MESSAGE_ID_MAX_LENGTH } from '@messaging-server/protocol';
+import type { FrameErrorCode, JsonValue, NodeId } from '@messaging-server/protocol';
+import { FRAME_ERROR_CODES, isValidUserId, MESSAGE_ID_MAX_LENGTH, parseNodeId } from '@messaging-server/protocol';
 
 /**
  * Node-to-node internal API (on the internal port, guarded by `x-cluster-secret` when configured).
@@ -29,7 +29,7 @@ export interface ForwardedMessage {
 }
 
 export interface DeliverRequest {
-  fromNode: string;
+  fromNode: NodeId;
   replyTo: string;
   messages: ForwardedMessage[];
   /**
@@ -93,7 +93,8 @@ function isMessageId(value: unknown): value is string {
 }
 
 export function parseDeliverRequest(value: unknown): DeliverRequest | undefined {
-  if (!isObject(value) || typeof value['fromNode'] !== 'string' || typeof value['replyTo'] !== 'string') return undefined;
+  const fromNode = isObject(value) ? parseNodeId(value['fromNode']) : undefined;
+  if (!isObject(value) || fromNode === undefined || typeof value['replyTo'] !== 'string') return undefined;
   const raw = value['messages'];
   if (!Array.isArray(raw)) return undefined;
   const messages: ForwardedMessage[] = [];
@@ -107,7 +108,7 @@ export function parseDeliverRequest(value: unknown): DeliverRequest | undefined 
     }
     messages.push(message);
   }
-  const request: DeliverRequest = { fromNode: value['fromNode'], replyTo: value['replyTo'], messages };
+  const request: DeliverRequest = { fromNode, replyTo: value['replyTo'], messages };
   const budget = value['budgetMs'];
   if (typeof budget === 'number' && Number.isFinite(budget) && budget >= 0) request.budgetMs = budget;
   return request;

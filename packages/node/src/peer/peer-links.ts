@@ -1,16 +1,18 @@
 import { isBackendError, type Logger, type PeerTransport } from '@messaging-server/core';
-import { Batcher } from './batcher.js';
-import type { Envelope } from './envelope.js';
+import type { NodeId } from '@messaging-server/protocol';
+import { Batcher } from '../batcher.js';
+import type { Envelope } from '../envelope.js';
 import {
   DELIVER_PATH,
-  OUTCOMES_PATH,
   parseDeliverResponse,
   type DeliverRequest,
   type DeliverResult,
   type ForwardedMessage,
   type OutcomeReport,
 } from './internal-wire.js';
-import type { NodeMetrics } from './metrics.js';
+import type { NodeMetrics } from '../metrics.js';
+import type { OutcomeLinks } from './outcome-links.js';
+import type { ForwardAnswers, PeerDelivery } from './ports.js';
 
 /**
  * Requests in flight at once to one peer node. The transport must hold as many connections per peer, or the lanes
@@ -28,54 +30,41 @@ const MAX_LANE_QUEUE_BYTES = 16 << 20;
 const LANE_ITEM_OVERHEAD_BYTES = 256;
 
 export interface PeerLinksDeps {
-  nodeId: string;
+  nodeId: NodeId;
   /** This node's internal address, where recipient nodes report outcomes of held messages. */
   replyTo: string;
   transport: PeerTransport;
   log: Logger;
   metrics: Pick<NodeMetrics, 'hot' | 'relayLatency'>;
-  /** The peer's internal address from the membership view; undefined once it left. */
-  addressOf(peerId: string): string | undefined;
-  /** Whether a registered node has this internal address (outcome links are kept only for those). */
-  isMemberAddress(address: string): boolean;
-  /** The peer's answer for one message. */
-  answered(peerId: string, envelope: Envelope, result: DeliverResult): void;
-  /** The peer did not answer (unreachable, timed out, malformed answer): these messages' outcome is unknown. */
-  unanswered(peerId: string, envelopes: Envelope[]): void;
-  /** The peer left the registry before the messages could go. */
-  gone(envelopes: Envelope[]): void;
-  /** The lane to the peer is full (a slow peer): the message cannot wait for it. */
-  refused(envelope: Envelope): void;
+  /** Where outcome reports go out (made before the router: see OutcomeLinks). */
+  outcomes: OutcomeLinks;
 }
 
 /**
  * The node's side of the node-to-node mesh: PEER_LANES Batchers per peer, each with one delivery request in flight;
  * a recipient always uses the same lane, so its messages stay in order while other lanes run alongside. Outcomes of
- * messages held elsewhere go back to their sender nodes on a link of their own.
+ * messages held here go back to their sender nodes on links of their own (OutcomeLinks).
  */
-export class PeerLinks {
+export class PeerLinks implements PeerDelivery {
   /** PEER_LANES lanes per peer node, made on first use. */
-  private readonly lanes = new Map<string, (Batcher<Envelope> | undefined)[]>();
-  private readonly outcomeLinks = new Map<string, Batcher<OutcomeReport>>();
-  private stopped = false;
+  private readonly lanes = new Map<NodeId, (Batcher<Envelope> | undefined)[]>();
 
-  constructor(private readonly deps: PeerLinksDeps) {}
+  constructor(
+    private readonly deps: PeerLinksDeps,
+    private readonly answers: ForwardAnswers,
+  ) {}
 
-  send(peerId: string, envelope: Envelope): void {
-    if (!this.lane(peerId, envelope.to).push(envelope)) this.deps.refused(envelope);
+  forward(peerId: NodeId, envelope: Envelope): void {
+    if (!this.lane(peerId, envelope.to).push(envelope)) this.answers.refused(envelope);
   }
 
-  /** Sends the outcome of a message held here to the sender's node (batched per node). */
   report(replyTo: string, report: OutcomeReport): void {
-    if (this.stopped) return;
-    this.outcomeLink(replyTo).push(report);
+    this.deps.outcomes.report(replyTo, report);
   }
 
-  /** True when no request is queued or in flight. */
   get idle(): boolean {
     for (const lanes of this.lanes.values()) if (lanes.some((lane) => lane?.idle === false)) return false;
-    for (const link of this.outcomeLinks.values()) if (!link.idle) return false;
-    return true;
+    return this.deps.outcomes.idle;
   }
 
   /**
@@ -83,33 +72,31 @@ export class PeerLinks {
    * their peer left finish their work first; every departure also sweeps those that have gone idle since, so none
    * outlives the next one. Dropping an idle link is always safe: nothing waits on it, and one is made again on demand.
    */
-  forget(peerId: string, address: string): void {
+  forget(peerId: NodeId, address: string, addressReleased = false): void {
+    if (addressReleased) this.deps.transport.forget(address);
     for (const [lanePeer, lanes] of this.lanes) {
-      if (lanePeer !== peerId && this.deps.addressOf(lanePeer) !== undefined) continue;
+      if (lanePeer !== peerId && this.answers.addressOf(lanePeer) !== undefined) continue;
       const busy = lanes.map((lane) => (lane?.idle === false ? lane : undefined));
       if (busy.every((lane) => lane === undefined)) this.lanes.delete(lanePeer);
       else this.lanes.set(lanePeer, busy);
     }
-    for (const [linkAddress, link] of this.outcomeLinks) {
-      if (link.idle && (linkAddress === address || !this.deps.isMemberAddress(linkAddress))) this.outcomeLinks.delete(linkAddress);
-    }
+    this.deps.outcomes.forget(address, (other) => this.answers.isMemberAddress(other));
   }
 
   /** Lanes and outcome links held open (for tests). */
   get linkCount(): number {
     let lanes = 0;
     for (const each of this.lanes.values()) lanes += each.filter((lane) => lane !== undefined).length;
-    return lanes + this.outcomeLinks.size;
+    return lanes + this.deps.outcomes.count;
   }
 
   /** Hard stop: drops everything queued (the connections it was for are closing). */
   stop(): void {
-    this.stopped = true;
     for (const lanes of this.lanes.values()) for (const lane of lanes) lane?.takeAll();
-    for (const link of this.outcomeLinks.values()) link.takeAll();
+    this.deps.outcomes.stop();
   }
 
-  private lane(peerId: string, recipient: string): Batcher<Envelope> {
+  private lane(peerId: NodeId, recipient: string): Batcher<Envelope> {
     let lanes = this.lanes.get(peerId);
     if (!lanes) {
       lanes = Array.from({ length: PEER_LANES }, () => undefined);
@@ -119,8 +106,8 @@ export class PeerLinks {
     let link = lanes[index];
     if (!link) {
       link = new Batcher<Envelope>(
-        (batch) => this.forward(peerId, batch),
-        (items) => this.deps.unanswered(peerId, items),
+        (batch) => this.post(peerId, batch),
+        (items) => this.answers.unanswered(peerId, items),
         MAX_BATCH_MESSAGES,
         (envelope) => envelope.size + LANE_ITEM_OVERHEAD_BYTES,
         MAX_BATCH_BYTES,
@@ -132,11 +119,11 @@ export class PeerLinks {
   }
 
   /** One delivery request; settles every message in it. False when the peer failed (the rest of its queue fails too). */
-  private async forward(peerId: string, batch: Envelope[]): Promise<boolean> {
+  private async post(peerId: NodeId, batch: Envelope[]): Promise<boolean> {
     const { metrics, log } = this.deps;
-    const address = this.deps.addressOf(peerId);
+    const address = this.answers.addressOf(peerId);
     if (!address) {
-      this.deps.gone(batch);
+      this.answers.gone(batch);
       return true;
     }
     const started = process.hrtime.bigint();
@@ -151,13 +138,13 @@ export class PeerLinks {
     }
     metrics.relayLatency.observe(Number(process.hrtime.bigint() - started) / 1e9);
     if (!results) {
-      this.deps.unanswered(peerId, batch);
+      this.answers.unanswered(peerId, batch);
       return false;
     }
     batch.forEach((envelope, i) => {
       const result = results[i] as DeliverResult;
       if (result.status === 'delivered' || result.status === 'pending') metrics.hot.relayedRemote += 1;
-      this.deps.answered(peerId, envelope, result);
+      this.answers.answered(peerId, envelope, result);
     });
     return true;
   }
@@ -173,29 +160,6 @@ export class PeerLinks {
         return m;
       }),
     };
-  }
-
-  private outcomeLink(address: string): Batcher<OutcomeReport> {
-    let link = this.outcomeLinks.get(address);
-    if (!link) {
-      const log = this.deps.log;
-      link = new Batcher<OutcomeReport>(
-        async (batch) => {
-          try {
-            await this.deps.transport.post(address, OUTCOMES_PATH, { outcomes: batch }, { timeoutMs: FORWARD_TIMEOUT_MS });
-            return true;
-          } catch (error) {
-            // The sender's node is gone or unreachable, and with it the connections these outcomes were for.
-            log.warn({ peer: address, count: batch.length, err: error }, 'outcome report failed');
-            return false;
-          }
-        },
-        (items) => log.warn({ peer: address, count: items.length }, 'outcome reports dropped'),
-        1000,
-      );
-      this.outcomeLinks.set(address, link);
-    }
-    return link;
   }
 }
 
