@@ -51,7 +51,7 @@ function selects(selector: Selector | undefined, labels: Record<string, string>)
 
 function workloads(objects: K8sObject[]): Workload[] {
   return objects
-    .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet'].includes(o.kind))
+    .filter((o) => ['Deployment', 'StatefulSet', 'DaemonSet', 'Job'].includes(o.kind))
     .map((o) => {
       const template = (o['spec'] as { template: IPodTemplateSpec }).template;
       return { name: o.metadata.name, labels: template.metadata?.labels ?? {}, containers: template.spec?.containers ?? [], spec: template.spec };
@@ -131,7 +131,8 @@ describe('k8s isolation: stores, proxy egress, service-account tokens, overlay l
         expect(reaches(objects, proxy as Workload, store, port), `${name}: msg-proxy → ${store.name}:${String(port)}`).to.equal(false);
         expect(reaches(objects, gateway as Workload, store, port), `${name}: msg-gateway → ${store.name}`).to.equal(true);
         expect(reaches(objects, node as Workload, store, port), `${name}: msg-node → ${store.name}`).to.equal(true);
-        const allowed = new Set(['msg-gateway', 'msg-node', store.name]);
+        // The production overlay's etcd-auth Job creates etcd's users (k8s/overlays/production/stores/).
+        const allowed = new Set(['msg-gateway', 'msg-node', store.name, ...(store.name === 'etcd' ? ['etcd-auth'] : [])]);
         const others = workloads(objects).filter((w) => !allowed.has(w.name));
         for (const other of others) expect(reaches(objects, other, store, port), `${name}: ${other.name} → ${store.name}`).to.equal(false);
       }
@@ -160,6 +161,13 @@ describe('k8s isolation: stores, proxy egress, service-account tokens, overlay l
       .flatMap((p) => p.egress ?? [])
       .filter((rule) => !rule.to || rule.to.length === 0);
     expect(open.flatMap((rule) => (rule.ports ?? []).map((q) => q.port))).to.deep.equal([53, 53]);
+  });
+
+  it('lets the production etcd-auth Job reach etcd (it creates the users there) and not memcached', function () {
+    const objects = production();
+    const [job, etcd, memcached] = ['etcd-auth', 'etcd', 'memcached'].map((w) => byName(objects, w)) as Workload[];
+    expect(reaches(objects, job as Workload, etcd as Workload, containerPortNamed(etcd as Workload, 'client'))).to.equal(true);
+    expect(reaches(objects, job as Workload, memcached as Workload, containerPortNamed(memcached as Workload, 'memcache'))).to.equal(false);
   });
 
   it('mounts no service-account token in any pod of any render', function () {

@@ -340,7 +340,7 @@ function envProblems(container: IContainer, at: string, ctx: Context): string[] 
     const secret = variable.valueFrom?.secretKeyRef;
     if (secret?.name !== undefined) {
       const object = ctx.byKindName.get(`Secret/${secret.name}`);
-      if (object && !Object.keys((object['data'] ?? object['stringData'] ?? {}) as object).includes(secret.key))
+      if (object && secret.optional !== true && !Object.keys((object['data'] ?? object['stringData'] ?? {}) as object).includes(secret.key))
         problems.push(`${at}: Secret ${secret.name} has no key ${secret.key}`);
       if (!object && (ctx.selfContained || !EXTERNAL_SECRETS.has(secret.name)))
         problems.push(`${at}: ${variable.name} refers to Secret ${secret.name}, which is not in the render`);
@@ -371,6 +371,8 @@ function environmentOf(container: IContainer, podName: string, ctx: Context): { 
   }
   for (const variable of container.env ?? []) {
     const from = variable.valueFrom;
+    // An optional key (the previous cluster secret, set only during a rotation) is absent in the sample.
+    if (from?.secretKeyRef?.optional === true) continue;
     env[variable.name] = from?.fieldRef
       ? sampleFieldValue(from.fieldRef.fieldPath, podName)
       : from?.configMapKeyRef

@@ -1,7 +1,9 @@
 // Issue 25: the production image, built and run for real. A Docker daemon of our own (no bridge, host network only)
 // builds the Dockerfile; etcd and memcached run on the host; a gateway and two nodes run as containers of the image,
 // each started from what the rendered k8s/overlays/local gives its pod (command, user, read-only root, variables,
-// grace period). Run by `make test-image` (.ci/run runs it after `make test`).
+// grace period). Run by `make test-image` (.ci/run runs it after `make test`). The stores take credentials as in
+// production (issue 28): etcd with users and roles on the overlay's prefix, memcached with SASL; the containers get
+// the user names and passwords the production overlay takes from its Secret, and a store without them refuses.
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -18,6 +20,9 @@ import { podPlan, renderKustomization, type K8sObject, type PodPlan } from '../s
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OVERLAY = path.join(ROOT, 'k8s', 'overlays', 'local');
 const CLIENTS = 24;
+/** The users the production overlay's Secret (msg-store-credentials) would hold; the local overlay has none. */
+const ETCD_USER = { username: 'msg', password: 'image-etcd-password-5c1f8a2d' };
+const MEMCACHED_USER = { username: 'msg', password: 'image-memcached-password-9b3e7d4a' };
 
 interface Figures {
   buildSeconds: number;
@@ -47,8 +52,9 @@ describe('the production image: a cluster of containers configured from k8s/ (is
     daemon = await startDockerDaemon(path.join(ROOT, '.cache', 'docker'));
     built = await buildImage(daemon, { root: ROOT, tag: IMAGE_TAG, log: () => undefined });
     Object.assign(figures, { buildSeconds: built.buildSeconds, baseSeconds: built.baseSeconds, sizeBytes: built.sizeBytes });
-    [etcd, memcached] = await Promise.all([startEtcd(), startMemcached()]);
     objects = renderKustomization(OVERLAY);
+    const prefix = (objects.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('msg-config'))?.['data'] as Record<string, string>)['MSG_ETCD_PREFIX'] ?? '?';
+    [etcd, memcached] = await Promise.all([startEtcd({ user: { ...ETCD_USER, prefix } }), startMemcached({ sasl: MEMCACHED_USER })]);
     const startedAt = Date.now();
     const gatewayPort = await freePort();
     gatewayUrl = `http://127.0.0.1:${String(gatewayPort)}`;
@@ -93,9 +99,16 @@ describe('the production image: a cluster of containers configured from k8s/ (is
     return { MSG_ETCD_ENDPOINTS: etcd.endpoint, MSG_MEMCACHED_SERVERS: memcached.address };
   }
 
-  // A pod listens on its own IP; on the host network a container must keep to loopback instead.
+  // A pod listens on its own IP; on the host network a container must keep to loopback instead. The store users are
+  // what the production overlay adds from its Secret.
   function onLoopback(): Record<string, string> {
-    return { MSG_HOST: '127.0.0.1' };
+    return {
+      MSG_HOST: '127.0.0.1',
+      MSG_ETCD_USERNAME: ETCD_USER.username,
+      MSG_ETCD_PASSWORD: ETCD_USER.password,
+      MSG_MEMCACHED_USERNAME: MEMCACHED_USER.username,
+      MSG_MEMCACHED_PASSWORD: MEMCACHED_USER.password,
+    };
   }
 
   async function nodePlan(ordinal: number): Promise<PodPlan> {
@@ -159,10 +172,16 @@ describe('the production image: a cluster of containers configured from k8s/ (is
     expect(report.silentlyLost, JSON.stringify(ledger.suspects())).to.equal(0);
   });
 
-  it('lists both nodes with msgctl inside a container', async function () {
+  it('lists both nodes with msgctl inside a container, and etcd refuses it with a wrong password', async function () {
     const rows = JSON.parse(await daemon.docker(['exec', gateway.name, 'msgctl', 'nodes', '--json'])) as { nodeId: string; state: string; listeningAddress: string }[];
     expect(rows.map((r) => [r.nodeId, r.state])).to.deep.equal([['msg-node-0', 'active'], ['msg-node-1', 'active']]);
     expect(rows[0]?.listeningAddress).to.equal(`${nodes[0]?.plan.env['MSG_PUBLIC_BASE_URL'] ?? ''}/n/msg-node-0/ws`);
+    // The same command with a wrong etcd password: etcd refuses it (the stores take only the configured users).
+    const refused = await daemon.docker(['exec', '--env', 'MSG_ETCD_PASSWORD=wrong-password-for-the-test', gateway.name, 'msgctl', 'nodes', '--json']).then(
+      (out) => `listed: ${out}`,
+      (error: unknown) => String(error),
+    );
+    expect(refused).to.not.match(/^listed/).and.to.not.contain('msg-node-0');
   });
 
   it('drains a node on docker stop: its clients move to the other node, nothing is lost, exit 0 inside the grace period', async function () {

@@ -29,7 +29,7 @@ interface ContainerSpec {
   command?: string[];
   args?: string[];
   envFrom?: { configMapRef?: { name: string }; secretRef?: { name: string }; prefix?: string }[];
-  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string } } }[];
+  env?: { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string }; secretKeyRef?: { name: string; key: string; optional?: boolean } } }[];
   ports?: { name?: string; containerPort: number }[];
   readinessProbe?: { httpGet?: { path: string; port: string | number } };
   securityContext?: {
@@ -141,6 +141,8 @@ function environment(objects: readonly K8sObject[], container: ContainerSpec, si
     if (from?.fieldRef) env[variable.name] = fieldValue(from.fieldRef.fieldPath, site);
     else if (from?.secretKeyRef) {
       const data = byName('Secret', from.secretKeyRef.name).data?.[from.secretKeyRef.key];
+      // The kubelet leaves an optional key that the Secret lacks unset.
+      if (data === undefined && from.secretKeyRef.optional === true) continue;
       if (data === undefined) throw new Error(`Secret ${from.secretKeyRef.name} has no key ${from.secretKeyRef.key}`);
       env[variable.name] = Buffer.from(data, 'base64').toString('utf8');
     } else if (from) throw new Error(`${variable.name}: a valueFrom this plan does not know`);

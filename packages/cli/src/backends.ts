@@ -4,6 +4,7 @@ import {
   memcachedCredentials,
   MemcachedRoomStore,
   MemcachedSessionStore,
+  MemcachedWindowCounter,
   MemoryRegistry,
   MemoryRoomStore,
   MemorySessionStore,
@@ -16,6 +17,7 @@ import {
   type RoomStore,
   type SessionStore,
   type StoreCredentials,
+  type WindowCounter,
 } from '@messaging-server/core';
 import { createPeerTransport } from '@messaging-server/node';
 
@@ -25,6 +27,8 @@ export interface Backends {
   /** v1.2: room records, in the same memcached as the sessions. */
   rooms: RoomStore;
   transport: PeerTransport;
+  /** Clustered only: counters in memcached that every gateway shares (the per-IP /connect limit). */
+  connectCounter?: WindowCounter;
   close(): Promise<void>;
 }
 
@@ -65,6 +69,7 @@ export function createBackends(
     sessions,
     rooms,
     transport,
+    ...(memcachedSessions ? { connectCounter: new MemcachedWindowCounter(memcachedSessions.connection, config.memcachedPrefix) } : {}),
     async close() {
       await Promise.allSettled([transport.close(), sessions.close(), rooms.close(), registry.close()]);
     },

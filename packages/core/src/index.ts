@@ -27,3 +27,4 @@ export * from './memory-room-store.js';
 export * from './memcached-room-store.js';
 export type { MemcachedConnection, MemcachedStoreOptions } from './memcached-connection.js';
 export * from './random-token.js';
+export * from './window-counter.js';

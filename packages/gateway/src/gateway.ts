@@ -16,6 +16,7 @@ import {
   type RegistryEvent,
   type RegistryWatch,
   type SessionStore,
+  type WindowCounter,
 } from '@messaging-server/core';
 import { HttpError, errorMiddleware } from './http-error.js';
 import { parseConnectRequest } from './connect-body.js';
@@ -26,6 +27,7 @@ import { StoreProbe } from './readiness.js';
 import { createJwtAuthenticator, ensureJwtSupport, type ConnectAuthenticator } from './auth.js';
 import { ClientIpResolver, ipLimitKey } from './client-ip.js';
 import { IpRateLimiter } from './ip-rate-limiter.js';
+import { SharedIpLimiter } from './shared-ip-limiter.js';
 import { contentTypeOf, fallbackDemoPage, readFileIfExists, resolveInside } from './static-files.js';
 import { iceServersFor } from './turn-credentials.js';
 
@@ -49,6 +51,8 @@ export interface GatewayDeps {
   /** Process default metrics on this gateway's registry (turn off when another registry already has them). Default true. */
   defaultMetrics?: boolean;
   nodeView?: NodeViewOptions;
+  /** Counters shared by every gateway (memcached): the per-IP /connect limit then holds across them. */
+  connectCounter?: WindowCounter;
 }
 
 export interface GatewayStartOptions {
@@ -110,7 +114,7 @@ class KoaGateway implements Gateway {
   private readonly storeProbe: StoreProbe;
   private readonly authenticator: ConnectAuthenticator | undefined;
   private readonly clientIp: ClientIpResolver;
-  private readonly connectLimiter: IpRateLimiter | undefined;
+  private readonly connectLimiter: IpRateLimiter | SharedIpLimiter | undefined;
   private readonly log: Logger;
   private readonly version: string;
   private readonly registry: Registry;
@@ -156,7 +160,9 @@ class KoaGateway implements Gateway {
     this.authenticator = deps.authenticator ?? this.jwtAuthenticatorFromConfig();
     this.clientIp = new ClientIpResolver(deps.config.trustedProxies ?? []);
     const perMinute = deps.config.connectRatePerIpPerMinute ?? 0;
-    this.connectLimiter = perMinute > 0 ? new IpRateLimiter(perMinute) : undefined;
+    const counter = deps.connectCounter;
+    const onFallback = (): void => this.metrics.connectLimitFallbacks.inc();
+    this.connectLimiter = !(perMinute > 0) ? undefined : counter ? new SharedIpLimiter({ perMinute, counter, onFallback }) : new IpRateLimiter(perMinute);
     this.app.on('error', (error: unknown) => this.log.warn({ err: error }, 'http error'));
     this.app.use(requestIdMiddleware(this.log));
     this.app.use(errorMiddleware(this.log));
@@ -306,7 +312,7 @@ class KoaGateway implements Gateway {
       // Before the body is read: a flood from one address costs as little as possible.
       if (this.connectLimiter) {
         const ip = this.clientIp.resolve(ctx.req.socket.remoteAddress, ctx.req.headers['x-forwarded-for']);
-        const retryAfter = this.connectLimiter.take(ipLimitKey(ip));
+        const retryAfter = await this.connectLimiter.take(ipLimitKey(ip));
         if (retryAfter > 0) {
           throw new HttpError('RATE_LIMITED', 'too many /connect requests from this address', {
             headers: { 'retry-after': String(retryAfter) },

@@ -14,6 +14,8 @@ export class GatewayMetrics {
   /** Label `node_id`, as on every node metric (one label style across the cluster's metrics). */
   readonly allocations: Counter<'node_id'>;
   readonly sessionStoreErrors: Counter;
+  /** /connect limit decisions this gateway took alone, the shared count being late or failed (memcached). */
+  readonly connectLimitFallbacks: Counter;
   readonly leaseState: Gauge;
   /** Feed for the instrumented registry and session store: `msg_etcd_*` and `msg_memcached_*`. */
   readonly etcd: BackendOperationHook;
@@ -44,6 +46,11 @@ export class GatewayMetrics {
     this.sessionStoreErrors = new Counter({
       name: 'msg_session_store_errors_total',
       help: 'Session store operations that failed or timed out',
+      registers,
+    });
+    this.connectLimitFallbacks = new Counter({
+      name: 'msg_connect_limit_fallbacks_total',
+      help: 'Per-IP /connect limit decisions taken by this gateway alone because the shared count in memcached failed or was late',
       registers,
     });
     this.leaseState = new Gauge({
