@@ -5,8 +5,7 @@
 // production (issue 28): etcd with users and roles on the overlay's prefix, memcached with SASL; the containers get
 // the user names and passwords the production overlay takes from its Secret, and a store without them refuses.
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'chai';
@@ -17,7 +16,6 @@ import { IMAGE_TAG } from '../../scripts/image/image-tag.js';
 import { closeClients, MessageLedger, startClients, every, type TrackedClient } from '../support/fault-clients.js';
 import { inspect, logs, processEnvironment, runContainer, tcpSocketsOf, waitReady, type Container } from '../support/image-containers.js';
 import { podPlan, renderKustomization, type K8sObject, type PodPlan } from '../support/k8s-pod.js';
-import { renderWithInputs } from '../support/k8s-render.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const OVERLAY = path.join(ROOT, 'k8s', 'overlays', 'local');
@@ -239,35 +237,6 @@ describe('the production image: a cluster of containers configured from k8s/ (is
       expect(sockets.length, c.name).to.be.greaterThan(2);
       const outside = sockets.filter((s) => !s.local.startsWith('127.0.0.1:') || !(s.remote.startsWith('127.0.0.1:') || s.remote === '0.0.0.0:0'));
       expect(outside, c.name).to.deep.equal([]);
-    }
-  });
-
-  it('runs the production overlay’s etcd-auth Job on the image: a fresh etcd gets users, roles and auth', async function () {
-    // The Job as rendered (command, working directory, script from its ConfigMap), on this image, as the image's user.
-    const production = renderWithInputs(path.join(ROOT, 'k8s', 'overlays', 'production'));
-    const job = production.find((o) => o.kind === 'Job' && o.metadata.name === 'etcd-auth');
-    const spec = (job?.['spec'] as { template: { spec: { containers: { command: string[]; workingDir: string }[] } } }).template.spec;
-    const [container] = spec.containers;
-    const script = (production.find((o) => o.kind === 'ConfigMap' && o.metadata.name === 'msg-etcd-auth')?.['data'] as Record<string, string>)['etcd-auth.mjs'];
-    const fresh = await startEtcd();
-    const dir = mkdtempSync(path.join(tmpdir(), 'msg-etcd-auth-'));
-    try {
-      writeFileSync(path.join(dir, 'etcd-auth.mjs'), script ?? '');
-      chmodSync(dir, 0o755);
-      chmodSync(path.join(dir, 'etcd-auth.mjs'), 0o644);
-      const env = { MSG_ETCD_ENDPOINTS: fresh.endpoint, MSG_ETCD_PREFIX: '/messaging-server/', ETCD_ROOT_PASSWORD: 'image-root-5e8d1c', MSG_ETCD_USERNAME: 'msg', MSG_ETCD_PASSWORD: 'image-msg-7a2f9b' };
-      const run = () =>
-        daemon.docker(['run', '--rm', '--network', 'host', '--read-only', '--user', gateway.plan.user, '--volume', `${dir}:${path.posix.dirname(container?.command[1] ?? '')}:ro`,
-          '--workdir', container?.workingDir ?? '', '--entrypoint', container?.command[0] ?? '', ...Object.entries(env).flatMap(([k, v]) => ['--env', `${k}=${v}`]),
-          built.tag, ...(container?.command.slice(1) ?? [])], { timeoutMs: 120_000 });
-      expect(await run()).to.match(/authentication on/);
-      expect(await run(), 'a second run changes nothing and succeeds').to.match(/authentication on/);
-      const ctl = (...args: string[]) => execFileSync('etcdctl', ['--endpoints', fresh.endpoint, '--command-timeout=3s', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim();
-      expect(ctl('--user', 'msg:image-msg-7a2f9b', 'put', '/messaging-server/x', '1')).to.equal('OK');
-      expect(() => ctl('put', '/messaging-server/x', '2'), 'anonymous').to.throw();
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-      await fresh.remove();
     }
   });
 
