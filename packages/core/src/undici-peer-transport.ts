@@ -79,8 +79,8 @@ export class UndiciPeerTransport implements PeerTransport {
     let status: number | undefined;
     const fullPath = `${basePath}${path.startsWith('/') ? path : `/${path}`}`;
     const text = JSON.stringify(body);
-    // One signature per request: a delivery batch of many messages is signed once.
-    const headers = this.signer ? { ...this.headers, ...this.signer.headers('POST', fullPath, text) } : this.headers;
+    // One MAC per request: a delivery batch of many messages is signed once.
+    const headers = this.signer ? { ...this.headers, ...this.signer.headers('POST', fullPath, text, peerAddress) } : this.headers;
     try {
       const response = await this.pool(origin).request({
         method: 'POST',

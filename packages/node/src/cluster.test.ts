@@ -141,7 +141,7 @@ describe('relay nodes (two in one process)', function () {
     expect(await wrongUser.json()).to.deep.equal({ results: [{ status: 'error', code: 'FORBIDDEN_SENDER' }] });
     // A signature is good for one body once: replayed, or with another body, it is refused.
     const text = JSON.stringify(forged);
-    const headers = { 'content-type': 'application/json', ...a.identity.headers('POST', '/internal/v1/deliver', text) };
+    const headers = { 'content-type': 'application/json', ...a.identity.headers('POST', '/internal/v1/deliver', text, b.internalUrl) };
     const post = (body: string) => fetch(`${b.internalUrl}/internal/v1/deliver`, { method: 'POST', headers, body });
     expect((await post(text.replace('forged', 'tampered'))).status).to.equal(401);
     expect((await post(text)).status).to.equal(200);

@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import {
   NODE_SIGNATURE_HEADER,
   NodeSignatureVerifier,
+  type NodeIdentity,
   parseSignatureHeader,
   type SignatureClaim,
 } from '@messaging-server/core';
@@ -10,7 +11,7 @@ import { secretsEqual } from './secure-compare.js';
 
 /**
  * Who may call an internal route, declared per route (internal-api.ts's table):
- * - `node`: only a registered node, by a request signed with its own per-process key (node-identity.ts). The cluster
+ * - `node`: only a registered node, by a request MACed with the key of its pair with this node (node-identity.ts). The cluster
  *   secret opens nothing here: its holder could otherwise make any user appear to send anything.
  * - `cluster`: the cluster secret, which gateways (replace) and msgctl (drain) hold. It never opens a `node` route.
  * Without a cluster secret (local runs and tests) every route is open, as before; deliveries still pass the sender check.
@@ -25,9 +26,9 @@ export class InternalAccess {
   private readonly secrets: readonly string[];
   private readonly verifier: NodeSignatureVerifier;
 
-  constructor(secrets: readonly (string | undefined)[], keyOf: (nodeId: string) => string | undefined) {
+  constructor(secrets: readonly (string | undefined)[], identity: NodeIdentity | undefined, keyOf: (nodeId: string) => string | undefined) {
     this.secrets = secrets.filter((s): s is string => s !== undefined && s !== '');
-    this.verifier = new NodeSignatureVerifier(keyOf);
+    this.verifier = new NodeSignatureVerifier(identity, keyOf);
   }
 
   /** True without a cluster secret: nothing is checked. */

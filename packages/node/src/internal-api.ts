@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Logger } from '@messaging-server/core';
+import type { Logger, NodeIdentity } from '@messaging-server/core';
 import type { Registry as MetricsRegistry } from 'prom-client';
 import { BodyTooLargeError, parseJson, readBody, sendError, sendErrorAndClose, sendJson } from './http-util.js';
 import { InternalAccess, type RouteAccess } from './internal-access.js';
@@ -37,6 +37,8 @@ export interface InternalApiOptions {
   clusterSecret?: string | undefined;
   /** Also accepted on `cluster` routes while the secret is rotated. */
   clusterSecretPrevious?: string | undefined;
+  /** This node's own identity, with which `node` routes are verified (none: they are refused unless open). */
+  identity?: NodeIdentity | undefined;
   bodyLimit: number;
   metrics: MetricsRegistry;
   log: Logger;
@@ -119,7 +121,7 @@ async function handleRoom(res: ServerResponse, path: string, body: unknown, sign
  */
 export function createInternalApi(options: InternalApiOptions): (req: IncomingMessage, res: ServerResponse) => boolean {
   const { nodeId, bodyLimit, metrics, log, handlers } = options;
-  const access = new InternalAccess([options.clusterSecret, options.clusterSecretPrevious], (id) => handlers.peerKey(id));
+  const access = new InternalAccess([options.clusterSecret, options.clusterSecretPrevious], options.identity, (id) => handlers.peerKey(id));
 
   async function handle(req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
     const arrivedAt = performance.now();

@@ -10,6 +10,7 @@ import {
   type RegistryWatch,
   type SessionStore,
   type RoomStore,
+  type NodeIdentity,
 } from '@messaging-server/core';
 import type { NodeId, NodeRecord } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
@@ -29,7 +30,7 @@ import { LoadReporter } from './load-reporter.js';
 import { localDelivery } from './local-delivery.js';
 import { createNodeMetrics, type NodeMetrics } from './metrics.js';
 import { PendingQueues } from './pending-queues.js';
-import { createPeerRoutes, OutcomeLinks, PeerLinks } from './peer/index.js';
+import { createPeerRoutes, OutcomeLinks, PeerLinks, peerKeyLookup } from './peer/index.js';
 import { Router } from './router.js';
 import { roomHooks, wireRooms, type Rooms } from './rooms-wiring.js';
 import { registerRoomMetrics } from './room-metrics.js';
@@ -50,7 +51,7 @@ export interface NodeDeps {
   version?: string;
   publicLimits?: Partial<PublicLimits>; // bounds on every public request (public-guard.ts); tests shorten the times
   internalLimits?: Partial<PublicLimits>; // the same bounds on the internal port (internal-server.ts)
-  identity?: { readonly publicKey: string }; // node-identity.ts: registered here; `transport` signs with it
+  identity?: NodeIdentity; // node-identity.ts: registered here, `transport` signs with it, the internal port checks with it
 }
 
 /** What a public server needs besides the node: the limits the guard enforces. */
@@ -237,10 +238,12 @@ class NodeRuntime implements RelayNode {
     const { metrics, router } = this.parts;
     registerRoomMetrics(metrics.registry, this.parts.rooms);
     const senders = new SenderCheck(this.parts.sessions, this.log);
+    deps.identity?.knowPeers(peerKeyLookup(router.members));
     this.internalApi = createInternalApi({
       nodeId: this.nodeId,
       clusterSecret: this.config.clusterSecret,
       clusterSecretPrevious: this.config.clusterSecretPrevious,
+      identity: deps.identity,
       bodyLimit: internalBodyLimit(this.config.maxMessageBytes),
       metrics: metrics.registry,
       log: this.log,

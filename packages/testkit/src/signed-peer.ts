@@ -5,7 +5,7 @@ import type { LocalCluster } from './cluster.js';
 import { asNodeId } from '@messaging-server/protocol';
 
 /**
- * A process that registers itself in a cluster's etcd as a node, with its own identity key, and signs its requests
+ * A process that registers itself in a cluster's etcd as a node, with its own identity key, and MACs its requests
  * as a node does; it serves nothing but 200s on its internal address (where outcomes would go). What a rogue or a
  * test peer holding etcd access can do: speak as *itself*, never as another node or another node's users.
  */
@@ -49,10 +49,13 @@ export class SignedPeer {
   }
 
   /** As post, with the body already serialized (as sent, byte for byte: the signature covers it). */
-  postText(nodeInternalUrl: string, path: string, text: string, headers: Record<string, string> = {}): Promise<Response> {
+  async postText(nodeInternalUrl: string, path: string, text: string, headers: Record<string, string> = {}): Promise<Response> {
+    // As a node's identity does from its registry view: the target's key, by its internal address, fresh each time.
+    const { nodes } = await this.registry.list();
+    this.identity.knowPeers((address) => [...nodes.values()].find((n) => n.internalAddress === address)?.identityKey);
     return fetch(`${nodeInternalUrl}${path}`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...this.identity.headers('POST', path, text), ...headers },
+      headers: { 'content-type': 'application/json', ...this.identity.headers('POST', path, text, nodeInternalUrl), ...headers },
       body: text,
       signal: AbortSignal.timeout(5000),
     });

@@ -9,4 +9,5 @@ export { OutcomeLinks } from './outcome-links.js';
 export { PEER_LANES, PeerLinks, type PeerLinksDeps } from './peer-links.js';
 export { createPeerRoutes, type PeerRoutes } from './peer-routes.js';
 export { createPeerTransport } from './peer-transport.js';
+export { peerKeyLookup } from './peer-keys.js';
 export * from './internal-wire.js';

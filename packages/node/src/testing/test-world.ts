@@ -92,7 +92,7 @@ export function signedPost(node: TestNode, signer: TestNode, path: string, body:
   const text = JSON.stringify(body);
   return fetch(`${node.internalUrl}${path}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...signer.identity.headers('POST', path, text) },
+    headers: { 'content-type': 'application/json', ...signer.identity.headers('POST', path, text, node.internalUrl) },
     body: text,
     signal: AbortSignal.timeout(5000),
   });
