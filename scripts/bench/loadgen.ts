@@ -10,6 +10,7 @@ import { Pool } from 'undici';
 import WebSocket from 'ws';
 import { emitToParent, serveCommands } from '../forked-helper.js';
 import { BODY, type Payload, type SizeName } from './payload.js';
+import { AckClock, Confirmer, type ReceiptState } from './receipts.js';
 
 export type SystemKind = 'ours' | 'peerjs' | 'ws' | 'sockjs';
 
@@ -19,6 +20,8 @@ export interface Target {
   gatewayUrl?: string;
   /** peerjs / ws: the server's base ws:// URL. */
   wsUrl?: string;
+  /** ours: open connections with `receipts=1` (contract v1.2) and confirm what arrives (receipts.ts). */
+  receipts?: boolean;
 }
 
 interface Client {
@@ -29,6 +32,9 @@ interface Client {
   inbound?: Direction;
   outbound?: Direction;
   encode(to: string, seq: number, payload: string): string;
+  /** ours: send times of this client's messages, for runs that time acks. */
+  clock?: AckClock;
+  receipts?: ReceiptState;
 }
 
 interface Direction {
@@ -53,6 +59,9 @@ function gatewayPool(url: string): Pool {
 }
 
 let onPayload: (client: Client, payload: Payload) => void = () => undefined;
+/** Set by a run that times acks; counting them happens either way. */
+let onAck: ((client: Client, id: string) => void) | undefined;
+const confirmer = new Confirmer();
 const counters = { acks: 0, errors: 0, errorCodes: new Map<string, number>(), closes: 0 };
 
 function countError(code: string): void {
@@ -104,20 +113,27 @@ async function openOurs(target: Target, id: string, avoid: string[]): Promise<Cl
   const session = JSON.parse(text) as { listeningAddress: string; listeningKey: string };
   const base = session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '');
   const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
-  const query = `userId=${encodeURIComponent(id)}&listeningKey=${encodeURIComponent(session.listeningKey)}`;
+  const query = `userId=${encodeURIComponent(id)}&listeningKey=${encodeURIComponent(session.listeningKey)}${target.receipts === true ? '&receipts=1' : ''}`;
   const ws = openSocket(`${base}/${server}/${randomBytes(6).toString('hex')}/websocket?${query}`);
   const client: Client = {
     id,
     ws,
     encode: (to, seq, payload) => JSON.stringify([`{"type":"message","to":"${to}","id":"${String(seq)}","content":${payload}}`]),
+    clock: new AckClock(),
   };
+  if (target.receipts === true) client.receipts = confirmer.track(ws);
   return whenReady(ws, client, (text, ready) => {
     const head = text.charCodeAt(0);
     if (head !== 97 /* a */) return; // o (open), h (heartbeat), c (close: the close event follows)
     for (const item of JSON.parse(text.slice(1)) as string[]) {
-      const frame = JSON.parse(item) as { type: string; content?: Payload; code?: string };
-      if (frame.type === 'message') onPayload(client, frame.content as Payload);
-      else if (frame.type === 'ack') counters.acks += 1;
+      const frame = JSON.parse(item) as { type: string; content?: Payload; code?: string; id?: string; seq?: number };
+      if (frame.type === 'message') {
+        if (client.receipts && frame.seq !== undefined) confirmer.seen(client.receipts, frame.seq);
+        onPayload(client, frame.content as Payload);
+      } else if (frame.type === 'ack') {
+        counters.acks += 1;
+        onAck?.(client, frame.id ?? '');
+      }
       else if (frame.type === 'welcome') ready();
       else if (frame.type === 'error') countError(frame.code ?? '?');
     }
@@ -255,6 +271,8 @@ export interface RelayArgs {
   rate?: number;
   warmupMs: number;
   durationMs: number;
+  /** ours: time each message from its send to its sender's ack (receipts scenarios, receipts on and off). */
+  timeAcks?: boolean;
 }
 
 export interface RelayResult {
@@ -271,6 +289,10 @@ export interface RelayResult {
   errors: number;
   errorCodes: Record<string, number>;
   skipped: number;
+  /** With timeAcks: send → ack; and with receipts on, each message's wait for the receipt that covered it. */
+  ackLatencyMs?: LatencySummary;
+  confirmWaitMs?: LatencySummary;
+  receiptsSent?: number;
 }
 
 async function relay(args: RelayArgs): Promise<RelayResult> {
@@ -285,6 +307,15 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   let skipped = 0;
   let sent = 0;
   const latencies: number[] = [];
+  const ackLatencies: number[] = [];
+  const timeAcks = args.timeAcks === true;
+  for (const client of pairs) client.clock?.clear();
+  onAck = timeAcks
+    ? (client, id) => {
+        const ms = client.clock?.acked(id);
+        if (measuring && ms !== undefined) ackLatencies.push(ms);
+      }
+    : undefined;
   counters.acks = 0;
   counters.errors = 0;
   counters.errorCodes.clear();
@@ -293,6 +324,7 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
     sent += 1;
     dir.seq += 1;
     dir.inflight += 1;
+    if (timeAcks) dir.from.clock?.sent(String(dir.seq));
     const payload = `{"t":${String(performance.now())},"s":${String(dir.seq)},"k":"${body.kind}","d":${JSON.stringify(body.text)}}`;
     dir.from.ws.send(dir.from.encode(dir.to.id, dir.seq, payload));
   };
@@ -336,10 +368,12 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
+  confirmer.startMeasuring();
   emitToParent({ event: 'window-start' });
   await sleep(args.durationMs);
   measuring = false;
   emitToParent({ event: 'window-end' });
+  const confirms = confirmer.stopMeasuring();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   running = false;
@@ -351,7 +385,11 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const lost = directions.reduce((sum, d) => sum + Math.max(0, d.inflight), 0);
   for (const d of directions) d.inflight = 0;
   await sleep(100);
+  onAck = undefined;
+  const receiptsOn = pairs.some((c) => c.receipts !== undefined);
   return {
+    ...(timeAcks ? { ackLatencyMs: summarize(ackLatencies) } : {}),
+    ...(receiptsOn ? { confirmWaitMs: summarize(confirms.waits), receiptsSent: confirms.receipts } : {}),
     sent,
     lost,
     messages: received,
