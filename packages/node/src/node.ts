@@ -130,7 +130,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     perRecipientBytes: config.pendingMaxBytesPerRecipient,
   });
   const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => delivery.settle(envelope, 'EXPIRED'));
-  const sources = { connections: () => table.openCount, pending: () => pending.size, held: () => router.held };
+  const sources = { connections: () => table.openCount, pending: () => pending.size, held: () => router.held, unconfirmed: () => table.unconfirmedCount };
   const metrics = deps.version === undefined ? createNodeMetrics(sources, nodeId) : createNodeMetrics(sources, nodeId, deps.version);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
@@ -173,7 +173,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   });
   const route = (envelope: Envelope): void => router.route(envelope);
   const rooms = wireRooms({ ...deps, sessions }, table, () => router.members, log);
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => { metrics.hot.receipts += 1; delivery.confirmed(session, seq); }, room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
