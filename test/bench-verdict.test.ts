@@ -6,8 +6,8 @@ import { parseShapes, parseSystems, readConfig } from '../scripts/bench/config.j
 import { unitsOf } from '../scripts/bench/rounds.js';
 import { untilQuiet } from '../scripts/bench/scenarios.js';
 import type { LatencySummary } from '../scripts/bench/loadgen.js';
-import { fromSaved, type BenchResults, type IdleRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
-import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, SHAPE_TARGETS, stormTarget, sweepRowProblems } from '../scripts/bench/verdict.js';
+import { fromSaved, receiptsRuns, shapeKey, type BenchResults, type IdleRow, type ReceiptsRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
+import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, receiptsTarget, SHAPE_TARGETS, stormTarget, sweepRowProblems } from '../scripts/bench/verdict.js';
 
 const BASE_FAMILIES = BASE_RUNS.flatMap((run) => Object.values(baseTargets(run.scenario, run.size)));
 
@@ -38,6 +38,20 @@ function relay(system: RelayRow['system'], scenario: RelayRow['scenario'], shape
   };
 }
 
+/** A receipts run (issue 24) of ours, off or on. */
+function receiptsRow(receipts: boolean, scenario: RelayRow['scenario'], shape: string, size: RelayRow['size'], round: number, allCpuUs: number): ReceiptsRow {
+  return { ...relay('ours', scenario, shape, round, 90_000, allCpuUs - 1, size), receipts, allCpuUsPerMessage: allCpuUs, ackLatencyMs: latency(receipts ? 150 : 20) };
+}
+
+/** The receipts lines of the verdict, in the order it judges them. */
+const RECEIPTS_TARGETS = [
+  'receipts CPU/msg ≤ 1.10 × off (one node, 50 pairs × 8, 200 B)',
+  'receipts CPU/msg ≤ 1.10 × off (one node, 50 pairs × 8, 2 KB)',
+  'receipts CPU/msg ≤ 1.10 × off (across nodes, 50 pairs × 8, 200 B)',
+  'receipts CPU/msg ≤ 1.10 × off (one node, 200 pairs × 4, 200 B)',
+  'receipts CPU/msg ≤ 1.10 × off (across nodes, 200 pairs × 4, 200 B)',
+];
+
 function paced(system: SweepRow['system'], scenario: SweepRow['scenario'], shape: string, round: number, fraction: number, targetRate: number, p99: number): SweepRow {
   return { system, scenario, shape, round, fraction, targetRate, rate: targetRate, latencyMs: latency(p99), skipped: 0, errors: 0, errorCodes: {}, sent: targetRate * 3, lost: 0, busyElsewhereCores: 0.02 };
 }
@@ -61,6 +75,7 @@ function recorded(): BenchResults {
       connects: 2000,
       connectConcurrency: 50,
       stormClients: 5000,
+      receiptsShapes: parseShapes(SHAPES.join(',')).map((shape) => ({ ...shape, fractions: [] })),
       systems: ['ours', 'base', 'peerjs', 'ws'],
       baseline: { ref: '18eb00c', commit: '18eb00c23ce45a3cbcb5c88f013fc054a49f4a63' },
       out: 'docs',
@@ -71,6 +86,7 @@ function recorded(): BenchResults {
     connect: [],
     idle: [],
     storm: [],
+    receipts: [],
     failures: [],
     durationSeconds: 600,
   };
@@ -93,6 +109,11 @@ function recorded(): BenchResults {
     results.connect.push({ system: 'peerjs', round, rate: 7000, latencyMs: latency(20), completed: 2000, failed: 0, busyElsewhereCores: 0.01 });
     for (const n of results.config.idle) results.idle.push(idle('ours', round, n, 7), idle('peerjs', round, n, 8));
     results.storm.push({ system: 'ours', round, clients: 5000, reconnected: 5000, failed: 0, lastWelcomeMs: 2400, latencyMs: latency(900) });
+    for (const run of receiptsRuns(results.config.receiptsShapes ?? [])) {
+      const off = run.scenario === 'relay-1' ? 20 : 40;
+      const k = shapeKey(run.shape);
+      results.receipts.push(receiptsRow(false, run.scenario, k, run.size, round, off), receiptsRow(true, run.scenario, k, run.size, round, off * 1.08));
+    }
   }
   return results;
 }
@@ -122,7 +143,39 @@ describe('bench verdicts over recorded rounds', () => {
       stormTarget(5000),
       "idle RSS per connection ≤ PeerJS server's (5,000 connections, whole server side)",
       "idle RSS per connection ≤ PeerJS server's (10,000 connections, whole server side)",
+      ...RECEIPTS_TARGETS,
     ]);
+  });
+
+  it('holds CPU per message with receipts on within 1.10 × off, per run, and reports a ratio over it with its figure', () => {
+    const results = recorded();
+    for (const r of results.receipts) if (r.receipts && r.scenario === 'relay-2' && r.shape === '50x8') r.allCpuUsPerMessage = 40 * 1.15;
+    // The relaying node's own figure is not what is judged: every server process is.
+    for (const r of results.receipts) if (r.receipts && r.scenario === 'relay-1') r.cpuUsPerMessage = 100;
+    expect(judge(results).failures).to.deep.equal(['receipts CPU/msg ≤ 1.10 × off (across nodes, 50 pairs × 8, 200 B): missed (1.150 ×)']);
+    const first = judge(results).targets.find((t) => t.target === RECEIPTS_TARGETS[0]);
+    expect(first?.pass).to.equal(true);
+    expect(first?.value).to.be.closeTo(1.08, 1e-9);
+  });
+
+  it('fails a receipts line whose round is missing, lacks a CPU sample or timed no ack, and each placement when no receipts shape ran', () => {
+    const results = recorded();
+    results.receipts = results.receipts.filter((r) => !(r.receipts && r.round === 2 && r.shape === '200x4' && r.scenario === 'relay-1'));
+    row(results.receipts, 1, (r) => !r.receipts && r.shape === '50x8' && r.size === 'sdp').allCpuUsPerMessage = Number.NaN;
+    row(results.receipts, 3, (r) => r.receipts && r.shape === '200x4' && r.scenario === 'relay-2').ackLatencyMs = { count: 0, p50: NaN, p90: NaN, p99: NaN, max: NaN };
+    expect(judge(results).failures).to.deep.equal([
+      'receipts CPU/msg ≤ 1.10 × off (one node, 50 pairs × 8, 2 KB): no valid figure (round 1: receipts off relay-1 sdp run in 50x8 does not count: no CPU sample for a server process)',
+      'receipts CPU/msg ≤ 1.10 × off (one node, 200 pairs × 4, 200 B): no valid figure (round 2: no receipts on relay-1 candidate run in 200x4)',
+      'receipts CPU/msg ≤ 1.10 × off (across nodes, 200 pairs × 4, 200 B): no valid figure (round 3: receipts on relay-2 candidate run in 200x4 does not count: no ack timed)',
+    ]);
+    const none = recorded();
+    none.config.receiptsShapes = [];
+    expect(judge(none).failures).to.deep.equal([
+      `${receiptsTarget('relay-1', undefined, 'candidate')}: no valid figure (no receipts shape configured)`,
+      `${receiptsTarget('relay-2', undefined, 'candidate')}: no valid figure (no receipts shape configured)`,
+    ]);
+    delete none.config.receiptsShapes;
+    expect(judge(none).failures, 'a run saved before the receipts scenario has no receipts lines').to.deep.equal([]);
   });
 
   it('judges issue 16 ratios at their thresholds: 1.2 × PeerJS, 0.75 × one node at ≤ 2 × its CPU, 0.75 × PeerJS p99, 0.6 × connects', () => {
@@ -364,6 +417,8 @@ describe('bench knobs', () => {
   it('defaults to both shapes, says which knob replaced BENCH_PAIRS, and rejects numbers that are not counts', () => {
     const config = readConfig({}, '/out');
     expect(config.shapes.map((s) => [s.pairs, s.window])).to.deep.equal([[50, 8], [200, 4]]);
+    expect(config.receiptsShapes?.map((s) => [s.pairs, s.window, s.fractions.length])).to.deep.equal([[50, 8, 0], [200, 4, 0]]);
+    expect(readConfig({ BENCH_RECEIPTS_SHAPES: '50x8' }, '/out').receiptsShapes?.map((s) => s.pairs)).to.deep.equal([50]);
     expect(config.baselineRef).to.equal(undefined);
     expect(readConfig({ BENCH_BASELINE: '18eb00c', BENCH_QUICK: '1' }, '/out')).to.include({ baselineRef: '18eb00c', rounds: 1, quick: true });
     expect(() => readConfig({ BENCH_PAIRS: '200' }, '/out')).to.throw('BENCH_PAIRS is replaced by BENCH_SHAPES');

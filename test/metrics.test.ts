@@ -66,7 +66,7 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
 
   before(async function () {
     this.timeout(60_000);
-    cluster = await startCluster({ nodes: 2, gateways: 1, env: { MSG_CLUSTER_SECRET: 'metrics-secret', MSG_LEASE_TTL_SECONDS: '2' } });
+    cluster = await startCluster({ nodes: 2, gateways: 1, env: { MSG_CLUSTER_SECRET: 'metrics-secret', MSG_LEASE_TTL_SECONDS: '2', MSG_MAX_UNCONFIRMED: '4' } });
     [nodeA, nodeB] = [...cluster.nodes.values()] as [ClusterNode, ClusterNode];
   });
   after(async () => {
@@ -106,6 +106,8 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
       'msg_memcached_errors_total',
       'msg_lease_state',
       'msg_draining',
+      'msg_unconfirmed_messages',
+      'msg_receipts_total',
       'msg_build_info',
     ]) {
       expect(n.types.has(name), `node ${name}`).to.equal(true);
@@ -212,6 +214,39 @@ describe('metrics on the gateway and on each node (/metrics, msg_*)', function (
       expect(e.value('msg_etcd_operation_seconds_count', { operation: 'watch' })).to.equal(1);
     }
     expect(a1.value('msg_memcached_operation_seconds_sum')).to.be.greaterThan(0);
+  });
+
+  it('shows messages unconfirmed on a receipts connection, counts its receipts, and its 4006 close by reason', async () => {
+    const sender = await connectOn(nodeA, 'rsender');
+    const session = await sessionOn(nodeA, 'rrecipient');
+    const recipient = TestSocket.forSession(session, { address: `${session.listeningAddress}?receipts=1`, transports: ['websocket'] });
+    sockets.push(recipient);
+    await recipient.welcomed();
+    const a0 = await node(nodeA);
+    for (let i = 0; i < 3; i++) sender.socket.send({ to: session.userId, content: i, id: `u${String(i)}` });
+    await waitFor(() => recipient.framesOfType('message').length === 3, { what: 'three messages with a seq' });
+    expect((await node(nodeA)).value('msg_unconfirmed_messages') - a0.value('msg_unconfirmed_messages')).to.equal(3);
+    recipient.send({ type: 'receipt', seq: 3 });
+    for (let i = 0; i < 3; i++) await sender.socket.waitForFrame((f) => f.type === 'ack' && f.id === `u${String(i)}`);
+    const a1 = await node(nodeA);
+    expect(a1.value('msg_unconfirmed_messages') - a0.value('msg_unconfirmed_messages')).to.equal(0);
+    expect(a1.value('msg_receipts_total') - a0.value('msg_receipts_total')).to.equal(1);
+    // Past MSG_MAX_UNCONFIRMED (4 here) for a second, the node closes the connection with 4006.
+    for (let i = 3; i < 8; i++) sender.socket.send({ to: session.userId, content: i, id: `u${String(i)}` });
+    expect(await recipient.closed()).to.deep.equal({ code: 4006, reason: 'receipts_stalled' });
+    const a2 = await node(nodeA);
+    expect(a2.value('msg_connections_closed_total', { reason: 'receipts_stalled' }) - a1.value('msg_connections_closed_total', { reason: 'receipts_stalled' })).to.equal(1);
+    expect(a2.value('msg_unconfirmed_messages') - a0.value('msg_unconfirmed_messages'), 'what it held is not counted as unconfirmed once it closed').to.equal(0);
+    // Back with a new session: what it held comes again, and once confirmed every sender has its ack (and nothing
+    // stays held for a moving user, whose session lookups would run into the next test's memcached counts).
+    const again = await requestSession(cluster.gatewayUrl, session.userId, { avoid: [nodeB.nodeId] });
+    const back = TestSocket.forSession(again, { address: `${again.listeningAddress}?receipts=1`, transports: ['websocket'] });
+    sockets.push(back);
+    await back.welcomed();
+    await waitFor(() => back.framesOfType('message').length >= 5, { what: 'the five unconfirmed ones again' });
+    back.send({ type: 'receipt', seq: back.framesOfType('message').at(-1)?.seq });
+    for (let i = 3; i < 8; i++) await sender.socket.waitForFrame((f) => f.type === 'ack' && f.id === `u${String(i)}`);
+    expect((await node(nodeA)).value('msg_receipts_total') - a1.value('msg_receipts_total')).to.equal(1);
   });
 
   it('shows the drain state on the node and the draining node on the gateway', async () => {

@@ -4,6 +4,7 @@
  * BENCH_SHAPES ("50x8,200x4": pairs x messages in flight per pair), BENCH_ROUNDS (3), BENCH_SECONDS (4 per closed-loop
  * run), BENCH_IDLE ("5000,10000"), BENCH_CONNECTS (2000), BENCH_SYSTEMS ("ours,peerjs,ws"; "sockjs" adds the bare
  * sockjs relay), BENCH_BASELINE (a git ref: adds `base`, ours built from that ref), BENCH_OUT (docs),
+ * BENCH_RECEIPTS_SHAPES ("50x8,200x4": ours with receipts off and on, side by side, one node and across),
  * BENCH_QUICK=1 (a smoke run: everything smaller, and the report says so).
  * Paced steps last 2 s (2.5 s before the second shape came), and only the first shape runs the whole sweep: that
  * keeps a default run with a baseline near 10 minutes on this machine.
@@ -76,6 +77,8 @@ export function readConfig(env: NodeJS.ProcessEnv, defaultOut: string): BenchCon
     connects: positive(env, 'BENCH_CONNECTS', quick ? 300 : 2000, true),
     connectConcurrency: 50,
     stormClients: positive(env, 'BENCH_STORM_CLIENTS', quick ? 1000 : 5000, true),
+    // Closed loop only: the receipts runs judge CPU per message and report ack latency, not a paced sweep.
+    receiptsShapes: parseShapes(env['BENCH_RECEIPTS_SHAPES'] ?? '50x8,200x4').map((shape) => ({ ...shape, fractions: [] })),
     systems: parseSystems(env['BENCH_SYSTEMS'], baselineRef),
     out: env['BENCH_OUT'] ?? defaultOut,
     quick,

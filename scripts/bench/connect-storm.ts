@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     connect: [],
     idle: [],
     storm: [],
+    receipts: [],
     failures: [],
     durationSeconds: 0,
   };

@@ -76,6 +76,7 @@ const results: BenchResults = {
   connect: [],
   idle: [],
   storm: [],
+  receipts: [],
   failures: [],
   durationSeconds: 0,
 };

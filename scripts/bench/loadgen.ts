@@ -2,194 +2,15 @@
  * The load generator: one process, started by index.ts with an IPC channel, driving one system at a time.
  * It speaks the raw SockJS websocket transport to our nodes (no sockjs-client: its framing cost would be ours to
  * carry) and plain WebSocket to PeerJS server and the bare relay. Latency is end to end: the sender stamps
- * performance.now() into the payload and the receiver, in this same process, subtracts it.
+ * performance.now() into the payload and the receiver, in this same process, subtracts it. Its connections are
+ * loadgen-clients.ts's; receipts (confirming, timing acks) are receipts.ts's.
  */
-import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
-import WebSocket from 'ws';
 import { emitToParent, serveCommands } from '../forked-helper.js';
-import { BODY, type Payload, type SizeName } from './payload.js';
+import { closeAll, confirmer, counters, hooks, open, type Client, type Direction, type Target } from './loadgen-clients.js';
+import { BODY, type SizeName } from './payload.js';
 
-export type SystemKind = 'ours' | 'peerjs' | 'ws' | 'sockjs';
-
-export interface Target {
-  kind: SystemKind;
-  /** ours: the gateway. */
-  gatewayUrl?: string;
-  /** peerjs / ws: the server's base ws:// URL. */
-  wsUrl?: string;
-}
-
-interface Client {
-  id: string;
-  ws: WebSocket;
-  partner?: Client;
-  /** The direction whose messages arrive here, and the one this client sends on. */
-  inbound?: Direction;
-  outbound?: Direction;
-  encode(to: string, seq: number, payload: string): string;
-}
-
-interface Direction {
-  from: Client;
-  to: Client;
-  inflight: number;
-  seq: number;
-}
-
-// ---- connecting -------------------------------------------------------------------------------------------------
-
-let pool: Pool | undefined;
-let poolOrigin = '';
-
-function gatewayPool(url: string): Pool {
-  if (!pool || poolOrigin !== url) {
-    void pool?.close();
-    pool = new Pool(url, { connections: 32, keepAliveTimeout: 30_000 });
-    poolOrigin = url;
-  }
-  return pool;
-}
-
-let onPayload: (client: Client, payload: Payload) => void = () => undefined;
-const counters = { acks: 0, errors: 0, errorCodes: new Map<string, number>(), closes: 0 };
-
-function countError(code: string): void {
-  counters.errors += 1;
-  counters.errorCodes.set(code, (counters.errorCodes.get(code) ?? 0) + 1);
-}
-
-function openSocket(url: string): WebSocket {
-  return new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 15_000 });
-}
-
-/** Resolves when the system says the client is ready (our welcome; PeerJS's and the bare relay's OPEN). */
-function whenReady(ws: WebSocket, client: Client, handle: (text: string, ready: () => void) => void): Promise<Client> {
-  return new Promise((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => fail(new Error('no welcome within 15 s')), 15_000);
-    const fail = (error: Error): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      ws.terminate();
-      reject(error);
-    };
-    ws.on('error', fail);
-    ws.on('close', (code) => {
-      counters.closes += 1;
-      fail(new Error(`closed before ready (${String(code)})`));
-    });
-    ws.on('message', (data: Buffer) => {
-      handle(data.toString(), () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        resolve(client);
-      });
-    });
-  });
-}
-
-async function openOurs(target: Target, id: string, avoid: string[]): Promise<Client> {
-  const res = await gatewayPool(target.gatewayUrl as string).request({
-    path: '/connect',
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(avoid.length > 0 ? { userId: id, avoid } : { userId: id }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`/connect ${String(res.statusCode)}: ${text.slice(0, 200)}`);
-  const session = JSON.parse(text) as { listeningAddress: string; listeningKey: string };
-  const base = session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '');
-  const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
-  const query = `userId=${encodeURIComponent(id)}&listeningKey=${encodeURIComponent(session.listeningKey)}`;
-  const ws = openSocket(`${base}/${server}/${randomBytes(6).toString('hex')}/websocket?${query}`);
-  const client: Client = {
-    id,
-    ws,
-    encode: (to, seq, payload) => JSON.stringify([`{"type":"message","to":"${to}","id":"${String(seq)}","content":${payload}}`]),
-  };
-  return whenReady(ws, client, (text, ready) => {
-    const head = text.charCodeAt(0);
-    if (head !== 97 /* a */) return; // o (open), h (heartbeat), c (close: the close event follows)
-    for (const item of JSON.parse(text.slice(1)) as string[]) {
-      const frame = JSON.parse(item) as { type: string; content?: Payload; code?: string };
-      if (frame.type === 'message') onPayload(client, frame.content as Payload);
-      else if (frame.type === 'ack') counters.acks += 1;
-      else if (frame.type === 'welcome') ready();
-      else if (frame.type === 'error') countError(frame.code ?? '?');
-    }
-  });
-}
-
-function openPlain(target: Target, id: string): Promise<Client> {
-  const peer = target.kind === 'peerjs';
-  const url = peer
-    ? `${target.wsUrl as string}/peerjs?key=peerjs&id=${encodeURIComponent(id)}&token=${randomBytes(4).toString('hex')}`
-    : `${target.wsUrl as string}/?id=${encodeURIComponent(id)}`;
-  const ws = openSocket(url);
-  const client: Client = {
-    id,
-    ws,
-    // PeerJS stamps src itself; the bare relay forwards bytes untouched, so the sender names itself.
-    encode: peer
-      ? (to, _seq, payload) => `{"type":"CANDIDATE","dst":"${to}","payload":${payload}}`
-      : (to, _seq, payload) => `{"type":"CANDIDATE","src":"${id}","dst":"${to}","payload":${payload}}`,
-  };
-  return whenReady(ws, client, (text, ready) => {
-    const frame = JSON.parse(text) as { type: string; payload?: Payload };
-    if (frame.type === 'CANDIDATE') onPayload(client, frame.payload as Payload);
-    else if (frame.type === 'OPEN') ready();
-    else if (frame.type === 'ERROR' || frame.type === 'ID-TAKEN') countError(frame.type);
-  });
-}
-
-/** The bare sockjs relay: SockJS framing around the bare relay's messages. */
-function openBareSockJs(target: Target, id: string): Promise<Client> {
-  const server = String(Math.floor(Math.random() * 1000)).padStart(3, '0');
-  const ws = openSocket(`${target.wsUrl as string}/${server}/${randomBytes(6).toString('hex')}/websocket?id=${encodeURIComponent(id)}`);
-  const client: Client = {
-    id,
-    ws,
-    encode: (to, _seq, payload) => JSON.stringify([`{"type":"CANDIDATE","src":"${id}","dst":"${to}","payload":${payload}}`]),
-  };
-  return whenReady(ws, client, (text, ready) => {
-    if (text.charCodeAt(0) !== 97 /* a */) return;
-    for (const item of JSON.parse(text.slice(1)) as string[]) {
-      const frame = JSON.parse(item) as { type: string; payload?: Payload };
-      if (frame.type === 'CANDIDATE') onPayload(client, frame.payload as Payload);
-      else if (frame.type === 'OPEN') ready();
-    }
-  });
-}
-
-function open(target: Target, id: string, avoid: string[] = []): Promise<Client> {
-  if (target.kind === 'ours') return openOurs(target, id, avoid);
-  if (target.kind === 'sockjs') return openBareSockJs(target, id);
-  return openPlain(target, id);
-}
-
-async function closeAll(clients: Client[]): Promise<void> {
-  await Promise.all(
-    clients.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          if (c.ws.readyState === WebSocket.CLOSED) return resolve();
-          const timer = setTimeout(() => {
-            c.ws.terminate();
-            resolve();
-          }, 5000);
-          c.ws.once('close', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          c.ws.close();
-        }),
-    ),
-  );
-}
+export type { SystemKind, Target } from './loadgen-clients.js';
 
 // ---- statistics -------------------------------------------------------------------------------------------------
 
@@ -255,6 +76,8 @@ export interface RelayArgs {
   rate?: number;
   warmupMs: number;
   durationMs: number;
+  /** ours: time each message from its send to its sender's ack (receipts scenarios, receipts on and off). */
+  timeAcks?: boolean;
 }
 
 export interface RelayResult {
@@ -271,6 +94,10 @@ export interface RelayResult {
   errors: number;
   errorCodes: Record<string, number>;
   skipped: number;
+  /** With timeAcks: send → ack; and with receipts on, each message's wait for the receipt that covered it. */
+  ackLatencyMs?: LatencySummary;
+  confirmWaitMs?: LatencySummary;
+  receiptsSent?: number;
 }
 
 async function relay(args: RelayArgs): Promise<RelayResult> {
@@ -285,6 +112,15 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   let skipped = 0;
   let sent = 0;
   const latencies: number[] = [];
+  const ackLatencies: number[] = [];
+  const timeAcks = args.timeAcks === true;
+  for (const client of pairs) client.clock?.clear();
+  hooks.ack = timeAcks
+    ? (client, id) => {
+        const ms = client.clock?.acked(id);
+        if (measuring && ms !== undefined) ackLatencies.push(ms);
+      }
+    : undefined;
   counters.acks = 0;
   counters.errors = 0;
   counters.errorCodes.clear();
@@ -293,11 +129,12 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
     sent += 1;
     dir.seq += 1;
     dir.inflight += 1;
+    if (timeAcks) dir.from.clock?.sent(String(dir.seq));
     const payload = `{"t":${String(performance.now())},"s":${String(dir.seq)},"k":"${body.kind}","d":${JSON.stringify(body.text)}}`;
     dir.from.ws.send(dir.from.encode(dir.to.id, dir.seq, payload));
   };
 
-  onPayload = (client, payload) => {
+  hooks.payload = (client, payload) => {
     const dir = client.inbound;
     if (!dir) return;
     dir.inflight -= 1;
@@ -336,10 +173,12 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const cpu0 = process.cpuUsage();
   const t0 = performance.now();
   measuring = true;
+  confirmer.startMeasuring();
   emitToParent({ event: 'window-start' });
   await sleep(args.durationMs);
   measuring = false;
   emitToParent({ event: 'window-end' });
+  const confirms = confirmer.stopMeasuring();
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   running = false;
@@ -351,7 +190,11 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const lost = directions.reduce((sum, d) => sum + Math.max(0, d.inflight), 0);
   for (const d of directions) d.inflight = 0;
   await sleep(100);
+  hooks.ack = undefined;
+  const receiptsOn = pairs.some((c) => c.receipts !== undefined);
   return {
+    ...(timeAcks ? { ackLatencyMs: summarize(ackLatencies) } : {}),
+    ...(receiptsOn ? { confirmWaitMs: summarize(confirms.waits), receiptsSent: confirms.receipts } : {}),
     sent,
     lost,
     messages: received,

@@ -1,5 +1,6 @@
 /** Turns one bench run into docs/benchmarks.md (targets by shape, ours against the baseline, tables) and its JSON summary. */
 import { existsSync, readFileSync } from 'node:fs';
+import { receiptsSection, receiptsSummary } from './report-receipts.js';
 import { renderSvg } from './report-svg.js';
 import { shapeKey, shapeLabel, type BenchResults, type IdleRow, type RelayRow, type Scenario, type SystemName } from './results.js';
 import { formatNumber as f, formatRatio as x, median, ratioByRound } from './stats.js';
@@ -51,6 +52,7 @@ export function summarize(results: BenchResults): Record<string, unknown> {
     shapes: Object.fromEntries(byShape),
     connectRate: { ours: median(connect('ours')), peerjs: median(connect('peerjs')) },
     idleKiBPerConnection: Object.fromEntries(results.config.idle.map((n) => [n, { ours: idleAt('ours', n), peerjs: idleAt('peerjs', n), ws: idleAt('ws', n) }])),
+    receipts: receiptsSummary(results),
     verdict: judge(results),
   };
 }
@@ -294,6 +296,7 @@ export function renderReport(results: BenchResults): { markdown: string; svg: st
     ...baselineSection(results),
     ...relaySection(results, systems),
     ...latencySection(results, systems),
+    ...receiptsSection(results),
     ...connectAndIdleSections(results, systems),
     ...perRoundSection(results, systems),
   ];

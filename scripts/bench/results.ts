@@ -36,6 +36,8 @@ export interface BenchConfig {
   connectConcurrency: number;
   /** Idle clients on the node the storm scenario SIGKILLs. */
   stormClients: number;
+  /** Ours with receipts off and on, side by side (issue 24): these shapes, one node and across (BENCH_RECEIPTS_SHAPES). */
+  receiptsShapes?: Shape[];
   systems: SystemName[];
   /** The git ref BENCH_BASELINE named, and the commit it resolved to; absent when no baseline was asked for. */
   baseline?: { ref: string; commit: string };
@@ -66,6 +68,22 @@ export interface RelayRow {
   otherCpuUsPerMessage: Record<string, number>;
   /** Cores the machine spent on other people's work during the window (see driver.ts); absent in older runs. */
   busyElsewhereCores?: number;
+}
+
+/**
+ * A closed-loop run of ours in the receipts scenario (issue 24): the same cluster and pairs as its twin run with the
+ * other setting, seconds apart. `cpuUsPerMessage` counts the relaying node(s) as in RelayRow; `allCpuUsPerMessage`
+ * every server process of ours (both nodes, the gateway, memcached, etcd), which the receipts verdict judges.
+ */
+export interface ReceiptsRow extends RelayRow {
+  receipts: boolean;
+  allCpuUsPerMessage: number;
+  /** Sender's send → sender's `ack`. */
+  ackLatencyMs: LatencySummary;
+  /** Receipts on: each message's wait at the recipient from its arrival to the receipt that covered it. */
+  confirmWaitMs?: LatencySummary;
+  /** Receipts on: receipts the load generator sent during the window. */
+  receiptsSent?: number;
 }
 
 export interface SweepRow {
@@ -137,6 +155,8 @@ export interface BenchResults {
   connect: ConnectRow[];
   idle: IdleRow[];
   storm: StormRow[];
+  /** Ours with receipts off and on (issue 24); absent in older runs. */
+  receipts: ReceiptsRow[];
   /** System runs that threw; their rounds have no figures, which fails every target that needs them. */
   failures: { system: SystemName; round: number; error: string }[];
   durationSeconds: number;
@@ -147,6 +167,7 @@ export type SavedResults = Omit<BenchResults, 'config' | 'failures'> & {
   config: Omit<BenchConfig, 'shapes'> & { shapes?: Shape[]; pairs?: number; window?: number; fractions?: number[] };
   failures?: BenchResults['failures'];
   storm?: StormRow[];
+  receipts?: ReceiptsRow[];
 };
 
 /** Reads a saved run, giving an older run's rows the one shape it ran; anything still missing stays missing. */
@@ -162,5 +183,18 @@ export function fromSaved(saved: SavedResults): BenchResults {
     sweep: saved.sweep.map((r) => ({ ...r, shape: r.shape ?? shape })),
     failures: saved.failures ?? [],
     storm: saved.storm ?? [],
+    receipts: saved.receipts ?? [],
   };
+}
+
+/**
+ * The receipts scenario's closed-loop runs (issue 24), each made with receipts off and on: 200 B on one node and
+ * across nodes in every receipts shape, and 2 KB on one node in the first. The runner and the verdict both read this.
+ */
+export function receiptsRuns(shapes: Shape[]): { scenario: Scenario; shape: Shape; size: SizeName }[] {
+  return shapes.flatMap((shape, i) => [
+    { scenario: 'relay-1' as const, shape, size: 'candidate' as const },
+    ...(i === 0 ? [{ scenario: 'relay-1' as const, shape, size: 'sdp' as const }] : []),
+    { scenario: 'relay-2' as const, shape, size: 'candidate' as const },
+  ]);
 }

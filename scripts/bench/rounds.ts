@@ -7,6 +7,7 @@
 import type { BaselineBuild } from './baseline.js';
 import { LoadGen } from './driver.js';
 import type { RelayRow, SystemName } from './results.js';
+import { receiptsRelays } from './receipts-scenario.js';
 import { closedLoop, connectScenario, idleScenario, openPairs, pacedSteps, relayScenario, stormScenario, untilQuiet, type RelayPlan, type ScenarioContext } from './scenarios.js';
 import { startBareSockJs, startBareWs, startOurs, startPeerJs, type RunningSystem } from './systems.js';
 
@@ -79,12 +80,31 @@ async function idleAndConnect(ctx: RoundContext, name: SystemName, round: number
   if (name === 'ours') await onFresh(ctx, name, round, 'the reconnect storm', (sys, lg) => stormScenario(ctx, sys, lg, round));
 }
 
+/**
+ * Issue 24: ours with receipts off and on (receipts-scenario.ts), on a fresh cluster with two load generators, each
+ * counting the other as the bench's own work. After ours's relays, in either kind of round.
+ */
+async function receiptsUnit(ctx: RoundContext, round: number): Promise<void> {
+  if ((ctx.config.receiptsShapes ?? []).length === 0) return;
+  await onFresh(ctx, 'ours', round, 'receipts off and on', async (sys, off) => {
+    const on = await LoadGen.start((text) => ctx.log(`  ${text}`));
+    try {
+      off.ignoreElsewhere([on.pid]);
+      on.ignoreElsewhere([off.pid]);
+      await receiptsRelays(ctx, sys, { off, on }, round);
+    } finally {
+      await on.stop();
+    }
+  });
+}
+
 /** One system alone: idle and connects, then its relays. */
 async function runAlone(ctx: RoundContext, name: SystemName, round: number): Promise<void> {
   await idleAndConnect(ctx, name, round);
   await onFresh(ctx, name, round, 'relays', async (sys, lg) => {
     for (const plan of relayPlans(ctx, name === 'ours' || name === 'base', name !== 'base')) await relayScenario(ctx, sys, lg, round, plan);
   });
+  if (name === 'ours') await receiptsUnit(ctx, round);
 }
 
 /**
@@ -151,6 +171,7 @@ async function runWithBaseline(ctx: RoundContext, round: number): Promise<void> 
       await base?.sys.stop();
     }
   });
+  await receiptsUnit(ctx, round);
 }
 
 /** Runs one unit of a round; a failure is recorded and the round goes on. */

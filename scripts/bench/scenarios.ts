@@ -141,7 +141,7 @@ export async function stormScenario(ctx: ScenarioContext, sys: RunningSystem, lg
 }
 
 /** Our gateway, memcached and etcd: their CPU is recorded beside the servers' (and is not someone else's work). */
-function besideServers(sys: RunningSystem): [string, number][] {
+export function besideServers(sys: RunningSystem): [string, number][] {
   return Object.entries(sys.otherPids).filter(([name]) => name === 'memcached' || name === 'gateway' || name === 'etcd');
 }
 
@@ -162,6 +162,7 @@ export async function untilQuiet(ctx: ScenarioContext, what: string, measure: ()
     ctx.results.relay = ctx.results.relay.filter((r) => !stale.has(r));
     ctx.results.sweep = ctx.results.sweep.filter((r) => !stale.has(r));
     ctx.results.connect = ctx.results.connect.filter((r) => !stale.has(r));
+    ctx.results.receipts = ctx.results.receipts.filter((r) => !stale.has(r));
     await sleep(pauseMs);
   }
 }
@@ -184,9 +185,22 @@ export async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: L
     { mode: 'closed', size, window: plan.shape.window, warmupMs: 1000, durationMs: ctx.config.seconds * 1000 },
     [...pids, ...others.map(([, pid]) => pid)],
   );
+  const row = relayRowOf(sys, round, plan, size, r);
+  ctx.results.relay.push(row);
+  ctx.log(
+    `  ${scenario} ${row.shape} ${size} ${sys.name}: ${r.rate.toFixed(0)} msg/s, ${row.cpuUsPerMessage.toFixed(1)} µs CPU/msg, ${row.writesPerMessage.toFixed(2)} writes/msg, server ${row.serverCpuCores.toFixed(2)} cores, loadgen ${r.loadgenCpu.toFixed(2)} cores, p99 ${r.latencyMs.p99.toFixed(1)} ms, elsewhere ${(row.busyElsewhereCores ?? NaN).toFixed(2)} cores${r.errors ? `, ${String(r.errors)} errors ${JSON.stringify(r.errorCodes)}` : ''}`,
+  );
+  return row;
+}
+
+/** The row of one closed-loop run: CPU, system calls and latency of the relaying node(s) (both nodes across nodes). */
+export function relayRowOf(sys: RunningSystem, round: number, plan: RelayPlan, size: SizeName, r: Awaited<ReturnType<LoadGen['relay']>>): RelayRow {
+  const scenario = plan.placement === 'one' ? 'relay-1' : 'relay-2';
+  const pids = plan.placement === 'one' ? sys.relayPids : sys.crossPids;
+  const others = besideServers(sys);
   // A pid without a CPU figure makes the sum NaN: missing, which the verdict fails.
   const serverCpu = cpuSecondsOf(r, pids);
-  const row: RelayRow = {
+  return {
     system: sys.name,
     scenario,
     shape: shapeKey(plan.shape),
@@ -206,11 +220,6 @@ export async function closedLoop(ctx: ScenarioContext, sys: RunningSystem, lg: L
     otherCpuUsPerMessage: Object.fromEntries(others.map(([name, pid]) => [name, (cpuSecondsOf(r, [pid]) * 1e6) / Math.max(1, r.messages)])),
     busyElsewhereCores: r.elsewhere / r.seconds,
   };
-  ctx.results.relay.push(row);
-  ctx.log(
-    `  ${scenario} ${row.shape} ${size} ${sys.name}: ${r.rate.toFixed(0)} msg/s, ${row.cpuUsPerMessage.toFixed(1)} µs CPU/msg, ${row.writesPerMessage.toFixed(2)} writes/msg, server ${row.serverCpuCores.toFixed(2)} cores, loadgen ${r.loadgenCpu.toFixed(2)} cores, p99 ${r.latencyMs.p99.toFixed(1)} ms, elsewhere ${(row.busyElsewhereCores ?? NaN).toFixed(2)} cores${r.errors ? `, ${String(r.errors)} errors ${JSON.stringify(r.errorCodes)}` : ''}`,
-  );
-  return row;
 }
 
 async function pacedStep(ctx: ScenarioContext, sys: RunningSystem, lg: LoadGen, round: number, plan: RelayPlan, fraction: number, max: number): Promise<SweepRow> {

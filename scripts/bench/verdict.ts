@@ -10,10 +10,11 @@
  *
  * The targets are issue 16's (ratios to PeerJS server and to our own one-node figures, in every relay shape), the
  * round-1 targets that still stand (CPU against the bare ws relay, idle memory), and, when BENCH_BASELINE names a
- * commit, issues 11 and 12's "within 5 % of before" against that commit's build run in the same rounds.
+ * commit, issues 11 and 12's "within 5 % of before" against that commit's build run in the same rounds; and issue 24's
+ * "CPU per message with receipts on within 10 % of receipts off", per placement, shape and size of the receipts runs.
  */
 import { JUDGED_FRACTION } from './config.js';
-import { shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Scenario, type StormRow, type SweepRow, type SystemName } from './results.js';
+import { receiptsRuns, shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow, type ReceiptsRow, type RelayRow, type Scenario, type Shape, type StormRow, type SweepRow, type SystemName } from './results.js';
 
 /** A paced step must deliver within 2 % of the rate it offered (measured: real runs land within 1 %). */
 export const PACED_TOLERANCE = 0.02;
@@ -190,6 +191,20 @@ export function stormTarget(clients: number): string {
   return `reconnect storm: the last of ${clients.toLocaleString('en-US')} clients of a SIGKILLed node welcomed elsewhere within 3,000 ms`;
 }
 
+/** Issue 24: one line per receipts run (results.ts, receiptsRuns); a placement without any run still gets its line. */
+export function receiptsTarget(scenario: Scenario, shape: Shape | undefined, size: RelayRow['size']): string {
+  const where = [scenario === 'relay-1' ? 'one node' : 'across nodes', ...(shape ? [shapeLabel(shape)] : []), size === 'candidate' ? '200 B' : '2 KB'];
+  return `receipts CPU/msg ≤ 1.10 × off (${where.join(', ')})`;
+}
+
+/** A receipts run counts like a relay run, and needs the CPU of every server process and timed acks. */
+export function receiptsRowProblems(row: ReceiptsRow): string[] {
+  const problems = relayRowProblems(row);
+  if (!Number.isFinite(row.allCpuUsPerMessage)) problems.push('no CPU sample for a server process');
+  if (!(row.ackLatencyMs.count > 0)) problems.push('no ack timed');
+  return problems;
+}
+
 export function idleTarget(n: number): string {
   return `idle RSS per connection ≤ PeerJS server's (${n.toLocaleString('en-US')} connections, whole server side)`;
 }
@@ -216,6 +231,14 @@ function figures(results: BenchResults) {
       perRound(rounds, results.idle.filter((r) => r.system === system && r.target === n), `${system} idle run at ${String(n)}`, idleRowProblems, (r) => r.perConnectionKiB),
     storm: (system: SystemName): RoundValue[] =>
       perRound(rounds, results.storm.filter((r) => r.system === system), `${system} reconnect storm`, stormRowProblems, (r) => r.lastWelcomeMs),
+    receiptsCpu: (receipts: boolean, scenario: Scenario, shape: string, size: RelayRow['size']): RoundValue[] =>
+      perRound(
+        rounds,
+        results.receipts.filter((r) => r.receipts === receipts && r.scenario === scenario && r.shape === shape && r.size === size),
+        `receipts ${receipts ? 'on' : 'off'} ${scenario} ${size} run in ${shape}`,
+        receiptsRowProblems,
+        (r) => r.allCpuUsPerMessage,
+      ),
     connect: (system: SystemName): RoundValue[] =>
       perRound(rounds, results.connect.filter((r) => r.system === system), `${system} connect run`, connectRowProblems, (r) => r.rate),
   };
@@ -250,6 +273,17 @@ export function judge(results: BenchResults): BenchVerdict {
   add(CONNECT_TARGET, undefined, ratios(fig.connect('ours'), fig.connect('peerjs')), (v) => v >= 0.6);
   add(stormTarget(results.config.stormClients), undefined, fig.storm('ours'), (v) => v <= 3000, 'ms');
   for (const n of results.config.idle) add(idleTarget(n), undefined, ratios(fig.idle('ours', n), fig.idle('peerjs', n)), (v) => v <= 1);
+  // A run saved before the receipts scenario existed has no receipts shapes at all, and no receipts lines (as a run
+  // without BENCH_BASELINE has no baseline lines); every run of this harness has them (config.ts).
+  const receiptsShapes = results.config.receiptsShapes;
+  for (const run of receiptsRuns(receiptsShapes ?? [])) {
+    const k = shapeKey(run.shape);
+    add(receiptsTarget(run.scenario, run.shape, run.size), undefined, ratios(fig.receiptsCpu(true, run.scenario, k, run.size), fig.receiptsCpu(false, run.scenario, k, run.size)), (v) => v <= 1.1);
+  }
+  if (receiptsShapes?.length === 0) {
+    // Without a receipts shape nothing was measured: each placement's line stays, without a figure, and fails.
+    for (const scenario of ['relay-1', 'relay-2'] as const) add(receiptsTarget(scenario, undefined, 'candidate'), undefined, [{ missing: 'no receipts shape configured' }], () => false);
+  }
 
   const failures: string[] = [];
   if (shapes.length === 0) failures.push('no relay shape configured: nothing was relayed');

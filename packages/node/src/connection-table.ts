@@ -43,6 +43,13 @@ export class ConnectionTable {
     return this.#open.values();
   }
 
+  /** v1.2: messages written to the open connections with receipts on and not confirmed yet (read when scraped). */
+  get unconfirmedCount(): number {
+    let count = 0;
+    for (const session of this.#open.values()) count += session.receipts?.count ?? 0;
+    return count;
+  }
+
   handshakes(): IterableIterator<ClientSession> {
     return this.#handshaking.values();
   }

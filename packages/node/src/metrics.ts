@@ -10,6 +10,8 @@ export interface NodeMetricsSources {
   pending(): number;
   /** Messages held for users moving between nodes (v1.1). */
   held(): number;
+  /** v1.2: messages written to connections with receipts on and not confirmed yet. */
+  unconfirmed(): number;
 }
 
 /** One prom-client Registry per node, so several nodes in one process (tests, standalone) never clash. */
@@ -21,7 +23,7 @@ export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string, v
   collectDefaultMetrics({ register: registry });
   // Per-message counts are plain numbers on the hot path, folded into their counters when scraped
   // (a labelled inc() hashes its labels on every call).
-  const hot = { relayedLocal: 0, relayedRemote: 0, acks: 0 };
+  const hot = { relayedLocal: 0, relayedRemote: 0, acks: 0, receipts: 0 };
   const connections = new Gauge({
     name: 'msg_connections',
     help: 'Accepted SockJS connections on this node',
@@ -91,6 +93,7 @@ export function createNodeMetrics(sources: NodeMetricsSources, nodeId: string, v
     leaseState: new Gauge({ name: 'msg_lease_state', help: '1 while the registry lease is held, 0 when lost', registers: [registry] }),
     draining: new Gauge({ name: 'msg_draining', help: '1 while the node drains', registers: [registry] }),
     continuity: continuityMetrics(registry, sources),
+    receipts: receiptMetrics(registry, sources, hot),
     etcd: backendOperationMetrics(registry, 'etcd'),
     memcached: backendOperationMetrics(registry, 'memcached'),
   };
@@ -121,6 +124,32 @@ function continuityMetrics(registry: Registry, sources: NodeMetricsSources) {
       name: 'msg_redelivered_messages_total',
       help: 'Messages held again because a node-to-node request failed with their fate unknown; once their user is back they go again, and receivers drop repeats',
       registers: [registry],
+    }),
+  };
+}
+
+/**
+ * v1.2 receipts: what connections with receipts on leave unconfirmed, and the receipts they send. Their 4006 closes
+ * are msg_connections_closed_total{reason="receipts_stalled"}.
+ */
+function receiptMetrics(registry: Registry, sources: NodeMetricsSources, hot: { receipts: number }) {
+  return {
+    unconfirmed: new Gauge({
+      name: 'msg_unconfirmed_messages',
+      help: 'Messages written to connections with receipts on and not confirmed by their client yet',
+      registers: [registry],
+      collect() {
+        this.set(sources.unconfirmed());
+      },
+    }),
+    received: new Counter({
+      name: 'msg_receipts_total',
+      help: 'receipt frames received from connections with receipts on',
+      registers: [registry],
+      collect() {
+        if (hot.receipts > 0) this.inc(hot.receipts);
+        hot.receipts = 0;
+      },
     }),
   };
 }

@@ -134,7 +134,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   const settle = createSettle(table, report);
   const pending = new PendingQueues(config.pendingMax, held, config.pendingTtlMs, (envelope) => settle(envelope, 'EXPIRED'));
   // Read at each scrape, long after the router below exists.
-  const sources = { connections: () => table.openCount, pending: () => pending.size, held: (): number => router.held };
+  const sources = { connections: () => table.openCount, pending: () => pending.size, held: (): number => router.held, unconfirmed: () => table.unconfirmedCount };
   const metrics = deps.version === undefined ? createNodeMetrics(sources, nodeId) : createNodeMetrics(sources, nodeId, deps.version);
   // Every etcd and memcached call of this node is timed at the contract boundary (msg_etcd_*, msg_memcached_*).
   const registry = instrumentRegistry(deps.registry, metrics.etcd);
@@ -166,7 +166,11 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
   });
   const route = (envelope: Envelope): void => router.route(envelope);
   const rooms = wireRooms({ ...deps, sessions, held, draining: () => life.draining }, table, () => router.members, log);
-  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm: (session, seq) => delivery.confirmed(session, seq), room: (session, frame) => rooms.members.onFrame(session, frame) });
+  const confirm = (session: ClientSession, seq: number): void => {
+    metrics.hot.receipts += 1;
+    delivery.confirmed(session, seq);
+  };
+  const onFrame = createFrameHandler({ maxMessageBytes: config.maxMessageBytes, log, route, confirm, room: (session, frame) => rooms.members.onFrame(session, frame) });
   let connections!: Connections;
   const handshaker = new Handshaker({
     nodeId,
