@@ -186,8 +186,8 @@ export interface NodeRecord {
   startedAt: string;
   version: string;
   /**
-   * The node's Ed25519 public key for this process (base64 SPKI DER), which signs its node-to-node requests
-   * (docs/decisions.md, "Node identity"). Absent on nodes older than issue 28: their deliveries are refused by nodes
+   * The node's X25519 public key for this process (base64 SPKI DER), from which each peer derives the key of their
+   * pair that MACs the requests between them (docs/decisions.md, "Inside the cluster"). Absent on nodes older than issue 28: their deliveries are refused by nodes
    * that have a cluster secret.
    */
   identityKey?: string;
