@@ -37,6 +37,11 @@ export interface ChaosConfig {
    * acked into its socket (contract v1.1's known limit), which the run does not judge.
    */
   silentDeathPairs: number;
+  /**
+   * Tests only: route (and silence) v1.1 pairs instead, to show the verdict catches what a dead network swallows
+   * without receipts. `make chaos` never sets it.
+   */
+  silentDeathHalf?: 'receipts' | 'v1.1';
   /** Pairs that join right after the scale-out node is visible. */
   scaleOutPairs: number;
   /**

@@ -111,7 +111,7 @@ async function silentDeath(ctx: FaultContext): Promise<void> {
   ctx.silentDeath.frozenConnections = [...frozen.values()].reduce((a, b) => a + b, 0);
   const missed = users.filter((u) => (frozen.get(u) ?? 0) === 0);
   if (missed.length > 0) throw new Error(`no connection of ${missed.join(', ')} went through a proxy`);
-  ctx.record('silent death', `${String(users.length)} receipted clients' connections go silent at their proxy (no FIN, no RST)`);
+  ctx.record('silent death', `${String(users.length)} ${ctx.config.silentDeathHalf === 'v1.1' ? 'v1.1' : 'receipted'} clients' connections go silent at their proxy (no FIN, no RST)`);
   const deadline = config.pingIntervalMs + config.pingTimeoutMs + 15_000;
   ctx.drains.push(
     waitFor(() => users.every((u) => fleet.sessionsSince(u, at).length > 0), { timeoutMs: deadline, intervalMs: 50, what: 'the silenced clients welcomed again' }).then(

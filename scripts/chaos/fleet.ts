@@ -50,6 +50,8 @@ export interface FleetOptions {
    */
   proxies?: NodeProxies;
   proxiedPairs?: number;
+  /** The half whose pairs are routed (default receipts; v1.1 only to show what receipts prevent). */
+  proxiedHalf?: Half;
 }
 
 /** The two halves of the fleet: receipts on (contract v1.2) and off (a v1.1 client). */
@@ -226,8 +228,8 @@ export class Fleet {
 
   /** Whether this user goes through the proxies: the second user of one of the first receipted pairs. */
   private routed(userId: string, half: Half): boolean {
-    const { proxies, proxiedPairs = 0 } = this.options;
-    return proxies !== undefined && half === 'receipts' && userId.endsWith('-b') && this.proxied.length < proxiedPairs;
+    const { proxies, proxiedPairs = 0, proxiedHalf = 'receipts' } = this.options;
+    return proxies !== undefined && half === proxiedHalf && userId.endsWith('-b') && this.proxied.length < proxiedPairs;
   }
 
   private async startClient(userId: string, partner: string, gatewayUrl: string, cohort: string, half: Half): Promise<void> {

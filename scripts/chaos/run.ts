@@ -113,6 +113,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   const fleet = new Fleet({
     proxies,
     proxiedPairs: config.faults.some((f) => f.kind === 'silent-death') ? config.silentDeathPairs : 0,
+    proxiedHalf: config.silentDeathHalf ?? 'receipts',
     gatewayUrls: cluster.gateways.map((g) => g.url),
     ledger,
     clock: sinceStartMs,
