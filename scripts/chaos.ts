@@ -1,6 +1,8 @@
 /**
  * `make chaos`: K pairs of SDK clients exchange numbered messages while nodes are added, drained and SIGKILLed and
- * etcd and memcached restart; every message must end acked-and-delivered or errored, never silently lost.
+ * etcd and memcached restart, and a few receipted clients' networks die silently (no FIN, no RST) at a proxy of the
+ * run's own; every message must end acked-and-delivered or errored, never silently lost. Odd pairs run with receipts
+ * on (contract v1.2), even pairs off (v1.1); each half is held to that and reported apart.
  *
  *   node --conditions=source --import tsx scripts/chaos.ts [--short] [--pairs K] [--out DIR]
  *

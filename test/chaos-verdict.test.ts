@@ -139,3 +139,49 @@ describe('chaos run with a planted fault', function () {
     expect(verdict(result)).to.deep.equal(['anomaly: scale-out at 1 s: planted: addNode failed', 'scale-out: 1 step(s) scheduled, 0 wave(s) measured']);
   });
 });
+
+/**
+ * Issue 24: the smallest run with a silent network death: two nodes, pair1 with receipts on and pair2 off, the
+ * second user of one routed pair silenced at its proxy after 1 s; pings every 500 ms, dead after 1 s.
+ */
+const SILENT: ChaosConfig = {
+  ...SHORT,
+  name: 'silent',
+  pairs: 2,
+  vanishingPairs: 0,
+  silentDeathPairs: 1,
+  initialNodes: 2,
+  gateways: 1,
+  durationSeconds: 5,
+  pingIntervalMs: 500,
+  pingTimeoutMs: 1000,
+  faults: [{ at: 1, kind: 'silent-death' }],
+  sendTimeoutMs: 5000,
+};
+
+describe('chaos run with a silent network death', function () {
+  this.timeout(60_000);
+
+  it('passes with receipts on: what the partner saw acked while the network was dead arrives after the reconnect', async () => {
+    const result = await runChaos(SILENT);
+    const d = result.silentDeath;
+    const summary = JSON.stringify({ silentDeath: d, halves: result.halves, timeline: result.timeline });
+    expect(d.users, summary).to.equal(1);
+    expect(d.frozenConnections, summary).to.equal(1);
+    expect(d.notBack, summary).to.equal(0);
+    expect(d.toThem.sent, summary).to.be.greaterThan(0);
+    expect(d.toThem.delivered, summary).to.equal(d.toThem.acked);
+    expect(verdict(result), summary).to.deep.equal([]);
+  });
+
+  it('fails when the silenced clients are v1.1 ones (planted): what was acked into the dead socket is lost, and the verdict names the half', async () => {
+    const result = await runChaos({ ...SILENT, silentDeathHalf: 'v1.1' });
+    const d = result.silentDeath;
+    const lost = result.halves['v1.1'].silentlyLost;
+    const summary = JSON.stringify({ silentDeath: d, halves: result.halves });
+    expect(d.frozenConnections, summary).to.equal(1);
+    expect(d.toThem.acked - d.toThem.delivered, 'acked into the dead socket, never delivered').to.be.greaterThan(0);
+    expect(result.halves.receipts.silentlyLost, summary).to.equal(0);
+    expect(verdict(result), summary).to.include(`v1.1 half: ${String(lost)} messages silently lost`);
+  });
+});

@@ -88,7 +88,7 @@ describe('chaos run (short)', function () {
 
   it('applied every fault, and every client came back through the SDK', () => {
     const events = result.timeline.map((e) => e.event);
-    for (const e of ['scale-out', 'drain (SIGTERM)', 'drained', 'SIGKILL', 'etcd restarted', 'registry complete', 'memcached restarted (empty)']) {
+    for (const e of ['scale-out', 'drain (SIGTERM)', 'drained', 'SIGKILL', 'etcd restarted', 'registry complete', 'silent death', 'silent death: all back', 'memcached restarted (empty)']) {
       expect(events, JSON.stringify(result.timeline)).to.include(e);
     }
     expect(result.anomalies).to.deep.equal([]);
@@ -100,6 +100,29 @@ describe('chaos run (short)', function () {
     // Every reconnect, in every phase, within the contract's bound for a crash: lease TTL + 3 s (measured: 251 ms).
     const ttlSeconds = Number(SHORT.env['MSG_LEASE_TTL_SECONDS']);
     expect(result.reconnects.max, JSON.stringify(result.reconnectsByFault)).to.be.a('number').at.most((ttlSeconds + 3) * 1000);
+  });
+
+  // Issue 24, acceptance 5: half the clients confirm (receipts on), half are v1.1; both lose nothing, and the
+  // receipted clients whose network died silently got, after their reconnect, everything their partners saw acked.
+  it('holds both halves, receipts on and off, to zero loss, and the silently dead receipted clients too', () => {
+    const { receipts, 'v1.1': v11 } = result.halves;
+    const d = result.silentDeath;
+    const summary = JSON.stringify({ halves: result.halves, silentDeath: d });
+    expect(receipts.clients, summary).to.equal(v11.clients);
+    for (const half of [receipts, v11]) {
+      expect(half.sent, summary).to.be.greaterThan(500);
+      expect(half.silentlyLost, summary).to.equal(0);
+      expect(half.duplicates, summary).to.equal(0);
+      expect(half.delivered, summary).to.be.at.least(half.acked);
+    }
+    expect(receipts.sent + v11.sent, 'the halves cover every judged stream').to.equal(result.totals.sent);
+    expect(d.users, summary).to.equal(SHORT.silentDeathPairs);
+    expect(d.frozenConnections, summary).to.equal(d.users);
+    expect(d.notBack, summary).to.equal(0);
+    expect(d.toThem.sent, summary).to.be.greaterThan(0);
+    expect(d.toThem.delivered, summary).to.equal(d.toThem.acked);
+    // Back after their heartbeat timeout: no sooner than a missed pong can tell, no later than two pings and a reconnect.
+    expect(d.backAfterMs.p50, summary).to.be.a('number').within(SHORT.pingTimeoutMs, SHORT.pingIntervalMs + SHORT.pingTimeoutMs + 5000);
   });
 
   it('sends most new sessions to the node added by the scale-out (acceptance 6)', () => {

@@ -17,7 +17,13 @@ export type FaultStep =
    * The vanishing users drop off the network (no close frame) and never come back (contract v1.1): what their
    * partners send them meanwhile must be answered EXPIRED when the resume window ends, and no sooner.
    */
-  | { at: number; kind: 'vanish' };
+  | { at: number; kind: 'vanish' }
+  /**
+   * Silent network death (issue 24): the routed clients' connections (see `silentDeathPairs`) go silent in both
+   * directions at their proxy, with no FIN and no RST. Each client notices by its own pings (the SDK's heartbeat
+   * timeout) and reconnects; the node learns nothing. With receipts on, nothing acked to their partners may be lost.
+   */
+  | { at: number; kind: 'silent-death' };
 
 export interface ChaosConfig {
   name: string;
@@ -25,6 +31,17 @@ export interface ChaosConfig {
   pairs: number;
   /** Pairs, connected before traffic starts, whose second user drops off for good at the `vanish` step. */
   vanishingPairs: number;
+  /**
+   * Receipted pairs (issue 24) whose second user reaches its nodes through a freezing proxy, and goes silent at the
+   * `silent-death` step. Only receipted clients are routed so: a v1.1 client behind a dead network can lose what was
+   * acked into its socket (contract v1.1's known limit), which the run does not judge.
+   */
+  silentDeathPairs: number;
+  /**
+   * Tests only: route (and silence) v1.1 pairs instead, to show the verdict catches what a dead network swallows
+   * without receipts. `make chaos` never sets it.
+   */
+  silentDeathHalf?: 'receipts' | 'v1.1';
   /** Pairs that join right after the scale-out node is visible. */
   scaleOutPairs: number;
   /**
@@ -40,6 +57,9 @@ export interface ChaosConfig {
   /** Traffic time; faults happen inside it. */
   durationSeconds: number;
   faults: FaultStep[];
+  /** The SDK's heartbeat: a ping every `pingIntervalMs`, the connection dead after `pingTimeoutMs` without a pong. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
   /** MSG_* variables for every process. */
   env: Record<string, string>;
   /** The SDK's per-send deadline: a send still unanswered after it counts as silently lost. */
@@ -61,6 +81,7 @@ export const FULL: ChaosConfig = {
   name: 'full',
   pairs: 40,
   vanishingPairs: 4,
+  silentDeathPairs: 6,
   // More than it takes to even the new node out (80 clients on 3 nodes), so the plot shows both phases.
   scaleOutPairs: 20,
   scaleOutJoinsPerSecond: 10,
@@ -75,9 +96,12 @@ export const FULL: ChaosConfig = {
     { at: 30, kind: 'drain' },
     { at: 45, kind: 'kill' },
     { at: 62, kind: 'etcd-restart', downSeconds: 8, killDuring: true },
+    { at: 78, kind: 'silent-death' },
     { at: 88, kind: 'memcached-restart', downSeconds: 4 },
     { at: 105, kind: 'kill' },
   ],
+  pingIntervalMs: 5000,
+  pingTimeoutMs: 5000,
   env,
   sendTimeoutMs: 30_000,
   minScaleOutShare: 0.6,
@@ -89,21 +113,25 @@ export const SHORT: ChaosConfig = {
   name: 'short',
   pairs: 10,
   vanishingPairs: 2,
+  silentDeathPairs: 3,
   scaleOutPairs: 6,
   scaleOutJoinsPerSecond: 10,
   initialNodes: 2,
   gateways: 1,
   intervalMs: 200,
   maxInflightPerStream: 20,
-  durationSeconds: 36,
+  durationSeconds: 38,
   faults: [
     { at: 3, kind: 'scale-out' },
     { at: 6, kind: 'vanish' },
     { at: 8, kind: 'drain' },
     { at: 12, kind: 'kill' },
     { at: 17, kind: 'etcd-restart', downSeconds: 5, killDuring: true },
+    { at: 27, kind: 'silent-death' },
     { at: 29, kind: 'memcached-restart', downSeconds: 2 },
   ],
+  pingIntervalMs: 5000,
+  pingTimeoutMs: 5000,
   env,
   sendTimeoutMs: 20_000,
   minScaleOutShare: 0.6,

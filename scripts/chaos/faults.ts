@@ -3,6 +3,7 @@ import { waitFor, type LocalCluster } from '@messaging-server/testkit';
 import type { ChaosConfig, FaultStep } from './config.js';
 import type { Fleet } from './fleet.js';
 import type { Ledger } from './ledger.js';
+import type { NodeProxies } from './proxies.js';
 import type { LoadSampler } from './sampler.js';
 
 export interface ScaleOutResult {
@@ -28,13 +29,20 @@ export interface FaultContext {
   record(event: string, detail?: string): void;
   anomalies: string[];
   scaleOut: ScaleOutResult[];
-  /** Drains run on beside the schedule; the run waits for them (and judges their exit) at the end. */
+  /**
+   * Drains (and the silent death's wait for its clients) run on beside the schedule; the run waits for them (and
+   * judges their outcome) at the end.
+   */
   drains: Promise<void>[];
   /** When memcached came back (ms on the ledger's clock), for the report. */
   memcachedBack: number[];
   ledger: Ledger;
   /** The users that drop off for good at the vanish step, and when they did (ms on the ledger's clock). */
   vanishing: { users: string[]; at?: number };
+  /** The freezing proxies some receipted clients reach their nodes through (issue 24). */
+  proxies: NodeProxies;
+  /** Who went silent at the silent-death step, when, and how many connections froze. */
+  silentDeath: { users: string[]; at?: number; frozenConnections: number };
 }
 
 /** The resume window the nodes run with (MSG_RESUME_WINDOW_MS, default 10 s). */
@@ -63,6 +71,8 @@ export async function applyFault(step: FaultStep, ctx: FaultContext): Promise<vo
       return memcachedRestart(step, ctx);
     case 'vanish':
       return vanish(ctx);
+    case 'silent-death':
+      return silentDeath(ctx);
   }
 }
 
@@ -81,6 +91,39 @@ async function vanish(ctx: FaultContext): Promise<void> {
   vanishing.at = ctx.sinceStartMs();
   ctx.record('vanish', `${String(vanishing.users.length)} users dropped off the network for good (no close frame)`);
   fleet.resume(streams, vanishing.at + resumeWindowMs(ctx.config) - 1000);
+}
+
+/**
+ * The routed clients' networks die silently: their proxies swallow every byte both ways and never close. Nothing is
+ * paused: their partners keep writing to them, and they keep writing too. Each client finds out by its pings and
+ * reconnects (the run waits for that beside the schedule); with receipts, the node holds what they did not confirm
+ * and delivers it after their next welcome, and acks it only then.
+ */
+async function silentDeath(ctx: FaultContext): Promise<void> {
+  const { fleet, config } = ctx;
+  const users = [...fleet.proxied];
+  if (users.length === 0) throw new Error('no client is routed through a proxy');
+  await waitFor(() => users.every((u) => fleet.isOpen(u)), { timeoutMs: 15_000, intervalMs: 50, what: 'the routed clients open' });
+  const at = ctx.sinceStartMs();
+  const frozen = await ctx.proxies.freeze(users);
+  ctx.silentDeath.users = users;
+  ctx.silentDeath.at = at;
+  ctx.silentDeath.frozenConnections = [...frozen.values()].reduce((a, b) => a + b, 0);
+  const missed = users.filter((u) => (frozen.get(u) ?? 0) === 0);
+  if (missed.length > 0) throw new Error(`no connection of ${missed.join(', ')} went through a proxy`);
+  ctx.record('silent death', `${String(users.length)} ${ctx.config.silentDeathHalf === 'v1.1' ? 'v1.1' : 'receipted'} clients' connections go silent at their proxy (no FIN, no RST)`);
+  const deadline = config.pingIntervalMs + config.pingTimeoutMs + 15_000;
+  ctx.drains.push(
+    waitFor(() => users.every((u) => fleet.sessionsSince(u, at).length > 0), { timeoutMs: deadline, intervalMs: 50, what: 'the silenced clients welcomed again' }).then(
+      () => {
+        const back = users.map((u) => (fleet.sessionsSince(u, at)[0]?.at ?? at) - at);
+        ctx.record('silent death: all back', `${String(users.length)} clients welcomed again ${String(Math.min(...back))}–${String(Math.max(...back))} ms after the freeze`);
+      },
+      (error: unknown) => {
+        ctx.anomalies.push(`silent death: ${error instanceof Error ? error.message : String(error)}`);
+      },
+    ),
+  );
 }
 
 async function scaleOut(ctx: FaultContext): Promise<void> {

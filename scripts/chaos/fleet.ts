@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MessagingClient, isMessagingError, type ConnectOptions } from '@messaging-server/client';
 import type { Ledger } from './ledger.js';
+import type { NodeProxies } from './proxies.js';
 import { Vanisher } from './vanisher.js';
 
 /** One welcome: which node a user's session landed on, and when (ms since the run's start). */
@@ -43,6 +44,22 @@ export interface FleetOptions {
   /** A stream with this many unanswered sends skips a tick (keeps a stalled partner from piling up sends). */
   maxInflightPerStream: number;
   sdk?: Partial<ConnectOptions>;
+  /**
+   * Issue 24: the second users of the first `proxiedPairs` receipted pairs reach their nodes through these proxies
+   * (the silent-death fault freezes them). Without proxies nobody is routed.
+   */
+  proxies?: NodeProxies;
+  proxiedPairs?: number;
+  /** The half whose pairs are routed (default receipts; v1.1 only to show what receipts prevent). */
+  proxiedHalf?: Half;
+}
+
+/** The two halves of the fleet: receipts on (contract v1.2) and off (a v1.1 client). */
+export type Half = 'receipts' | 'v1.1';
+
+/** Odd pairs confirm what they receive (receipts on), even pairs do not: half the clients each, in every cohort. */
+export function halfOfPair(pair: number): Half {
+  return pair % 2 === 1 ? 'receipts' : 'v1.1';
 }
 
 interface Member {
@@ -53,6 +70,7 @@ interface Member {
   /** No sends while paused, nor after `stopAt` (ms on the run's clock). */
   paused: boolean;
   stopAt: number;
+  half: Half;
 }
 
 /**
@@ -72,6 +90,10 @@ export class Fleet {
   private readonly openEpisodes = new Map<string, ReconnectEpisode>();
   private timer: NodeJS.Timeout | undefined;
   private pairCount = 0;
+  /** Users whose connections pass through the proxies. */
+  readonly proxied: string[] = [];
+  /** Streams into a user of each half (pairs are one half each, so both directions of a pair share it). */
+  private readonly halves = new Map<string, Half>();
 
   constructor(private readonly options: FleetOptions) {}
 
@@ -101,8 +123,10 @@ export class Fleet {
    */
   async addPairs(count: number, cohort: string, concurrency = 8, perSecond = Number.POSITIVE_INFINITY): Promise<string[]> {
     const userIds: string[] = [];
+    const pairs: number[] = [];
     for (let i = 0; i < count; i++) {
       const pair = ++this.pairCount;
+      pairs.push(pair);
       userIds.push(`pair${String(pair)}-a`, `pair${String(pair)}-b`);
     }
     let next = 0;
@@ -115,7 +139,7 @@ export class Fleet {
         const userId = userIds[index] as string;
         const partner = index % 2 === 0 ? (userIds[index + 1] as string) : (userIds[index - 1] as string);
         const gatewayUrl = this.options.gatewayUrls[Math.floor(index / 2) % this.options.gatewayUrls.length] as string;
-        await this.startClient(userId, partner, gatewayUrl, cohort);
+        await this.startClient(userId, partner, gatewayUrl, cohort, halfOfPair(pairs[Math.floor(index / 2)] as number));
       }
     };
     await Promise.all(Array.from({ length: Math.min(concurrency, userIds.length) }, worker));
@@ -135,7 +159,8 @@ export class Fleet {
       await vanisher.start(gatewayUrl);
       this.vanishers.set(b, vanisher);
       this.arrived.add(b);
-      await this.startClient(a, b, gatewayUrl, 'vanishing pairs');
+      // The vanisher is a raw v1.1 connection; its partner's half only decides how the partner confirms (it gets nothing).
+      await this.startClient(a, b, gatewayUrl, 'vanishing pairs', halfOfPair(pair));
       gone.push(b);
     }
     return gone;
@@ -163,11 +188,35 @@ export class Fleet {
     for (const userId of userIds) this.vanishers.get(userId)?.vanish();
   }
 
-  /** Messages the SDKs received a second time and dropped (contract v1.1's re-deliveries). */
-  repeatsDropped(): number {
+  /** Messages the SDKs received a second time and dropped (re-deliveries after a move or a silent death). */
+  repeatsDropped(half?: Half): number {
     let n = 0;
-    for (const m of this.members.values()) n += m.client.repeatsDropped;
+    for (const m of this.members.values()) if (half === undefined || m.half === half) n += m.client.repeatsDropped;
     return n;
+  }
+
+  repeatsDroppedBy(userIds: readonly string[]): number {
+    let n = 0;
+    for (const userId of userIds) n += this.members.get(userId)?.client.repeatsDropped ?? 0;
+    return n;
+  }
+
+  /** The half a stream (`from>to`) belongs to: that of its recipient. */
+  halfOf(stream: string): Half | undefined {
+    return this.halves.get(stream);
+  }
+
+  clientsOf(half: Half): number {
+    return [...this.members.values()].filter((m) => m.half === half).length;
+  }
+
+  isOpen(userId: string): boolean {
+    return this.members.get(userId)?.client.state === 'open';
+  }
+
+  /** Welcomes a user got after `sinceMs` (on the run's clock). */
+  sessionsSince(userId: string, sinceMs: number): SessionEvent[] {
+    return this.sessions.filter((s) => s.userId === userId && s.at >= sinceMs);
   }
 
   /** Receipt is recorded under the client that got the frame, never under the frame's own `to`. */
@@ -177,10 +226,28 @@ export class Fleet {
     if (typeof seq === 'number') this.options.ledger.receive(`${from}>${receiver}`, seq);
   }
 
-  private async startClient(userId: string, partner: string, gatewayUrl: string, cohort: string): Promise<void> {
-    const client = new MessagingClient({ ...this.options.sdk, gatewayUrl, userId });
-    const member: Member = { client, partner, stream: `${userId}>${partner}`, inflight: 0, paused: false, stopAt: Number.POSITIVE_INFINITY };
+  /** Whether this user goes through the proxies: the second user of one of the first receipted pairs. */
+  private routed(userId: string, half: Half): boolean {
+    const { proxies, proxiedPairs = 0, proxiedHalf = 'receipts' } = this.options;
+    return proxies !== undefined && half === proxiedHalf && userId.endsWith('-b') && this.proxied.length < proxiedPairs;
+  }
+
+  private async startClient(userId: string, partner: string, gatewayUrl: string, cohort: string, half: Half): Promise<void> {
+    const routed = this.routed(userId, half);
+    if (routed) this.proxied.push(userId);
+    // Receipts set explicitly either way: the SDK's default (on) must not decide which half a client is in.
+    const client = new MessagingClient({
+      ...this.options.sdk,
+      gatewayUrl,
+      userId,
+      receipts: half === 'receipts',
+      ...(routed && this.options.proxies ? { fetch: this.options.proxies.fetch } : {}),
+    });
+    const stream = `${userId}>${partner}`;
+    const member: Member = { client, partner, stream, inflight: 0, paused: false, stopAt: Number.POSITIVE_INFINITY, half };
     this.members.set(userId, member);
+    this.halves.set(stream, half);
+    this.halves.set(`${partner}>${userId}`, half);
     client.on('session', (s) => {
       this.arrived.add(userId);
       this.sessions.push({ at: this.options.clock(), userId, nodeId: s.nodeId, cohort });

@@ -35,6 +35,8 @@ export interface LedgerTotals {
   acked: number;
   errored: number;
   erroredByCode: Record<string, number>;
+  /** Messages the recipient got (each counted once, whatever its send's fate). */
+  delivered: number;
   /** Errored messages the recipient got anyway (CONNECTION_LOST means "fate unknown", so this is allowed there). */
   erroredButDeliveredByCode: Record<string, number>;
   silentlyLost: number;
@@ -173,6 +175,7 @@ export class Ledger {
       acked: 0,
       errored: 0,
       erroredByCode: {},
+      delivered: 0,
       erroredButDeliveredByCode: {},
       silentlyLost: 0,
       silentlyLostBy: { ackedNeverArrived: 0, noAnswer: 0, unsettled: 0 },
@@ -198,6 +201,7 @@ export class Ledger {
       stream.records.forEach((record, index) => {
         const seq = index + 1;
         t.sent++;
+        if (record.received) t.delivered++;
         if (record.fate === 'acked') {
           t.acked++;
           if (!record.received) lose(id, seq, record, 'ackedNeverArrived');

@@ -3,9 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { LocalCluster, waitFor } from '@messaging-server/testkit';
 import type { ChaosConfig, FaultStep } from './config.js';
 import { applyFault, resumeWindowMs, type FaultContext, type ScaleOutResult } from './faults.js';
-import { Fleet, type Misdelivery, type SessionEvent, type TerminalClose } from './fleet.js';
+import { Fleet, type Half, type Misdelivery, type SessionEvent, type TerminalClose } from './fleet.js';
 import { Ledger, type LedgerTotals } from './ledger.js';
 import { observe } from './observations.js';
+import { NodeProxies } from './proxies.js';
+import { halvesFigures, silentDeathFigures, type HalfFigures, type SilentDeathFigures } from './receipts-figures.js';
 import { LoadSampler, type LoadSample } from './sampler.js';
 import { percentiles, type Percentiles } from './stats.js';
 
@@ -27,8 +29,12 @@ export interface ChaosResult {
   totals: LedgerTotals;
   /** Users who dropped off and never came back, and what their partners' sends got (contract v1.1). */
   vanished: VanishedFigures;
-  /** Messages the SDKs received twice and dropped: the re-deliveries of v1.1's at-least-once. */
+  /** Messages the SDKs received twice and dropped: the re-deliveries of v1.1's at-least-once and of receipts. */
   repeatsDropped: number;
+  /** Issue 24: the same figures for the clients with receipts on and for the v1.1 ones (streams into each). */
+  halves: Record<Half, HalfFigures>;
+  /** Issue 24: the receipted clients whose network died silently, and what was sent to and by them meanwhile. */
+  silentDeath: SilentDeathFigures;
   reconnects: Percentiles & { unfinished: number };
   /** Per phase (a fault until the next one): reconnects, errors answered, and how long sends waited for an answer. */
   reconnectsByFault: { fault: string; at: number; stats: Percentiles; errors: Record<string, number>; answerMs: Percentiles }[];
@@ -103,13 +109,17 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     ...(options.logDir ? { logDir: options.logDir } : {}),
   });
   const ledger = new Ledger(sinceStartMs);
+  const proxies = new NodeProxies();
   const fleet = new Fleet({
+    proxies,
+    proxiedPairs: config.faults.some((f) => f.kind === 'silent-death') ? config.silentDeathPairs : 0,
+    proxiedHalf: config.silentDeathHalf ?? 'receipts',
     gatewayUrls: cluster.gateways.map((g) => g.url),
     ledger,
     clock: sinceStartMs,
     intervalMs: config.intervalMs,
     maxInflightPerStream: config.maxInflightPerStream,
-    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: 5000, pingTimeoutMs: 5000 },
+    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
   });
   const sampler = new LoadSampler(cluster, sinceStartMs);
   const scaleOut: ScaleOutResult[] = [];
@@ -119,6 +129,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   const drains: Promise<void>[] = [];
   const memcachedBack: number[] = [];
   const vanishing: FaultContext['vanishing'] = { users: [] };
+  const silentDeath: FaultContext['silentDeath'] = { users: [], frozenConnections: 0 };
 
   try {
     record('cluster up', `${String(config.initialNodes)} nodes, ${String(config.gateways)} gateway(s)`);
@@ -141,7 +152,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
       );
     }, config.progressEverySeconds * 1000);
 
-    const faultContext: FaultContext = { config, cluster, fleet, ledger, vanishing, sampler, seconds, sinceStartMs, record, anomalies, scaleOut, drains, memcachedBack };
+    const faultContext: FaultContext = { config, cluster, fleet, ledger, vanishing, silentDeath, proxies, sampler, seconds, sinceStartMs, record, anomalies, scaleOut, drains, memcachedBack };
     for (const step of config.faults) {
       const wait = step.at * 1000 - sinceStartMs();
       if (wait > 0) await sleep(wait);
@@ -166,13 +177,14 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     await waitFor(() => ledger.unsettled === 0, { timeoutMs: config.sendTimeoutMs + 5000, intervalMs: 100, what: 'every send answered' }).catch(() => {
       anomalies.push(`${String(ledger.unsettled)} sends still unanswered after the SDK's deadline`);
     });
-    // An ack means "handed to the recipient's connection": give the last frames a moment to arrive.
+    // Without receipts an ack means "handed to the recipient's connection": give the last frames a moment to arrive.
     await waitFor(() => ledger.ackedNotReceived === 0, { timeoutMs: 5000, intervalMs: 100 }).catch(() => undefined);
     record('settled', `${String(ledger.unsettled)} unanswered, ${String(ledger.ackedNotReceived)} acked but not received`);
     await Promise.all(drains);
   } finally {
     clearInterval(ticker);
     fleet.close();
+    await proxies.close();
     await sampler.stop();
     await cluster.stop();
   }
@@ -204,6 +216,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     timeline,
     ...fleetFigures(fleet, ledger, vanishing.users),
     vanished: vanishedFigures(fleet, ledger, vanishing, resumeWindowMs(config)),
+    silentDeath: silentDeathFigures(fleet, ledger, silentDeath),
     reconnectsByFault,
     answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
     scaleOut,
@@ -219,11 +232,13 @@ export function fleetFigures(
   fleet: Fleet,
   ledger: Ledger,
   vanished: readonly string[] = [],
-): Pick<ChaosResult, 'totals' | 'reconnects' | 'connectErrors' | 'terminalCloses' | 'misdelivered' | 'repeatsDropped'> {
+): Pick<ChaosResult, 'totals' | 'halves' | 'reconnects' | 'connectErrors' | 'terminalCloses' | 'misdelivered' | 'repeatsDropped'> {
   const finished = fleet.reconnects.filter((r) => r.ms !== undefined).map((r) => r.ms as number);
   const toVanished = new Set(fleet.streamsTo(vanished));
+  const include = (stream: string): boolean => !toVanished.has(stream);
   return {
-    totals: ledger.totals((stream) => !toVanished.has(stream)),
+    totals: ledger.totals(include),
+    halves: halvesFigures(fleet, ledger, include),
     repeatsDropped: fleet.repeatsDropped(),
     reconnects: { ...percentiles(finished), unfinished: fleet.reconnects.length - finished.length },
     connectErrors: fleet.connectErrors,

@@ -2,7 +2,7 @@ import type { ChaosResult } from './run.js';
 
 /** What the verdict reads: the figures of a run, whether it came from `runChaos` or from a fleet a test drove itself. */
 export type VerdictInput = Pick<ChaosResult, 'config' | 'totals' | 'anomalies' | 'scaleOut' | 'reconnects' | 'terminalCloses' | 'misdelivered'> &
-  Partial<Pick<ChaosResult, 'vanished'>>;
+  Partial<Pick<ChaosResult, 'vanished' | 'halves' | 'silentDeath'>>;
 
 /**
  * What must hold for the run to pass; empty when it does. Any sign that the run did not see what it claims to have
@@ -29,6 +29,28 @@ export function verdict(result: VerdictInput): string[] {
   if (result.reconnects.unfinished > 0) failures.push(`${String(result.reconnects.unfinished)} reconnects never finished`);
   failures.push(...scaleOutFailures(result));
   failures.push(...continuityFailures(result));
+  failures.push(...receiptsFailures(result));
+  return failures;
+}
+
+/**
+ * Issue 24: both halves judged (the zero-loss checks above cover every stream of either), each named where it
+ * failed; and a scheduled silent death must have silenced every routed client, seen each come back, and had traffic
+ * to judge while they were gone.
+ */
+function receiptsFailures(result: VerdictInput): string[] {
+  const failures: string[] = [];
+  for (const [half, h] of Object.entries(result.halves ?? {})) {
+    if (h.sent === 0) failures.push(`${half} half: no message was sent to it, so nothing was judged`);
+    if (h.silentlyLost > 0) failures.push(`${half} half: ${String(h.silentlyLost)} messages silently lost`);
+    if (h.duplicates > 0) failures.push(`${half} half: ${String(h.duplicates)} messages delivered twice after the SDK dropped repeats`);
+  }
+  if (!result.config.faults.some((f) => f.kind === 'silent-death')) return failures;
+  const d = result.silentDeath;
+  if (!d || d.at === undefined || d.users === 0) return [...failures, 'silent death: scheduled, but no connection went silent'];
+  if (d.frozenConnections < d.users) failures.push(`silent death: ${String(d.frozenConnections)} connections froze for ${String(d.users)} clients`);
+  if (d.notBack > 0) failures.push(`silent death: ${String(d.notBack)} of ${String(d.users)} clients never welcomed again`);
+  if (d.toThem.sent === 0) failures.push('silent death: nothing was sent to the silenced clients while they were gone, so nothing was judged');
   return failures;
 }
 
