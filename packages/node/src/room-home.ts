@@ -35,6 +35,8 @@ interface HomeRoom {
   tail: Promise<unknown>;
   /** Members whose connection is gone, and what the room holds for them until they are back. */
   away: RoomAbsences;
+  /** Tasks queued or running in the room's order (a room is forgotten only when nothing else waits on it). */
+  queued: number;
 }
 
 // A new home continues the order past the old home's last persisted place, leaving room for what it gave out since.
@@ -66,7 +68,7 @@ export class RoomHome {
   private run<T>(name: string, task: (room: HomeRoom) => Promise<T>): Promise<T> {
     let entry = this.rooms.get(name);
     if (!entry) {
-      const placeholder: HomeRoom = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences() };
+      const placeholder: HomeRoom = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences(), queued: 0 };
       entry = placeholder;
       this.rooms.set(name, placeholder);
       placeholder.tail = this.load(name).then((loaded) => {
@@ -77,8 +79,11 @@ export class RoomHome {
       });
     }
     const room = entry;
+    room.queued += 1;
     const next = room.tail.then(() => task(room));
     room.tail = next.catch(() => undefined);
+    const done = (): void => void (room.queued -= 1);
+    next.then(done, done);
     return next;
   }
 
@@ -112,7 +117,7 @@ export class RoomHome {
 
   private async load(name: string): Promise<HomeRoom> {
     const record = await this.deps.store.get(name);
-    return { members: record?.members ?? [], seq: record ? record.seq + HANDOVER_GAP : 0, tail: Promise.resolve(), away: this.absences() };
+    return { members: record?.members ?? [], seq: record ? record.seq + HANDOVER_GAP : 0, tail: Promise.resolve(), away: this.absences(), queued: 0 };
   }
 
   private async apply(room: HomeRoom, op: RoomOp): Promise<RoomAnswer> {
@@ -160,7 +165,8 @@ export class RoomHome {
     room.away.take(userId);
     await this.persist(name, room, (members) => members.filter((m) => m.userId !== userId));
     await this.fanOutTo(name, room, room.members, { type: 'member', room: name, userId, event: 'left' });
-    if (room.members.length === 0) this.forget(name);
+    // Not while other operations wait on this room object (the sweep forgets it later).
+    if (room.members.length === 0 && room.queued <= 1) this.forget(name);
   }
 
   /**
@@ -287,5 +293,7 @@ export class RoomHome {
       if (presence.kind === 'here') await this.seen(name, room, userId, presence.nodeId);
       else if (presence.kind === 'gone' || now - presence.movedAt >= this.deps.windowMs) await this.remove(name, room, userId);
     }
+    // A room left without members here (all left, or an operation on a room nobody is in) is not kept.
+    if (room.members.length === 0 && room.queued <= 1 && this.rooms.get(name) === room) this.forget(name);
   }
 }

@@ -1,0 +1,74 @@
+import { expect } from 'chai';
+import { MemoryRoomStore, silentLogger } from '@messaging-server/core';
+import type { ServerFrame } from '@messaging-server/protocol';
+import { HeldBudget } from './held-budget.js';
+import type { Presence } from './room-absence.js';
+import { RoomHome } from './room-home.js';
+
+const WINDOW = 1000;
+
+function home(presence: Map<string, Presence>): { home: RoomHome; sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }>; gone: Set<string>; budget: HeldBudget } {
+  const sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }> = [];
+  const gone = new Set<string>();
+  const budget = new HeldBudget({ totalBytes: 1 << 20, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 });
+  const h = new RoomHome({
+    nodeId: 'n1',
+    store: new MemoryRoomStore(),
+    maxMembers: 10,
+    ttlSeconds: 60,
+    windowMs: WINDOW,
+    perMemberMax: 100,
+    budget,
+    presence: (userId) => Promise.resolve(presence.get(userId) ?? { kind: 'gone' }),
+    nodeAlive: () => true,
+    log: silentLogger,
+    fanOut: (nodeId, _room, to, frame) => {
+      sent.push({ nodeId, to, frame });
+      return Promise.resolve(to.filter((u) => gone.has(u)));
+    },
+  });
+  return { home: h, sent, gone, budget };
+}
+
+const contents = (sent: Array<{ to: string[]; frame: ServerFrame }>, to: string): unknown[] =>
+  sent.filter((s) => s.to.includes(to)).map((s) => (s.frame.type === 'message' ? s.frame.content : `${s.frame.type}`));
+
+describe('RoomHome: members outlive moves', () => {
+  it('holds for an away member, sends what it held on its resume (to its new node) before answering, and no left', async () => {
+    const { home: h, sent, budget } = home(new Map());
+    await h.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await h.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    const unconfirmed: ServerFrame = { type: 'message', from: 'alice', room: 'R', content: 0, id: 'a0' };
+    await h.handle({ op: 'away', room: 'R', userId: 'bob', nodeId: 'n1', frames: [unconfirmed] });
+    sent.length = 0;
+    await h.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' });
+    expect(contents(sent, 'bob'), 'held, not sent').to.deep.equal([]);
+    expect(budget.total).to.be.greaterThan(0);
+    const answer = await h.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n2' });
+    expect(answer).to.deep.equal({ status: 'joined', members: ['alice', 'bob'] });
+    expect(sent.filter((s) => s.to.includes('bob')).map((s) => s.nodeId)).to.deep.equal(['n2', 'n2']);
+    expect(contents(sent, 'bob')).to.deep.equal([0, 1]);
+    expect(budget.total, 'the held bytes were released').to.equal(0);
+    expect(sent.some((s) => s.frame.type === 'member'), 'no left').to.equal(false);
+  });
+
+  it('a frame a node finds no connection for is held too; the sweep removes a member gone past the window, not before', async () => {
+    const presence = new Map<string, Presence>([['alice', { kind: 'here', nodeId: 'n1' }]]);
+    const { home: h, sent, gone } = home(presence);
+    await h.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await h.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    gone.add('bob');
+    await h.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1 });
+    await h.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 2 });
+    expect(contents(sent, 'bob'), 'the second is held at once').to.deep.equal([1]);
+    sent.length = 0;
+    await h.sweep(Date.now() + WINDOW / 2);
+    expect(sent, 'nothing within the window').to.deep.equal([]);
+    await h.sweep(Date.now() + WINDOW);
+    expect(sent.map((s) => [s.to, s.frame])).to.deep.equal([[['alice'], { type: 'member', room: 'R', userId: 'bob', event: 'left' }]]);
+    expect(await h.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n2' })).to.deep.equal({ status: 'error', code: 'NOT_A_MEMBER' });
+    await h.handle({ op: 'leave', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await h.sweep();
+    expect(h.roomNames, 'an empty room is not kept').to.deep.equal([]);
+  });
+});
