@@ -60,11 +60,12 @@ export const FULL: ScaleConfig = {
   // 500 messages/s in all: at one a second per side the two cores were saturated (p50 in the hundreds of ms) and
   // the figures measured the machine's run queue rather than the cluster.
   pairIntervalMs: 2000,
-  // 2,000 members at one message per 10 s: 200 room messages/s, 600 copies to members, beside the pairs' 500/s.
+  // 2,000 members at one message per 20 s: 100 room messages/s, 300 copies to members, beside the pairs' 500/s. At
+  // one per 10 s the first run saturated the two cores (memcached answers over 1 s, reconnects at 30 s p50).
   rooms: 500,
   membersPerRoom: 4,
-  roomIntervalMs: 10_000,
-  roomWindowSeconds: 10,
+  roomIntervalMs: 20_000,
+  roomWindowSeconds: 8,
   churnPerSecond: 40,
   openConcurrency: 64,
   warmupSeconds: 10,

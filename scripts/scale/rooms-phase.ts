@@ -50,7 +50,7 @@ const COUNTER = /^(msg_room_messages_homed_total|msg_room_fanout_copies_total)\{
 
 async function nodeTally(internalUrl: string, pid: number | undefined): Promise<NodeTally | undefined> {
   try {
-    const text = await (await fetch(`${internalUrl}/metrics`, { signal: AbortSignal.timeout(2000) })).text();
+    const text = await (await fetch(`${internalUrl}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
     const cpuSeconds = cpuIfAlive(pid);
     if (cpuSeconds === undefined) return undefined;
     const tally: NodeTally = { cpuSeconds, roomLocal: 0, roomCrossed: 0, copiesLocal: 0, copiesRemote: 0 };
