@@ -8,8 +8,9 @@ import { TINY } from '../scripts/scale/config.js';
 import type { LoadResult } from '../scripts/scale/loadgen.js';
 import { writeReport } from '../scripts/scale/report.js';
 import { runScale, type ScaleResult } from '../scripts/scale/run.js';
+import type { RoomWindow, Snapshot } from '../scripts/scale/rooms-phase.js';
 import type { ResourceSample } from '../scripts/scale/sampler.js';
-import { acceptance, missingFigures, verdict } from '../scripts/scale/verdict.js';
+import { acceptance, missingFigures, missingRoomFigures, roomAcceptance, verdict } from '../scripts/scale/verdict.js';
 
 const T0 = 1_000_000;
 
@@ -28,11 +29,29 @@ function resources(at: number, scale: number): ResourceSample {
   };
 }
 
+/** Two nodes at `at` ms after T0: `cpu` seconds each, room messages counted local / crossed, and the load generator's totals. */
+function snap(at: number, cpu: number, local: number, crossed: number, sent: { pairs: number; rooms: number; pairCross: number }): Snapshot {
+  const node = { cpuSeconds: cpu, roomLocal: local, roomCrossed: crossed, copiesLocal: local, copiesRemote: crossed };
+  const load = { pairSent: sent.pairs, pairCross: sent.pairCross, pairSame: sent.pairs - sent.pairCross, roomSent: sent.rooms, roomAcked: sent.rooms, roomReceived: 3 * sent.rooms, roomSpread: 0, roomErrors: 0 };
+  return { at: T0 + at, nodes: { 'node-1': node, 'node-2': node }, load, machineProcesses: 3 * cpu };
+}
+
+/** Pairs only (0.5 cores of nodes above idle), rooms only (0.2 above idle, 1 of 200 crossed), idle (0.1 cores), after. */
+function roomWindows(): RoomWindow[] {
+  return [
+    { name: 'pairs', from: snap(0, 0, 0, 0, { pairs: 0, rooms: 0, pairCross: 0 }), to: snap(2000, 0.6, 0, 0, { pairs: 1000, rooms: 0, pairCross: 1000 }) },
+    { name: 'rooms', from: snap(3000, 1, 0, 0, { pairs: 1000, rooms: 0, pairCross: 1000 }), to: snap(5000, 1.3, 99, 1, { pairs: 1000, rooms: 400, pairCross: 1000 }) },
+    { name: 'idle', from: snap(6000, 2, 99, 1, { pairs: 1000, rooms: 400, pairCross: 1000 }), to: snap(8000, 2.1, 99, 1, { pairs: 1000, rooms: 400, pairCross: 1000 }) },
+    { name: 'after', from: snap(20_000, 5, 200, 10, { pairs: 2000, rooms: 800, pairCross: 2000 }), to: snap(22_000, 6, 290, 20, { pairs: 3000, rooms: 1000, pairCross: 3000 }) },
+  ];
+}
+
 function emptyLoad(): LoadResult {
   const none = percentiles([]);
   return {
     allocations: { byGateway: [{ 'node-3': { first: T0 + 5200, count: 10 } }, { 'node-3': { first: T0 + 5300, count: 9 } }] },
     latency: { sent: 100, received: 100, acked: 100, carriedIn: 0, errors: {}, skipped: 0, crossNode: percentiles([2, 3, 4]), sameNode: none, buckets: [], reconnectMs: none, churnConnectMs: none, warmupCrossNode: none },
+    rooms: { members: 40, joined: 40, sent: 100, acked: 100, received: 300, errors: {}, skipped: 0, latency: percentiles([1, 2]) },
     failedAttempts: 0,
     closesByCode: {},
     eventLoopDelayMs: { p50: 1, p99: 2, max: 3 },
@@ -50,8 +69,15 @@ function fixture(): ScaleResult {
     trafficStartedAt: T0,
     trafficEndedAt: T0 + 10_000,
     durationSeconds: 30,
-    phaseSeconds: { cluster: 2, idle: 1, pairs: 1, warmup: 1, traffic: 10, stop: 1 },
-    opened: { idle: TINY.idleClients, pairClients: 2 * TINY.pairs },
+    phaseSeconds: { cluster: 2, idle: 1, pairs: 1, rooms: 1, warmup: 1, roomWindows: 6, traffic: 10, afterWindow: 2, stop: 1 },
+    opened: { idle: TINY.idleClients, pairClients: 2 * TINY.pairs, roomMembers: TINY.rooms * TINY.membersPerRoom },
+    rooms: {
+      opened: TINY.rooms * TINY.membersPerRoom,
+      joined: TINY.rooms * TINY.membersPerRoom,
+      openSeconds: 1,
+      windows: roomWindows(),
+      phase: [snap(9000, 3, 100, 1, { pairs: 1000, rooms: 400, pairCross: 1000 }), snap(14_000, 4, 190, 11, { pairs: 2000, rooms: 500, pairCross: 1900 })],
+    },
     timeline: [
       { at: T0 + 4900, event: 'join', nodeId: 'node-3' },
       { at: T0 + 5100, event: 'joined', nodeId: 'node-3' },
@@ -78,6 +104,35 @@ describe('scale run verdicts', () => {
   it('passes a complete run within the limits', () => {
     const result = fixture();
     expect(verdict(result, figures(result))).to.deep.equal([]);
+  });
+
+  it('measures the rooms: the crossed share per window and through the phase, and CPU per message above idle', () => {
+    const r = figures(fixture()).rooms;
+    expect(r?.windows.find((w) => w.name === 'rooms')?.rooms).to.deep.equal({ crossed: 2, total: 200, share: 0.01 });
+    expect(r?.windows.find((w) => w.name === 'pairs')?.pairs.share).to.equal(1);
+    expect(r?.phase?.rooms).to.deep.equal({ crossed: 20, total: 200, share: 0.1 });
+    expect(r?.phase?.pairs).to.deep.equal({ crossed: 900, total: 1000, share: 0.9 });
+    // Nodes: 1.2 CPU s in 2 s for 1,000 pair messages, less the idle 0.2 s: 1,000 µs each; rooms 0.4 s for 400.
+    expect(r?.cpuPerPairMessageUs).to.be.closeTo(1000, 1e-6);
+    expect(r?.cpuPerRoomMessageUs).to.be.closeTo(1000, 1e-6);
+    expect(r?.cpuPerRoomCopyUs).to.be.closeTo(1000 / 3, 1e-6);
+  });
+
+  it('fails rooms that cross nodes on a stable cluster, and rooms figures that are missing', () => {
+    const result = fixture();
+    const rooms = result.rooms.windows[1] as RoomWindow;
+    rooms.to = snap(5000, 1.3, 95, 5, { pairs: 1000, rooms: 400, pairCross: 1000 });
+    expect(roomAcceptance(figures(result))).to.deep.equal(['room messages that crossed nodes on a stable cluster: 5.0 % ≥ 5 %']);
+    result.rooms.windows = result.rooms.windows.filter((w) => w.name !== 'rooms' && w.name !== 'idle');
+    result.rooms.joined -= 1;
+    const f = figures(result);
+    expect(roomAcceptance(f)).to.deep.equal(['missing: no room message counted in the stable rooms window']);
+    expect(missingRoomFigures(result, f)).to.include.members([
+      `only ${String(TINY.rooms * TINY.membersPerRoom - 1)} of ${String(TINY.rooms * TINY.membersPerRoom)} room members joined`,
+      'missing: no "rooms" window',
+      'missing: no CPU per pair message',
+      'missing: no CPU per room message',
+    ]);
   });
 
   it('judges spread among settled active nodes only: a draining node and a node that just joined are left out', () => {
@@ -149,6 +204,7 @@ describe('scale run (tiny)', function () {
     const f = figures(result);
     const summary = JSON.stringify({ propagation: f.propagation, worst: f.spread.worst, timeline: result.timeline, errors: result.samplerErrors });
     expect(missingFigures(result, f), summary).to.deep.equal([]);
+    expect(missingRoomFigures(result, f), JSON.stringify(f.rooms)).to.deep.equal([]);
     expect(f.propagation.joins.map((j) => j.nodeId), summary).to.deep.equal(['node-3', 'node-4']);
     expect(f.propagation.delays.p99, summary).to.be.a('number').at.most(1000);
     expect(result.timeline.filter((e) => e.event === 'drained').map((e) => e.nodeId)).to.deep.equal(['node-1', 'node-2']);
@@ -174,10 +230,21 @@ describe('scale run (tiny)', function () {
     expect(l.reconnectMs.count, 'drained clients came back').to.be.greaterThan(0);
   });
 
+  it('keeps rooms whose members connected with the room\'s name on one node while the cluster is stable', () => {
+    const f = figures(result);
+    const stable = f.rooms?.windows.find((w) => w.name === 'rooms');
+    expect(stable?.rooms.total, JSON.stringify(f.rooms)).to.be.greaterThan(20);
+    expect(roomAcceptance(f), JSON.stringify(f.rooms)).to.deep.equal([]);
+    // The pairs avoid their partner's node, so on the stable cluster every pair message crosses.
+    expect(f.rooms?.windows.find((w) => w.name === 'pairs')?.pairs.share).to.equal(1);
+    const l = result.load.rooms;
+    expect(l.received, JSON.stringify(l)).to.be.greaterThan(0);
+  });
+
   it('writes the Markdown report, its JSON and the SVG plot', () => {
     const path = writeReport(result, figures(result), dir);
     const md = readFileSync(path, 'utf8');
-    for (const heading of ['## Acceptance 5', '## Allocation spread over time', '## Watch propagation', '## Cross-node latency', '## etcd and memcached', '## Connections per node', '## Extrapolation']) {
+    for (const heading of ['## Acceptance 5', '## Acceptance 7 (issue 23): rooms', '## Rooms beside random pairs', '## Allocation spread over time', '## Watch propagation', '## Cross-node latency', '## etcd and memcached', '## Connections per node', '## Extrapolation']) {
       expect(md).to.include(heading);
     }
     expect(readFileSync(join(dir, 'scale.svg'), 'utf8')).to.match(/^<svg[\s\S]*<\/svg>\n$/);

@@ -5,6 +5,7 @@
 import { percentiles, type Percentiles } from '../chaos/stats.js';
 import type { ScaleResult } from './run.js';
 import type { ResourceSample } from './sampler.js';
+import { roomFigures, type RoomFigures } from './rooms-analysis.js';
 
 export interface SpreadPoint {
   /** Seconds since traffic started. */
@@ -266,8 +267,9 @@ export interface Figures {
   rates: Rates | null;
   memory: Memory;
   cpu: CpuUse | null;
+  rooms: RoomFigures | null;
 }
 
 export function figures(result: ScaleResult): Figures {
-  return { spread: spread(result), propagation: propagation(result), rates: rates(result), memory: memory(result), cpu: cpuUse(result) };
+  return { spread: spread(result), propagation: propagation(result), rates: rates(result), memory: memory(result), cpu: cpuUse(result), rooms: roomFigures(result) };
 }

@@ -9,6 +9,16 @@ export interface ScaleConfig {
   pairs: number;
   /** Each side of a pair sends one message to the other per interval. */
   pairIntervalMs: number;
+  /** Rooms whose members all connect with the room's name, then join it (v1.2). */
+  rooms: number;
+  membersPerRoom: number;
+  /** Each room member sends its room one message per interval. */
+  roomIntervalMs: number;
+  /**
+   * Each of the stable windows before the join/drain phase (pairs only, rooms only, neither) and the one after it:
+   * the nodes' CPU per message of each kind, and the share of room messages that crossed nodes.
+   */
+  roomWindowSeconds: number;
   /**
    * Idle clients that leave per second, each replaced at once by a new user: a steady stream of /connect on every
    * gateway, so a joined node's first allocation measures the watch, not a lull in traffic.
@@ -40,7 +50,7 @@ export interface ScaleConfig {
 
 const env = { MSG_LOG_LEVEL: 'warn' };
 
-/** `make scale`: 20 nodes, 2 gateways, 10,000 idle clients and 500 pairs, two minutes of joins and drains. */
+/** `make scale`: 20 nodes, 2 gateways, 10,000 idle clients, 500 pairs and 500 rooms of 4, two minutes of joins and drains. */
 export const FULL: ScaleConfig = {
   name: 'full',
   initialNodes: 20,
@@ -50,6 +60,12 @@ export const FULL: ScaleConfig = {
   // 500 messages/s in all: at one a second per side the two cores were saturated (p50 in the hundreds of ms) and
   // the figures measured the machine's run queue rather than the cluster.
   pairIntervalMs: 2000,
+  // 2,000 members at one message per 20 s: 100 room messages/s, 300 copies to members, beside the pairs' 500/s. At
+  // one per 10 s the first run saturated the two cores (memcached answers over 1 s, reconnects at 30 s p50).
+  rooms: 500,
+  membersPerRoom: 4,
+  roomIntervalMs: 20_000,
+  roomWindowSeconds: 8,
   churnPerSecond: 40,
   openConcurrency: 64,
   warmupSeconds: 10,
@@ -71,6 +87,10 @@ export const TINY: ScaleConfig = {
   idleClients: 100,
   pairs: 10,
   pairIntervalMs: 250,
+  rooms: 10,
+  membersPerRoom: 4,
+  roomIntervalMs: 1000,
+  roomWindowSeconds: 2,
   churnPerSecond: 20,
   openConcurrency: 16,
   warmupSeconds: 1,

@@ -2,6 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { ForkedHelper } from '../forked-helper.js';
 import type { LoadResult, OpenArgs, TrafficArgs } from './loadgen.js';
+import type { LoadTotals, RoomArgs } from './loadgen-rooms.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -33,6 +34,20 @@ export class ScaleLoadGen {
 
   openPairs(args: OpenArgs): Promise<{ opened: number; seconds: number }> {
     return this.helper.request({ cmd: 'pairs', args });
+  }
+
+  openRooms(args: RoomArgs): Promise<{ opened: number; joined: number; seconds: number }> {
+    return this.helper.request({ cmd: 'rooms', args });
+  }
+
+  /** Pauses or resumes each kind of message (a paused kind does not catch up). */
+  pace(kinds: { pairs: boolean; rooms: boolean }): Promise<unknown> {
+    return this.helper.request({ cmd: 'pace', ...kinds });
+  }
+
+  /** Running totals since the load generator started (the edges of a measurement window). */
+  totals(): Promise<LoadTotals> {
+    return this.helper.request({ cmd: 'totals' });
   }
 
   startTraffic(args: TrafficArgs): Promise<{ startedAt: number }> {

@@ -3,7 +3,8 @@
  * as a raw WebSocket on the node's `<prefix>/websocket` transport: plain JSON frames, no SockJS framing and no
  * sockjs-client, so 10,000 clients fit in one process beside the cluster. Clients behave as the SDK does where it
  * matters here: a close with a recoverable code (4000 on a drain) is followed by /connect after a short random delay,
- * with the one Backoff schedule on failures; a pair's side asks the gateway to avoid its partner's node.
+ * with the one Backoff schedule on failures; a pair's side asks the gateway to avoid its partner's node; a room
+ * member connects with its room's name and joins it (loadgen-rooms.ts).
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
@@ -11,12 +12,17 @@ import WebSocket from 'ws';
 import { Backoff } from '@messaging-server/protocol';
 import { emitToParent, serveCommands } from '../forked-helper.js';
 import { AllocationLog, LatencyLog, type AllocationFigures, type LatencyFigures } from './loadgen-logs.js';
+import { RoomLoad, totals, type LoadTotals, type RoomArgs, type RoomFigures } from './loadgen-rooms.js';
 
 interface Client {
   /** The user id of the current connection (idle clients get a new one on every churn). */
   id: string;
-  role: 'idle' | 'pair';
+  role: 'idle' | 'pair' | 'room';
   partner?: Client;
+  /** A room member: placed by its room's name, joins it once. */
+  room?: string;
+  joined?: boolean;
+  peers?: Client[];
   ws?: WebSocket;
   nodeId?: string | undefined;
   open: boolean;
@@ -35,6 +41,7 @@ let stopping = false;
 const clients: Client[] = [];
 const idle: Client[] = [];
 const pairSides: Client[] = [];
+const rooms = new RoomLoad();
 const allocations = new AllocationLog();
 let latency = new LatencyLog(1000, Date.now());
 const counters = { failedAttempts: 0, firstError: undefined as string | undefined, closesByCode: new Map<number, number>() };
@@ -53,7 +60,7 @@ async function requestSession(client: Client): Promise<{ url: string; nodeId: st
     path: '/connect',
     method: 'POST',
     headers: HEADERS,
-    body: JSON.stringify(avoid ? { userId: client.id, avoid: [avoid] } : { userId: client.id }),
+    body: JSON.stringify({ userId: client.id, ...(avoid ? { avoid: [avoid] } : {}), ...(client.room ? { room: client.room } : {}) }),
   });
   const text = await res.body.text();
   if (res.statusCode !== 200) throw new Error(`/connect ${String(res.statusCode)}: ${text.slice(0, 160)}`);
@@ -72,14 +79,16 @@ async function connect(client: Client): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let welcomed = false;
     ws.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString()) as { type: string; nodeId?: string; content?: { t: number; c: number }; code?: string };
-      if (frame.type === 'message' && frame.content) latency.received(frame.content.t, frame.content.c === 1);
+      const frame = JSON.parse(data.toString()) as { type: string; nodeId?: string; room?: string; id?: string; content?: { t: number; c: number }; code?: string };
+      if (client.role === 'room' && rooms.onFrame(client, frame)) return;
+      if (frame.type === 'message' && frame.content) pairReceived(frame.content.t, frame.content.c === 1);
       else if (frame.type === 'ack') latency.acked();
       else if (frame.type === 'error') latency.errored(frame.code ?? '?');
       else if (frame.type === 'welcome') {
         welcomed = true;
         client.open = true;
         client.nodeId = frame.nodeId;
+        rooms.welcomed(client);
         resolve();
       }
     });
@@ -178,8 +187,26 @@ async function openPairs(args: OpenArgs): Promise<{ opened: number; seconds: num
   return { opened: a.opened + b.opened, seconds: a.seconds + b.seconds };
 }
 
+/** Opens the room members (each connects with its room's name), then waits until every one has its `joined`. */
+async function openRooms(args: RoomArgs): Promise<{ opened: number; joined: number; seconds: number }> {
+  const t0 = performance.now();
+  const made = rooms.create(args, (id) => newClient(id, 'room'));
+  const open = await openAll(made, args.concurrency, 'room members');
+  const deadline = performance.now() + 15_000;
+  while (rooms.joinedCount < made.length && performance.now() < deadline) await sleep(100);
+  return { opened: open.opened, joined: rooms.joinedCount, seconds: (performance.now() - t0) / 1000 };
+}
+
+function pairReceived(sentAt: number, crossNode: boolean): void {
+  if (crossNode) totals.pairCross += 1;
+  else totals.pairSame += 1;
+  latency.received(sentAt, crossNode);
+}
+
 export interface TrafficArgs {
   pairIntervalMs: number;
+  /** Each room member sends its room one message per interval. */
+  roomIntervalMs: number;
   churnPerSecond: number;
   bucketMs: number;
 }
@@ -188,7 +215,10 @@ let ticker: NodeJS.Timeout | undefined;
 /** This process's own event-loop delay during the traffic: how much of a latency figure is the load generator's. */
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
-/** Pair messages and idle churn, both paced on one 20 ms tick. */
+/** Which kinds send; a paused kind does not catch up when it resumes (the run's CPU windows pause one kind at a time). */
+const pace = { pairs: true, rooms: true };
+
+/** Pair messages, room messages and idle churn, all paced on one 20 ms tick. */
 function startTraffic(args: TrafficArgs): { startedAt: number } {
   const startedAt = Date.now();
   latency = new LatencyLog(args.bucketMs, startedAt);
@@ -196,11 +226,16 @@ function startTraffic(args: TrafficArgs): { startedAt: number } {
   loopDelay.enable();
   const t0 = performance.now();
   let sent = 0;
+  let roomSent = 0;
   let churned = 0;
   const tick = (): void => {
     const elapsed = performance.now() - t0;
     const dueSends = Math.floor((elapsed / args.pairIntervalMs) * pairSides.length);
+    if (!pace.pairs) sent = dueSends;
     for (; sent < dueSends; sent += 1) send(pairSides[sent % pairSides.length] as Client);
+    const dueRooms = Math.floor((elapsed / args.roomIntervalMs) * rooms.members.length);
+    if (!pace.rooms) roomSent = dueRooms;
+    for (; roomSent < dueRooms; roomSent += 1) rooms.send(rooms.members[roomSent % rooms.members.length] as Client);
     const dueChurn = Math.floor((elapsed / 1000) * args.churnPerSecond);
     for (; churned < dueChurn; churned += 1) churnOne();
     ticker = setTimeout(tick, 20);
@@ -215,6 +250,7 @@ function send(from: Client): void {
   if (!from.open || !from.ws) return latency.skipped();
   const cross = to.nodeId !== undefined && to.nodeId !== from.nodeId ? 1 : 0;
   const id = latency.sent();
+  totals.pairSent += 1;
   from.ws.send(`{"type":"message","to":"${to.id}","id":"${String(id)}","content":{"t":${String(performance.now())},"c":${String(cross)}}}`);
 }
 
@@ -242,6 +278,7 @@ function churnOne(): void {
 function startPhase(): { startedAt: number } {
   const startedAt = Date.now();
   latency.startPhase(startedAt);
+  rooms.startPhase();
   loopDelay.reset();
   return { startedAt };
 }
@@ -249,6 +286,7 @@ function startPhase(): { startedAt: number } {
 export interface LoadResult {
   allocations: AllocationFigures;
   latency: LatencyFigures;
+  rooms: RoomFigures;
   failedAttempts: number;
   firstError?: string;
   closesByCode: Record<string, number>;
@@ -261,7 +299,7 @@ async function stopTraffic(): Promise<LoadResult> {
   ticker = undefined;
   // Let what is in flight land: messages held for a moving user arrive after its reconnect.
   const deadline = Date.now() + 3000;
-  while (Date.now() < deadline && latency.unanswered() > 0) await sleep(50);
+  while (Date.now() < deadline && latency.unanswered() + rooms.unanswered() > 0) await sleep(50);
   // An ack can overtake its message (two sockets): let the last messages land too.
   await sleep(200);
   loopDelay.disable();
@@ -269,6 +307,7 @@ async function stopTraffic(): Promise<LoadResult> {
     eventLoopDelayMs: { p50: loopDelay.percentile(50) / 1e6, p99: loopDelay.percentile(99) / 1e6, max: loopDelay.max / 1e6 },
     allocations: allocations.figures(),
     latency: latency.figures(),
+    rooms: rooms.figures(),
     failedAttempts: counters.failedAttempts,
     closesByCode: Object.fromEntries([...counters.closesByCode].map(([code, n]) => [String(code), n])),
   };
@@ -318,6 +357,9 @@ type Command =
   | { cmd: 'init'; gateways: string[] }
   | { cmd: 'idle'; args: OpenArgs }
   | { cmd: 'pairs'; args: OpenArgs }
+  | { cmd: 'rooms'; args: RoomArgs }
+  | { cmd: 'pace'; pairs: boolean; rooms: boolean }
+  | { cmd: 'totals' }
   | { cmd: 'start'; args: TrafficArgs }
   | { cmd: 'phase' }
   | { cmd: 'status' }
@@ -333,6 +375,13 @@ async function run(command: Command): Promise<unknown> {
       return openIdle(command.args);
     case 'pairs':
       return openPairs(command.args);
+    case 'rooms':
+      return openRooms(command.args);
+    case 'pace':
+      Object.assign(pace, { pairs: command.pairs, rooms: command.rooms });
+      return { ...pace };
+    case 'totals':
+      return { ...totals } satisfies LoadTotals;
     case 'start':
       return startTraffic(command.args);
     case 'phase':

@@ -9,6 +9,7 @@ import { LocalCluster } from '@messaging-server/testkit';
 import type { ScaleConfig } from './config.js';
 import type { LoadResult } from './loadgen.js';
 import { ScaleLoadGen } from './loadgen-driver.js';
+import { afterWindow, snapshotsEvery, stableWindows, type RoomsMeasurements } from './rooms-phase.js';
 import { ClusterSampler, type NodeSample, type ResourceSample } from './sampler.js';
 
 export interface TimelineEvent {
@@ -28,8 +29,10 @@ export interface ScaleResult {
   trafficEndedAt: number;
   /** Start to finish, cluster start and stop included. */
   durationSeconds: number;
-  phaseSeconds: { cluster: number; idle: number; pairs: number; warmup: number; traffic: number; stop: number };
-  opened: { idle: number; pairClients: number };
+  phaseSeconds: { cluster: number; idle: number; pairs: number; rooms: number; warmup: number; roomWindows: number; traffic: number; afterWindow: number; stop: number };
+  opened: { idle: number; pairClients: number; roomMembers: number };
+  /** Issue 23: the stable windows and the join/drain phase's snapshots of node CPU and room counters. */
+  rooms: RoomsMeasurements;
   timeline: TimelineEvent[];
   nodeSamples: NodeSample[];
   /** Each node's registration (its record's `startedAt`, epoch ms). */
@@ -116,16 +119,23 @@ async function openClients(loadgen: ScaleLoadGen, config: ScaleConfig, say: (lin
   const idleDone = Date.now();
   say(`${idle.opened.toLocaleString('en')} idle clients open in ${idle.seconds.toFixed(1)} s; opening ${String(config.pairs)} pairs`);
   const pairs = await loadgen.openPairs({ count: config.pairs, prefix: 'pair', concurrency: config.openConcurrency });
-  return { opened: { idle: idle.opened, pairClients: pairs.opened }, idleDone, pairsDone: Date.now() };
+  const pairsDone = Date.now();
+  say(`${String(pairs.opened)} pair clients open; opening ${String(config.rooms)} rooms of ${String(config.membersPerRoom)} (each member connects with its room's name, then joins)`);
+  const rooms = await loadgen.openRooms({ rooms: config.rooms, membersPerRoom: config.membersPerRoom, prefix: 'room', concurrency: config.openConcurrency });
+  say(`${String(rooms.opened)} room members open, ${String(rooms.joined)} joined, in ${rooms.seconds.toFixed(1)} s`);
+  return { opened: { idle: idle.opened, pairClients: pairs.opened, roomMembers: rooms.opened }, rooms, idleDone, pairsDone, roomsDone: Date.now() };
 }
 
 /** The join/drain phase with traffic running; a progress line every 5 s. */
 async function traffic(phases: Required<Phases>, config: ScaleConfig, say: (line: string) => void) {
   const { cluster, loadgen, sampler } = phases;
-  const warmup = await loadgen.startTraffic({ pairIntervalMs: config.pairIntervalMs, churnPerSecond: config.churnPerSecond, bucketMs: config.bucketMs });
-  say(`traffic: pairs send every ${String(config.pairIntervalMs)} ms, ${String(config.churnPerSecond)} idle users/s churn; ${String(config.warmupSeconds)} s of warm-up`);
+  const warmup = await loadgen.startTraffic({ pairIntervalMs: config.pairIntervalMs, roomIntervalMs: config.roomIntervalMs, churnPerSecond: config.churnPerSecond, bucketMs: config.bucketMs });
+  say(`traffic: pairs send every ${String(config.pairIntervalMs)} ms, room members every ${String(config.roomIntervalMs)} ms, ${String(config.churnPerSecond)} idle users/s churn; ${String(config.warmupSeconds)} s of warm-up`);
   await sleep(config.warmupSeconds * 1000);
+  const windowsStartedAt = Date.now();
+  const windows = await stableWindows(cluster, loadgen, config.roomWindowSeconds, say);
   const { startedAt } = await loadgen.startPhase();
+  const stopSnapshots = snapshotsEvery(cluster, loadgen, 5000);
   say(`joins and drains: a node joins every ${String(config.cycleSeconds)} s and the oldest drains ${String(config.drainAfterSeconds)} s later`);
   const stopProgress = progressEvery(
     5000,
@@ -145,8 +155,13 @@ async function traffic(phases: Required<Phases>, config: ScaleConfig, say: (line
   } finally {
     stopProgress();
   }
+  const phase = await stopSnapshots();
+  const endedAt = Date.now();
+  say(`rooms: a ${String(config.roomWindowSeconds)} s window after the last drain (membership stable again)`);
+  windows.push(await afterWindow(cluster, loadgen, config.roomWindowSeconds));
   const load = await loadgen.stopTraffic();
-  return { warmupStartedAt: warmup.startedAt, startedAt, endedAt: Date.now(), timeline, load, gatewayAllocations: await Promise.all(cluster.gateways.map((g) => gatewayAllocations(g.url))) };
+  const allocations = await Promise.all(cluster.gateways.map((g) => gatewayAllocations(g.url)));
+  return { warmupStartedAt: warmup.startedAt, windowsStartedAt, startedAt, endedAt, afterEndedAt: Date.now(), windows, phase, timeline, load, gatewayAllocations: allocations };
 }
 
 async function stopAll(phases: Phases): Promise<void> {
@@ -202,11 +217,15 @@ export async function runScale(config: ScaleConfig, options: RunOptions = {}): P
       cluster: (clusterReady - runStartedAt) / 1000,
       idle: (clients.idleDone - clusterReady) / 1000,
       pairs: (clients.pairsDone - clients.idleDone) / 1000,
-      warmup: (run.startedAt - run.warmupStartedAt) / 1000,
+      rooms: (clients.roomsDone - clients.pairsDone) / 1000,
+      warmup: (run.windowsStartedAt - run.warmupStartedAt) / 1000,
+      roomWindows: (run.startedAt - run.windowsStartedAt) / 1000,
       traffic: (run.endedAt - run.startedAt) / 1000,
-      stop: (stopped - run.endedAt) / 1000,
+      afterWindow: (run.afterEndedAt - run.endedAt) / 1000,
+      stop: (stopped - run.afterEndedAt) / 1000,
     },
     opened: clients.opened,
+    rooms: { opened: clients.rooms.opened, joined: clients.rooms.joined, openSeconds: clients.rooms.seconds, windows: run.windows, phase: run.phase },
     timeline: run.timeline,
     nodeSamples: sampler.nodeSamples,
     nodeStartedAt: sampler.nodeStartedAt,

@@ -7,6 +7,33 @@ export const MAX_PROPAGATION_P99_MS = 1000;
 /** The largest settled node's connections over their mean. */
 export const MAX_SPREAD_OVER_MEAN = 0.15;
 
+/** Issue 23, acceptance 7: room messages that crossed nodes, on a stable cluster whose members connected with the room's name. */
+export const MAX_ROOM_CROSSED_SHARE = 0.05;
+
+/** The rooms' figures: every member opened and joined, each window measured, both CPU figures present. */
+export function missingRoomFigures(result: ScaleResult, f: Figures): string[] {
+  const { config } = result;
+  const members = config.rooms * config.membersPerRoom;
+  const r = f.rooms;
+  if (!r) return ['missing: the run has no rooms measurements'];
+  const failures: string[] = [];
+  if (result.rooms.opened < members) failures.push(`only ${String(result.rooms.opened)} of ${String(members)} room members opened`);
+  if (result.rooms.joined < members) failures.push(`only ${String(result.rooms.joined)} of ${String(members)} room members joined`);
+  for (const name of ['pairs', 'rooms', 'idle', 'after'] as const) if (!r.windows.some((w) => w.name === name)) failures.push(`missing: no "${name}" window`);
+  if (r.cpuPerPairMessageUs === null) failures.push('missing: no CPU per pair message');
+  if (r.cpuPerRoomMessageUs === null) failures.push('missing: no CPU per room message');
+  if (r.phase?.rooms.share == null) failures.push('missing: no room message counted by a home during the join/drain phase');
+  return failures;
+}
+
+/** The room messages' cross-node share in the stable `rooms` window (missing fails). */
+export function roomAcceptance(f: Figures): string[] {
+  const share = f.rooms?.windows.find((w) => w.name === 'rooms')?.rooms.share;
+  if (share === null || share === undefined) return ['missing: no room message counted in the stable rooms window'];
+  if (share >= MAX_ROOM_CROSSED_SHARE) return [`room messages that crossed nodes on a stable cluster: ${(share * 100).toFixed(1)} % ≥ ${String(MAX_ROOM_CROSSED_SHARE * 100)} %`];
+  return [];
+}
+
 /** Every figure the report gives must have been measured: a figure without data fails, never reads as zero. */
 export function missingFigures(result: ScaleResult, f: Figures): string[] {
   const failures: string[] = [];
@@ -47,5 +74,5 @@ export function acceptance(result: ScaleResult, f: Figures): string[] {
 }
 
 export function verdict(result: ScaleResult, f: Figures): string[] {
-  return [...missingFigures(result, f), ...acceptance(result, f)];
+  return [...missingFigures(result, f), ...acceptance(result, f), ...missingRoomFigures(result, f), ...roomAcceptance(f)];
 }

@@ -72,3 +72,24 @@ describe('RoomHome: members outlive moves', () => {
     expect(h.roomNames, 'an empty room is not kept').to.deep.equal([]);
   });
 });
+
+/** The counters `make scale` reads (msg_room_messages_homed_total, msg_room_fanout_copies_total). */
+describe('RoomHome counts', () => {
+  it('counts a message local when its sender and every other member are on the home node, crossed otherwise', async () => {
+    const { home: h, sent } = home(new Map());
+    await h.handle({ op: 'join', room: 'r', userId: 'alice', nodeId: 'n1' });
+    await h.handle({ op: 'join', room: 'r', userId: 'bob', nodeId: 'n1' });
+    await h.handle({ op: 'message', room: 'r', userId: 'alice', nodeId: 'n1', content: 1 });
+    expect(h.counts).to.include({ messagesLocal: 1, messagesCrossed: 0 });
+    // A sender on another node: the op itself crossed, though the copy to dave stays on the home node.
+    await h.handle({ op: 'join', room: 'r2', userId: 'carol', nodeId: 'n2' });
+    await h.handle({ op: 'join', room: 'r2', userId: 'dave', nodeId: 'n1' });
+    await h.handle({ op: 'message', room: 'r2', userId: 'carol', nodeId: 'n2', content: 2 });
+    // A sender on the home node with a member elsewhere: its copy crossed.
+    await h.handle({ op: 'message', room: 'r2', userId: 'dave', nodeId: 'n1', content: 3 });
+    expect(h.counts).to.include({ messagesLocal: 1, messagesCrossed: 2 });
+    // Copies: one per node per frame, member events included (bob's join to alice, alice's message, dave's join to carol, then carol's and dave's messages).
+    expect(sent.map((s) => s.nodeId)).to.deep.equal(['n1', 'n1', 'n2', 'n1', 'n2']);
+    expect(h.counts).to.include({ copiesLocal: 3, copiesRemote: 2 });
+  });
+});

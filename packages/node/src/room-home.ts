@@ -50,6 +50,11 @@ const HANDOVER_GAP = 1_000_000;
 export class RoomHome {
   private readonly rooms = new Map<string, HomeRoom>();
   private sweeper: NodeJS.Timeout | undefined;
+  /**
+   * Metrics. A room message is `crossed` when it left this node at all: its sender is on another node (the op came
+   * over the internal API) or a copy went to another node; `local` otherwise. Copies: one per node per frame.
+   */
+  readonly counts = { messagesLocal: 0, messagesCrossed: 0, copiesLocal: 0, copiesRemote: 0 };
 
   constructor(private readonly deps: RoomHomeDeps) {}
 
@@ -153,11 +158,19 @@ export class RoomHome {
         if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
         await this.seen(op.room, room, op.userId, op.nodeId);
         room.seq += 1;
+        this.countMessage(room, op);
         const frame: ServerFrame = { type: 'message', from: op.userId, room: op.room, content: op.content, ...(op.id === undefined ? {} : { id: op.id }) };
         await this.broadcast(op.room, room, op.userId, frame);
         return { status: 'ack' };
       }
     }
+  }
+
+  private countMessage(room: HomeRoom, op: RoomOp): void {
+    const here = this.deps.nodeId;
+    const elsewhere = room.members.some((m) => m.userId !== op.userId && (m.nodeId ?? here) !== here);
+    if (op.nodeId !== here || elsewhere) this.counts.messagesCrossed += 1;
+    else this.counts.messagesLocal += 1;
   }
 
   /** The member is out of the room: persisted, `left` to the others, and nothing more held for it. */
@@ -242,6 +255,10 @@ export class RoomHome {
       }
       const nodeId = member.nodeId ?? this.deps.nodeId;
       byNode.set(nodeId, [...(byNode.get(nodeId) ?? []), member.userId]);
+    }
+    for (const nodeId of byNode.keys()) {
+      if (nodeId === this.deps.nodeId) this.counts.copiesLocal += 1;
+      else this.counts.copiesRemote += 1;
     }
     await Promise.all(
       [...byNode].map(async ([nodeId, to]) => {

@@ -4,7 +4,8 @@ import type { Rooms } from './rooms-wiring.js';
 /**
  * v1.2 rooms per node: the rooms homed here that have members and their members, this node's members (a user in
  * two rooms counts twice), and the fan-out copies this node received from homes elsewhere (one per message per node,
- * not one per member).
+ * not one per member); and what the homes here ordered and sent, local or node-to-node (`make scale` reads these to
+ * tell how many room messages crossed nodes).
  */
 export function registerRoomMetrics(registry: Registry, rooms: Rooms): void {
   new Gauge({
@@ -38,6 +39,29 @@ export function registerRoomMetrics(registry: Registry, rooms: Rooms): void {
     collect() {
       this.reset();
       this.inc(rooms.members.remoteFanouts);
+    },
+  });
+  const counts = rooms.home.counts;
+  new Counter({
+    name: 'msg_room_messages_homed_total',
+    help: 'Room messages ordered by this home; path="crossed" when the sender or any member was on another node',
+    labelNames: ['path'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ path: 'local' }, counts.messagesLocal);
+      this.inc({ path: 'crossed' }, counts.messagesCrossed);
+    },
+  });
+  new Counter({
+    name: 'msg_room_fanout_copies_total',
+    help: 'Room frames this home fanned out, one copy per node holding members; to="remote" went node-to-node',
+    labelNames: ['to'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc({ to: 'local' }, counts.copiesLocal);
+      this.inc({ to: 'remote' }, counts.copiesRemote);
     },
   });
 }
