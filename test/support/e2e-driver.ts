@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { freePort, LocalCluster, LocalProxy, startCoturn, type CoturnServer, type ProxyRoute } from '@messaging-server/testkit';
+import { freePort, LocalCluster, LocalProxy, reservedPort, startCoturn, type CoturnServer, type ProxyRoute } from '@messaging-server/testkit';
 
 export interface DriverRequest {
   id: number;
@@ -48,7 +48,8 @@ const routesOf = (c: LocalCluster): ProxyRoute[] => [...c.nodes.values()].map((n
  * nodes listen on loopback only and advertise their path on the proxy's origin; the browser reaches nothing else.
  */
 async function startProxied(): Promise<unknown> {
-  const port = await freePort();
+  // Chosen before the cluster starts (the nodes advertise it) and bound after: outside the ephemeral range.
+  const port = await reservedPort();
   const origin = `https://${address}:${String(port)}`;
   cluster = await LocalCluster.start({
     nodes: 0,
