@@ -109,8 +109,8 @@ describe('rooms outlive their node (contract v1.2, issue 23 acceptance 3)', func
     cluster = undefined;
   });
 
-  async function roomOf3(label: string): Promise<{ c: LocalCluster; parties: Party[]; home: string }> {
-    const c = await startCluster({ nodes: 3, env: CLUSTER_ENV });
+  async function roomOf3(label: string, env: Record<string, string> = {}): Promise<{ c: LocalCluster; parties: Party[]; home: string }> {
+    const c = await startCluster({ nodes: 3, env: { ...CLUSTER_ENV, ...env } });
     cluster = c;
     const run = `${label}-${String(process.pid)}`;
     const parties: Party[] = [];
@@ -155,5 +155,19 @@ describe('rooms outlive their node (contract v1.2, issue 23 acceptance 3)', func
     const now = await cameBack(parties, home);
     await sleep(1000);
     console.log(`      SIGKILL of ${home}: members on ${now}; ${await s.stopAndVerify()}`);
+  });
+
+  // The room's record lives MSG_SESSION_TTL_SECONDS from its last write, and a room whose members stay the same
+  // writes nothing: its home must keep the record alive, or the next home finds none and every member is out.
+  it('SIGKILL of the node of a room older than its record’s TTL', async () => {
+    const { c, parties, home } = await roomOf3('rold', { MSG_SESSION_TTL_SECONDS: '3' });
+    const s = new RoomStreams(parties);
+    streams = s;
+    s.start();
+    await sleep(4500);
+    await c.killNode(home);
+    const now = await cameBack(parties, home);
+    await sleep(1000);
+    console.log(`      SIGKILL of ${home} after 4.5 s (TTL 3 s): members on ${now}; ${await s.stopAndVerify()}`);
   });
 });

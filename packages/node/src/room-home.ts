@@ -50,6 +50,7 @@ const HANDOVER_GAP = 1_000_000;
 export class RoomHome {
   private readonly rooms = new Map<string, HomeRoom>();
   private sweeper: NodeJS.Timeout | undefined;
+  private refresher: NodeJS.Timeout | undefined;
   /**
    * Metrics. A room message is `crossed` when it left this node at all: its sender is on another node (the op came
    * over the internal API) or a copy went to another node; `local` otherwise. Copies: one per node per frame.
@@ -275,16 +276,25 @@ export class RoomHome {
     }
   }
 
-  /** Starts the sweep that reports `left` for members away longer than the window (acceptance 4 of issue 23). */
+  /**
+   * Starts the sweep that reports `left` for members away longer than the window (acceptance 4 of issue 23), and
+   * the refresh of the rooms' records: a record lives `ttlSeconds` from its last write, and a room whose membership
+   * stays the same writes nothing, so without it the next home (after a drain, a crash, a node joining) would load
+   * no record and answer every member NOT_A_MEMBER (found by `make chaos` with rooms).
+   */
   start(): void {
     const every = Math.max(100, Math.min(5_000, Math.floor(this.deps.windowMs / 4)));
     this.sweeper = setInterval(() => void this.sweep(), every);
     this.sweeper.unref();
+    this.refresher = setInterval(() => void this.refresh(), Math.max(1000, (this.deps.ttlSeconds * 1000) / 3));
+    this.refresher.unref();
   }
 
   stop(): void {
-    if (this.sweeper) clearInterval(this.sweeper);
+    clearInterval(this.sweeper);
+    clearInterval(this.refresher);
     this.sweeper = undefined;
+    this.refresher = undefined;
   }
 
   /** Every room homed here, in its own order: members whose window passed are checked against their session. */
