@@ -23,6 +23,8 @@ export function roomsSection(result: ChaosResult): string[] {
     '',
     table(['', 'receipts on', 'receipts off (v1.1)'], [
       ['rooms / members', `${String(r.rooms)} / ${String(r.members)}`, `${String(v.rooms)} / ${String(v.members)}`],
+      ['members welcomed again (moves)', r.moves, v.moves],
+      ['nodes the members were on', r.nodes.join(', '), v.nodes.join(', ')],
       ['room messages sent', r.sent, v.sent],
       ['— acked', r.acked, v.acked],
       ['— errored (sender told)', `${String(r.errored)} (${codes(r.erroredByCode)})`, `${String(v.errored)} (${codes(v.erroredByCode)})`],

@@ -29,6 +29,7 @@ interface RoomMember {
   others: string[];
   inflight: number;
   half: Half;
+  welcomes: string[];
 }
 
 export interface RoomHalfFigures {
@@ -47,6 +48,10 @@ export interface RoomHalfFigures {
   outOfOrder: number;
   unknownArrivals: number;
   repeatsDropped: number;
+  /** Welcomes after each member's first: how often the faults moved the members (and their rooms' homes). */
+  moves: number;
+  /** Nodes the members were welcomed on over the run. */
+  nodes: string[];
 }
 
 export interface RoomFigures {
@@ -95,9 +100,10 @@ export class RoomFleet {
           room: roomName,
           receipts: half === 'receipts',
         });
-        const member: RoomMember = { userId, client, roomName, others: userIds.filter((u) => u !== userId), inflight: 0, half };
+        const member: RoomMember = { userId, client, roomName, others: userIds.filter((u) => u !== userId), inflight: 0, half, welcomes: [] };
         this.members.push(member);
         this.sends.set(userId, { sent: 0, acked: 0, errors: {} });
+        client.on('session', (session) => member.welcomes.push(session.nodeId));
         client.on('closed', (info) => {
           if (info.reason !== 'client') this.removed.push(`${userId} (client closed: ${info.reason})`);
         });
@@ -198,6 +204,8 @@ export class RoomFleet {
       outOfOrder: t.ackedOutOfOrder,
       unknownArrivals: t.unknownArrivals,
       repeatsDropped: mine.reduce((n, m) => n + m.client.repeatsDropped, 0),
+      moves: mine.reduce((n, m) => n + Math.max(0, m.welcomes.length - 1), 0),
+      nodes: [...new Set(mine.flatMap((m) => m.welcomes))].sort(),
     };
     for (const m of mine) {
       const c = this.sends.get(m.userId) as { sent: number; acked: number; errors: Record<string, number> };
