@@ -1,6 +1,6 @@
 import { MessagingClient, isMessagingError, type ConnectOptions, type Room } from '@messaging-server/client';
 import { halfOfPair, type Half } from './fleet.js';
-import { Ledger, type LedgerTotals } from './ledger.js';
+import { Ledger, type LedgerTotals, type MessageRecord } from './ledger.js';
 
 /**
  * Issue 23, acceptance 7 (second half): a few rooms ride through the same faults as the pairs. Every member connects
@@ -18,6 +18,10 @@ export interface RoomFleetOptions {
   members: number;
   intervalMs: number;
   maxInflight: number;
+  /** The contract's resume window: how long before its removal a removed member may have been away. */
+  windowMs: number;
+  /** Puts a removal on the run's timeline. */
+  record?: (event: string, detail: string) => void;
   sdk?: Partial<ConnectOptions>;
 }
 
@@ -62,7 +66,7 @@ export interface RoomFigures {
   errored: number;
   /** Totals over every (sender, room) → member stream; `sent` there counts copies. */
   copies: LedgerTotals;
-  /** Members the server removed (a `left` naming themselves) or whose client closed for good. */
+  /** Members the server removed (a `left` naming themselves) or whose client closed for good: who, why, when, where. */
   removed: string[];
   halves: Record<Half, RoomHalfFigures>;
 }
@@ -75,6 +79,8 @@ export class RoomFleet {
   /** Sends per member: [sent, acked, errors by code]. */
   private readonly sends = new Map<string, { sent: number; acked: number; errors: Record<string, number> }>();
   readonly removed: string[] = [];
+  /** ms on the run's clock at which each removed member learnt it (the first time). */
+  private readonly removedAt = new Map<string, number>();
   private timer: NodeJS.Timeout | undefined;
 
   constructor(private readonly options: RoomFleetOptions) {
@@ -105,14 +111,14 @@ export class RoomFleet {
         this.sends.set(userId, { sent: 0, acked: 0, errors: {} });
         client.on('session', (session) => member.welcomes.push(session.nodeId));
         client.on('closed', (info) => {
-          if (info.reason !== 'client') this.removed.push(`${userId} (client closed: ${info.reason})`);
+          if (info.reason !== 'client') this.remove(member, `client closed: ${info.reason}`);
         });
         await client.start();
         const room = await client.join(roomName);
         member.room = room;
         room.on('message', (msg) => this.received(userId, msg.from, msg.room, msg.content));
         room.on('closed', ({ reason }) => {
-          if (reason !== 'closed') this.removed.push(`${userId} (${reason})`);
+          if (reason !== 'closed') this.remove(member, reason);
         });
       }
     }
@@ -120,6 +126,13 @@ export class RoomFleet {
     while (this.members.some((m) => (m.room?.members.length ?? 0) < members) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
+  }
+
+  private remove(member: RoomMember, why: string): void {
+    const at = this.options.clock();
+    if (!this.removedAt.has(member.userId)) this.removedAt.set(member.userId, at);
+    this.removed.push(`${member.userId} (${why} at ${(at / 1000).toFixed(1)} s, on ${member.client.nodeId ?? '?'})`);
+    this.options.record?.('room member removed', `${member.userId} (${why}) on ${member.client.nodeId ?? '?'}, welcomed on ${member.welcomes.join(' → ')}`);
   }
 
   private received(receiver: string, from: string, room: string, content: unknown): void {
@@ -168,10 +181,15 @@ export class RoomFleet {
     for (const m of this.members) m.client.close();
   }
 
-  /** The figures of the run; a removed member's incoming streams are not judged (it was not a member throughout). */
+  /**
+   * The figures of the run. A removed member was a member until it may have gone away, one resume window before it
+   * learnt of its removal: what was sent to it before then is judged, what came later is not.
+   */
   figures(): RoomFigures {
-    const gone = new Set(this.removed.map((r) => r.split(' ')[0]));
-    const judged = (stream: string): boolean => !gone.has(stream.split('>')[1]);
+    const judged = (stream: string, record: MessageRecord): boolean => {
+      const removedAt = this.removedAt.get(stream.split('>')[1] as string);
+      return removedAt === undefined || record.sentAt < removedAt - this.options.windowMs;
+    };
     const half = (h: Half): RoomHalfFigures => this.halfFigures(h, judged);
     const halves = { receipts: half('receipts'), 'v1.1': half('v1.1') };
     return {
@@ -180,16 +198,16 @@ export class RoomFleet {
       sent: halves.receipts.sent + halves['v1.1'].sent,
       acked: halves.receipts.acked + halves['v1.1'].acked,
       errored: halves.receipts.errored + halves['v1.1'].errored,
-      copies: this.ledger.totals(judged),
+      copies: this.ledger.totals(() => true, judged),
       removed: [...this.removed],
       halves,
     };
   }
 
-  private halfFigures(h: Half, judged: (stream: string) => boolean): RoomHalfFigures {
+  private halfFigures(h: Half, judged: (stream: string, record: MessageRecord) => boolean): RoomHalfFigures {
     const mine = this.members.filter((m) => m.half === h);
     const users = new Set(mine.map((m) => m.userId));
-    const t = this.ledger.totals((s) => judged(s) && users.has(s.split('>')[1] as string));
+    const t = this.ledger.totals((s) => users.has(s.split('>')[1] as string), judged);
     const f: RoomHalfFigures = {
       rooms: new Set(mine.map((m) => m.roomName)).size,
       members: mine.length,

@@ -131,6 +131,8 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     members: config.roomMembers ?? 3,
     intervalMs: config.roomIntervalMs ?? config.intervalMs,
     maxInflight: config.maxInflightPerStream,
+    windowMs: resumeWindowMs(config),
+    record,
     sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
   });
   const sampler = new LoadSampler(cluster, sinceStartMs);
