@@ -6,6 +6,7 @@ import { startMiniServer, type MiniServer } from '../packages/client/src/testing
 import { SHORT, type ChaosConfig } from '../scripts/chaos/config.js';
 import { Fleet } from '../scripts/chaos/fleet.js';
 import { Ledger } from '../scripts/chaos/ledger.js';
+import type { RoomFigures, RoomHalfFigures } from '../scripts/chaos/rooms.js';
 import { fleetFigures, runChaos } from '../scripts/chaos/run.js';
 import { verdict, type VerdictInput } from '../scripts/chaos/verdict.js';
 
@@ -16,7 +17,7 @@ function cleanRun(): VerdictInput {
   ledger.settle('a>b', seq);
   ledger.receive('a>b', seq);
   return {
-    config: { ...SHORT, faults: [{ at: 1, kind: 'scale-out' }] },
+    config: { ...SHORT, rooms: 0, faults: [{ at: 1, kind: 'scale-out' }] },
     totals: ledger.totals(),
     anomalies: [],
     scaleOut: [{ nodeId: 'node-3', at: 1, waveSize: 4, onNewNode: 4, share: 1, evenedOutAfter: 2 }],
@@ -24,6 +25,15 @@ function cleanRun(): VerdictInput {
     terminalCloses: [],
     misdelivered: [],
   };
+}
+
+/** A clean room run's figures: one room per half, 3 members, 10 messages each acked and at both others once. */
+function roomFigures(): RoomFigures {
+  const half = (): RoomHalfFigures => ({
+    rooms: 1, members: 3, sent: 30, acked: 30, errored: 0, erroredByCode: {}, copiesOwed: 60, copiesDelivered: 60,
+    lost: 0, duplicates: 0, outOfOrder: 0, unknownArrivals: 0, repeatsDropped: 0, moves: 3, nodes: ['node-1', 'node-2'],
+  });
+  return { rooms: 2, members: 6, sent: 60, acked: 60, errored: 0, copies: new Ledger().totals(), removed: [], halves: { receipts: half(), 'v1.1': half() } };
 }
 
 describe('chaos verdict on recorded figures', () => {
@@ -64,6 +74,26 @@ describe('chaos verdict on recorded figures', () => {
   it('fails a run that sent nothing', () => {
     expect(verdict({ ...cleanRun(), totals: new Ledger().totals() })).to.deep.equal(['no message was sent: nothing was judged']);
   });
+
+  // Issue 23, acceptance 7: the rooms are held to the same zero-loss rule, per half, and must have been judged at all.
+  it('fails room copies lost, doubled or reordered, a removed member, and rooms scheduled but silent or unmeasured', () => {
+    const withRooms = { ...cleanRun(), config: { ...SHORT, rooms: 2, faults: [{ at: 1, kind: 'scale-out' as const }] } };
+    expect(verdict({ ...withRooms, rooms: roomFigures() })).to.deep.equal([]);
+    expect(verdict(withRooms)).to.deep.equal(['rooms: scheduled, but no room figures were measured']);
+    const bad = roomFigures();
+    bad.halves['v1.1'] = { ...bad.halves['v1.1'], lost: 2, duplicates: 1, outOfOrder: 3 };
+    bad.removed = ['chaos-room-2-m1 (removed)'];
+    expect(verdict({ ...withRooms, rooms: bad })).to.deep.equal([
+      'rooms, v1.1 half: 2 room message copies lost (acked, or never answered, and not delivered)',
+      'rooms, v1.1 half: 1 room message copies delivered twice after the SDK dropped repeats',
+      'rooms, v1.1 half: 3 acked room messages out of their sender\'s order',
+      'rooms: 1 members removed or closed (chaos-room-2-m1 (removed))',
+    ]);
+    const silent = roomFigures();
+    silent.sent = 0;
+    silent.halves.receipts.sent = 0;
+    expect(verdict({ ...withRooms, rooms: silent })).to.deep.equal(['rooms: no room message was sent: nothing was judged', 'rooms, receipts half: no room message was sent']);
+  });
 });
 
 /** SDK clients in pairs against the SDK's stand-in relay; `plant` may tamper with the relay before traffic starts. */
@@ -83,7 +113,7 @@ async function fleetRun(plant: (server: MiniServer) => void): Promise<VerdictInp
     fleet.close();
     await server.close();
   }
-  const config: ChaosConfig = { ...SHORT, faults: [] };
+  const config: ChaosConfig = { ...SHORT, rooms: 0, faults: [] };
   return { config, ...fleetFigures(fleet, ledger), anomalies: [], scaleOut: [] };
 }
 
@@ -122,6 +152,7 @@ const TINY: ChaosConfig = {
   initialNodes: 1,
   gateways: 1,
   durationSeconds: 3,
+  rooms: 0,
   faults: [{ at: 1, kind: 'scale-out' }],
   sendTimeoutMs: 5000,
 };
@@ -153,6 +184,7 @@ const SILENT: ChaosConfig = {
   initialNodes: 2,
   gateways: 1,
   durationSeconds: 5,
+  rooms: 0,
   pingIntervalMs: 500,
   pingTimeoutMs: 1000,
   faults: [{ at: 1, kind: 'silent-death' }],

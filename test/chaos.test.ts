@@ -125,6 +125,28 @@ describe('chaos run (short)', function () {
     expect(d.backAfterMs.p50, summary).to.be.a('number').within(SHORT.pingTimeoutMs, SHORT.pingIntervalMs + SHORT.pingTimeoutMs + 5000);
   });
 
+  // Issue 23, acceptance 7: the rooms (one per half) rode through the same faults; every room message a sender saw
+  // acked reached every other member once, in order, and no member was dropped from its room.
+  it('holds the rooms to zero loss through the same faults, in both halves', () => {
+    const rooms = result.rooms;
+    const summary = JSON.stringify(rooms);
+    expect(rooms, 'room figures').to.not.equal(undefined);
+    if (!rooms) return;
+    expect(rooms.rooms).to.equal(SHORT.rooms);
+    expect(rooms.members).to.equal((SHORT.rooms ?? 0) * (SHORT.roomMembers ?? 0));
+    expect(rooms.removed, summary).to.deep.equal([]);
+    for (const half of [rooms.halves.receipts, rooms.halves['v1.1']]) {
+      expect(half.sent, summary).to.be.greaterThan(200);
+      expect(half.lost, summary).to.equal(0);
+      expect(half.duplicates, summary).to.equal(0);
+      expect(half.outOfOrder, summary).to.equal(0);
+      expect(half.copiesOwed, summary).to.equal(half.acked * ((SHORT.roomMembers ?? 0) - 1));
+      expect(half.copiesDelivered, summary).to.be.at.least(half.copiesOwed);
+    }
+    // The faults reached the rooms: the drained and the killed node's members were welcomed again elsewhere.
+    expect(rooms.halves.receipts.moves + rooms.halves['v1.1'].moves, summary).to.be.greaterThan(0);
+  });
+
   it('sends most new sessions to the node added by the scale-out (acceptance 6)', () => {
     const [scale] = result.scaleOut;
     expect(scale, JSON.stringify(result.scaleOut)).to.not.equal(undefined);

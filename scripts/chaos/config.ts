@@ -54,6 +54,10 @@ export interface ChaosConfig {
   /** Each open client sends one message to its partner per interval. */
   intervalMs: number;
   maxInflightPerStream: number;
+  /** Issue 23: rooms of `roomMembers` SDK members each, every member sending a room message every `roomIntervalMs`. */
+  rooms?: number;
+  roomMembers?: number;
+  roomIntervalMs?: number;
   /** Traffic time; faults happen inside it. */
   durationSeconds: number;
   faults: FaultStep[];
@@ -89,6 +93,9 @@ export const FULL: ChaosConfig = {
   gateways: 2,
   intervalMs: 250,
   maxInflightPerStream: 20,
+  rooms: 4,
+  roomMembers: 3,
+  roomIntervalMs: 150,
   durationSeconds: 120,
   faults: [
     { at: 10, kind: 'scale-out' },
@@ -120,6 +127,9 @@ export const SHORT: ChaosConfig = {
   gateways: 1,
   intervalMs: 200,
   maxInflightPerStream: 20,
+  rooms: 2,
+  roomMembers: 3,
+  roomIntervalMs: 150,
   durationSeconds: 38,
   faults: [
     { at: 3, kind: 'scale-out' },

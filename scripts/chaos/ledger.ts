@@ -168,8 +168,8 @@ export class Ledger {
     return times.sort((x, y) => x - y);
   }
 
-  /** Totals over the streams `include` accepts (default: all). */
-  totals(include: (streamId: string) => boolean = () => true): LedgerTotals {
+  /** Totals over the streams `include` accepts (default: all), and within them the records `keep` accepts. */
+  totals(include: (streamId: string) => boolean = () => true, keep: (streamId: string, record: MessageRecord) => boolean = () => true): LedgerTotals {
     const t: LedgerTotals = {
       sent: 0,
       acked: 0,
@@ -199,6 +199,7 @@ export class Ledger {
         if (stream.records[late - 1]?.fate === 'acked' && stream.records[overtaker - 1]?.fate === 'acked') t.ackedOutOfOrder++;
       }
       stream.records.forEach((record, index) => {
+        if (!keep(id, record)) return;
         const seq = index + 1;
         t.sent++;
         if (record.received) t.delivered++;

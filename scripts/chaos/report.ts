@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiptsSection } from './report-receipts.js';
+import { roomsSection } from './report-rooms.js';
 import type { ChaosResult } from './run.js';
 import type { Percentiles } from './stats.js';
 import type { LoadSample } from './sampler.js';
@@ -138,6 +139,7 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
     '',
   );
   out.push(...receiptsSection(result));
+  out.push(...roomsSection(result));
   out.push(...vanishedSection(result));
   const codes = Object.entries(t.erroredByCode).sort(([, a], [, b]) => b - a);
   if (codes.length > 0) {

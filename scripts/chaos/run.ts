@@ -8,6 +8,7 @@ import { Ledger, type LedgerTotals } from './ledger.js';
 import { observe } from './observations.js';
 import { NodeProxies } from './proxies.js';
 import { halvesFigures, silentDeathFigures, type HalfFigures, type SilentDeathFigures } from './receipts-figures.js';
+import { RoomFleet, type RoomFigures } from './rooms.js';
 import { LoadSampler, type LoadSample } from './sampler.js';
 import { percentiles, type Percentiles } from './stats.js';
 
@@ -35,6 +36,8 @@ export interface ChaosResult {
   halves: Record<Half, HalfFigures>;
   /** Issue 24: the receipted clients whose network died silently, and what was sent to and by them meanwhile. */
   silentDeath: SilentDeathFigures;
+  /** Issue 23: the rooms' members and what their room messages became (absent when the config has no rooms). */
+  rooms?: RoomFigures;
   reconnects: Percentiles & { unfinished: number };
   /** Per phase (a fault until the next one): reconnects, errors answered, and how long sends waited for an answer. */
   reconnectsByFault: { fault: string; at: number; stats: Percentiles; errors: Record<string, number>; answerMs: Percentiles }[];
@@ -121,6 +124,17 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     maxInflightPerStream: config.maxInflightPerStream,
     sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
   });
+  const rooms = new RoomFleet({
+    gatewayUrls: cluster.gateways.map((g) => g.url),
+    clock: sinceStartMs,
+    rooms: config.rooms ?? 0,
+    members: config.roomMembers ?? 3,
+    intervalMs: config.roomIntervalMs ?? config.intervalMs,
+    maxInflight: config.maxInflightPerStream,
+    windowMs: resumeWindowMs(config),
+    record,
+    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
+  });
   const sampler = new LoadSampler(cluster, sinceStartMs);
   const scaleOut: ScaleOutResult[] = [];
   const faultStarts: { fault: string; at: number }[] = [{ fault: 'steady traffic', at: 0 }];
@@ -135,9 +149,11 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     record('cluster up', `${String(config.initialNodes)} nodes, ${String(config.gateways)} gateway(s)`);
     await fleet.addPairs(config.pairs, 'initial', INITIAL_CONCURRENCY);
     vanishing.users = await fleet.addVanishingPairs(config.vanishingPairs, cluster.gatewayUrl);
+    await rooms.start();
     trafficStart = Date.now();
-    record('traffic started', `${String(fleet.size)} clients`);
+    record('traffic started', `${String(fleet.size)} clients, ${String(config.rooms ?? 0)} rooms with ${String(rooms.size)} members in all`);
     fleet.startTraffic();
+    rooms.startTraffic();
     sampler.start();
     phase = 'steady';
     ticker = setInterval(() => {
@@ -172,18 +188,20 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     const left = config.durationSeconds * 1000 - sinceStartMs();
     if (left > 0) await sleep(left);
     fleet.stopTraffic();
+    rooms.stopTraffic();
     phase = 'settling';
     record('traffic stopped', 'waiting for every send to be answered');
-    await waitFor(() => ledger.unsettled === 0, { timeoutMs: config.sendTimeoutMs + 5000, intervalMs: 100, what: 'every send answered' }).catch(() => {
-      anomalies.push(`${String(ledger.unsettled)} sends still unanswered after the SDK's deadline`);
+    await waitFor(() => ledger.unsettled + rooms.ledger.unsettled === 0, { timeoutMs: config.sendTimeoutMs + 5000, intervalMs: 100, what: 'every send answered' }).catch(() => {
+      anomalies.push(`${String(ledger.unsettled + rooms.ledger.unsettled)} sends still unanswered after the SDK's deadline`);
     });
     // Without receipts an ack means "handed to the recipient's connection": give the last frames a moment to arrive.
-    await waitFor(() => ledger.ackedNotReceived === 0, { timeoutMs: 5000, intervalMs: 100 }).catch(() => undefined);
+    await waitFor(() => ledger.ackedNotReceived + rooms.ledger.ackedNotReceived === 0, { timeoutMs: 5000, intervalMs: 100 }).catch(() => undefined);
     record('settled', `${String(ledger.unsettled)} unanswered, ${String(ledger.ackedNotReceived)} acked but not received`);
     await Promise.all(drains);
   } finally {
     clearInterval(ticker);
     fleet.close();
+    rooms.close();
     await proxies.close();
     await sampler.stop();
     await cluster.stop();
@@ -217,6 +235,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     ...fleetFigures(fleet, ledger, vanishing.users),
     vanished: vanishedFigures(fleet, ledger, vanishing, resumeWindowMs(config)),
     silentDeath: silentDeathFigures(fleet, ledger, silentDeath),
+    ...(rooms.size > 0 ? { rooms: rooms.figures() } : {}),
     reconnectsByFault,
     answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
     scaleOut,

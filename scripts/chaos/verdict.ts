@@ -1,8 +1,9 @@
+import { roomFailures } from './rooms.js';
 import type { ChaosResult } from './run.js';
 
 /** What the verdict reads: the figures of a run, whether it came from `runChaos` or from a fleet a test drove itself. */
 export type VerdictInput = Pick<ChaosResult, 'config' | 'totals' | 'anomalies' | 'scaleOut' | 'reconnects' | 'terminalCloses' | 'misdelivered'> &
-  Partial<Pick<ChaosResult, 'vanished' | 'halves' | 'silentDeath'>>;
+  Partial<Pick<ChaosResult, 'vanished' | 'halves' | 'silentDeath' | 'rooms'>>;
 
 /**
  * What must hold for the run to pass; empty when it does. Any sign that the run did not see what it claims to have
@@ -30,6 +31,9 @@ export function verdict(result: VerdictInput): string[] {
   failures.push(...scaleOutFailures(result));
   failures.push(...continuityFailures(result));
   failures.push(...receiptsFailures(result));
+  // Issue 23: a config with rooms must produce room figures, and those are held to the same zero-loss rule.
+  if ((result.config.rooms ?? 0) > 0 && !result.rooms) failures.push('rooms: scheduled, but no room figures were measured');
+  failures.push(...roomFailures(result.rooms));
   return failures;
 }
 
