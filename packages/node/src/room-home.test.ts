@@ -93,3 +93,28 @@ describe('RoomHome counts', () => {
     expect(h.counts).to.include({ copiesLocal: 3, copiesRemote: 2 });
   });
 });
+
+describe('RoomHome refresh', () => {
+  it('writes a room record that is gone (memcached restarted empty) again from what the home holds', async () => {
+    const store = new MemoryRoomStore();
+    const h = new RoomHome({
+      nodeId: 'n1',
+      store,
+      maxMembers: 10,
+      ttlSeconds: 60,
+      windowMs: WINDOW,
+      perMemberMax: 100,
+      budget: new HeldBudget({ totalBytes: 1 << 20, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
+      presence: () => Promise.resolve({ kind: 'gone' }),
+      nodeAlive: () => true,
+      log: silentLogger,
+      fanOut: (_nodeId, _room, _to) => Promise.resolve([]),
+    });
+    await h.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await h.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    await store.update('R', () => null, 60); // as an empty memcached after a restart
+    expect(await store.get('R')).to.equal(undefined);
+    await h.refresh();
+    expect((await store.get('R'))?.members.map((m) => m.userId)).to.deep.equal(['alice', 'bob']);
+  });
+});

@@ -107,10 +107,16 @@ export class RoomHome {
     return [...this.rooms.keys()];
   }
 
-  /** Re-asserts the records of the rooms homed here (so a long-lived room never expires). */
+  /**
+   * Re-asserts the records of the rooms homed here, so a long-lived room never expires; a record that is gone
+   * (memcached restarted empty, or evicted it) is written again from what the home holds, as nodes re-assert their
+   * sessions. Otherwise the next home would find no record and answer every member NOT_A_MEMBER.
+   */
   async refresh(): Promise<void> {
     for (const [name, room] of this.rooms) {
-      if (room.members.length > 0) await this.deps.store.touch(name, this.deps.ttlSeconds).catch(() => undefined);
+      if (room.members.length === 0) continue;
+      const kept = await this.deps.store.touch(name, this.deps.ttlSeconds).catch(() => true);
+      if (!kept) await this.run(name, (r) => this.persist(name, r, (members) => members)).catch(() => undefined);
     }
   }
 
