@@ -4,44 +4,16 @@
 // others see `left` only once the window has passed without it. Real 2-node cluster, raw SockJS and websocket users.
 import { expect } from 'chai';
 import WebSocket from 'ws';
-import type { ServerFrame, Session } from '@messaging-server/protocol';
+import type { ServerFrame } from '@messaging-server/protocol';
 import { requestSession, startCluster, TestSocket, waitFor, type LocalCluster } from '@messaging-server/testkit';
+import { RawUser } from './support/raw-user.js';
 
 const WINDOW_MS = 2000;
 let counter = 0;
 const unique = (label: string): string => `${label}-${String(process.pid)}-${String((counter += 1))}`;
 
-/** A user on the raw websocket endpoint, so the test can drop its TCP connection with no close frame (a network loss). */
-class Wire {
-  readonly frames: ServerFrame[] = [];
-  readonly ws: WebSocket;
-
-  constructor(
-    readonly session: Session,
-    receipts = false,
-  ) {
-    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
-    url.searchParams.set('userId', session.userId);
-    url.searchParams.set('listeningKey', session.listeningKey);
-    if (receipts) url.searchParams.set('receipts', '1');
-    this.ws = new WebSocket(url);
-    this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
-    this.ws.on('error', () => undefined);
-  }
-
-  get userId(): string {
-    return this.session.userId;
-  }
-
-  async welcomed(): Promise<this> {
-    await waitFor(() => this.frames.some((f) => f.type === 'welcome'), { what: `${this.userId} welcome`, timeoutMs: 15_000 });
-    return this;
-  }
-
-  send(frame: unknown): void {
-    this.ws.send(JSON.stringify(frame));
-  }
-
+/** A raw websocket user (RawUser), so the test can drop its TCP connection with no close frame (a network loss). */
+class Wire extends RawUser {
   async answer(frame: Record<string, unknown>): Promise<ServerFrame> {
     const id = unique('f');
     this.send({ ...frame, id });

@@ -9,10 +9,15 @@ export class RawUser {
   readonly frames: ServerFrame[] = [];
   readonly ws: WebSocket;
 
-  constructor(readonly session: Session) {
+  /** `receipts`: opened with `receipts=1` (contract v1.2), so written messages carry a seq. */
+  constructor(
+    readonly session: Session,
+    receipts = false,
+  ) {
     const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
     url.searchParams.set('userId', session.userId);
     url.searchParams.set('listeningKey', session.listeningKey);
+    if (receipts) url.searchParams.set('receipts', '1');
     this.ws = new WebSocket(url);
     this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
     this.ws.on('error', () => undefined);
