@@ -26,6 +26,7 @@ export class MembershipView {
   readonly #nodes = new Map<string, NodeRecord>();
   readonly #loads = new Map<string, LoadRecord>();
   #synced = true;
+  #version = 0;
 
   constructor(private readonly handlers: MembershipHandlers = {}) {}
 
@@ -35,6 +36,11 @@ export class MembershipView {
 
   get loads(): ReadonlyMap<string, LoadRecord> {
     return this.#loads;
+  }
+
+  /** Rises whenever a node appears, changes or leaves (not on load reports): what was derived from `nodes` is stale. */
+  get version(): number {
+    return this.#version;
   }
 
   /** Whether a node in the view has this internal address (a restarted node under a new id may share it). */
@@ -80,6 +86,7 @@ export class MembershipView {
 
   private resynchronise(entries: Extract<RegistryEvent, { type: 'snapshot' }>['entries']): void {
     const before = new Map(this.#nodes);
+    this.#version += 1;
     this.#nodes.clear();
     this.#loads.clear();
     for (const entry of entries) {
@@ -93,6 +100,7 @@ export class MembershipView {
   private putNode(id: string, record: NodeRecord): void {
     const isNew = !this.#nodes.has(id);
     this.#nodes.set(id, record);
+    this.#version += 1;
     this.handlers.nodeUpdated?.(asNodeId(id), record, isNew);
   }
 
@@ -105,6 +113,7 @@ export class MembershipView {
     const record = this.#nodes.get(id);
     if (!record) return;
     this.#nodes.delete(id);
+    this.#version += 1;
     this.announceLeft(id, record);
   }
 

@@ -1,3 +1,4 @@
+import type { ServerFrame } from '@messaging-server/protocol';
 import { encodeUserId } from './session-key.js';
 
 /** One member of a room, in the room's join order. */
@@ -22,6 +23,12 @@ export interface RoomRecord {
    * plus a gap (RoomRecord readers never compare places across homes; the gap keeps them rising for the members).
    */
   seq: number;
+  /**
+   * What the room holds for members that are away, oldest first (v1.2, "Members outlive moves"). Kept in the record,
+   * not only in the home's memory, so the home's drain or crash, or a node joining and winning the room, loses none
+   * of it: whichever node is home next delivers it after the member's resume.
+   */
+  held?: Record<string, ServerFrame[]>;
   /** The node that wrote this version, and when. */
   home: string;
   updatedAt: string;
@@ -60,12 +67,19 @@ export async function readRoomMembers(store: RoomStore, room: string): Promise<s
   return record ? record.members.map((member) => member.userId) : [];
 }
 
+function isHeldMap(value: unknown): value is Record<string, ServerFrame[]> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value) && Object.values(value).every((frames) => Array.isArray(frames));
+}
+
 /** Parses a stored room value; undefined for anything that is not a record of this room. */
 export function decodeRoomRecord(room: string, json: string): RoomRecord | undefined {
   try {
     const value = JSON.parse(json) as Partial<RoomRecord> | null;
     if (value && value.room === room && Array.isArray(value.members) && typeof value.seq === 'number') {
-      return value as RoomRecord;
+      const record = value as RoomRecord;
+      // Held frames that are not lists are dropped, not trusted: the home delivers what it finds here.
+      if (record.held !== undefined && !isHeldMap(record.held)) delete record.held;
+      return record;
     }
   } catch {
     // fall through: unreadable, treated as absent

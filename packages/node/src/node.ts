@@ -165,7 +165,7 @@ function wireParts(deps: NodeDeps, life: Lifecycle, log: Logger): Parts {
     onReplaced: (session) => session.replace(),
   });
   const route = (envelope: Envelope): void => router.route(envelope);
-  const rooms = wireRooms({ ...deps, sessions, held, draining: () => life.draining }, table, () => router.members, log);
+  const rooms = wireRooms({ ...deps, sessions, held, draining: () => life.draining }, table, { nodes: () => router.members, version: () => router.membersVersion }, log);
   const confirm = (session: ClientSession, seq: number): void => {
     metrics.hot.receipts += 1;
     delivery.confirmed(session, seq);

@@ -102,6 +102,13 @@ export class RoomAbsences {
     if (away?.suspect === true && away.held.length === 0) this.#away.delete(userId);
   }
 
+  /** What is held, per member, oldest first (what the home writes into the room's record). */
+  heldFrames(): Map<string, ServerFrame[]> {
+    const out = new Map<string, ServerFrame[]>();
+    for (const [userId, away] of this.#away) if (away.held.length > 0) out.set(userId, away.held.map((entry) => entry.frame));
+    return out;
+  }
+
   /** Everything held goes (the room is forgotten here). */
   clear(): void {
     for (const userId of [...this.#away.keys()]) this.take(userId);

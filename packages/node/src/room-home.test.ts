@@ -7,13 +7,24 @@ import { RoomHome } from './room-home.js';
 
 const WINDOW = 1000;
 
-function home(presence: Map<string, Presence>): { home: RoomHome; sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }>; gone: Set<string>; budget: HeldBudget } {
+interface HomeOptions {
+  nodeId?: string;
+  store?: MemoryRoomStore;
+  /** This node's view of the registry: whether it is the room's home, and the version of that view. */
+  registry?: { isHome: boolean; version: number };
+}
+
+function home(
+  presence: Map<string, Presence>,
+  options: HomeOptions = {},
+): { home: RoomHome; sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }>; gone: Set<string>; budget: HeldBudget } {
   const sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }> = [];
   const gone = new Set<string>();
   const budget = new HeldBudget({ totalBytes: 1 << 20, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 });
+  const registry = options.registry ?? { isHome: true, version: 0 };
   const h = new RoomHome({
-    nodeId: 'n1',
-    store: new MemoryRoomStore(),
+    nodeId: options.nodeId ?? 'n1',
+    store: options.store ?? new MemoryRoomStore(),
     maxMembers: 10,
     ttlSeconds: 60,
     windowMs: WINDOW,
@@ -21,6 +32,8 @@ function home(presence: Map<string, Presence>): { home: RoomHome; sent: Array<{ 
     budget,
     presence: (userId) => Promise.resolve(presence.get(userId) ?? { kind: 'gone' }),
     nodeAlive: () => true,
+    isHome: () => registry.isHome,
+    registryVersion: () => registry.version,
     log: silentLogger,
     fanOut: (nodeId, _room, to, frame) => {
       sent.push({ nodeId, to, frame });
@@ -97,24 +110,70 @@ describe('RoomHome counts', () => {
 describe('RoomHome refresh', () => {
   it('writes a room record that is gone (memcached restarted empty) again from what the home holds', async () => {
     const store = new MemoryRoomStore();
-    const h = new RoomHome({
-      nodeId: 'n1',
-      store,
-      maxMembers: 10,
-      ttlSeconds: 60,
-      windowMs: WINDOW,
-      perMemberMax: 100,
-      budget: new HeldBudget({ totalBytes: 1 << 20, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 }),
-      presence: () => Promise.resolve({ kind: 'gone' }),
-      nodeAlive: () => true,
-      log: silentLogger,
-      fanOut: (_nodeId, _room, _to) => Promise.resolve([]),
-    });
+    const { home: h } = home(new Map(), { store });
     await h.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
     await h.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
     await store.update('R', () => null, 60); // as an empty memcached after a restart
     expect(await store.get('R')).to.equal(undefined);
     await h.refresh();
     expect((await store.get('R'))?.members.map((m) => m.userId)).to.deep.equal(['alice', 'bob']);
+  });
+});
+
+/** Found by `make chaos` with rooms: what a home held lived in its memory only, and went with the home. */
+describe('RoomHome handover: what is held lives in the room record', () => {
+  async function awayBobWithTwoHeld(store: MemoryRoomStore): Promise<ReturnType<typeof home>> {
+    const first = home(new Map(), { nodeId: 'n1', store });
+    await first.home.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await first.home.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    const unconfirmed: ServerFrame = { type: 'message', from: 'alice', room: 'R', content: 0, id: 'a0' };
+    await first.home.handle({ op: 'away', room: 'R', userId: 'bob', nodeId: 'n1', frames: [unconfirmed] });
+    await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' });
+    return first;
+  }
+
+  it('a new home (the old one crashed, drained, or lost the room to a joining node) delivers what the old one held', async () => {
+    const store = new MemoryRoomStore();
+    await awayBobWithTwoHeld(store);
+    expect(Object.keys((await store.get('R'))?.held ?? {})).to.deep.equal(['bob']);
+    const next = home(new Map(), { nodeId: 'n2', store });
+    await next.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 2, id: 'a2' });
+    expect(contents(next.sent, 'bob'), 'bob is still away: held behind the others').to.deep.equal([]);
+    expect(await next.home.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n3' })).to.deep.equal({ status: 'joined', members: ['alice', 'bob'] });
+    expect(contents(next.sent, 'bob')).to.deep.equal([0, 1, 2]);
+    expect(next.sent.filter((s) => s.to.includes('bob')).map((s) => s.nodeId)).to.deep.equal(['n3', 'n3', 'n3']);
+    expect((await store.get('R'))?.held, 'taken from the record').to.equal(undefined);
+    expect(next.budget.total).to.equal(0);
+  });
+
+  it('an old home steps down on refresh, and reads the record again when the registry changed before it is home again', async () => {
+    const store = new MemoryRoomStore();
+    const registry = { isHome: true, version: 0 };
+    const old = home(new Map(), { nodeId: 'n1', store, registry });
+    await old.home.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    registry.isHome = false;
+    await old.home.refresh();
+    expect(old.home.roomNames, 'forgotten once another node is home').to.deep.equal([]);
+    // Meanwhile the other home changed the room; then the registry changes back.
+    const other = home(new Map(), { nodeId: 'n2', store });
+    await other.home.handle({ op: 'join', room: 'R', userId: 'carol', nodeId: 'n2' });
+    registry.isHome = true;
+    registry.version += 1;
+    expect(await old.home.handle({ op: 'join', room: 'R', userId: 'dave', nodeId: 'n1' })).to.deep.equal({ status: 'joined', members: ['alice', 'carol', 'dave'] });
+  });
+
+  it('a home that kept the room reads the record again after a registry change, and adopts another home\'s holds', async () => {
+    const store = new MemoryRoomStore();
+    const registry = { isHome: true, version: 0 };
+    const old = home(new Map(), { nodeId: 'n1', store, registry });
+    await old.home.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await old.home.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    // Another node was home for a while (this one never refreshed in between): bob went away and was held for.
+    const other = home(new Map(), { nodeId: 'n2', store });
+    await other.home.handle({ op: 'away', room: 'R', userId: 'bob', nodeId: 'n1', frames: [] });
+    await other.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 7, id: 'a7' });
+    registry.version += 1;
+    await old.home.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n3' });
+    expect(contents(old.sent, 'bob').filter((c) => c === 7)).to.deep.equal([7]);
   });
 });

@@ -24,6 +24,10 @@ export interface RoomHomeDeps {
   presence(userId: string): Promise<Presence>;
   /** False once the node left the registry (its members may be gone with it). */
   nodeAlive(nodeId: string): boolean;
+  /** Whether this node is the room's home by its own view of the registry. */
+  isHome(room: string): boolean;
+  /** Rises whenever the registry's nodes change: a room loaded before may have had another home since. */
+  registryVersion(): number;
   log: Logger;
 }
 
@@ -37,6 +41,10 @@ interface HomeRoom {
   away: RoomAbsences;
   /** Tasks queued or running in the room's order (a room is forgotten only when nothing else waits on it). */
   queued: number;
+  /** Members for whom the stored record holds frames (as of this home's last read or write of it). */
+  storedHeld: Set<string>;
+  /** registryVersion() when the room was last read from the store; `undefined`: never read (or a write failed). */
+  readAt: number | undefined;
 }
 
 // A new home continues the order past the old home's last persisted place, leaving room for what it gave out since.
@@ -70,27 +78,56 @@ export class RoomHome {
     return this.run(op.room, (room) => this.apply(room, op)).catch((error: unknown) => this.failed(op, error));
   }
 
-  /** Runs `task` in the room's order, after loading the room on first use (loading is part of the first task). */
+  /**
+   * Runs `task` in the room's order, after reading the room from the store on first use, and again when the registry
+   * changed since (another node may have been its home meanwhile) or a write failed (the state may be behind).
+   */
   private run<T>(name: string, task: (room: HomeRoom) => Promise<T>): Promise<T> {
     let entry = this.rooms.get(name);
     if (!entry) {
-      const placeholder: HomeRoom = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences(), queued: 0 };
-      entry = placeholder;
-      this.rooms.set(name, placeholder);
-      placeholder.tail = this.load(name).then((loaded) => {
-        placeholder.members = loaded.members;
-        placeholder.seq = loaded.seq;
-        // Loaded after a handover: whether each member is still connected is unknown; the sweep checks.
-        for (const member of loaded.members) placeholder.away.suspect(member.userId);
-      });
+      entry = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences(), queued: 0, storedHeld: new Set(), readAt: undefined };
+      this.rooms.set(name, entry);
     }
     const room = entry;
     room.queued += 1;
-    const next = room.tail.then(() => task(room));
+    const next = room.tail.then(async () => {
+      if (room.readAt !== this.deps.registryVersion()) await this.read(name, room);
+      return task(room);
+    });
     room.tail = next.catch(() => undefined);
     const done = (): void => void (room.queued -= 1);
     next.then(done, done);
     return next;
+  }
+
+  /**
+   * Reads the room's record. A record another home wrote since this one did replaces what is in memory, holds
+   * included (that home delivered some and held others); this home's own latest write changes nothing. A room
+   * never read here fails its task when the store cannot answer; one read before carries on from memory.
+   */
+  private async read(name: string, room: HomeRoom): Promise<void> {
+    const version = this.deps.registryVersion();
+    let record: RoomRecord | undefined;
+    try {
+      record = await this.deps.store.get(name);
+    } catch (error) {
+      if (room.readAt === undefined && room.members.length === 0) throw error;
+      this.deps.log.warn({ room: name, err: error }, 'room record unreadable; carrying on from memory');
+      room.readAt = version;
+      return;
+    }
+    const first = room.readAt === undefined && room.members.length === 0;
+    room.readAt = version;
+    if (!record || (!first && record.home === this.deps.nodeId && record.seq <= room.seq)) return;
+    room.members = record.members;
+    room.seq = Math.max(room.seq, record.seq + (record.home === this.deps.nodeId ? 0 : HANDOVER_GAP));
+    room.away.clear();
+    room.storedHeld = new Set(Object.keys(record.held ?? {}));
+    for (const member of record.members) {
+      const held = record.held?.[member.userId] ?? [];
+      // Whether a member without holds is still connected is unknown after a handover: the sweep checks.
+      if (held.length === 0 || !room.away.hold(member.userId, held)) room.away.suspect(member.userId);
+    }
   }
 
   private absences(): RoomAbsences {
@@ -114,6 +151,11 @@ export class RoomHome {
    */
   async refresh(): Promise<void> {
     for (const [name, room] of this.rooms) {
+      // Another node is home now and reads the record (holds included); this copy would only go stale.
+      if (!this.deps.isHome(name) && room.queued === 0) {
+        this.forget(name);
+        continue;
+      }
       if (room.members.length === 0) continue;
       const kept = await this.deps.store.touch(name, this.deps.ttlSeconds).catch(() => true);
       if (!kept) await this.run(name, (r) => this.persist(name, r, (members) => members)).catch(() => undefined);
@@ -122,14 +164,11 @@ export class RoomHome {
 
   private failed(op: RoomOp, error: unknown): RoomAnswer {
     this.deps.log.warn({ room: op.room, op: op.op, err: error }, 'room operation failed');
-    // The room's state may be out of date after a failed store write: load it afresh next time.
-    this.forget(op.room);
+    // The room's state may be behind the store after a failed write: read it again first next time (what it holds
+    // for away members stays).
+    const room = this.rooms.get(op.room);
+    if (room) room.readAt = undefined;
     return { status: 'error', code: 'RELAY_FAILED' };
-  }
-
-  private async load(name: string): Promise<HomeRoom> {
-    const record = await this.deps.store.get(name);
-    return { members: record?.members ?? [], seq: record ? record.seq + HANDOVER_GAP : 0, tail: Promise.resolve(), away: this.absences(), queued: 0 };
   }
 
   private async apply(room: HomeRoom, op: RoomOp): Promise<RoomAnswer> {
@@ -196,8 +235,21 @@ export class RoomHome {
   private async seen(name: string, room: HomeRoom, userId: string, nodeId: string): Promise<void> {
     const member = room.members.find((m) => m.userId === userId);
     if (member) member.nodeId = nodeId;
-    const held = room.away.take(userId);
-    for (const frame of held) await this.sendTo(name, room, userId, nodeId, frame);
+    const inMemory = room.away.take(userId);
+    if (inMemory.length === 0 && !room.storedHeld.has(userId)) return;
+    // The record may hold more than memory: frames another home held during a handover.
+    const inRecord = await this.persist(name, room, (members) => members, userId).catch((error: unknown) => {
+      this.deps.log.warn({ room: name, userId, err: error }, 'could not take the held frames from the room record');
+      return [];
+    });
+    for (const frame of union(inRecord, inMemory)) await this.sendTo(name, room, userId, nodeId, frame);
+  }
+
+  /** Writes what is held into the record; a store that cannot answer leaves it in memory for the next write. */
+  private async saveHeld(name: string, room: HomeRoom): Promise<void> {
+    await this.persist(name, room, (members) => members).catch((error: unknown) => {
+      this.deps.log.warn({ room: name, err: error }, 'could not write the held frames into the room record');
+    });
   }
 
   /**
@@ -210,13 +262,16 @@ export class RoomHome {
       for (const frame of frames) await this.sendTo(name, room, userId, member.nodeId, frame);
       return;
     }
-    if (!room.away.hold(userId, frames, true)) await this.overCap(name, room, userId);
+    if (!room.away.hold(userId, frames, true)) return this.overCap(name, room, userId);
+    if (frames.length > 0) await this.saveHeld(name, room);
   }
 
   /** One frame to one member on `nodeId`; held if it is not there. */
   private async sendTo(name: string, room: HomeRoom, userId: string, nodeId: string, frame: ServerFrame): Promise<void> {
     const missed = await this.deps.fanOut(nodeId, name, [userId], frame).catch(() => [userId]);
-    if (missed.length > 0 && !room.away.hold(userId, [frame])) await this.overCap(name, room, userId);
+    if (missed.length === 0) return;
+    if (!room.away.hold(userId, [frame])) return this.overCap(name, room, userId);
+    await this.saveHeld(name, room);
   }
 
   /**
@@ -228,20 +283,35 @@ export class RoomHome {
     await this.remove(name, room, userId);
   }
 
-  /** Writes the room's members through the store's CAS, and adopts what was stored (another home's changes too). */
-  private async persist(name: string, room: HomeRoom, change: (members: RoomMemberRecord[]) => RoomMemberRecord[]): Promise<void> {
+  /**
+   * Writes the room's members through the store's CAS, with what this home holds for away members merged into what
+   * the record holds (a record another home wrote may hold frames this one never saw), and adopts what was stored.
+   * `take`: that member's held frames leave the record; resolves with them (oldest first), else with [].
+   */
+  private async persist(name: string, room: HomeRoom, change: (members: RoomMemberRecord[]) => RoomMemberRecord[], take?: string): Promise<ServerFrame[]> {
     const seq = room.seq + 1;
+    let taken: ServerFrame[] = [];
     const stored = await this.deps.store.update(
       name,
       (current: RoomRecord | undefined) => {
         const members = change(current?.members ?? room.members);
         if (members.length === 0) return null;
-        return { room: name, members, seq: Math.max(seq, current?.seq ?? 0), home: this.deps.nodeId, updatedAt: new Date().toISOString() };
+        const held: Record<string, ServerFrame[]> = {};
+        const inMemory = room.away.heldFrames();
+        for (const { userId } of members) {
+          const frames = union(inMemory.get(userId) ?? [], current?.held?.[userId] ?? []);
+          if (userId === take) taken = frames;
+          else if (frames.length > 0) held[userId] = frames;
+        }
+        const record: RoomRecord = { room: name, members, seq: Math.max(seq, current?.seq ?? 0), home: this.deps.nodeId, updatedAt: new Date().toISOString() };
+        return Object.keys(held).length > 0 ? { ...record, held } : record;
       },
       this.deps.ttlSeconds,
     );
     room.members = stored?.members ?? [];
     room.seq = Math.max(seq, stored?.seq ?? 0);
+    room.storedHeld = new Set(Object.keys(stored?.held ?? {}));
+    return taken;
   }
 
   private broadcast(name: string, room: HomeRoom, except: string, frame: ServerFrame): Promise<void> {
@@ -277,9 +347,12 @@ export class RoomHome {
         for (const userId of to) if (!notThere.includes(userId)) room.away.present(userId);
       }),
     );
+    let held = false;
     for (const userId of missed) {
-      if (!room.away.hold(userId, [frame])) await this.overCap(name, room, userId);
+      if (room.away.hold(userId, [frame])) held = true;
+      else await this.overCap(name, room, userId);
     }
+    if (held) await this.saveHeld(name, room);
   }
 
   /**
@@ -329,4 +402,11 @@ export class RoomHome {
     // A room left without members here (all left, or an operation on a room nobody is in) is not kept.
     if (room.members.length === 0 && room.queued <= 1 && this.rooms.get(name) === room) this.forget(name);
   }
+}
+
+/** `first`, then what `second` adds, each frame once (copies held by two homes are the same JSON). */
+function union(first: ServerFrame[], second: ServerFrame[]): ServerFrame[] {
+  if (second.length === 0) return first;
+  const seen = new Set(first.map((frame) => JSON.stringify(frame)));
+  return [...first, ...second.filter((frame) => !seen.has(JSON.stringify(frame)))];
 }

@@ -18,10 +18,11 @@ export interface Rooms {
 export function wireRooms(
   deps: { config: NodeConfig; rooms?: RoomStore | undefined; transport: PeerTransport; sessions: SessionStore; held: HeldBudget; draining(): boolean },
   table: ConnectionTable,
-  nodes: () => ReadonlyMap<string, NodeRecord>,
+  registry: { nodes(): ReadonlyMap<string, NodeRecord>; version(): number },
   log: Logger,
 ): Rooms {
   const { config } = deps;
+  const nodes = (): ReadonlyMap<string, NodeRecord> => registry.nodes();
   let roomMembers!: RoomMembers;
   const roomHome = new RoomHome({
     nodeId: config.nodeId,
@@ -33,6 +34,8 @@ export function wireRooms(
     budget: deps.held,
     presence: (userId) => presenceOf(deps.sessions, userId),
     nodeAlive: (nodeId) => nodeId === config.nodeId || nodes().has(nodeId),
+    isHome: (room) => roomMembers.homeOf(room) === config.nodeId,
+    registryVersion: () => registry.version(),
     log,
     fanOut: async (nodeId, room, to, frame) => {
       if (nodeId === config.nodeId) return roomMembers.deliver(to, frame);

@@ -97,6 +97,11 @@ export class Router {
     return this.membership.nodes;
   }
 
+  /** Rises with every change of `members` (MembershipView.version). */
+  get membersVersion(): number {
+    return this.membership.version;
+  }
+
   /** Messages held for moving users. */
   get held(): number {
     return this.holds?.size ?? 0;
