@@ -38,6 +38,18 @@ describe('session conflict: replace (default)', () => {
     });
   });
 
+  it('names the node the replaced session was on (movedFrom), and only when the user moves to another node', async () => {
+    await h.addNode('node-b');
+    await h.store.inner.put(record('alice', { acked: true, nodeId: 'node-x' }), 120);
+    const moved = await h.connect('alice');
+    expect(moved.status).to.equal(200);
+    expect((await h.store.inner.get('alice'))?.movedFrom).to.equal('node-x');
+    await h.store.inner.put(record('alice', { acked: true, nodeId: String(moved.body['nodeId']) }), 120);
+    const again = await h.connect('alice', { avoid: [moved.body['nodeId'] === 'node-a' ? 'node-b' : 'node-a'] });
+    expect(again.body['nodeId']).to.equal(moved.body['nodeId']);
+    expect((await h.store.inner.get('alice'))?.movedFrom, 'same node: no move').to.equal(undefined);
+  });
+
   it('does not notify anyone for a first session', async () => {
     const first = await h.connect('alice');
     await h.connect('bob');

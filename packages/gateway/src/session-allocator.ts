@@ -80,8 +80,13 @@ export class SessionAllocator {
     this.recent.add(record.userId);
     if (!seen && (await beforeDeadline(sessions.create(record, handshakeTimeoutSeconds), deadline, 'session create'))) return undefined;
     const previous = await beforeDeadline(sessions.get(record.userId), deadline, 'session get');
-    // v1.2: a replaced session is a move, so the user's rooms go with it to its next node.
-    const next = previous?.rooms === undefined ? record : { ...record, rooms: previous.rooms };
+    // v1.2: a replaced session is a move, so the user's rooms go with it to its next node, and its old node may
+    // hand on what it held for the user there.
+    const next: SessionRecord = {
+      ...record,
+      ...(previous?.rooms === undefined ? {} : { rooms: previous.rooms }),
+      ...(previous === undefined || previous.nodeId === record.nodeId ? {} : { movedFrom: previous.nodeId }),
+    };
     await beforeDeadline(sessions.put(next, handshakeTimeoutSeconds), deadline, 'session put');
     return previous;
   }

@@ -23,6 +23,7 @@ export function localDelivery({ table, pending, delivery, router, departures }: 
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
     departures,
     senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
+    recipientMovedFrom: (userId, nodeId) => senders.movedFrom(userId, nodeId),
     peerAddress: (nodeId) => router.members.get(nodeId)?.internalAddress,
     keptOutcome: (report) => router.keptOutcome(report),
     senderOf: (cid) => table.byCid(cid),

@@ -175,6 +175,12 @@ export interface SessionRecord extends Session {
    * its moves; the rooms' own records (`<prefix>room:<R>`) are the authority on membership.
    */
   rooms?: string[];
+  /**
+   * The node the user's previous session was on, when a /connect replaced it with one on another node (written by
+   * the gateway). For a minute after the move, what that node hands on for the user (messages it held while the user
+   * was there) is accepted from it by the user's new node: see the sender check in docs/security.md.
+   */
+  movedFrom?: string;
 }
 
 /** `<prefix>nodes/<nodeId>` in etcd. */

@@ -17,6 +17,7 @@ function localOver(parts: { table: object; pending: object; departures: LocalDel
     deliverOrHold: (envelope, acked) => delivery.deliverOrHold(envelope, acked),
     departures: parts.departures,
     senderOn: () => Promise.resolve(true),
+    recipientMovedFrom: () => Promise.resolve(false),
     peerAddress: () => undefined,
     keptOutcome: () => false,
     senderOf: () => undefined,

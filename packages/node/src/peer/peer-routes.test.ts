@@ -14,6 +14,7 @@ function nodeB(): { local: LocalDelivery; written: Envelope[] } {
     deliverOrHold: (envelope) => (written.push(envelope), 'delivered'),
     departures: undefined,
     senderOn: (userId, nodeId) => Promise.resolve(userId === 'alice' && nodeId === 'node-a'),
+    recipientMovedFrom: (userId, nodeId) => Promise.resolve(userId === 'carol' && nodeId === 'node-a'),
     peerAddress: (nodeId) => (nodeId === 'node-a' ? 'http://a' : undefined),
     keptOutcome: () => false,
     senderOf: () => undefined,
@@ -34,6 +35,16 @@ describe('peer routes: what another node may ask of this one', function () {
     const answer = await serve(DELIVER_PATH, request([{ from: 'alice', to: 'bob' }, { from: 'mallory', to: 'bob' }]), 'node-a', performance.now());
     expect(answer).to.deep.equal({ status: 200, body: { results: [{ status: 'delivered' }, { status: 'error', code: 'FORBIDDEN_SENDER' }] } });
     expect(written.map((e) => [e.from, e.to, e.origin])).to.deep.equal([['alice', 'bob', { kind: 'remote', replyTo: 'http://a', cid: 'c1' }]]);
+  });
+
+  it('takes what a node hands on for a recipient that just moved from it, whoever the sender (a drain), and nothing else', async function () {
+    const { local, written } = nodeB();
+    local.connected = (userId) => userId === 'bob' || userId === 'carol';
+    local.here = local.connected;
+    const serve = createPeerRoutes(local);
+    const answer = await serve(DELIVER_PATH, request([{ from: 'mallory', to: 'carol' }, { from: 'mallory', to: 'bob' }]), 'node-a', performance.now());
+    expect(answer).to.deep.equal({ status: 200, body: { results: [{ status: 'delivered' }, { status: 'error', code: 'FORBIDDEN_SENDER' }] } });
+    expect(written.map((e) => [e.from, e.to])).to.deep.equal([['mallory', 'carol']]);
   });
 
   it('refuses a request signed by another node, one whose replyTo is not the registered address, and a malformed one', async function () {

@@ -33,16 +33,21 @@ export function createPeerRoutes(local: LocalDelivery): PeerRoutes {
  * Why single messages of a delivery request are refused, by index; the others are delivered. One message never fails
  * its batch: content nested past the limit (which a current sender refuses at its edge, but an older or broken peer
  * may still send) gets INVALID_MESSAGE; a sender whose session is not on the forwarding node (which, with a cluster
- * secret, is the node that signed the request) gets FORBIDDEN_SENDER.
+ * secret, is the node that signed the request) gets FORBIDDEN_SENDER, unless the recipient has just moved here from
+ * that node (a drain handing on what it held for the recipient while it was there).
  */
 async function refusalsOf(request: DeliverRequest, local: LocalDelivery): Promise<(FrameErrorCode | undefined)[]> {
-  const forged = new Set<string>();
+  const unvouched = new Set<string>();
   const senders = [...new Set(request.messages.map((m) => m.from))];
   const verdicts = await Promise.all(senders.map((from) => local.senderOn(from, request.fromNode)));
-  senders.forEach((from, i) => (verdicts[i] ? undefined : forged.add(from)));
+  senders.forEach((from, i) => (verdicts[i] ? undefined : unvouched.add(from)));
+  const handedOn = new Set<string>();
+  const recipients = [...new Set(request.messages.filter((m) => unvouched.has(m.from)).map((m) => m.to))];
+  const moved = await Promise.all(recipients.map((to) => local.recipientMovedFrom(to, request.fromNode)));
+  recipients.forEach((to, i) => (moved[i] ? handedOn.add(to) : undefined));
   return request.messages.map((m) => {
     if (nestedDeeperThan(m.content, MAX_CONTENT_DEPTH)) return 'INVALID_MESSAGE';
-    return forged.has(m.from) ? 'FORBIDDEN_SENDER' : undefined;
+    return unvouched.has(m.from) && !handedOn.has(m.to) ? 'FORBIDDEN_SENDER' : undefined;
   });
 }
 

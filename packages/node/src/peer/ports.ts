@@ -65,6 +65,8 @@ export interface LocalDelivery {
   departures: { has(userId: string): boolean; movedAt(userId: string): number | undefined } | undefined;
   /** Whether `userId`'s session is on `nodeId` (see SenderCheck). */
   senderOn(userId: string, nodeId: NodeId): Promise<boolean>;
+  /** Whether the recipient `userId` moved here from `nodeId` within the last minute (see SenderCheck.movedFrom). */
+  recipientMovedFrom(userId: string, nodeId: NodeId): Promise<boolean>;
   /** The registered internal address of a node, as this node's registry view knows it. */
   peerAddress(nodeId: NodeId): string | undefined;
   /** v1.2: applies an outcome report for a copy the router kept; false when the report is not for one. */
