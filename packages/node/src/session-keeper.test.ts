@@ -43,6 +43,22 @@ describe('SessionKeeper', function () {
     for (const c of [ours, lost, taken]) expect(c.nextReassertAt).to.be.within(before + 10_000, after + 10_000);
   });
 
+  it('after one missing record (the store restarted empty), writes back every session at the next tick, not each in its turn', async function () {
+    const sessions = new MemorySessionStore();
+    const keeper = new SessionKeeper({ sessions, nodeId: 'node-a', sessionTtlSeconds: 30, log: silentLogger, onReplaced: () => {} });
+    const first = connection('first', 'k1');
+    const later = Array.from({ length: 5 }, (_, i) => connection(`later${String(i)}`, `k${String(i + 2)}`));
+    for (const c of later) c.nextReassertAt = Date.now() + 60_000; // not due for a minute
+    keeper.tick([first, ...later]);
+    await waitFor(() => !first.reasserting && first.nextReassertAt > 0 && !later.some((c) => c.reasserting), { what: 'the first round' });
+    expect(await sessions.get('first')).to.deep.include({ listeningKey: 'k1' });
+    expect(await sessions.get('later0'), 'not due, not touched yet').to.equal(undefined);
+    keeper.tick([first, ...later]);
+    await waitFor(async () => (await Promise.all(later.map((c) => sessions.get(c.userId)))).every((r) => r !== undefined), { what: 'every session written back' });
+    keeper.tick([first, ...later]);
+    expect(later.every((c) => !c.reasserting), 'one refill, not a loop').to.equal(true);
+  });
+
   it('keeps at most `concurrency` store calls in flight and retries a failure well inside the interval', async function () {
     let inFlight = 0;
     let maxInFlight = 0;
