@@ -3,6 +3,8 @@
  * (cpu-prof-preload.mjs) through the bench's scenarios (relay on one node, relay across nodes, connect), each on a fresh cluster, and prints where
  * each process spent its time. Profiles land in .tmp/bench/profile/<phase>/<process>.cpuprofile (open them in
  * Chrome DevTools or speedscope for the call trees). PeerJS and the bare relay can be profiled the same way by hand.
+ * BENCH_PAIRS and BENCH_WINDOW set the shape (50 × 8); PROFILE_RECEIPTS=1 opens our pairs with `receipts=1`
+ * (contract v1.2), confirming every 100 ms as the bench does.
  */
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -13,6 +15,7 @@ import { startBareWs, startOurs, startPeerJs, TMP } from './systems.js';
 const seconds = Number(process.env['BENCH_SECONDS'] ?? 8);
 const pairs = Number(process.env['BENCH_PAIRS'] ?? 50);
 const window = Number(process.env['BENCH_WINDOW'] ?? 8);
+const receipts = process.env['PROFILE_RECEIPTS'] === '1';
 const root = `${TMP}/profile`;
 const PRELOAD = fileURLToPath(new URL('./cpu-prof-preload.mjs', import.meta.url));
 
@@ -38,12 +41,13 @@ async function runPhase(phase: Phase): Promise<string> {
       const r = await lg.connect({ target: sys.target, count: 3000, concurrency: 50, prefix: 'prof', avoid: ['node-2'], keep: false });
       log(`connect: ${r.rate.toFixed(0)}/s`);
     } else {
-      await lg.pairs({ target: sys.target, count: pairs, prefix: 'prof', avoidA: ['node-2'], avoidB: phase === 'relay-2' ? ['node-1'] : ['node-2'] });
+      const target = receipts && sys.target.kind === 'ours' ? { ...sys.target, receipts } : sys.target;
+      await lg.pairs({ target, count: pairs, prefix: 'prof', avoidA: ['node-2'], avoidB: phase === 'relay-2' ? ['node-1'] : ['node-2'] });
       const pids = phase === 'relay-2' ? sys.crossPids : sys.relayPids;
       const r = await lg.relay({ mode: 'closed', size: 'candidate', window, warmupMs: 1000, durationMs: seconds * 1000 }, pids);
       const cpu = cpuSecondsOf(r, pids);
       const writes = pids.reduce((sum, pid) => sum + (r.syscalls[pid]?.writes ?? 0), 0);
-      log(`${phase}: ${r.rate.toFixed(0)} msg/s, ${((cpu * 1e6) / r.messages).toFixed(1)} µs CPU/msg, ${(writes / r.messages).toFixed(2)} writes/msg (profiler on)`);
+      log(`${phase}${receipts ? ' (receipts on)' : ''}: ${r.rate.toFixed(0)} msg/s, ${((cpu * 1e6) / r.messages).toFixed(1)} µs CPU/msg, ${(writes / r.messages).toFixed(2)} writes/msg (profiler on)`);
       await lg.close();
     }
   } finally {
