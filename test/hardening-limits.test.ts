@@ -79,6 +79,19 @@ function latencyProbe(from: Client, to: Client, label: string) {
 }
 
 /**
+ * latencyProbe over several neighbour pairs at once, their sends spread over the 20 ms period: four times the samples
+ * of one pair, so a p99 is not decided by the 3rd-slowest of 270 messages (one scheduler hiccup on a shared machine).
+ */
+async function probePairs(pairs: [Client, Client][], label: string): Promise<() => Promise<number[]>> {
+  const stops: (() => Promise<number[]>)[] = [];
+  for (const [from, to] of pairs) {
+    stops.push(latencyProbe(from, to, label));
+    await new Promise((resolve) => setTimeout(resolve, 20 / pairs.length));
+  }
+  return async () => (await Promise.all(stops.map((stop) => stop()))).flat();
+}
+
+/**
  * The flooding client runs in its own process, so its CPU does not distort this process's latency measurements:
  * `perTick` frames every 5 ms until the node closes the connection; prints what it saw as one JSON line.
  */
@@ -106,7 +119,9 @@ ws.on('close', (code, reason) => {
 
 function flood(session: Session, perTick: number): Promise<{ sent: number; limited: number; acks: number; code: number; reason: string; floodMs: number; limitedAfterMs: number }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', FLOOD_SCRIPT, wsUrl(session), session.userId, String(perTick)], {
+    // Niced: on two shared cores the flooding process's own CPU would otherwise delay the node and the probes, which
+    // measures the machine, not the node's fairness to its neighbours. It still sends 10× its rate limit.
+    const child = spawn('nice', ['-n', '15', process.execPath, '--input-type=module', '-e', FLOOD_SCRIPT, wsUrl(session), session.userId, String(perTick)], {
       cwd: process.cwd(),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -196,24 +211,24 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
   });
 
   it('answers a flood with RATE_LIMITED, then closes it with 4504; a neighbour on the node keeps its p99 within 2×', async () => {
-    const a = await online(floodNode, 'neighbour-a');
-    const b = await online(floodNode, 'neighbour-b');
+    const neighbours: [Client, Client][] = [];
+    for (let i = 0; i < 4; i += 1) neighbours.push([await online(floodNode, `neighbour-a${String(i)}`), await online(floodNode, `neighbour-b${String(i)}`)]);
     const flooder = await sessionOn(floodNode, 'flooder');
-    // Warm up both paths (JIT, connections to memcached) before measuring.
-    const warmup = latencyProbe(a, b, 'warmup');
+    // Warm up every path (JIT, connections to memcached) before measuring.
+    const warmup = await probePairs(neighbours, 'warmup');
     await new Promise((resolve) => setTimeout(resolve, 2000));
     await warmup();
 
-    const before = latencyProbe(a, b, 'unloaded-1');
+    const before = await probePairs(neighbours, 'unloaded-1');
     await new Promise((resolve) => setTimeout(resolve, 6000));
     const unloadedBefore = await before();
 
-    const loadedProbe = latencyProbe(a, b, 'flooded');
+    const loadedProbe = await probePairs(neighbours, 'flooded');
     // 5 frames every 5 ms: about 1,000 frames/s, 10× the connection's rate.
     const result = await flood(flooder, 5);
     const loaded = await loadedProbe();
 
-    const after = latencyProbe(a, b, 'unloaded-2');
+    const after = await probePairs(neighbours, 'unloaded-2');
     await new Promise((resolve) => setTimeout(resolve, 6000));
     const unloadedAfter = await after();
 
@@ -234,10 +249,9 @@ describe('hardening: rate limits and bounded pending queues in a cluster of real
     // The contract: closed after 5 s of RATE_LIMITED, not before and not much later: the node judges every frame,
     // and this client sends one per millisecond (measured: 5,006 ms; the margins are delivery jitter either way).
     expect(result.floodMs - result.limitedAfterMs, 'first RATE_LIMITED → close 4504 (ms)').to.be.within(4500, 5500);
-    expect(loaded.length).to.be.greaterThan(100);
+    expect(loaded.length).to.be.greaterThan(400);
     expect(loadedP99).to.be.at.most(2 * unloadedP99);
-    expect(a.closeCode).to.equal(undefined);
-    expect(b.closeCode).to.equal(undefined);
+    expect(neighbours.flat().map((c) => c.closeCode)).to.deep.equal(Array.from({ length: 8 }, () => undefined));
   });
 
   it('holds at most MSG_PENDING_MAX of 10,000 messages for a recipient that never connects; memory stays bounded', async () => {
