@@ -14,8 +14,6 @@ const root = join(import.meta.dirname, '..');
 
 /** Test files, and the folders and packages that exist only to support tests. */
 function isTestSupport(path: string): boolean {
-  // TEMPORARY: the harness just moved here from scripts/; its three long functions are split in the next commit.
-  if (path.startsWith('packages/harness/')) return true;
   return /\.test\.ts$/.test(path) || /\/testing\//.test(path) || path.startsWith('packages/testkit/');
 }
 

@@ -84,6 +84,75 @@ function table(header: string[], rows: (string | number)[][]): string {
   return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(String).join(' | ')} |`)].join('\n');
 }
 
+/** Reconnect times and errors, over the whole run and per fault phase. */
+function reconnectsSection(result: ChaosResult): string[] {
+  const t = result.totals;
+  const out: string[] = [];
+  out.push('## Reconnects and errors by phase', '');
+  out.push(
+    'From the SDK\'s state events: `reconnecting` → next `open` (includes the backoff, `/connect` and the SockJS handshake). Each phase runs from its fault to the next one; "send → answer" is the time from `send()` to its ack or error, for sends made in that phase.',
+    '',
+  );
+  const r = result.reconnects;
+  out.push(
+    table(['', 'reconnects', 'p50', 'p99', 'max', 'send → answer p50 / p99 / max', 'errored sends'], [
+      ['whole run', r.count, ms(r.p50), ms(r.p99), ms(r.max), answer(result.answerMs), String(t.errored)],
+      ...result.reconnectsByFault.map((f) => [
+        `${f.fault} (from t=${f.at.toFixed(1)} s)`,
+        f.stats.count,
+        ms(f.stats.p50),
+        ms(f.stats.p99),
+        ms(f.stats.max),
+        answer(f.answerMs),
+        Object.entries(f.errors).map(([code, n]) => `${code} ${String(n)}`).join(', ') || '0',
+      ]),
+    ]),
+    '',
+  );
+  if (r.unfinished > 0) out.push(`Reconnects still unfinished at the end: ${String(r.unfinished)}.`, '');
+  const connectErrors = Object.entries(result.connectErrors);
+  if (connectErrors.length > 0) {
+    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses.length)}.`, '');
+  }
+  return out;
+}
+
+/** Where the sessions went: the scale-out waves and the sessions per node over time. */
+function loadSection(result: ChaosResult, ids: string[], svgName: string | undefined): string[] {
+  const out: string[] = [];
+  out.push('## Scale-out (acceptance 6)', '');
+  out.push(
+    'A node joins the loaded cluster; once the gateways see it, a wave of new pairs connects. Least-loaded allocation ' +
+      'should send most of them to the new node until its load matches the others (evened out: within 10 % of their average).',
+    '',
+  );
+  out.push(
+    table(
+      ['new node', 'visible at (s)', 'new sessions on it', 'share', 'load evened out after'],
+      result.scaleOut.map((s) => [s.nodeId, s.at.toFixed(1), `${String(s.onNewNode)} / ${String(s.waveSize)}`, `${(s.share * 100).toFixed(0)} %`, s.evenedOutAfter === null ? 'not before the next fault' : `${s.evenedOutAfter.toFixed(1)} s`]),
+    ),
+    '',
+  );
+  out.push('## Sessions per node over time', '');
+  if (svgName) out.push(`![sessions per node](${svgName})`, '');
+  out.push(
+    'Sampled every second from the registry (`load/<nodeId>`, what the gateways allocate by); while etcd was down, ' +
+      'from each node\'s `msg_connections` gauge (source `metrics`). A draining node is marked `(d)`; `–` = not registered or no load record yet.',
+    '',
+  );
+  const every = Math.max(1, Math.round(result.samples.length / 40));
+  const rows = result.samples
+    .filter((_, i) => i % every === 0 || i === result.samples.length - 1)
+    .map((s) => [
+      (s.at / 1000).toFixed(0),
+      s.source,
+      ...ids.map((id) => (s.connections[id] === undefined ? '–' : `${String(s.connections[id])}${s.draining.includes(id) ? ' (d)' : ''}`)),
+      Object.values(s.connections).reduce((a, b) => a + b, 0),
+    ]);
+  out.push(table(['t (s)', 'source', ...ids, 'total'], rows), '');
+  return out;
+}
+
 /** The Markdown report. `svgName` is the plot's file name next to it, if one was written. */
 export function renderMarkdown(result: ChaosResult, svgName?: string): string {
   const c = result.config;
@@ -150,62 +219,8 @@ export function renderMarkdown(result: ChaosResult, svgName?: string): string {
     out.push('First silent losses:', '');
     out.push(table(['stream', 'seq', 'why', 'sent at (s)'], t.examples.map((e) => [e.stream, e.seq, e.why, (e.sentAt / 1000).toFixed(1)])), '');
   }
-  out.push('## Reconnects and errors by phase', '');
-  out.push(
-    'From the SDK\'s state events: `reconnecting` → next `open` (includes the backoff, `/connect` and the SockJS handshake). Each phase runs from its fault to the next one; "send → answer" is the time from `send()` to its ack or error, for sends made in that phase.',
-    '',
-  );
-  const r = result.reconnects;
-  out.push(
-    table(['', 'reconnects', 'p50', 'p99', 'max', 'send → answer p50 / p99 / max', 'errored sends'], [
-      ['whole run', r.count, ms(r.p50), ms(r.p99), ms(r.max), answer(result.answerMs), String(t.errored)],
-      ...result.reconnectsByFault.map((f) => [
-        `${f.fault} (from t=${f.at.toFixed(1)} s)`,
-        f.stats.count,
-        ms(f.stats.p50),
-        ms(f.stats.p99),
-        ms(f.stats.max),
-        answer(f.answerMs),
-        Object.entries(f.errors).map(([code, n]) => `${code} ${String(n)}`).join(', ') || '0',
-      ]),
-    ]),
-    '',
-  );
-  if (r.unfinished > 0) out.push(`Reconnects still unfinished at the end: ${String(r.unfinished)}.`, '');
-  const connectErrors = Object.entries(result.connectErrors);
-  if (connectErrors.length > 0) {
-    out.push(`Failed connection attempts reported by the SDK (retried): ${connectErrors.map(([k, v]) => `${k} ${String(v)}`).join(', ')}. Terminal closes: ${String(result.terminalCloses.length)}.`, '');
-  }
-  out.push('## Scale-out (acceptance 6)', '');
-  out.push(
-    'A node joins the loaded cluster; once the gateways see it, a wave of new pairs connects. Least-loaded allocation ' +
-      'should send most of them to the new node until its load matches the others (evened out: within 10 % of their average).',
-    '',
-  );
-  out.push(
-    table(
-      ['new node', 'visible at (s)', 'new sessions on it', 'share', 'load evened out after'],
-      result.scaleOut.map((s) => [s.nodeId, s.at.toFixed(1), `${String(s.onNewNode)} / ${String(s.waveSize)}`, `${(s.share * 100).toFixed(0)} %`, s.evenedOutAfter === null ? 'not before the next fault' : `${s.evenedOutAfter.toFixed(1)} s`]),
-    ),
-    '',
-  );
-  out.push('## Sessions per node over time', '');
-  if (svgName) out.push(`![sessions per node](${svgName})`, '');
-  out.push(
-    'Sampled every second from the registry (`load/<nodeId>`, what the gateways allocate by); while etcd was down, ' +
-      'from each node\'s `msg_connections` gauge (source `metrics`). A draining node is marked `(d)`; `–` = not registered or no load record yet.',
-    '',
-  );
-  const every = Math.max(1, Math.round(result.samples.length / 40));
-  const rows = result.samples
-    .filter((_, i) => i % every === 0 || i === result.samples.length - 1)
-    .map((s) => [
-      (s.at / 1000).toFixed(0),
-      s.source,
-      ...ids.map((id) => (s.connections[id] === undefined ? '–' : `${String(s.connections[id])}${s.draining.includes(id) ? ' (d)' : ''}`)),
-      Object.values(s.connections).reduce((a, b) => a + b, 0),
-    ]);
-  out.push(table(['t (s)', 'source', ...ids, 'total'], rows), '');
+  out.push(...reconnectsSection(result));
+  out.push(...loadSection(result, ids, svgName));
   if (result.observations.length > 0) {
     out.push('## Observations', '', ...result.observations.map((o) => `- ${o}`), '');
   }
