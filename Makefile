@@ -92,14 +92,14 @@ run-tls: deps build
 	node --import tsx scripts/cluster.ts run-tls
 
 bench: deps build
-	node --conditions=source --import tsx scripts/bench/index.ts
+	node --conditions=source --import tsx packages/harness/src/bench/index.ts
 
 chaos: deps build
-	node --conditions=source --import tsx scripts/chaos.ts
+	node --conditions=source --import tsx packages/harness/src/chaos.ts
 
 # 20 nodes, 2 gateways, 10,000 idle clients and 500 pairs on this machine, 2 minutes of joins and drains: docs/scale.md.
 scale: deps build
-	node --conditions=source --import tsx scripts/scale.ts
+	node --conditions=source --import tsx packages/harness/src/scale.ts
 
 clean:
 	rm -rf packages/*/dist packages/*/*.tsbuildinfo packages/*/tsconfig.tsbuildinfo .run .tmp

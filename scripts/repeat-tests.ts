@@ -8,15 +8,15 @@
  *   node --conditions=source --import tsx scripts/repeat-tests.ts [--runs N] [--load K] [--rate MSGS_PER_S]
  *     [--command 'make test'] [--logs DIR]
  *
- * The load: a bare `ws` relay (scripts/bench/bare-ws-relay.ts) and the bench's load generator with 50 pairs,
+ * The load: a bare `ws` relay (packages/harness/src/bench/bare-ws-relay.ts) and the bench's load generator with 50 pairs,
  * paced at --rate messages/s (default 20,000: about a third of a core for both) in 5 s measurement windows for as
  * long as the run lasts. Each run's output goes to DIR/run-<i>.log (default .run/repeat). Exits 1 when any run failed.
  */
 import { spawn } from 'node:child_process';
 import { createWriteStream, mkdirSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LoadGen } from './bench/driver.js';
-import { startBareWs, type RunningSystem } from './bench/systems.js';
+import { LoadGen } from '@messaging-server/harness/bench/driver';
+import { startBareWs, type RunningSystem } from '@messaging-server/harness/bench/systems';
 
 interface RunResult {
   run: number;

@@ -2,12 +2,12 @@
 // missing CPU sample, a paced step that lost 5 % of its messages, a failed round, a missing baseline round, a shape
 // without data) and show each one fails, and that nothing missing is read as a zero.
 import { expect } from 'chai';
-import { parseShapes, parseSystems, readConfig } from '../scripts/bench/config.js';
-import { unitsOf } from '../scripts/bench/rounds.js';
-import { untilQuiet } from '../scripts/bench/scenarios.js';
-import type { LatencySummary } from '../scripts/bench/loadgen.js';
-import { fromSaved, receiptsRuns, shapeKey, type BenchResults, type IdleRow, type ReceiptsRow, type RelayRow, type SavedResults, type SweepRow } from '../scripts/bench/results.js';
-import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, receiptsTarget, SHAPE_TARGETS, stormTarget, sweepRowProblems } from '../scripts/bench/verdict.js';
+import { parseShapes, parseSystems, readConfig } from '@messaging-server/harness/bench/config';
+import { unitsOf } from '@messaging-server/harness/bench/rounds';
+import { untilQuiet } from '@messaging-server/harness/bench/scenarios';
+import type { LatencySummary } from '@messaging-server/harness/bench/loadgen';
+import { fromSaved, receiptsRuns, shapeKey, type BenchResults, type IdleRow, type ReceiptsRow, type RelayRow, type SavedResults, type SweepRow } from '@messaging-server/harness/bench/results';
+import { BASE_RUNS, baseTargets, CONNECT_TARGET, judge, receiptsTarget, SHAPE_TARGETS, stormTarget, sweepRowProblems } from '@messaging-server/harness/bench/verdict';
 
 const BASE_FAMILIES = BASE_RUNS.flatMap((run) => Object.values(baseTargets(run.scenario, run.size)));
 

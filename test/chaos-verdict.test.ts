@@ -3,12 +3,12 @@
 import { expect } from 'chai';
 import { waitFor } from '@messaging-server/testkit';
 import { startMiniServer, type MiniServer } from '../packages/client/src/testing/mini-server.js';
-import { SHORT, type ChaosConfig } from '../scripts/chaos/config.js';
-import { Fleet } from '../scripts/chaos/fleet.js';
-import { Ledger } from '../scripts/chaos/ledger.js';
-import type { RoomFigures, RoomHalfFigures } from '../scripts/chaos/rooms.js';
-import { fleetFigures, runChaos } from '../scripts/chaos/run.js';
-import { verdict, type VerdictInput } from '../scripts/chaos/verdict.js';
+import { SHORT, type ChaosConfig } from '@messaging-server/harness/chaos/config';
+import { Fleet } from '@messaging-server/harness/chaos/fleet';
+import { Ledger } from '@messaging-server/harness/chaos/ledger';
+import type { RoomFigures, RoomHalfFigures } from '@messaging-server/harness/chaos/rooms';
+import { fleetFigures, runChaos } from '@messaging-server/harness/chaos/run';
+import { verdict, type VerdictInput } from '@messaging-server/harness/chaos/verdict';
 
 /** A clean run's figures: one stream, one message acked and received, one scale-out wave fully on the new node. */
 function cleanRun(): VerdictInput {

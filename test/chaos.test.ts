@@ -2,11 +2,11 @@ import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { SHORT } from '../scripts/chaos/config.js';
-import { Ledger } from '../scripts/chaos/ledger.js';
-import { writeReport } from '../scripts/chaos/report.js';
-import { runChaos, type ChaosResult } from '../scripts/chaos/run.js';
-import { verdict } from '../scripts/chaos/verdict.js';
+import { SHORT } from '@messaging-server/harness/chaos/config';
+import { Ledger } from '@messaging-server/harness/chaos/ledger';
+import { writeReport } from '@messaging-server/harness/chaos/report';
+import { runChaos, type ChaosResult } from '@messaging-server/harness/chaos/run';
+import { verdict } from '@messaging-server/harness/chaos/verdict';
 
 /** The chaos run's bookkeeping must catch what it claims to catch, or a "0 silently lost" means nothing. */
 describe('chaos ledger', () => {

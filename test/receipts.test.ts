@@ -1,7 +1,6 @@
 import { expect } from 'chai';
-import { freePort, requestSession, startCluster, TestSocket, waitFor, type LocalCluster } from '@messaging-server/testkit';
+import { FreezingProxy, freePort, requestSession, startCluster, TestSocket, waitFor, type LocalCluster } from '@messaging-server/testkit';
 import type { ServerFrame } from '@messaging-server/protocol';
-import { FreezingProxy } from './support/freezing-proxy.js';
 import { SdkParty } from './support/sdk-party.js';
 
 /**

@@ -2,15 +2,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { percentiles } from '../scripts/chaos/stats.js';
-import { figures, spread } from '../scripts/scale/analysis.js';
-import { TINY } from '../scripts/scale/config.js';
-import type { LoadResult } from '../scripts/scale/loadgen.js';
-import { writeReport } from '../scripts/scale/report.js';
-import { runScale, type ScaleResult } from '../scripts/scale/run.js';
-import type { RoomWindow, Snapshot } from '../scripts/scale/rooms-phase.js';
-import type { ResourceSample } from '../scripts/scale/sampler.js';
-import { acceptance, missingFigures, missingRoomFigures, roomAcceptance, verdict } from '../scripts/scale/verdict.js';
+import { percentiles } from '@messaging-server/harness/chaos/stats';
+import { figures, spread } from '@messaging-server/harness/scale/analysis';
+import { TINY } from '@messaging-server/harness/scale/config';
+import type { LoadResult } from '@messaging-server/harness/scale/loadgen';
+import { writeReport } from '@messaging-server/harness/scale/report';
+import { runScale, type ScaleResult } from '@messaging-server/harness/scale/run';
+import type { RoomWindow, Snapshot } from '@messaging-server/harness/scale/rooms-phase';
+import type { ResourceSample } from '@messaging-server/harness/scale/sampler';
+import { acceptance, missingFigures, missingRoomFigures, roomAcceptance, verdict } from '@messaging-server/harness/scale/verdict';
 
 const T0 = 1_000_000;
 

@@ -14,3 +14,4 @@ export * from './local-proxy.js';
 export * from './coturn-server.js';
 export * from './signed-peer.js';
 export * from './room-store-contract.js';
+export * from './freezing-proxy.js';

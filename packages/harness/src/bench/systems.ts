@@ -12,7 +12,8 @@ import { freePort, ManagedProcess, startCluster, type LocalCluster } from '@mess
 import type { Target } from './loadgen.js';
 import type { SystemName } from './results.js';
 
-export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The repository root (this file is packages/harness/src/bench/systems.ts): .tmp/, docs/ and node_modules/ hang off it. */
+export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 export const TMP = `${ROOT}.tmp/bench`;
 
 /**
@@ -126,7 +127,7 @@ function buildBareRelay(name: 'bare-ws-relay' | 'bare-sockjs-relay'): Promise<st
     mkdirSync(TMP, { recursive: true });
     const outfile = `${TMP}/${name}.mjs`;
     await build({
-      entryPoints: [`${ROOT}scripts/bench/${name}.ts`],
+      entryPoints: [fileURLToPath(new URL(`./${name}.ts`, import.meta.url))],
       outfile,
       platform: 'node',
       format: 'esm',

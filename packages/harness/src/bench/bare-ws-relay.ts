@@ -3,7 +3,7 @@
  * `{"type":"OPEN"}`; each text frame it sends is parsed once for `dst` and forwarded unchanged to that client. No
  * sessions, no validation, no acks, no queueing: whatever our node costs above this is the price of its contract.
  *
- * Usage: node --import tsx scripts/bench/bare-ws-relay.ts <port>
+ * Usage: node --import tsx packages/harness/src/bench/bare-ws-relay.ts <port>
  */
 import { createServer } from 'node:http';
 import { WebSocketServer, type WebSocket } from 'ws';

@@ -1,5 +1,5 @@
 /**
- * `node --conditions=source --import tsx scripts/bench/profile.ts`: runs each system under V8's CPU profiler
+ * `node --conditions=source --import tsx packages/harness/src/bench/profile.ts`: runs each system under V8's CPU profiler
  * (cpu-prof-preload.mjs) through the bench's scenarios (relay on one node, relay across nodes, connect), each on a fresh cluster, and prints where
  * each process spent its time. Profiles land in .tmp/bench/profile/<phase>/<process>.cpuprofile (open them in
  * Chrome DevTools or speedscope for the call trees). PeerJS and the bare relay can be profiled the same way by hand.

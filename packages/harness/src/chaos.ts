@@ -4,7 +4,7 @@
  * run's own; every message must end acked-and-delivered or errored, never silently lost. Odd pairs run with receipts
  * on (contract v1.2), even pairs off (v1.1); each half is held to that and reported apart.
  *
- *   node --conditions=source --import tsx scripts/chaos.ts [--short] [--pairs K] [--out DIR]
+ *   node --conditions=source --import tsx packages/harness/src/chaos.ts [--short] [--pairs K] [--out DIR]
  *
  * Writes DIR/chaos-report.md, chaos-report.json and chaos-sessions.svg (DIR defaults to docs/). Exits 1 when the
  * verdict (chaos/verdict.ts) finds anything: a message silently lost, delivered twice, out of order, misdelivered or

@@ -1,5 +1,5 @@
 import { freePort } from '@messaging-server/testkit';
-import { FreezingProxy } from '../../test/support/freezing-proxy.js';
+import { FreezingProxy } from '@messaging-server/testkit';
 
 /**
  * The network between some clients and their nodes, for the silent-death fault: one FreezingProxy (test/support) on

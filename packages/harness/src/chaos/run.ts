@@ -88,6 +88,100 @@ function faultLabel(step: FaultStep): string {
   return `${step.kind} (${String(step.downSeconds)} s down${kill})`;
 }
 
+/** The pairs' clients (and, when the config has rooms, the rooms' members), not yet connected. */
+function newFleets(
+  config: ChaosConfig,
+  cluster: LocalCluster,
+  ledger: Ledger,
+  proxies: NodeProxies,
+  sinceStartMs: () => number,
+  record: (event: string, detail?: string) => void,
+): { fleet: Fleet; rooms: RoomFleet } {
+  const fleet = new Fleet({
+    proxies,
+    proxiedPairs: config.faults.some((f) => f.kind === 'silent-death') ? config.silentDeathPairs : 0,
+    proxiedHalf: config.silentDeathHalf ?? 'receipts',
+    gatewayUrls: cluster.gateways.map((g) => g.url),
+    ledger,
+    clock: sinceStartMs,
+    intervalMs: config.intervalMs,
+    maxInflightPerStream: config.maxInflightPerStream,
+    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
+  });
+  const rooms = new RoomFleet({
+    gatewayUrls: cluster.gateways.map((g) => g.url),
+    clock: sinceStartMs,
+    rooms: config.rooms ?? 0,
+    members: config.roomMembers ?? 3,
+    intervalMs: config.roomIntervalMs ?? config.intervalMs,
+    maxInflight: config.maxInflightPerStream,
+    windowMs: resumeWindowMs(config),
+    record,
+    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
+  });
+  return { fleet, rooms };
+}
+
+/** What runChaos gathered while the cluster ran. */
+interface RunRecord {
+  config: ChaosConfig;
+  setupStart: number;
+  trafficStart: number;
+  timeline: TimelineEvent[];
+  stamps: number[];
+  samples: LoadSample[];
+  scaleOut: ScaleOutResult[];
+  faultStarts: { fault: string; at: number }[];
+  fleet: Fleet;
+  rooms: RoomFleet;
+  ledger: Ledger;
+  vanishing: FaultContext['vanishing'];
+  silentDeath: FaultContext['silentDeath'];
+  memcachedBack: number[];
+  anomalies: string[];
+}
+
+/** The run's figures, once the cluster has stopped. */
+function chaosResult(run: RunRecord): ChaosResult {
+  const { config, setupStart, trafficStart, timeline, stamps, samples, scaleOut, faultStarts, fleet, rooms, ledger, vanishing, silentDeath, memcachedBack, anomalies } = run;
+  // Setup events were stamped before traffic started; express them relative to it (negative) like the rest.
+  timeline.forEach((e, i) => (e.at = Math.round(((stamps[i] as number) - trafficStart) / 100) / 10));
+  for (const s of scaleOut) {
+    const next = faultStarts.find((f) => f.at > s.at)?.at ?? Number.POSITIVE_INFINITY;
+    s.evenedOutAfter = evenedOutAfter(samples, s.nodeId, s.at, next);
+  }
+  const reconnectsByFault = faultStarts.map((f, i) => {
+    const end = faultStarts[i + 1]?.at ?? Number.POSITIVE_INFINITY;
+    const ms = fleet.reconnects.filter((r) => r.ms !== undefined && r.startedAt / 1000 >= f.at && r.startedAt / 1000 < end).map((r) => r.ms as number);
+    return {
+      fault: f.fault,
+      at: f.at,
+      stats: percentiles(ms),
+      errors: ledger.errorsBetween(f.at * 1000, end * 1000),
+      answerMs: percentiles(ledger.answerTimesBetween(f.at * 1000, end * 1000)),
+    };
+  });
+  const observations = observe({ config, samples, scaleOut, sessions: fleet.sessions, reconnectsByFault, faultStarts, memcachedBack, ledger, initialConcurrency: INITIAL_CONCURRENCY });
+  return {
+    config,
+    observations,
+    startedAt: new Date(setupStart).toISOString(),
+    durationSeconds: Math.round((Date.now() - setupStart) / 1000),
+    timeline,
+    ...fleetFigures(fleet, ledger, vanishing.users),
+    vanished: vanishedFigures(fleet, ledger, vanishing, resumeWindowMs(config)),
+    silentDeath: silentDeathFigures(fleet, ledger, silentDeath),
+    ...(rooms.size > 0 ? { rooms: rooms.figures() } : {}),
+    reconnectsByFault,
+    answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
+    scaleOut,
+    samples,
+    sessions: fleet.sessions,
+    clients: fleet.size,
+    anomalies,
+  };
+}
+
 /** Runs K pairs through the fault schedule on a fresh local cluster and accounts for every message. */
 export async function runChaos(config: ChaosConfig, options: RunOptions = {}): Promise<ChaosResult> {
   const progress = options.progress ?? (() => {});
@@ -113,28 +207,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   });
   const ledger = new Ledger(sinceStartMs);
   const proxies = new NodeProxies();
-  const fleet = new Fleet({
-    proxies,
-    proxiedPairs: config.faults.some((f) => f.kind === 'silent-death') ? config.silentDeathPairs : 0,
-    proxiedHalf: config.silentDeathHalf ?? 'receipts',
-    gatewayUrls: cluster.gateways.map((g) => g.url),
-    ledger,
-    clock: sinceStartMs,
-    intervalMs: config.intervalMs,
-    maxInflightPerStream: config.maxInflightPerStream,
-    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
-  });
-  const rooms = new RoomFleet({
-    gatewayUrls: cluster.gateways.map((g) => g.url),
-    clock: sinceStartMs,
-    rooms: config.rooms ?? 0,
-    members: config.roomMembers ?? 3,
-    intervalMs: config.roomIntervalMs ?? config.intervalMs,
-    maxInflight: config.maxInflightPerStream,
-    windowMs: resumeWindowMs(config),
-    record,
-    sdk: { sendTimeoutMs: config.sendTimeoutMs, pingIntervalMs: config.pingIntervalMs, pingTimeoutMs: config.pingTimeoutMs },
-  });
+  const { fleet, rooms } = newFleets(config, cluster, ledger, proxies, sinceStartMs, record);
   const sampler = new LoadSampler(cluster, sinceStartMs);
   const scaleOut: ScaleOutResult[] = [];
   const faultStarts: { fault: string; at: number }[] = [{ fault: 'steady traffic', at: 0 }];
@@ -207,43 +280,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
     await cluster.stop();
   }
 
-  // Setup events were stamped before traffic started; express them relative to it (negative) like the rest.
-  timeline.forEach((e, i) => (e.at = Math.round(((stamps[i] as number) - trafficStart) / 100) / 10));
-  const samples = sampler.samples;
-  for (const s of scaleOut) {
-    const next = faultStarts.find((f) => f.at > s.at)?.at ?? Number.POSITIVE_INFINITY;
-    s.evenedOutAfter = evenedOutAfter(samples, s.nodeId, s.at, next);
-  }
-  const reconnectsByFault = faultStarts.map((f, i) => {
-    const end = faultStarts[i + 1]?.at ?? Number.POSITIVE_INFINITY;
-    const ms = fleet.reconnects.filter((r) => r.ms !== undefined && r.startedAt / 1000 >= f.at && r.startedAt / 1000 < end).map((r) => r.ms as number);
-    return {
-      fault: f.fault,
-      at: f.at,
-      stats: percentiles(ms),
-      errors: ledger.errorsBetween(f.at * 1000, end * 1000),
-      answerMs: percentiles(ledger.answerTimesBetween(f.at * 1000, end * 1000)),
-    };
-  });
-  const observations = observe({ config, samples, scaleOut, sessions: fleet.sessions, reconnectsByFault, faultStarts, memcachedBack, ledger, initialConcurrency: INITIAL_CONCURRENCY });
-  return {
-    config,
-    observations,
-    startedAt: new Date(setupStart).toISOString(),
-    durationSeconds: Math.round((Date.now() - setupStart) / 1000),
-    timeline,
-    ...fleetFigures(fleet, ledger, vanishing.users),
-    vanished: vanishedFigures(fleet, ledger, vanishing, resumeWindowMs(config)),
-    silentDeath: silentDeathFigures(fleet, ledger, silentDeath),
-    ...(rooms.size > 0 ? { rooms: rooms.figures() } : {}),
-    reconnectsByFault,
-    answerMs: percentiles(ledger.answerTimesBetween(Number.NEGATIVE_INFINITY, Number.POSITIVE_INFINITY)),
-    scaleOut,
-    samples,
-    sessions: fleet.sessions,
-    clients: fleet.size,
-    anomalies,
-  };
+  return chaosResult({ config, setupStart, trafficStart, timeline, stamps, samples: sampler.samples, scaleOut, faultStarts, fleet, rooms, ledger, vanishing, silentDeath, memcachedBack, anomalies });
 }
 
 /** The figures the verdict judges that come from the clients alone: what they sent, received, and how they reconnected. */

@@ -1,5 +1,5 @@
 /**
- * `node --conditions=source --import tsx scripts/bench/connect-storm.ts`: only the bench's connect and reconnect-storm
+ * `node --conditions=source --import tsx packages/harness/src/bench/connect-storm.ts`: only the bench's connect and reconnect-storm
  * scenarios (the same functions `make bench` runs), for work on the connect path without the relay rounds. Each
  * round: ours's connects on fresh processes, PeerJS server's connects on fresh processes, then the storm on a
  * fresh cluster. Prints the medians over rounds and the median of per-round ratios (BENCH_ROUNDS, default 3;

@@ -2,10 +2,10 @@
  * `make bench`: ours, PeerJS server and a bare `ws` relay, side by side, on loopback, in one invocation; with
  * BENCH_BASELINE=<git ref>, also ours built from that ref (`base`), for before/after in the same rounds.
  * Rounds interleave the systems (the order rotates each round) and the report uses per-round medians, so the
- * ratios hold on a shared, noisy machine; ours and base run side by side, scenario by scenario (scripts/bench/rounds.ts). Every relay scenario runs in each shape of BENCH_SHAPES (default 50 pairs
- * × 8 in flight and 200 pairs × 4). Writes docs/benchmarks.{md,json,svg}. Knobs: scripts/bench/config.ts.
+ * ratios hold on a shared, noisy machine; ours and base run side by side, scenario by scenario (packages/harness/src/bench/rounds.ts). Every relay scenario runs in each shape of BENCH_SHAPES (default 50 pairs
+ * × 8 in flight and 200 pairs × 4). Writes docs/benchmarks.{md,json,svg}. Knobs: packages/harness/src/bench/config.ts.
  * `--render` rebuilds benchmarks.md/.svg from benchmarks.json without running anything.
- * Profiling: scripts/bench/profile.ts.
+ * Profiling: packages/harness/src/bench/profile.ts.
  */
 import { execFileSync } from 'node:child_process';
 import { cpus } from 'node:os';

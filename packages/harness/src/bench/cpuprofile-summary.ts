@@ -1,6 +1,6 @@
 /**
  * Reads a V8 .cpuprofile (node --cpu-prof) and prints where the time went: self time by package/module and the
- * top functions by self time. Usage: node --import tsx scripts/bench/cpuprofile-summary.ts <file.cpuprofile> [top]
+ * top functions by self time. Usage: node --import tsx packages/harness/src/bench/cpuprofile-summary.ts <file.cpuprofile> [top]
  */
 import { readFileSync } from 'node:fs';
 

@@ -1,5 +1,5 @@
 /**
- * `node --conditions=source --import tsx scripts/bench/probe-cross.ts`: a quick look at what the hop between nodes
+ * `node --conditions=source --import tsx packages/harness/src/bench/probe-cross.ts`: a quick look at what the hop between nodes
  * costs, for trying a change to the cross-node path in a minute instead of a whole `make bench`. Each round starts
  * a fresh cluster for a closed-loop 200 B relay on one node, then another for the same relay across two nodes, and
  * prints msgs/s, server CPU per message, load-generator CPU per message and, across nodes, how many messages one

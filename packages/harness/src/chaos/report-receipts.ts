@@ -35,7 +35,7 @@ export function receiptsSection(result: ChaosResult): string[] {
     '## Silent network death',
     '',
     `${String(d.users)} receipted clients (the second user of ${String(d.users)} receipted pairs) reach their nodes through ` +
-      'a TCP proxy on 127.0.0.1 started by the run (one per node, `test/support/freezing-proxy.ts`). At ' +
+      'a TCP proxy on 127.0.0.1 started by the run (one per node, `packages/testkit/src/freezing-proxy.ts`). At ' +
       `${(d.at / 1000).toFixed(1)} s the proxy stopped forwarding their websockets in both directions, with no FIN ` +
       `and no RST: ${String(d.frozenConnections)} connections went silent. Each client noticed by its own pings (one every ` +
       `${String(config.pingIntervalMs)} ms, dead after ${String(config.pingTimeoutMs)} ms without a pong) and reconnected; ` +

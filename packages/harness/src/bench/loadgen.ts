@@ -100,6 +100,36 @@ export interface RelayResult {
   receiptsSent?: number;
 }
 
+/**
+ * Offers `rate` messages/s in total, round-robin over the directions, skipping (and counting through `skip`) a send
+ * whose direction already has `maxInflight` unanswered. Returns the function that stops it.
+ */
+function pace(rate: number, maxInflight: number, sendOne: (dir: Direction) => void, skip: () => void): () => void {
+  const started = performance.now();
+  let stopped = false;
+  let pacer: NodeJS.Timeout | undefined;
+  let offered = 0;
+  let next = 0;
+  // A 1 ms timer rather than a busy loop: the load generator shares two cores with the server under test.
+  const tick = (): void => {
+    if (stopped) return;
+    const due = Math.floor(((performance.now() - started) / 1000) * rate);
+    while (offered < due) {
+      const dir = directions[next] as Direction;
+      next = (next + 1) % directions.length;
+      offered += 1;
+      if (dir.inflight >= maxInflight) skip();
+      else sendOne(dir);
+    }
+    pacer = setTimeout(tick, 1);
+  };
+  tick();
+  return () => {
+    stopped = true;
+    if (pacer) clearTimeout(pacer);
+  };
+}
+
 async function relay(args: RelayArgs): Promise<RelayResult> {
   if (directions.length === 0) throw new Error('no pairs open');
   const body = BODY[args.size];
@@ -145,28 +175,11 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
     if (running && args.mode === 'closed') sendOne(dir);
   };
 
-  let pacer: NodeJS.Timeout | undefined;
+  let stopPacer = (): void => {};
   if (args.mode === 'closed') {
     for (const dir of directions) for (let i = 0; i < perDirection; i += 1) sendOne(dir);
   } else {
-    const rate = args.rate ?? 1000;
-    const started = performance.now();
-    let offered = 0;
-    let next = 0;
-    // A 1 ms timer rather than a busy loop: the load generator shares two cores with the server under test.
-    const tick = (): void => {
-      if (!running) return;
-      const due = Math.floor(((performance.now() - started) / 1000) * rate);
-      while (offered < due) {
-        const dir = directions[next] as Direction;
-        next = (next + 1) % directions.length;
-        offered += 1;
-        if (dir.inflight >= maxInflight) skipped += 1;
-        else sendOne(dir);
-      }
-      pacer = setTimeout(tick, 1);
-    };
-    tick();
+    stopPacer = pace(args.rate ?? 1000, maxInflight, sendOne, () => (skipped += 1));
   }
 
   await sleep(args.warmupMs);
@@ -182,7 +195,7 @@ async function relay(args: RelayArgs): Promise<RelayResult> {
   const seconds = (performance.now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
   running = false;
-  if (pacer) clearTimeout(pacer);
+  stopPacer();
   // Let what is in flight land before the next run reuses the pairs.
   const deadline = Date.now() + 5000;
   while (Date.now() < deadline && directions.some((d) => d.inflight > 0)) await sleep(20);

@@ -2,8 +2,8 @@
  * `make scale`: 20 node processes, 2 gateways, etcd and memcached on this machine; 10,000 idle clients, 500 active
  * pairs and 500 rooms of 4; two minutes in which nodes join and drain. Writes docs/scale.md, scale.json and scale.svg.
  *
- *   node --conditions=source --import tsx scripts/scale.ts [--tiny] [--out DIR]
- *   node --conditions=source --import tsx scripts/scale.ts --render [--out DIR]   rebuilds .md/.svg from scale.json
+ *   node --conditions=source --import tsx packages/harness/src/scale.ts [--tiny] [--out DIR]
+ *   node --conditions=source --import tsx packages/harness/src/scale.ts --render [--out DIR]   rebuilds .md/.svg from scale.json
  *
  * Exits 1 when a figure is missing or acceptance 5 fails (every gateway allocates to a joined node within 1 s at
  * p99; the largest settled node within 15 % of the mean; the whole run under 5 minutes) or issue 23's acceptance 7
