@@ -249,6 +249,8 @@ describe('receipts (v1.2): nothing acked is lost', function () {
       const [sender] = await parties([`${run}-s`], c.gatewayUrl);
       const results = await Promise.all(Array.from({ length: 5 }, (_, s) => (sender as SdkParty).send(`${run}-r`, { s })));
       expect(results.map((o) => o.kind)).to.deep.equal(Array(5).fill('acked'));
+      // Acked once written to the recipient's connection: the frames may still be on their way to it.
+      await waitFor(() => recipient.framesOfType('message').length >= 5, { what: 'the 5 messages at the recipient' });
       expect(recipient.framesOfType('message').map((m) => m.seq)).to.deep.equal(Array(5).fill(undefined));
       recipient.send({ type: 'receipt', seq: 5 });
       await sleep(200);
