@@ -107,16 +107,16 @@ export class RoomHome {
    */
   private async read(name: string, room: HomeRoom): Promise<void> {
     const version = this.deps.registryVersion();
+    const first = room.readAt === undefined && room.members.length === 0;
     let record: RoomRecord | undefined;
     try {
       record = await this.deps.store.get(name);
     } catch (error) {
-      if (room.readAt === undefined && room.members.length === 0) throw error;
+      if (first) throw error;
       this.deps.log.warn({ room: name, err: error }, 'room record unreadable; carrying on from memory');
       room.readAt = version;
       return;
     }
-    const first = room.readAt === undefined && room.members.length === 0;
     room.readAt = version;
     if (!record || (!first && record.home === this.deps.nodeId && record.seq <= room.seq)) return;
     room.members = record.members;
