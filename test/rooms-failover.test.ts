@@ -4,7 +4,8 @@
 // member joins again. Real 3-node clusters; every member is the SDK (receipts on, its default).
 import { expect } from 'chai';
 import { MessagingClient, type Room } from '@messaging-server/client';
-import { startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
+import { requestSession, startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
+import { RawUser } from './support/raw-user.js';
 
 const SEND_EVERY_MS = 20;
 const CLUSTER_ENV = { MSG_LEASE_TTL_SECONDS: '2', MSG_LOG_LEVEL: 'warn', MSG_PENDING_MAX: '1024' };
@@ -169,5 +170,47 @@ describe('rooms outlive their node (contract v1.2, issue 23 acceptance 3)', func
     const now = await cameBack(parties, home);
     await sleep(1000);
     console.log(`      SIGKILL of ${home} after 4.5 s (TTL 3 s): members on ${now}; ${await s.stopAndVerify()}`);
+  });
+});
+
+// The deterministic case behind the SIGKILL test above: a member whose client has not confirmed a room message when
+// the room's node dies gets it again on its next node, though its sender was acked (the home's journal).
+describe('a room message acked while unconfirmed outlives the SIGKILL of the room’s node (issue 23, acceptance 3)', function () {
+  this.timeout(60_000);
+  let cluster: LocalCluster | undefined;
+  const users: RawUser[] = [];
+
+  after(async () => {
+    for (const user of users) user.ws.terminate();
+    await cluster?.stop();
+  });
+
+  it('the member that never confirmed gets it after its next welcome elsewhere; nobody resends it', async () => {
+    const c = await startCluster({ nodes: 3, env: CLUSTER_ENV });
+    cluster = c;
+    const room = `unconfirmed-${String(process.pid)}`;
+    const connect = async (userId: string, options: { receipts: boolean; avoid?: string[] }): Promise<RawUser> => {
+      const session = await requestSession(c.gatewayUrl, userId, { room, ...(options.avoid ? { avoid: options.avoid } : {}) });
+      const user = new RawUser(session, options.receipts);
+      users.push(user);
+      return user.welcomed();
+    };
+    const alice = await connect(`${room}-alice`, { receipts: false });
+    const bob = await connect(`${room}-bob`, { receipts: true });
+    const home = alice.session.nodeId;
+    expect(bob.session.nodeId, 'placed on the room’s node').to.equal(home);
+    for (const [user, id] of [[alice, 'ja'], [bob, 'jb']] as const) {
+      user.send({ type: 'join', room, id });
+      await waitFor(() => user.frames.some((f) => f.type === 'joined' && f.id === id), { what: `${user.userId} joined` });
+    }
+    alice.send({ type: 'message', room, content: 'keep me', id: 'm1' });
+    await waitFor(() => alice.answersFor('m1').length === 1, { what: 'alice’s ack' });
+    expect(alice.answersFor('m1')[0]).to.include({ type: 'ack' });
+    await waitFor(() => bob.ofType('message').length === 1, { what: 'bob got it (and never confirms it)' });
+    await c.killNode(home);
+    const back = await connect(bob.userId, { receipts: true, avoid: [home] });
+    expect(back.session.nodeId).to.not.equal(home);
+    await waitFor(() => back.ofType('message').length >= 1, { what: 'the unconfirmed copy after bob’s next welcome', timeoutMs: 20_000 });
+    expect(back.ofType('message').map((m) => [m.from, m.id, m.content])).to.deep.equal([[alice.userId, 'm1', 'keep me']]);
   });
 });

@@ -11,10 +11,13 @@ export const OP_GET = 0x00;
 export const OP_SET = 0x01;
 export const OP_ADD = 0x02;
 export const OP_DELETE = 0x04;
+export const OP_APPEND = 0x0e;
 export const OP_TOUCH = 0x1c;
 export const STATUS_OK = 0x00;
 export const STATUS_NOT_FOUND = 0x01;
 export const STATUS_EXISTS = 0x02;
+/** APPEND to a key that does not exist. */
+export const STATUS_NOT_STORED = 0x05;
 
 const NO_FLAGS = Buffer.alloc(4);
 
@@ -154,7 +157,7 @@ function request(client: memjs.Client, opcode: number, key: string, extras?: Buf
       if (error) return reject(error);
       if (!response) return reject(new Error('memcached returned no response'));
       const status = response.header.status;
-      if (status === STATUS_OK || status === STATUS_NOT_FOUND || status === STATUS_EXISTS) return resolve(response);
+      if (status === STATUS_OK || status === STATUS_NOT_FOUND || status === STATUS_EXISTS || status === STATUS_NOT_STORED) return resolve(response);
       reject(new Error(`memcached status 0x${status.toString(16)}: ${response.val.toString('utf8').slice(0, 200)}`));
     });
   });

@@ -6,6 +6,7 @@ import {
   type MemcachedConnection,
   type MemcachedStoreOptions,
   OP_ADD,
+  OP_APPEND,
   OP_DELETE,
   OP_GET,
   OP_SET,
@@ -15,7 +16,7 @@ import {
   storageExtras,
   type MemjsResponse,
 } from './memcached-connection.js';
-import { decodeRoomRecord, roomKey, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
+import { decodeRoomRecord, journalLines, journalText, roomJournalKey, roomKey, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
 
 export type MemcachedRoomStoreOptions = MemcachedStoreOptions;
 
@@ -71,6 +72,34 @@ export class MemcachedRoomStore implements RoomStore {
     const key = roomKey(this.prefix, room);
     const extras = expiration(ttlSeconds);
     return this.connection.operation('room touch', async (call) => (await call(OP_TOUCH, key, extras)).header.status === STATUS_OK);
+  }
+
+  /** APPEND needs the key to exist: the first line ADDs it; a writer that lost that race appends after all. */
+  async appendJournal(room: string, writer: string, line: string, ttlSeconds: number): Promise<void> {
+    const key = roomJournalKey(this.prefix, room, writer);
+    const text = journalText([line]);
+    return this.connection.operation('room journal append', async (call) => {
+      if ((await call(OP_APPEND, key, undefined, text)).header.status === STATUS_OK) return;
+      if ((await call(OP_ADD, key, storageExtras(ttlSeconds), text)).header.status === STATUS_OK) return;
+      const again = await call(OP_APPEND, key, undefined, text);
+      if (again.header.status !== STATUS_OK) throw new BackendError('SESSION_STORE_UNAVAILABLE', 'room journal append was not stored');
+    });
+  }
+
+  async readJournal(room: string, writer: string): Promise<string[]> {
+    const key = roomJournalKey(this.prefix, room, writer);
+    return this.connection.operation('room journal read', async (call) => {
+      const read = await call(OP_GET, key);
+      return read.header.status === STATUS_OK ? journalLines(read.val.toString('utf8')) : [];
+    });
+  }
+
+  async resetJournal(room: string, writer: string, lines: string[], ttlSeconds: number): Promise<void> {
+    const key = roomJournalKey(this.prefix, room, writer);
+    return this.connection.operation('room journal reset', async (call) => {
+      if (lines.length === 0) await call(OP_DELETE, key);
+      else await call(OP_SET, key, storageExtras(ttlSeconds), journalText(lines));
+    });
   }
 
   async close(): Promise<void> {

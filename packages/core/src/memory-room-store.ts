@@ -1,7 +1,12 @@
-import { decodeRoomRecord, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
+import { decodeRoomRecord, journalLines, journalText, type RoomRecord, type RoomStore, type RoomUpdate } from './room-store.js';
 import { normalizeTtlSeconds } from './session-ttl.js';
 
+function journalKey(room: string, writer: string): string {
+  return `${room}\u0000journal\u0000${writer}`;
+}
+
 interface Entry {
+  /** A record's JSON, or a journal's text. */
   json: string;
   expiresAt: number;
 }
@@ -46,12 +51,30 @@ export class MemoryRoomStore implements RoomStore {
     return true;
   }
 
+  async appendJournal(room: string, writer: string, line: string, ttlSeconds: number): Promise<void> {
+    const key = journalKey(room, writer);
+    const entry = this.live(key);
+    if (entry) entry.json += journalText([line]);
+    else this.entries.set(key, { json: journalText([line]), expiresAt: this.now() + normalizeTtlSeconds(ttlSeconds) * 1000 });
+  }
+
+  async readJournal(room: string, writer: string): Promise<string[]> {
+    return journalLines(this.live(journalKey(room, writer))?.json ?? '');
+  }
+
+  async resetJournal(room: string, writer: string, lines: string[], ttlSeconds: number): Promise<void> {
+    const key = journalKey(room, writer);
+    if (lines.length === 0) this.entries.delete(key);
+    else this.entries.set(key, { json: journalText(lines), expiresAt: this.now() + normalizeTtlSeconds(ttlSeconds) * 1000 });
+  }
+
   async close(): Promise<void> {}
 
-  private live(room: string): Entry | undefined {
-    const entry = this.entries.get(room);
+  /** Records and journals share the map: a journal's key cannot be a room name (rooms have no NUL). */
+  private live(key: string): Entry | undefined {
+    const entry = this.entries.get(key);
     if (entry && entry.expiresAt <= this.now()) {
-      this.entries.delete(room);
+      this.entries.delete(key);
       return undefined;
     }
     return entry;

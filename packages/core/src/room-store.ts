@@ -53,12 +53,37 @@ export interface RoomStore {
   update(room: string, update: RoomUpdate, ttlSeconds: number): Promise<RoomRecord | undefined>;
   /** Extends the record's TTL without changing it; false if there is none. */
   touch(room: string, ttlSeconds: number): Promise<boolean>;
+  /**
+   * The room's journal written by one node (`writer`): lines (no newline inside), oldest first, each appended without
+   * a read, so two writers never share one journal. Appending to no journal creates it with `ttlSeconds`; appending
+   * keeps its expiry.
+   */
+  appendJournal(room: string, writer: string, line: string, ttlSeconds: number): Promise<void>;
+  /** The journal's lines, oldest first ([] when there is none). */
+  readJournal(room: string, writer: string): Promise<string[]>;
+  /** Replaces the journal with `lines` (deletes it when there are none), expiring `ttlSeconds` from now. */
+  resetJournal(room: string, writer: string, lines: string[], ttlSeconds: number): Promise<void>;
   close(): Promise<void>;
 }
 
 /** `<prefix>room:<encoded room>`: room names follow the userId rule, so they share its key encoding. */
 export function roomKey(prefix: string, room: string): string {
   return `${prefix}room:${encodeUserId(room)}`;
+}
+
+/** `<prefix>room-journal:<encoded room>:<encoded writer>` (docs/protocol.md, "memcached layout"). */
+export function roomJournalKey(prefix: string, room: string, writer: string): string {
+  return `${prefix}room-journal:${encodeUserId(room)}:${encodeUserId(writer)}`;
+}
+
+/** Lines as a journal stores them: each one ends with a newline. */
+export function journalText(lines: string[]): string {
+  return lines.map((line) => `${line}\n`).join('');
+}
+
+/** A stored journal's lines, oldest first. */
+export function journalLines(text: string): string[] {
+  return text.split('\n').filter((line) => line.length > 0);
 }
 
 /** The room's members in join order, [] when it has none: what `msgctl room` prints. */

@@ -213,14 +213,23 @@ export class ClientSession {
 
   /**
    * v1.2: writes a frame a room's home fanned out. A room message on a connection with receipts on carries the next
-   * seq and is tracked until confirmed (kept, to go back to its room, only if it has an id).
+   * seq and is tracked until confirmed (kept, to go back to its room, only if it has an id). `onSafe` runs once the
+   * frame no longer depends on this node's memory: at once when written to a connection without receipts (v1.1's
+   * "handed to the connection"), else when confirmed or handed back to the room. Not at all when this returns false.
    */
-  writeRoomFrame(frame: ServerFrame): boolean {
+  writeRoomFrame(frame: ServerFrame, onSafe?: () => void): boolean {
     const receipts = this.#receipts;
-    if (receipts === undefined || frame.type !== 'message') return this.send(frame);
+    const tracked = receipts !== undefined && frame.type === 'message';
+    if (!tracked) {
+      if (!this.send(frame)) return false;
+      onSafe?.();
+      return true;
+    }
     if (this.#state === 'closed' || this.#closing) return false;
     if (!this.send({ ...frame, seq: receipts.nextSeq })) return false;
-    receipts.written(undefined, 0, Date.now(), 'id' in frame && frame.id !== undefined ? frame : undefined);
+    const kept = 'id' in frame && frame.id !== undefined;
+    receipts.written(undefined, 0, Date.now(), kept ? frame : undefined, kept ? onSafe : undefined);
+    if (!kept) onSafe?.();
     return true;
   }
 

@@ -78,6 +78,7 @@ export class Delivery {
   /** v1.2: a receipt from `session` for everything up to `seq`: their senders get their acks now. */
   confirmed(session: ClientSession, seq: number): void {
     for (const written of session.receipts?.confirm(seq) ?? []) {
+      written.onSafe?.();
       if (!written.envelope) continue;
       this.deps.budget.release(written.envelope.from, written.envelope.to, written.cost);
       this.deps.settle(written.envelope, 'delivered');
@@ -93,6 +94,8 @@ export class Delivery {
   connectionLeft(session: ClientSession, fate: 'redeliver' | 'written' | 'gone'): Envelope[] {
     const toHold: Envelope[] = [];
     for (const written of session.receipts?.takeAll() ?? []) {
+      // A room message still here: its member left the room (a clean or terminal close), so nothing waits for it.
+      written.onSafe?.();
       const envelope = written.envelope;
       if (!envelope) continue;
       this.deps.budget.release(envelope.from, envelope.to, written.cost);

@@ -55,7 +55,7 @@ describe('Unconfirmed.takeRoomFrames', () => {
     u.written(undefined, 0, Date.now(), message('alice', 2, 'a2'));
     u.written(undefined, 0, Date.now(), message('alice', 3, 'a3'));
     expect(u.confirm(1).map((w) => w.seq)).to.deep.equal([1]);
-    expect(u.takeRoomFrames().map((f) => (f.type === 'message' ? f.content : null))).to.deep.equal([2, 3]);
+    expect(u.takeRoomFrames().map(({ roomFrame: f }) => (f.type === 'message' ? f.content : null))).to.deep.equal([2, 3]);
     expect(u.takeAll().map((w) => w.seq)).to.deep.equal([2]);
   });
 });

@@ -1,9 +1,11 @@
 import { expect } from 'chai';
 import { MemoryRoomStore, silentLogger } from '@messaging-server/core';
+import { waitFor } from '@messaging-server/testkit';
 import type { ServerFrame } from '@messaging-server/protocol';
 import { HeldBudget } from './held-budget.js';
 import type { Presence } from './room-absence.js';
 import { RoomHome } from './room-home.js';
+import { RoomJournal, type TrackedCopy } from './room-journal.js';
 
 const WINDOW = 1000;
 
@@ -12,19 +14,28 @@ interface HomeOptions {
   store?: MemoryRoomStore;
   /** This node's view of the registry: whether it is the room's home, and the version of that view. */
   registry?: { isHome: boolean; version: number };
+  /** Members on this node whose connections have receipts on: their copies of room messages wait for receipts. */
+  tracked?: Set<string>;
+  /** Nodes that are gone: a fan-out to them fails. */
+  dead?: Set<string>;
 }
 
 function home(
   presence: Map<string, Presence>,
   options: HomeOptions = {},
-): { home: RoomHome; sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }>; gone: Set<string>; budget: HeldBudget } {
+): { home: RoomHome; sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }>; gone: Set<string>; budget: HeldBudget; confirm: () => void; journal: RoomJournal } {
   const sent: Array<{ nodeId: string; to: string[]; frame: ServerFrame }> = [];
+  const unconfirmed: Array<() => void> = [];
   const gone = new Set<string>();
   const budget = new HeldBudget({ totalBytes: 1 << 20, perSenderBytes: 1 << 20, perRecipientBytes: 1 << 20 });
   const registry = options.registry ?? { isHome: true, version: 0 };
+  const nodeId = options.nodeId ?? 'n1';
+  const store = options.store ?? new MemoryRoomStore();
+  const journal = new RoomJournal({ store, nodeId, incarnation: `${nodeId}-incarnation`, ttlSeconds: 60, log: silentLogger });
   const h = new RoomHome({
-    nodeId: options.nodeId ?? 'n1',
-    store: options.store ?? new MemoryRoomStore(),
+    nodeId,
+    store,
+    journal,
     maxMembers: 10,
     ttlSeconds: 60,
     windowMs: WINDOW,
@@ -35,12 +46,18 @@ function home(
     isHome: () => registry.isHome,
     registryVersion: () => registry.version,
     log: silentLogger,
-    fanOut: (nodeId, _room, to, frame) => {
-      sent.push({ nodeId, to, frame });
+    fanOut: (to_node, _room, to, frame, copies?: TrackedCopy[]) => {
+      if (options.dead?.has(to_node)) return Promise.reject(new Error(`${to_node} is gone`));
+      sent.push({ nodeId: to_node, to, frame });
+      const written = to.filter((u) => !gone.has(u));
+      for (const userId of written) {
+        if (to_node === nodeId && copies && options.tracked?.has(userId)) copies.push({ userId, safe: new Promise((resolve) => unconfirmed.push(resolve)) });
+      }
       return Promise.resolve(to.filter((u) => gone.has(u)));
     },
   });
-  return { home: h, sent, gone, budget };
+  const confirm = (): void => unconfirmed.splice(0).forEach((resolve) => resolve());
+  return { home: h, sent, gone, budget, confirm, journal };
 }
 
 const contents = (sent: Array<{ to: string[]; frame: ServerFrame }>, to: string): unknown[] =>
@@ -175,5 +192,66 @@ describe('RoomHome handover: what is held lives in the room record', () => {
     registry.version += 1;
     await old.home.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n3' });
     expect(contents(old.sent, 'bob').filter((c) => c === 7)).to.deep.equal([7]);
+  });
+});
+
+/** Found by rooms-failover (SIGKILL of the room's node): copies written to members' connections there and not yet confirmed died with it. */
+describe('RoomHome handover: unconfirmed copies live in the journal', () => {
+  async function roomOfThreeOnN1(store: MemoryRoomStore): Promise<ReturnType<typeof home>> {
+    const first = home(new Map(), { nodeId: 'n1', store, tracked: new Set(['bob', 'carol']) });
+    for (const userId of ['alice', 'bob', 'carol']) await first.home.handle({ op: 'join', room: 'R', userId, nodeId: 'n1' });
+    return first;
+  }
+
+  it('a room message is answered once journaled; the next home sends the unconfirmed copies again, to each member\'s node', async () => {
+    const store = new MemoryRoomStore();
+    const first = await roomOfThreeOnN1(store);
+    expect(await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' })).to.deep.equal({ status: 'ack' });
+    expect((await store.readJournal('R', 'n1')).length, 'journaled before the ack').to.equal(1);
+    // n1 is gone (SIGKILL): nothing confirmed. The members come back on n2 and n3.
+    const next = home(new Map(), { nodeId: 'n2', store, dead: new Set(['n1']) });
+    await next.home.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n2' });
+    await next.home.handle({ op: 'resume', room: 'R', userId: 'carol', nodeId: 'n3' });
+    expect(next.sent.filter((s) => s.frame.type === 'message').map((s) => [s.nodeId, s.to])).to.deep.equal([
+      ['n2', ['bob']],
+      ['n3', ['carol']],
+    ]);
+    expect(contents(next.sent, 'alice'), 'not to its sender').to.deep.equal([]);
+    expect(await store.readJournal('R', 'n1'), 'the old home\'s journal is cleared once taken over').to.deep.equal([]);
+    expect((await store.get('R'))?.home, 'the record names the new home, whose journal the next one reads').to.equal('n2');
+  });
+
+  it('a copy the old home could not reach its member with is held, ahead of what is held since, until the resume', async () => {
+    const store = new MemoryRoomStore();
+    const first = await roomOfThreeOnN1(store);
+    await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' });
+    const next = home(new Map(), { nodeId: 'n2', store });
+    next.gone.add('carol');
+    await next.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n2', content: 2, id: 'a2' });
+    await next.home.handle({ op: 'resume', room: 'R', userId: 'carol', nodeId: 'n3' });
+    expect(contents(next.sent.filter((s) => s.nodeId === 'n3'), 'carol')).to.deep.equal([1, 2]);
+  });
+
+  it('confirmed copies leave the journal at the next rewrite; the next home then sends nothing again', async () => {
+    const store = new MemoryRoomStore();
+    const first = await roomOfThreeOnN1(store);
+    await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' });
+    await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 2, id: 'a2' });
+    first.confirm();
+    await new Promise((resolve) => setImmediate(resolve));
+    first.journal.compact();
+    await waitFor(async () => (await store.readJournal('R', 'n1')).length === 0, { what: 'journal rewritten', timeoutMs: 2000 });
+    expect(first.journal.size, 'nothing kept in memory either').to.equal(0);
+    const next = home(new Map(), { nodeId: 'n2', store });
+    await next.home.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n2' });
+    expect(next.sent.filter((s) => s.frame.type === 'message')).to.deep.equal([]);
+  });
+
+  it('a copy to a member without receipts (v1.1) or a message without an id is not journaled', async () => {
+    const store = new MemoryRoomStore();
+    const first = home(new Map(), { nodeId: 'n1', store, tracked: new Set(['bob']) });
+    for (const userId of ['alice', 'carol']) await first.home.handle({ op: 'join', room: 'R', userId, nodeId: 'n1' });
+    await first.home.handle({ op: 'message', room: 'R', userId: 'alice', nodeId: 'n1', content: 1, id: 'a1' });
+    expect(await store.readJournal('R', 'n1')).to.deep.equal([]);
   });
 });

@@ -2,6 +2,8 @@ import type { Logger, RoomMemberRecord, RoomRecord, RoomStore } from '@messaging
 import type { ServerFrame } from '@messaging-server/protocol';
 import type { HeldBudget } from './held-budget.js';
 import { RoomAbsences, type Presence } from './room-absence.js';
+import { union, type HomeRoom } from './home-room.js';
+import type { JournalEntry, RoomJournal, TrackedCopy } from './room-journal.js';
 import type { RoomAnswer, RoomOp } from './room-wire.js';
 
 export interface RoomHomeDeps {
@@ -12,9 +14,12 @@ export interface RoomHomeDeps {
   ttlSeconds: number;
   /**
    * One copy of `frame` to `nodeId`, for its members `to`; resolves, once that node has taken it, with the members
-   * it found no connection for (they are away).
+   * it found no connection for (they are away). `copies`, for a room message: where this node's own members'
+   * copies that only its memory keeps until confirmed are listed (RoomMembers.deliver).
    */
-  fanOut(nodeId: string, room: string, to: string[], frame: ServerFrame): Promise<string[]>;
+  fanOut(nodeId: string, room: string, to: string[], frame: ServerFrame, copies?: TrackedCopy[]): Promise<string[]>;
+  /** Where the room messages written here and not yet confirmed are kept for the next home. */
+  journal: RoomJournal;
   /** v1.1's resume window: a member away longer than this, and not back, is reported `left`. */
   windowMs: number;
   /** Frames held per away member (MSG_PENDING_MAX) and the node's held-message byte budgets. */
@@ -29,22 +34,6 @@ export interface RoomHomeDeps {
   /** Rises whenever the registry's nodes change: a room loaded before may have had another home since. */
   registryVersion(): number;
   log: Logger;
-}
-
-interface HomeRoom {
-  /** Loaded from the store on first use (after a handover the record carries the previous home's state). */
-  members: RoomMemberRecord[];
-  seq: number;
-  /** The room's one order: every operation runs after the previous one finished. */
-  tail: Promise<unknown>;
-  /** Members whose connection is gone, and what the room holds for them until they are back. */
-  away: RoomAbsences;
-  /** Tasks queued or running in the room's order (a room is forgotten only when nothing else waits on it). */
-  queued: number;
-  /** Members for whom the stored record holds frames (as of this home's last read or write of it). */
-  storedHeld: Set<string>;
-  /** registryVersion() when the room was last read from the store; `undefined`: never read (or a write failed). */
-  readAt: number | undefined;
 }
 
 // A new home continues the order past the old home's last persisted place, leaving room for what it gave out since.
@@ -74,8 +63,15 @@ export class RoomHome {
     return { rooms: [...this.rooms.values()].filter((r) => r.members.length > 0).length, members };
   }
 
-  handle(op: RoomOp): Promise<RoomAnswer> {
-    return this.run(op.room, (room) => this.apply(room, op)).catch((error: unknown) => this.failed(op, error));
+  /**
+   * A room message is answered once it is journaled (if copies of it here wait for receipts), outside the room's
+   * order, which goes on meanwhile.
+   */
+  async handle(op: RoomOp): Promise<RoomAnswer> {
+    const journaled: Promise<boolean>[] = [];
+    const answer = await this.run(op.room, (room) => this.apply(room, op, journaled)).catch((error: unknown) => this.failed(op, error));
+    await Promise.all(journaled);
+    return answer;
   }
 
   /**
@@ -128,6 +124,38 @@ export class RoomHome {
       // Whether a member without holds is still connected is unknown after a handover: the sweep checks.
       if (held.length === 0 || !room.away.hold(member.userId, held)) room.away.suspect(member.userId);
     }
+    await this.takeOverJournal(name, room, record.home);
+  }
+
+  /**
+   * The copies the previous home wrote to its members and had not seen confirmed: sent again to each member's
+   * node, held for a member that is away (ahead of what it holds: they are older). Then the record names this node
+   * as home, so the home after it reads this node's journal.
+   */
+  private async takeOverJournal(name: string, room: HomeRoom, writer: string): Promise<void> {
+    let entries: JournalEntry[];
+    try {
+      entries = await this.deps.journal.takeOver(name, writer);
+    } catch (error) {
+      this.deps.log.warn({ room: name, writer, err: error }, 'room journal unreadable: unconfirmed copies of its previous home are lost');
+      entries = [];
+    }
+    const perMember = new Map<string, ServerFrame[]>();
+    for (const entry of entries) for (const userId of entry.to) perMember.set(userId, [...(perMember.get(userId) ?? []), entry.frame]);
+    for (const [userId, frames] of perMember) {
+      const member = room.members.find((m) => m.userId === userId);
+      if (!member) continue;
+      if (room.away.holding(userId)) {
+        if (!room.away.hold(userId, frames, true)) await this.overCap(name, room, userId);
+        continue;
+      }
+      for (const [index, frame] of frames.entries()) {
+        if (!room.away.holding(userId)) await this.sendTo(name, room, userId, member.nodeId ?? this.deps.nodeId, frame);
+        else if (!room.away.hold(userId, frames.slice(index))) return this.overCap(name, room, userId);
+        else break;
+      }
+    }
+    if (writer !== this.deps.nodeId) await this.saveHeld(name, room);
   }
 
   private absences(): RoomAbsences {
@@ -171,7 +199,7 @@ export class RoomHome {
     return { status: 'error', code: 'RELAY_FAILED' };
   }
 
-  private async apply(room: HomeRoom, op: RoomOp): Promise<RoomAnswer> {
+  private async apply(room: HomeRoom, op: RoomOp, journaled: Promise<boolean>[]): Promise<RoomAnswer> {
     const isMember = room.members.some((m) => m.userId === op.userId);
     switch (op.op) {
       case 'join': {
@@ -206,7 +234,9 @@ export class RoomHome {
         room.seq += 1;
         this.countMessage(room, op);
         const frame: ServerFrame = { type: 'message', from: op.userId, room: op.room, content: op.content, ...(op.id === undefined ? {} : { id: op.id }) };
-        await this.broadcast(op.room, room, op.userId, frame);
+        const copies: TrackedCopy[] = [];
+        await this.broadcast(op.room, room, op.userId, frame, copies);
+        if (copies.length > 0) journaled.push(this.deps.journal.record(op.room, room.seq, frame, copies));
         return { status: 'ack' };
       }
     }
@@ -314,15 +344,15 @@ export class RoomHome {
     return taken;
   }
 
-  private broadcast(name: string, room: HomeRoom, except: string, frame: ServerFrame): Promise<void> {
-    return this.fanOutTo(name, room, room.members.filter((m) => m.userId !== except), frame);
+  private broadcast(name: string, room: HomeRoom, except: string, frame: ServerFrame, copies?: TrackedCopy[]): Promise<void> {
+    return this.fanOutTo(name, room, room.members.filter((m) => m.userId !== except), frame, copies);
   }
 
   /**
    * One copy per node holding members, all nodes at once; a node that fails does not stop the others. Members known
    * to be away, and those a node found no connection for, have the frame held (v1.2, "Members outlive moves").
    */
-  private async fanOutTo(name: string, room: HomeRoom, members: RoomMemberRecord[], frame: ServerFrame): Promise<void> {
+  private async fanOutTo(name: string, room: HomeRoom, members: RoomMemberRecord[], frame: ServerFrame, copies?: TrackedCopy[]): Promise<void> {
     const byNode = new Map<string, string[]>();
     const missed: string[] = [];
     for (const member of members) {
@@ -339,7 +369,7 @@ export class RoomHome {
     }
     await Promise.all(
       [...byNode].map(async ([nodeId, to]) => {
-        const notThere = await this.deps.fanOut(nodeId, name, to, frame).catch((error: unknown) => {
+        const notThere = await this.deps.fanOut(nodeId, name, to, frame, copies).catch((error: unknown) => {
           this.deps.log.warn({ room: name, nodeId, err: error }, 'room fan-out to a node failed');
           return to;
         });
@@ -367,9 +397,11 @@ export class RoomHome {
     this.sweeper.unref();
     this.refresher = setInterval(() => void this.refresh(), Math.max(1000, (this.deps.ttlSeconds * 1000) / 3));
     this.refresher.unref();
+    this.deps.journal.start();
   }
 
   stop(): void {
+    this.deps.journal.stop();
     clearInterval(this.sweeper);
     clearInterval(this.refresher);
     this.sweeper = undefined;
@@ -402,11 +434,4 @@ export class RoomHome {
     // A room left without members here (all left, or an operation on a room nobody is in) is not kept.
     if (room.members.length === 0 && room.queued <= 1 && this.rooms.get(name) === room) this.forget(name);
   }
-}
-
-/** `first`, then what `second` adds, each frame once (copies held by two homes are the same JSON). */
-function union(first: ServerFrame[], second: ServerFrame[]): ServerFrame[] {
-  if (second.length === 0) return first;
-  const seen = new Set(first.map((frame) => JSON.stringify(frame)));
-  return [...first, ...second.filter((frame) => !seen.has(JSON.stringify(frame)))];
 }

@@ -11,6 +11,7 @@ import {
 import type { ClientSession } from './client-session.js';
 import { ERROR_TEXT } from './frame-errors.js';
 import type { RoomHome } from './room-home.js';
+import type { TrackedCopy } from './room-journal.js';
 import { ROOM_OP_PATH, type RoomAnswer, type RoomOp } from './room-wire.js';
 
 export interface RoomMembersDeps {
@@ -32,6 +33,12 @@ export interface RoomMembersDeps {
 /** How long a room operation looks for a home that answers (a crashed home's lease runs out meanwhile). */
 const HOME_RETRY_MS = 10_000;
 
+/** A frame for a joiner, written after its `joined`; `onSafe` as in ClientSession.writeRoomFrame. */
+interface EarlyFrame {
+  frame: ServerFrame;
+  onSafe?: () => void;
+}
+
 /**
  * The member side of rooms on a node: checks a client's join, leave and room message (name, grant, rooms per user),
  * hands it to the room's home (here, or over the internal API), and answers the client. It also writes what a home
@@ -43,7 +50,7 @@ export class RoomMembers {
   /** One operation in flight per user, so a sender's messages reach the home in the order sent. */
   private readonly tails = new Map<string, Promise<unknown>>();
   /** Frames fanned out to a joiner before its `joined` went out: written right after it. */
-  private readonly joining = new Map<string, ServerFrame[]>();
+  private readonly joining = new Map<string, EarlyFrame[]>();
 
   /** Fan-out copies received from homes on other nodes (metrics). */
   remoteFanouts = 0;
@@ -93,7 +100,10 @@ export class RoomMembers {
   private flushJoining(key: string, session: ClientSession | undefined): void {
     const held = this.joining.get(key);
     this.joining.delete(key);
-    if (session) for (const frame of held ?? []) session.writeRoomFrame(frame);
+    for (const { frame, onSafe } of held ?? []) {
+      // A joiner that did not get in has no copy to keep safe.
+      if (!session?.writeRoomFrame(frame, onSafe)) onSafe?.();
+    }
   }
 
   /**
@@ -128,11 +138,15 @@ export class RoomMembers {
     const userId = session.userId;
     const unconfirmed = session.receipts?.takeRoomFrames() ?? [];
     const rooms = this.roomsOf.get(userId);
-    if (!rooms) return;
+    if (!rooms) return void unconfirmed.forEach((entry) => entry.onSafe?.());
     for (const room of rooms) {
-      const frames = unconfirmed.filter((f) => 'room' in f && f.room === room);
-      void this.enqueue(userId, () => this.send({ op: 'away', room, userId, nodeId: this.deps.nodeId, frames }));
+      const entries = unconfirmed.filter(({ roomFrame: f }) => 'room' in f && f.room === room);
+      const frames = entries.map((entry) => entry.roomFrame);
+      // Safe once the home holds them (it persists what it holds), or once it could not be reached.
+      const handedBack = (): void => entries.forEach((entry) => entry.onSafe?.());
+      void this.enqueue(userId, () => this.send({ op: 'away', room, userId, nodeId: this.deps.nodeId, frames })).then(handedBack, handedBack);
     }
+    for (const entry of unconfirmed) if (!rooms.has((entry.roomFrame as { room?: string }).room ?? '')) entry.onSafe?.();
     // Its next node keeps its rooms now (they ride in the session record); a newer connection here re-adds them.
     if (!this.deps.connection(userId)) this.roomsOf.delete(userId);
   }
@@ -162,18 +176,31 @@ export class RoomMembers {
     return this.deliver(to, frame);
   }
 
-  /** What a home fans out: written to each listed member that has its connection here; returns those that have not. */
-  deliver(to: string[], frame: ServerFrame): string[] {
+  /**
+   * What a home fans out: written to each listed member that has its connection here; returns those that have not.
+   * `copies` (a room message from a home on this node) gets each copy written to a connection with receipts on: it
+   * lives only in this node's memory until confirmed (see ClientSession.writeRoomFrame), so the home journals it.
+   */
+  deliver(to: string[], frame: ServerFrame, copies?: TrackedCopy[]): string[] {
     const missed: string[] = [];
     const room = (frame as { room?: string }).room ?? '';
+    const keptIfUnconfirmed = copies !== undefined && frame.type === 'message' && 'id' in frame && frame.id !== undefined;
     for (const userId of to) {
+      let onSafe: (() => void) | undefined;
+      if (keptIfUnconfirmed && this.deps.connection(userId)?.receipts !== undefined) {
+        copies.push({ userId, safe: new Promise<void>((resolve) => (onSafe = resolve)) });
+      }
       const early = this.joining.get(`${userId}\u0000${room}`);
       if (early) {
-        early.push(frame);
+        early.push(onSafe ? { frame, onSafe } : { frame });
         continue;
       }
       const connection = this.deps.connection(userId);
-      if (!connection?.isOpen || !connection.writeRoomFrame(frame)) missed.push(userId);
+      if (!connection?.isOpen || !connection.writeRoomFrame(frame, onSafe)) {
+        missed.push(userId);
+        // Not written: the home holds it for the member, and persists the hold before it answers.
+        onSafe?.();
+      }
     }
     return missed;
   }

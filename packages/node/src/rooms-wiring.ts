@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { MemoryRoomStore, type Logger, type NodeConfig, type PeerTransport, type RoomStore, type SessionStore } from '@messaging-server/core';
 import type { NodeRecord } from '@messaging-server/protocol';
 import type { ClientSession } from './client-session.js';
@@ -6,6 +7,7 @@ import type { HeldBudget } from './held-budget.js';
 import { movedAtOf } from './moving-holds.js';
 import type { Presence } from './room-absence.js';
 import { RoomHome } from './room-home.js';
+import { RoomJournal } from './room-journal.js';
 import { RoomMembers } from './room-members.js';
 import { ROOM_FANOUT_PATH } from './room-wire.js';
 
@@ -24,9 +26,12 @@ export function wireRooms(
   const { config } = deps;
   const nodes = (): ReadonlyMap<string, NodeRecord> => registry.nodes();
   let roomMembers!: RoomMembers;
+  const store = deps.rooms ?? new MemoryRoomStore();
+  const journal = new RoomJournal({ store, nodeId: config.nodeId, incarnation: randomUUID(), ttlSeconds: config.sessionTtlSeconds, log });
   const roomHome = new RoomHome({
     nodeId: config.nodeId,
-    store: deps.rooms ?? new MemoryRoomStore(),
+    store,
+    journal,
     maxMembers: config.roomMaxMembers,
     ttlSeconds: config.sessionTtlSeconds,
     windowMs: config.resumeWindowMs,
@@ -37,8 +42,8 @@ export function wireRooms(
     isHome: (room) => roomMembers.homeOf(room) === config.nodeId,
     registryVersion: () => registry.version(),
     log,
-    fanOut: async (nodeId, room, to, frame) => {
-      if (nodeId === config.nodeId) return roomMembers.deliver(to, frame);
+    fanOut: async (nodeId, room, to, frame, copies) => {
+      if (nodeId === config.nodeId) return roomMembers.deliver(to, frame, copies);
       const address = nodes().get(nodeId)?.internalAddress;
       if (address === undefined) throw new Error(`node ${nodeId} is not registered`);
       const answer = await deps.transport.post<{ missed?: unknown }>(address, ROOM_FANOUT_PATH, { room, to, frame });

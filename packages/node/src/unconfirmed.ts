@@ -11,7 +11,15 @@ export interface Written {
   cost: number;
   /** v1.2: a room message with an id (its home takes it back when the connection ends unconfirmed). */
   roomFrame?: ServerFrame;
+  /**
+   * v1.2: called once the room message is safe outside this node's memory: confirmed, or handed back to its room's
+   * home (which persists it) when the connection ended. Its sender's ack waits for it.
+   */
+  onSafe?: () => void;
 }
+
+/** An unconfirmed room message with an id. */
+export type RoomWritten = Written & { roomFrame: ServerFrame };
 
 /** Contract v1.2: any one message unconfirmed this long means the connection is dead. */
 export const RECEIPT_STALL_MS = 10_000;
@@ -55,11 +63,12 @@ export class Unconfirmed {
   }
 
   /** The message with seq `nextSeq` was written. */
-  written(envelope: Envelope | undefined, cost: number, now = Date.now(), roomFrame?: ServerFrame): void {
-    if (this.#done) return;
+  written(envelope: Envelope | undefined, cost: number, now = Date.now(), roomFrame?: ServerFrame, onSafe?: () => void): void {
+    if (this.#done) return void onSafe?.();
     this.#last += 1;
     const entry: Written = { seq: this.#last, at: now, envelope, cost };
     if (roomFrame) entry.roomFrame = roomFrame;
+    if (onSafe) entry.onSafe = onSafe;
     this.#entries.push(entry);
     if (this.#timer === undefined) this.arm(now + this.stallMs, now);
     if (this.count > this.max && this.#overTimer === undefined) {
@@ -89,13 +98,14 @@ export class Unconfirmed {
 
   /**
    * The connection ended: its unconfirmed room messages, oldest first, taken out (they go back to their rooms'
-   * homes; takeAll then returns the direct messages). Tracking goes on until takeAll.
+   * homes, and are safe once a home has them; takeAll then returns the direct messages). Tracking goes on until
+   * takeAll.
    */
-  takeRoomFrames(): ServerFrame[] {
-    const rooms: ServerFrame[] = [];
+  takeRoomFrames(): RoomWritten[] {
+    const rooms: RoomWritten[] = [];
     const rest: Written[] = [];
     for (const entry of this.#entries.slice(this.#head)) {
-      if (entry.roomFrame) rooms.push(entry.roomFrame);
+      if (entry.roomFrame) rooms.push(entry as RoomWritten);
       else rest.push(entry);
     }
     this.#entries = rest;

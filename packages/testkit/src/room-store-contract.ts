@@ -95,6 +95,44 @@ export function describeRoomStoreContract(name: string, factory: RoomStoreFactor
       assert.deepEqual(await readRoomMembers(store, 'kept'), ['bob']);
     });
 
+    it('a journal keeps its lines in order per writer, apart from the record and from other writers and rooms', async () => {
+      assert.deepEqual(await store.readJournal('R', 'node-a'), []);
+      await store.update('R', () => roomRecord('R', ['alice']), 30);
+      for (const line of ['one', 'two', '{"three":3}']) await store.appendJournal('R', 'node-a', line, 30);
+      await store.appendJournal('R', 'node-b', 'other writer', 30);
+      await store.appendJournal('R2', 'node-a', 'other room', 30);
+      assert.deepEqual(await store.readJournal('R', 'node-a'), ['one', 'two', '{"three":3}']);
+      assert.deepEqual(await store.readJournal('R', 'node-b'), ['other writer']);
+      assert.deepEqual(await store.readJournal('R2', 'node-a'), ['other room']);
+      assert.deepEqual(await readRoomMembers(store, 'R'), ['alice'], 'the record is untouched');
+    });
+
+    it('two writers appending to one journal at once lose no line (the first ADD races)', async () => {
+      const other = await factory(prefix);
+      try {
+        const lines = (who: string): string[] => Array.from({ length: 10 }, (_, i) => `${who}${String(i)}`);
+        await Promise.all([
+          Promise.all(lines('a').map((line) => store.appendJournal('R', 'node-a', line, 30))),
+          Promise.all(lines('b').map((line) => other.appendJournal('R', 'node-a', line, 30))),
+        ]);
+        assert.deepEqual((await store.readJournal('R', 'node-a')).sort(), [...lines('a'), ...lines('b')].sort());
+      } finally {
+        await other.close();
+      }
+    });
+
+    it('resetJournal replaces the lines, and with none deletes the journal; a journal expires after its TTL', async () => {
+      for (const line of ['1', '2', '3']) await store.appendJournal('R', 'w', line, 30);
+      await store.resetJournal('R', 'w', ['3'], 30);
+      assert.deepEqual(await store.readJournal('R', 'w'), ['3']);
+      await store.appendJournal('R', 'w', '4', 30);
+      assert.deepEqual(await store.readJournal('R', 'w'), ['3', '4']);
+      await store.resetJournal('R', 'w', [], 30);
+      assert.deepEqual(await store.readJournal('R', 'w'), []);
+      await store.appendJournal('short', 'w', 'gone soon', 1);
+      await waitFor(async () => (await store.readJournal('short', 'w')).length === 0, { timeoutMs: 5000 });
+    });
+
     it('room names with every allowed character are distinct records', async () => {
       const names = ['a.b', 'a_b', 'a~b', 'a@b', 'a-b', 'A-B'];
       for (const room of names) await store.update(room, () => roomRecord(room, [room]), 30);
