@@ -13,7 +13,7 @@ export interface Written {
   roomFrame?: ServerFrame;
   /**
    * v1.2: called once the room message is safe outside this node's memory: confirmed, or handed back to its room's
-   * home (which persists it) when the connection ended. Its sender's ack waits for it.
+   * home (which persists it) when the connection ended. Until then its home's journal keeps it (room-journal.ts).
    */
   onSafe?: () => void;
 }
