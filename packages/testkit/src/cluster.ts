@@ -34,6 +34,8 @@ export interface ClusterOptions {
   memcachedAddress?: string;
   /** Each process's output is also appended to `<logDir>/<name>.log`. */
   logDir?: string;
+  /** How long a started node may take to be ready before its start fails (and it is stopped); default 20 s. */
+  nodeReadyTimeoutMs?: number;
   /** Defaults to a unique prefix, so runs never see each other's keys. */
   prefix?: string;
   /**
@@ -187,7 +189,7 @@ export class LocalCluster {
       };
       this.nodes.set(nodeId, node);
       try {
-        await this.waitReady(proc, `${node.internalUrl}/readyz`);
+        await this.waitReady(proc, `${node.internalUrl}/readyz`, this.options.nodeReadyTimeoutMs);
       } catch (error) {
         this.nodes.delete(nodeId);
         throw error;
@@ -210,15 +212,17 @@ export class LocalCluster {
     }
   }
 
-  private async waitReady(proc: ManagedProcess, url: string): Promise<void> {
+  private async waitReady(proc: ManagedProcess, url: string, timeoutMs = 20_000): Promise<void> {
     await waitFor(
       async () => {
         if (!proc.running) throw new Error(`${proc.name} exited: ${proc.logs().slice(-2000)}`);
         return fetchOk(url);
       },
-      { timeoutMs: 20_000, what: `${proc.name} at ${url}` },
-    ).catch((error: unknown) => {
+      { timeoutMs, what: `${proc.name} at ${url}` },
+    ).catch(async (error: unknown) => {
       if (!proc.running) throw new Error(`${proc.name} exited during start:\n${proc.logs().slice(-3000)}`);
+      // Nobody holds it once its start failed (stop() would not find it): a scale run left such a node running.
+      await proc.stop(5_000).catch(() => undefined);
       throw error;
     });
   }
