@@ -59,7 +59,7 @@ async function runPhase(phase: Phase): Promise<string> {
       const cpu = cpuSecondsOf(r, pids);
       const perNode = pids.map((pid) => `${names.get(pid) ?? String(pid)} ${(((r.cpu[pid] ?? Number.NaN) * 1e6) / r.messages).toFixed(1)} µs`).join(', ');
       const writes = pids.reduce((sum, pid) => sum + (r.syscalls[pid]?.writes ?? 0), 0);
-      log(`${phase} ${size}, ${String(pairs)} × ${String(window)}${receipts ? ' (receipts on)' : ''}: ${r.rate.toFixed(0)} msg/s, ${((cpu * 1e6) / r.messages).toFixed(1)} µs CPU/msg, ${(writes / r.messages).toFixed(2)} writes/msg (profiler on; per node: ${perNode}), window ${((measured.span.endUs - measured.span.startUs) / 1e6).toFixed(2)} s`);
+      log(`${phase} ${size}, ${String(pairs)} × ${String(window)}${receipts ? ' (receipts on)' : ''}: ${r.rate.toFixed(0)} msg/s, ${((cpu * 1e6) / r.messages).toFixed(1)} µs CPU/msg, ${(writes / r.messages).toFixed(2)} writes/msg (profiler on; per node: ${perNode}), window ${((measured.span.endUs - measured.span.startUs) / 1e6).toFixed(2)} s, others' work ${r.elsewhere.toFixed(2)} cores`);
       await lg.close();
     }
   } finally {
