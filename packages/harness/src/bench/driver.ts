@@ -25,6 +25,7 @@ export function cpuSecondsOf(window: Pick<Window, 'cpu'>, pids: number[]): numbe
 }
 
 const cpuOf1 = (pid: number): number => cpuOf([pid]);
+const monotonicUs = (): number => Number(process.hrtime.bigint() / 1000n);
 
 /** Reads `read(pid)` for each pid; a pid that cannot be read (gone, no /proc entry) is left out. */
 function sampleEach<T>(pids: number[], read: (pid: number) => T): Map<number, T> {
@@ -47,6 +48,11 @@ export class LoadGen {
   /** Processes of the bench's own that are not measured (a second cluster idling beside the one measured). */
   private alsoBench: number[] = [];
   private lastWindow: Window = { cpu: {}, syscalls: {}, elsewhere: NaN };
+  /**
+   * The last window's start and end on the monotonic clock in µs, the clock V8's CPU profiles use, so a profile can
+   * be cut to the window (profile.ts). NaN until a window has started or ended.
+   */
+  readonly windowSpanUs = { start: NaN, end: NaN };
 
   private constructor(
     private readonly helper: ForkedHelper,
@@ -67,6 +73,8 @@ export class LoadGen {
   /** The load generator samples nothing itself: it says when a window starts and ends, and CPU is read here. */
   private onEvent(event: HelperEvent): void {
     if (event.event === 'window-start') {
+      this.windowSpanUs.start = monotonicUs();
+      this.windowSpanUs.end = NaN;
       this.elsewhereAtStart = elsewhereCpu([...this.watched, ...this.alsoBench]);
       this.cpuAtStart = sampleEach(this.watched, cpuOf1);
       this.syscallsAtStart = sampleEach(this.watched, syscallsOf);
@@ -84,6 +92,7 @@ export class LoadGen {
         if (s0 !== undefined && s1 !== undefined) syscalls[pid] = { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes };
       }
       this.lastWindow = { cpu, syscalls, elsewhere: elsewhereNow - this.elsewhereAtStart };
+      this.windowSpanUs.end = monotonicUs();
     } else if (event.event === 'progress' && event.text) {
       this.progress(event.text);
     }
