@@ -175,20 +175,22 @@ describe('rooms outlive their node (contract v1.2, issue 23 acceptance 3)', func
 
 // The deterministic case behind the SIGKILL test above: a member whose client has not confirmed a room message when
 // the room's node dies gets it again on its next node, though its sender was acked (the home's journal).
-describe('a room message acked while unconfirmed outlives the SIGKILL of the room’s node (issue 23, acceptance 3)', function () {
+describe('a room message acked while unconfirmed outlives the SIGKILL of the node holding the copy (issue 23, acceptance 3)', function () {
   this.timeout(60_000);
   let cluster: LocalCluster | undefined;
   const users: RawUser[] = [];
 
-  after(async () => {
-    for (const user of users) user.ws.terminate();
+  afterEach(async () => {
+    for (const user of users.splice(0)) user.ws.terminate();
     await cluster?.stop();
+    cluster = undefined;
   });
 
-  it('the member that never confirmed gets it after its next welcome elsewhere; nobody resends it', async () => {
+  /** Alice (no receipts) on the room's node, and bob (receipts on, never confirming) where `bobAvoids` lets him. */
+  async function roomOfTwo(label: string, bobAvoidsHome: boolean) {
     const c = await startCluster({ nodes: 3, env: CLUSTER_ENV });
     cluster = c;
-    const room = `unconfirmed-${String(process.pid)}`;
+    const room = `${label}-${String(process.pid)}`;
     const connect = async (userId: string, options: { receipts: boolean; avoid?: string[] }): Promise<RawUser> => {
       const session = await requestSession(c.gatewayUrl, userId, { room, ...(options.avoid ? { avoid: options.avoid } : {}) });
       const user = new RawUser(session, options.receipts);
@@ -196,9 +198,9 @@ describe('a room message acked while unconfirmed outlives the SIGKILL of the roo
       return user.welcomed();
     };
     const alice = await connect(`${room}-alice`, { receipts: false });
-    const bob = await connect(`${room}-bob`, { receipts: true });
     const home = alice.session.nodeId;
-    expect(bob.session.nodeId, 'placed on the room’s node').to.equal(home);
+    const bob = await connect(`${room}-bob`, { receipts: true, ...(bobAvoidsHome ? { avoid: [home] } : {}) });
+    expect(bob.session.nodeId === home, 'bob on the room’s node').to.equal(!bobAvoidsHome);
     for (const [user, id] of [[alice, 'ja'], [bob, 'jb']] as const) {
       user.send({ type: 'join', room, id });
       await waitFor(() => user.frames.some((f) => f.type === 'joined' && f.id === id), { what: `${user.userId} joined` });
@@ -207,9 +209,21 @@ describe('a room message acked while unconfirmed outlives the SIGKILL of the roo
     await waitFor(() => alice.answersFor('m1').length === 1, { what: 'alice’s ack' });
     expect(alice.answersFor('m1')[0]).to.include({ type: 'ack' });
     await waitFor(() => bob.ofType('message').length === 1, { what: 'bob got it (and never confirms it)' });
-    await c.killNode(home);
-    const back = await connect(bob.userId, { receipts: true, avoid: [home] });
-    expect(back.session.nodeId).to.not.equal(home);
+    return { c, alice, bob, connect };
+  }
+
+  it('the room’s node: the member that never confirmed gets it after its next welcome elsewhere', async () => {
+    const { c, alice, bob, connect } = await roomOfTwo('unconfirmed-home', false);
+    await c.killNode(bob.session.nodeId);
+    const back = await connect(bob.userId, { receipts: true, avoid: [bob.session.nodeId] });
+    await waitFor(() => back.ofType('message').length >= 1, { what: 'the unconfirmed copy after bob’s next welcome', timeoutMs: 20_000 });
+    expect(back.ofType('message').map((m) => [m.from, m.id, m.content])).to.deep.equal([[alice.userId, 'm1', 'keep me']]);
+  });
+
+  it('the member’s own node, not the room’s: it gets it after its next welcome elsewhere', async () => {
+    const { c, alice, bob, connect } = await roomOfTwo('unconfirmed-member', true);
+    await c.killNode(bob.session.nodeId);
+    const back = await connect(bob.userId, { receipts: true, avoid: [bob.session.nodeId, alice.session.nodeId] });
     await waitFor(() => back.ofType('message').length >= 1, { what: 'the unconfirmed copy after bob’s next welcome', timeoutMs: 20_000 });
     expect(back.ofType('message').map((m) => [m.from, m.id, m.content])).to.deep.equal([[alice.userId, 'm1', 'keep me']]);
   });

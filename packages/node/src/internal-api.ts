@@ -28,7 +28,7 @@ export interface InternalApiHandlers {
   /** v1.2: an operation of a room homed here, from a member's node. */
   roomOp(op: RoomOp): Promise<RoomAnswer>;
   /** v1.2: one copy of a room frame from its home, for the listed members here; returns those not connected here. */
-  roomFanout(fanout: RoomFanout): string[];
+  roomFanout(fanout: RoomFanout): Promise<string[]>;
   readiness(): Readiness;
 }
 
@@ -109,7 +109,7 @@ async function handleRoom(res: ServerResponse, path: string, body: unknown, sign
   }
   const fanout = parseRoomFanout(body);
   if (!fanout) return sendError(res, 'INVALID_REQUEST', 'malformed room fan-out');
-  const missed = handlers.roomFanout(fanout);
+  const missed = await handlers.roomFanout(fanout);
   return sendJson(res, 200, { delivered: fanout.to.length - missed.length, missed });
 }
 

@@ -258,7 +258,7 @@ class NodeRuntime implements RelayNode {
         peerKey: (nodeId) => router.members.get(nodeId)?.identityKey,
         senderOn: (userId, nodeId) => senders.isOn(userId, nodeId),
         roomOp: (op) => this.parts.rooms.home.handle(op),
-        roomFanout: (fanout) => this.parts.rooms.members.deliverRemote(fanout.to, fanout.frame),
+        roomFanout: (fanout) => this.parts.rooms.members.deliverRemote(fanout.room, fanout.to, fanout.frame),
         readiness: () => this.readiness(),
       },
     });

@@ -247,6 +247,20 @@ describe('RoomHome handover: unconfirmed copies live in the journal', () => {
     expect(next.sent.filter((s) => s.frame.type === 'message')).to.deep.equal([]);
   });
 
+  it('a member that resumes away from its node gets first what that node\'s journal kept for it, once', async () => {
+    const store = new MemoryRoomStore();
+    const { home: h, sent } = home(new Map(), { nodeId: 'n1', store });
+    await h.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n1' });
+    await h.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n2' });
+    const kept: ServerFrame = { type: 'message', from: 'alice', room: 'R', content: 1, id: 'a1' };
+    // n2 wrote the copy to bob and journaled it (RoomMembers.deliverRemote), then died unconfirmed.
+    await store.appendJournal('R', 'n2', JSON.stringify({ incarnation: 'n2-old', seq: 0, to: ['bob'], frame: kept }), 60);
+    await store.appendJournal('R', 'n2', JSON.stringify({ incarnation: 'n2-old', seq: 0, to: ['carol'], frame: { ...kept, id: 'other' } }), 60);
+    sent.length = 0;
+    await h.handle({ op: 'resume', room: 'R', userId: 'bob', nodeId: 'n3' });
+    expect(sent.map((s) => [s.nodeId, s.to, s.frame])).to.deep.equal([['n3', ['bob'], kept]]);
+  });
+
   it('a copy to a member without receipts (v1.1) or a message without an id is not journaled', async () => {
     const store = new MemoryRoomStore();
     const first = home(new Map(), { nodeId: 'n1', store, tracked: new Set(['bob']) });

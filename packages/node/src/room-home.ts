@@ -3,7 +3,7 @@ import type { ServerFrame } from '@messaging-server/protocol';
 import type { HeldBudget } from './held-budget.js';
 import { RoomAbsences, type Presence } from './room-absence.js';
 import { union, type HomeRoom } from './home-room.js';
-import type { JournalEntry, RoomJournal, TrackedCopy } from './room-journal.js';
+import type { RoomJournal, TrackedCopy } from './room-journal.js';
 import type { RoomAnswer, RoomOp } from './room-wire.js';
 
 export interface RoomHomeDeps {
@@ -133,15 +133,10 @@ export class RoomHome {
    * as home, so the home after it reads this node's journal.
    */
   private async takeOverJournal(name: string, room: HomeRoom, writer: string): Promise<void> {
-    let entries: JournalEntry[];
-    try {
-      entries = await this.deps.journal.takeOver(name, writer);
-    } catch (error) {
+    const perMember = await this.deps.journal.takeOver(name, writer).catch((error: unknown) => {
       this.deps.log.warn({ room: name, writer, err: error }, 'room journal unreadable: unconfirmed copies of its previous home are lost');
-      entries = [];
-    }
-    const perMember = new Map<string, ServerFrame[]>();
-    for (const entry of entries) for (const userId of entry.to) perMember.set(userId, [...(perMember.get(userId) ?? []), entry.frame]);
+      return new Map<string, ServerFrame[]>();
+    });
     for (const [userId, frames] of perMember) {
       const member = room.members.find((m) => m.userId === userId);
       if (!member) continue;
@@ -216,7 +211,7 @@ export class RoomHome {
       case 'resume': {
         if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
         // What was held comes first, on the member's new node, then the fresh `joined` its node writes.
-        await this.seen(op.room, room, op.userId, op.nodeId);
+        await this.seen(op.room, room, op.userId, op.nodeId, await this.unconfirmedOnPrevious(op.room, room, op.userId, op.nodeId));
         await this.persist(op.room, room, (members) => members.map((m) => (m.userId === op.userId ? { ...m, nodeId: op.nodeId } : m)));
         return { status: 'joined', members: room.members.map((m) => m.userId) };
       }
@@ -262,17 +257,33 @@ export class RoomHome {
    * The member spoke from (or resumed on) `nodeId`: the room's traffic for it goes there from now on, and what was
    * held for it goes there first, in order.
    */
-  private async seen(name: string, room: HomeRoom, userId: string, nodeId: string): Promise<void> {
+  private async seen(name: string, room: HomeRoom, userId: string, nodeId: string, unconfirmed: ServerFrame[] = []): Promise<void> {
     const member = room.members.find((m) => m.userId === userId);
     if (member) member.nodeId = nodeId;
-    const inMemory = room.away.take(userId);
-    if (inMemory.length === 0 && !room.storedHeld.has(userId)) return;
-    // The record may hold more than memory: frames another home held during a handover.
-    const inRecord = await this.persist(name, room, (members) => members, userId).catch((error: unknown) => {
-      this.deps.log.warn({ room: name, userId, err: error }, 'could not take the held frames from the room record');
+    let held = room.away.take(userId);
+    if (held.length > 0 || room.storedHeld.has(userId)) {
+      // The record may hold more than memory: frames another home held during a handover.
+      const inRecord = await this.persist(name, room, (members) => members, userId).catch((error: unknown) => {
+        this.deps.log.warn({ room: name, userId, err: error }, 'could not take the held frames from the room record');
+        return [];
+      });
+      held = union(inRecord, held);
+    }
+    // Copies its previous node had not seen confirmed are older than anything held since.
+    for (const frame of union(unconfirmed, held)) await this.sendTo(name, room, userId, nodeId, frame);
+  }
+
+  /**
+   * A member resumed on another node than the one the room last sent to: what that node's journal keeps for it (it
+   * may have died with those copies unconfirmed; if it lives, they were handed back too and go once).
+   */
+  private async unconfirmedOnPrevious(name: string, room: HomeRoom, userId: string, nodeId: string): Promise<ServerFrame[]> {
+    const previous = room.members.find((m) => m.userId === userId)?.nodeId;
+    if (previous === undefined || previous === nodeId || previous === this.deps.nodeId) return [];
+    return this.deps.journal.framesFor(name, previous, userId).catch((error: unknown) => {
+      this.deps.log.warn({ room: name, userId, previous, err: error }, 'room journal of the member\'s previous node unreadable');
       return [];
     });
-    for (const frame of union(inRecord, inMemory)) await this.sendTo(name, room, userId, nodeId, frame);
   }
 
   /** Writes what is held into the record; a store that cannot answer leaves it in memory for the next write. */

@@ -91,21 +91,32 @@ export class RoomJournal {
   }
 
   /**
-   * The room's journal as `writer` (its previous home) left it, without this process's own entries, and that journal
-   * cleared: the caller, the room's new home, delivers those copies again. Its own journal (a restart under the same
-   * node id) keeps this process's entries.
+   * The room's journal as `writer` (its previous home) left it, without this process's own entries, per member
+   * (oldest first), and that journal cleared: the caller, the room's new home, delivers those copies again. Its own
+   * journal (a restart under the same node id) keeps this process's entries.
    */
-  async takeOver(room: string, writer: string): Promise<JournalEntry[]> {
-    const read = async (): Promise<JournalEntry[]> => {
+  async takeOver(room: string, writer: string): Promise<Map<string, ServerFrame[]>> {
+    const read = async (): Promise<Map<string, ServerFrame[]>> => {
       const lines = await this.deps.store.readJournal(room, writer);
       const entries = lines.map(parseEntry).filter((e): e is JournalEntry => e !== undefined && e.incarnation !== this.deps.incarnation);
-      if (entries.length === 0) return [];
+      const perMember = new Map<string, ServerFrame[]>();
+      for (const entry of entries) for (const userId of entry.to) perMember.set(userId, [...(perMember.get(userId) ?? []), entry.frame]);
+      if (entries.length === 0) return perMember;
       if (writer !== this.deps.nodeId) await this.deps.store.resetJournal(room, writer, [], this.deps.ttlSeconds);
       else await this.deps.store.resetJournal(room, writer, this.unsafeLines(room), this.deps.ttlSeconds);
-      return entries;
+      return perMember;
     };
     // This node's own journal is rewritten in order with its appends.
     return writer === this.deps.nodeId ? this.inOrder(this.logOf(room), read) : read();
+  }
+
+  /**
+   * The frames `writer`'s journal of the room keeps for `userId`, oldest first, read only: the member resumed away
+   * from `writer`, which may have died with them unconfirmed (or may live on and drop them once handed back).
+   */
+  async framesFor(room: string, writer: string, userId: string): Promise<ServerFrame[]> {
+    const lines = await this.deps.store.readJournal(room, writer);
+    return lines.map(parseEntry).filter((e): e is JournalEntry => e !== undefined && e.to.includes(userId)).map((e) => e.frame);
   }
 
   /** Rooms with journal entries in memory (not yet safe, or safe and not yet rewritten). */

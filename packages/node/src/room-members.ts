@@ -11,7 +11,7 @@ import {
 import type { ClientSession } from './client-session.js';
 import { ERROR_TEXT } from './frame-errors.js';
 import type { RoomHome } from './room-home.js';
-import type { TrackedCopy } from './room-journal.js';
+import type { RoomJournal, TrackedCopy } from './room-journal.js';
 import { ROOM_OP_PATH, type RoomAnswer, type RoomOp } from './room-wire.js';
 
 export interface RoomMembersDeps {
@@ -25,6 +25,8 @@ export interface RoomMembersDeps {
   draining(): boolean;
   /** The open connection of a user on this node. */
   connection(userId: string): ClientSession | undefined;
+  /** Where the room messages written here and not yet confirmed are kept (shared with this node's RoomHome). */
+  journal: RoomJournal;
   /** Keeps the user's rooms in its session record, so they go with it to its next node. */
   saveRooms(session: ClientSession, rooms: string[]): void;
   log: Logger;
@@ -170,10 +172,17 @@ export class RoomMembers {
     for (const room of rooms) void this.send({ op: 'leave', room, userId, nodeId: this.deps.nodeId });
   }
 
-  /** A fan-out copy from a home on another node (counted for the metrics). */
-  deliverRemote(to: string[], frame: ServerFrame): string[] {
+  /**
+   * A fan-out copy from a home on another node (counted for the metrics). Copies that wait for receipts here are
+   * journaled before the home gets its answer: a SIGKILL of this node must not lose what the home acked (the home
+   * reads this node's journal when such a member resumes elsewhere).
+   */
+  async deliverRemote(room: string, to: string[], frame: ServerFrame): Promise<string[]> {
     this.remoteFanouts += 1;
-    return this.deliver(to, frame);
+    const copies: TrackedCopy[] = [];
+    const missed = this.deliver(to, frame, copies);
+    if (copies.length > 0) await this.deps.journal.record(room, 0, frame, copies);
+    return missed;
   }
 
   /**

@@ -56,6 +56,7 @@ export function wireRooms(
     home: roomHome,
     transport: deps.transport,
     roomsPerUser: config.roomsPerUser,
+    journal,
     nodes,
     draining: () => deps.draining(),
     connection: (userId) => table.get(userId),
