@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { postConnect } from '@messaging-server/harness/wire';
 import { MessagingClient, MessagingError, type ClientLogger, type IncomingMessage } from '@messaging-server/client';
 import type { JsonValue } from '@messaging-server/protocol';
 
@@ -316,18 +317,12 @@ export interface TimedConnect {
   ms: number;
 }
 
-/** POST /connect, timed; a network failure or timeout is status 0. */
+/** POST /connect, timed; a network failure, a timeout or a body that is not JSON is status 0. */
 export async function timedConnect(gatewayUrl: string, userId: string, avoid?: string[]): Promise<TimedConnect> {
   const started = performance.now();
   try {
-    const res = await fetch(`${gatewayUrl}/connect`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(avoid ? { userId, avoid } : { userId }),
-      signal: AbortSignal.timeout(5000),
-    });
-    const body = (await res.json()) as TimedConnect['body'];
-    return { status: res.status, body, ms: performance.now() - started };
+    const answer = await postConnect(gatewayUrl, { userId, avoid }, { timeoutMs: 5000 });
+    return { status: answer.status, body: JSON.parse(answer.text) as TimedConnect['body'], ms: answer.ms };
   } catch {
     return { status: 0, body: {}, ms: performance.now() - started };
   }
