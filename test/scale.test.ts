@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { percentiles } from '@messaging-server/harness/chaos/stats';
+import { percentiles } from '@messaging-server/harness/stats';
 import { figures, spread } from '@messaging-server/harness/scale/analysis';
 import { TINY } from '@messaging-server/harness/scale/config';
 import type { LoadResult } from '@messaging-server/harness/scale/loadgen';

@@ -284,14 +284,6 @@ export function closeClients(clients: Iterable<TrackedClient>): void {
   for (const c of clients) c.client.close();
 }
 
-/** Nearest-rank percentile of `values` (0 < p ≤ 100). */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] as number;
-}
-
 /** Keys under `prefix`, read with etcdctl, as an SRE would (`etcdctl get --prefix --keys-only`). */
 export async function etcdKeys(endpoint: string, prefix: string): Promise<string[]> {
   const { stdout } = await execFileAsync('etcdctl', ['--endpoints', endpoint, '--command-timeout=3s', 'get', '--prefix', '--keys-only', prefix], {

@@ -1,6 +1,7 @@
 /** The latency-over-load plot (docs/benchmarks.svg) from the paced sweeps of one bench run. */
 import { shapeKey, shapeLabel, type BenchResults, type Scenario, type SystemName } from './results.js';
-import { formatNumber, median } from './stats.js';
+import { formatNumber } from '../markdown.js';
+import { median } from '../stats.js';
 
 interface Series {
   label: string;

@@ -3,7 +3,7 @@ import type { ScaleOutResult } from './faults.js';
 import type { SessionEvent } from './fleet.js';
 import type { Ledger } from './ledger.js';
 import type { LoadSample } from './sampler.js';
-import type { Percentiles } from './stats.js';
+import type { Percentiles } from '../stats.js';
 
 export interface ObservationInput {
   config: ChaosConfig;

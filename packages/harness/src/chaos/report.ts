@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { receiptsSection } from './report-receipts.js';
 import { roomsSection } from './report-rooms.js';
 import type { ChaosResult } from './run.js';
-import type { Percentiles } from './stats.js';
+import type { Percentiles } from '../stats.js';
 import type { LoadSample } from './sampler.js';
 import { verdict } from './verdict.js';
 

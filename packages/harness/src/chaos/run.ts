@@ -10,7 +10,7 @@ import { NodeProxies } from './proxies.js';
 import { halvesFigures, silentDeathFigures, type HalfFigures, type SilentDeathFigures } from './receipts-figures.js';
 import { RoomFleet, type RoomFigures } from './rooms.js';
 import { LoadSampler, type LoadSample } from './sampler.js';
-import { percentiles, type Percentiles } from './stats.js';
+import { percentiles, type Percentiles } from '../stats.js';
 
 export interface TimelineEvent {
   /** Seconds after traffic started (negative: during setup). */
