@@ -4,13 +4,13 @@ import { receiptsSection } from './report-receipts.js';
 import { roomsSection } from './report-rooms.js';
 import type { ChaosResult } from './run.js';
 import type { Percentiles } from '../stats.js';
-import type { LoadSample } from './sampler.js';
+import type { NodeSample } from '../sampler.js';
 import { verdict } from './verdict.js';
 
 const DASHES = ['', '', '', '8 4', '3 3', '10 3 2 3'];
 const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
-function nodeIds(samples: LoadSample[]): string[] {
+function nodeIds(samples: NodeSample[]): string[] {
   const ids = new Set<string>();
   for (const s of samples) for (const id of Object.keys(s.connections)) ids.add(id);
   return [...ids].sort((a, b) => Number(a.replace(/\D+/g, '')) - Number(b.replace(/\D+/g, '')) || a.localeCompare(b));

@@ -4,7 +4,7 @@
  */
 import { median, percentiles, type Percentiles } from '../stats.js';
 import type { ScaleResult } from './run.js';
-import type { ResourceSample } from './sampler.js';
+import type { ResourceSample } from './resources.js';
 import { roomFigures, type RoomFigures } from './rooms-analysis.js';
 
 export interface SpreadPoint {

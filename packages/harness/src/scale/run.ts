@@ -10,7 +10,8 @@ import type { ScaleConfig } from './config.js';
 import type { LoadResult } from './loadgen.js';
 import { ScaleLoadGen } from './loadgen-driver.js';
 import { afterWindow, snapshotsEvery, stableWindows, type RoomsMeasurements } from './rooms-phase.js';
-import { ClusterSampler, type NodeSample, type ResourceSample } from './sampler.js';
+import { ClusterSampler, type NodeSample } from '../sampler.js';
+import { ResourceSampler, type ResourceSample } from './resources.js';
 
 export interface TimelineEvent {
   /** Epoch ms. */
@@ -141,7 +142,7 @@ async function traffic(phases: Required<Phases>, config: ScaleConfig, say: (line
     5000,
     async () => {
       const s = await loadgen.status();
-      const latest = sampler.nodeSamples.at(-1);
+      const latest = sampler.latest;
       const nodes = Object.keys(latest?.connections ?? {});
       const draining = latest?.draining.length ?? 0;
       const elapsed = ((Date.now() - startedAt) / 1000).toFixed(0);
@@ -187,22 +188,24 @@ export async function runScale(config: ScaleConfig, options: RunOptions = {}): P
     say(`etcd ${cluster.etcdEndpoint}, memcached ${cluster.memcachedAddress}, ${String(config.gateways)} gateways; starting ${String(config.initialNodes)} nodes`);
     await startNodes(cluster, config.initialNodes, say);
     const clusterReady = Date.now();
-    const sampler = (phases.sampler = new ClusterSampler(cluster, config.sampleMs));
-    await sampler.sampleResources();
-    const baseline = sampler.resourceSamples.pop() ?? null;
+    // Resources on every 5th tick: reading /proc and the services' counters costs more than a registry list.
+    const sampler = (phases.sampler = new ClusterSampler(cluster, { intervalMs: config.sampleMs, every: { ticks: 5, sample: () => resources.sample() } }));
+    const resources = new ResourceSampler(cluster, (text) => sampler.note(text));
+    await resources.sample();
+    const baseline = resources.samples.pop() ?? null;
     sampler.start();
     const loadgen = (phases.loadgen = await ScaleLoadGen.start(cluster.gateways.map((g) => g.url), say));
-    sampler.watch('loadgen', loadgen.pid);
+    resources.watch('loadgen', loadgen.pid);
     const clients = await openClients(loadgen, config, say);
-    const afterOpen = await sampler.sampleResources().then(() => sampler.resourceSamples.pop() ?? null);
+    const afterOpen = await resources.sample().then(() => resources.samples.pop() ?? null);
     const run = await traffic({ cluster, sampler, loadgen }, config, say);
     say('stopping: closing clients, then the cluster');
-    collected = { clusterReady, baseline, afterOpen, clients, run, sampler };
+    collected = { clusterReady, baseline, afterOpen, clients, run, sampler, resources };
   } finally {
     await stopAll(phases);
   }
   const stopped = Date.now();
-  const { clusterReady, baseline, afterOpen, clients, run, sampler } = collected;
+  const { clusterReady, baseline, afterOpen, clients, run, sampler, resources } = collected;
   const first = cpus()[0];
   return {
     config,
@@ -227,11 +230,11 @@ export async function runScale(config: ScaleConfig, options: RunOptions = {}): P
     opened: clients.opened,
     rooms: { opened: clients.rooms.opened, joined: clients.rooms.joined, openSeconds: clients.rooms.seconds, windows: run.windows, phase: run.phase },
     timeline: run.timeline,
-    nodeSamples: sampler.nodeSamples,
+    nodeSamples: sampler.samples,
     nodeStartedAt: sampler.nodeStartedAt,
     baseline,
     afterOpen,
-    resourceSamples: sampler.resourceSamples,
+    resourceSamples: resources.samples,
     load: run.load,
     gatewayAllocations: run.gatewayAllocations,
     samplerErrors: sampler.errors,
