@@ -353,29 +353,15 @@ async function closeEverything(): Promise<{ closed: number }> {
   return { closed: all.length };
 }
 
-type Command =
-  | { cmd: 'pairs'; args: PairsArgs }
-  | { cmd: 'relay'; args: RelayArgs }
-  | { cmd: 'connect'; args: ConnectArgs }
-  | { cmd: 'arm-storm'; args: StormArgs }
-  | { cmd: 'storm-result' }
-  | { cmd: 'close' };
+/** The commands the bench's driver (driver.ts) sends. */
+const commands = {
+  pairs: openPairs,
+  relay,
+  connect: connectMany,
+  'arm-storm': armStorm,
+  'storm-result': stormResult,
+  close: closeEverything,
+};
+export type BenchCommands = typeof commands;
 
-async function run(command: Command): Promise<unknown> {
-  switch (command.cmd) {
-    case 'pairs':
-      return openPairs(command.args);
-    case 'relay':
-      return relay(command.args);
-    case 'connect':
-      return connectMany(command.args);
-    case 'arm-storm':
-      return armStorm(command.args);
-    case 'storm-result':
-      return stormResult();
-    case 'close':
-      return closeEverything();
-  }
-}
-
-serveCommands(run);
+serveCommands(commands);

@@ -324,46 +324,28 @@ async function closeAll(): Promise<{ closed: number }> {
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-type Command =
-  | { cmd: 'init'; gateways: string[] }
-  | { cmd: 'idle'; args: OpenArgs }
-  | { cmd: 'pairs'; args: OpenArgs }
-  | { cmd: 'rooms'; args: RoomArgs }
-  | { cmd: 'pace'; pairs: boolean; rooms: boolean }
-  | { cmd: 'totals' }
-  | { cmd: 'start'; args: TrafficArgs }
-  | { cmd: 'phase' }
-  | { cmd: 'status' }
-  | { cmd: 'stop' }
-  | { cmd: 'close' };
-
-async function run(command: Command): Promise<unknown> {
-  switch (command.cmd) {
-    case 'init':
-      gateways = command.gateways.map((url) => ({ url, pool: gatewayPool(url, 16) }));
-      return { gateways: gateways.length };
-    case 'idle':
-      return openIdle(command.args);
-    case 'pairs':
-      return openPairs(command.args);
-    case 'rooms':
-      return openRooms(command.args);
-    case 'pace':
-      Object.assign(pace, { pairs: command.pairs, rooms: command.rooms });
-      return { ...pace };
-    case 'totals':
-      return { ...totals } satisfies LoadTotals;
-    case 'start':
-      return startTraffic(command.args);
-    case 'phase':
-      return startPhase();
-    case 'status':
-      return status();
-    case 'stop':
-      return stopTraffic();
-    case 'close':
-      return closeAll();
-  }
+function init(urls: string[]): { gateways: number } {
+  gateways = urls.map((url) => ({ url, pool: gatewayPool(url, 16) }));
+  return { gateways: gateways.length };
 }
 
-serveCommands(run);
+/** The commands the scale run sends (through loadgen-driver.ts). */
+const commands = {
+  init,
+  idle: openIdle,
+  pairs: openPairs,
+  rooms: openRooms,
+  /** Pauses or resumes each kind of message (a paused kind does not catch up). */
+  pace: (kinds: { pairs: boolean; rooms: boolean }) => ({ ...Object.assign(pace, kinds) }),
+  /** Running totals since the load generator started (the edges of a measurement window). */
+  totals: (): LoadTotals => ({ ...totals }),
+  start: startTraffic,
+  /** Ends the warm-up; answers the phase's start (epoch ms, the load generator's clock). */
+  phase: startPhase,
+  status,
+  stop: stopTraffic,
+  close: closeAll,
+};
+export type ScaleCommands = typeof commands;
+
+serveCommands(commands);
