@@ -2,7 +2,7 @@
 import { fileURLToPath } from 'node:url';
 import { ForkedHelper, type HelperEvent } from '../forked-helper.js';
 import type { BenchCommands, ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult, StormArgs, StormResult } from './loadgen.js';
-import { cpuOf, elsewhereCpu, syscallsOf } from './procstat.js';
+import { cpuOf, elsewhereCpu, syscallsOf } from '../proc.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 

@@ -1,7 +1,8 @@
 /** What the scale run reads of its processes and backing services: RSS, CPU, etcd's and memcached's counters. */
 import type { LocalCluster } from '@messaging-server/testkit';
 import { scrapeConnections } from '../sampler.js';
-import { childPids, cpuIfAlive, machineCpu, readEtcd, readMemcached, rssIfAlive, type EtcdReading, type MachineCpu, type MemcachedReading } from './probes.js';
+import { childPids, cpuIfAlive, machineCpu, rssIfAlive, type MachineCpu } from '../proc.js';
+import { readEtcd, readMemcached, type EtcdReading, type MemcachedReading } from './probes.js';
 
 export interface ResourceSample {
   at: number;

@@ -6,7 +6,7 @@
 import type { LocalCluster } from '@messaging-server/testkit';
 import type { LoadTotals } from './loadgen-rooms.js';
 import type { ScaleLoadGen } from './loadgen-driver.js';
-import { cpuIfAlive, machineCpu } from './probes.js';
+import { cpuIfAlive, machineCpu } from '../proc.js';
 
 /** One node's cumulative figures. */
 export interface NodeTally {
