@@ -2,6 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiptsSection } from './report-receipts.js';
 import { roomsSection } from './report-rooms.js';
+import { table } from '../markdown.js';
 import type { ChaosResult } from './run.js';
 import type { Percentiles } from '../stats.js';
 import type { NodeSample } from '../sampler.js';
@@ -78,10 +79,6 @@ export function renderSvg(result: ChaosResult): string {
 
 function escapeXml(text: string): string {
   return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
-}
-
-function table(header: string[], rows: (string | number)[][]): string {
-  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(String).join(' | ')} |`)].join('\n');
 }
 
 /** Reconnect times and errors, over the whole run and per fault phase. */
