@@ -1,5 +1,5 @@
 /**
  * `make run` and the README's second-terminal commands (`node --import tsx scripts/cluster.ts <command>`) start here;
- * the local cluster manager itself lives in the harness workspace (packages/harness/src/cluster.ts) and runs on import.
+ * the local cluster manager itself lives in the testkit (packages/testkit/src/cluster-manager.ts) and runs on import.
  */
-import '@messaging-server/harness/cluster';
+import '@messaging-server/testkit/cluster-manager';

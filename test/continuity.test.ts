@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import { startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
 import { ContractClient } from './support/contract-client.js';
-import { percentile } from './support/fault-clients.js';
+import { percentile } from '@messaging-server/harness/stats';
 import { SdkParty } from './support/sdk-party.js';
 
 /**

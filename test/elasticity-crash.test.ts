@@ -1,11 +1,11 @@
 import { expect } from 'chai';
+import { percentile } from '@messaging-server/harness/stats';
 import { connectUser, startCluster, waitFor, type LocalCluster, type TestSocket } from '@messaging-server/testkit';
 import {
   MessageLedger,
   closeClients,
   etcdKeys,
   every,
-  percentile,
   startClients,
   timedConnect,
   type TrackedClient,

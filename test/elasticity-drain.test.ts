@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { percentile } from '@messaging-server/harness/stats';
 import { startCluster, waitFor, type LocalCluster } from '@messaging-server/testkit';
 import {
   MessageLedger,
@@ -6,7 +7,6 @@ import {
   etcdKeys,
   every,
   httpStatus,
-  percentile,
   startClients,
   timedConnect,
   type TrackedClient,

@@ -2,14 +2,14 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect } from 'chai';
-import { percentiles } from '@messaging-server/harness/chaos/stats';
+import { percentiles } from '@messaging-server/harness/stats';
 import { figures, spread } from '@messaging-server/harness/scale/analysis';
 import { TINY } from '@messaging-server/harness/scale/config';
 import type { LoadResult } from '@messaging-server/harness/scale/loadgen';
 import { writeReport } from '@messaging-server/harness/scale/report';
 import { runScale, type ScaleResult } from '@messaging-server/harness/scale/run';
 import type { RoomWindow, Snapshot } from '@messaging-server/harness/scale/rooms-phase';
-import type { ResourceSample } from '@messaging-server/harness/scale/sampler';
+import type { ResourceSample } from '@messaging-server/harness/scale/resources';
 import { acceptance, missingFigures, missingRoomFigures, roomAcceptance, verdict } from '@messaging-server/harness/scale/verdict';
 
 const T0 = 1_000_000;
@@ -85,9 +85,9 @@ function fixture(): ScaleResult {
       { at: T0 + 8000, event: 'drained', nodeId: 'node-1' },
     ],
     nodeSamples: [
-      { at: T0 + 1000, connections: { 'node-1': 50, 'node-2': 52 }, draining: [] },
-      { at: T0 + 6000, connections: { 'node-1': 50, 'node-2': 54, 'node-3': 0 }, draining: [] },
-      { at: T0 + 7500, connections: { 'node-1': 10, 'node-2': 55, 'node-3': 45 }, draining: ['node-1'] },
+      { at: T0 + 1000, source: 'registry', connections: { 'node-1': 50, 'node-2': 52 }, draining: [] },
+      { at: T0 + 6000, source: 'registry', connections: { 'node-1': 50, 'node-2': 54, 'node-3': 0 }, draining: [] },
+      { at: T0 + 7500, source: 'registry', connections: { 'node-1': 10, 'node-2': 55, 'node-3': 45 }, draining: ['node-1'] },
     ],
     nodeStartedAt: { 'node-1': T0 - 9000, 'node-2': T0 - 9000, 'node-3': T0 + 5000, 'node-4': T0 - 9000 },
     baseline: resources(T0 - 3000, 0),
@@ -152,7 +152,7 @@ describe('scale run verdicts', () => {
     const result = fixture();
     result.resourceSamples = [];
     result.load.latency.crossNode = percentiles([]);
-    result.nodeSamples = result.nodeSamples.map((s) => ({ at: s.at, connections: {}, draining: s.draining }));
+    result.nodeSamples = result.nodeSamples.map((s) => ({ at: s.at, source: s.source, connections: {}, draining: s.draining }));
     const failures = missingFigures(result, figures(result));
     expect(failures).to.include('missing: fewer than two etcd and memcached readings during the run');
     expect(failures).to.include('missing: no cross-node message arrived');
@@ -172,7 +172,7 @@ describe('scale run verdicts', () => {
     const result = fixture();
     const first = result.load.allocations.byGateway[1]?.['node-3'];
     if (first) first.first = T0 + 5000 + 1500;
-    result.nodeSamples.push({ at: T0 + 9000, connections: { 'node-2': 80, 'node-4': 40 }, draining: [] });
+    result.nodeSamples.push({ at: T0 + 9000, source: 'registry', connections: { 'node-2': 80, 'node-4': 40 }, draining: [] });
     result.durationSeconds = TINY.budgetSeconds + 1;
     const failures = acceptance(result, figures(result));
     expect(failures).to.have.length(3);

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { postConnect } from '@messaging-server/harness/wire';
 import { MessagingClient, MessagingError, type ClientLogger, type IncomingMessage } from '@messaging-server/client';
 import type { JsonValue } from '@messaging-server/protocol';
 
@@ -283,14 +284,6 @@ export function closeClients(clients: Iterable<TrackedClient>): void {
   for (const c of clients) c.client.close();
 }
 
-/** Nearest-rank percentile of `values` (0 < p ≤ 100). */
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[rank] as number;
-}
-
 /** Keys under `prefix`, read with etcdctl, as an SRE would (`etcdctl get --prefix --keys-only`). */
 export async function etcdKeys(endpoint: string, prefix: string): Promise<string[]> {
   const { stdout } = await execFileAsync('etcdctl', ['--endpoints', endpoint, '--command-timeout=3s', 'get', '--prefix', '--keys-only', prefix], {
@@ -316,18 +309,12 @@ export interface TimedConnect {
   ms: number;
 }
 
-/** POST /connect, timed; a network failure or timeout is status 0. */
+/** POST /connect, timed; a network failure, a timeout or a body that is not JSON is status 0. */
 export async function timedConnect(gatewayUrl: string, userId: string, avoid?: string[]): Promise<TimedConnect> {
   const started = performance.now();
   try {
-    const res = await fetch(`${gatewayUrl}/connect`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(avoid ? { userId, avoid } : { userId }),
-      signal: AbortSignal.timeout(5000),
-    });
-    const body = (await res.json()) as TimedConnect['body'];
-    return { status: res.status, body, ms: performance.now() - started };
+    const answer = await postConnect(gatewayUrl, { userId, avoid }, { timeoutMs: 5000 });
+    return { status: answer.status, body: JSON.parse(answer.text) as TimedConnect['body'], ms: answer.ms };
   } catch {
     return { status: 0, body: {}, ms: performance.now() - started };
   }

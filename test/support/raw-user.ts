@@ -1,5 +1,6 @@
 /** A user on the node's raw `/websocket` endpoint (no SockJS envelope): the frames it got, and what it sends. */
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
+import { openSession } from '@messaging-server/harness/wire';
 import type { ServerFrame, Session } from '@messaging-server/protocol';
 import { waitFor } from '@messaging-server/testkit';
 
@@ -14,11 +15,7 @@ export class RawUser {
     readonly session: Session,
     receipts = false,
   ) {
-    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws')}/websocket`);
-    url.searchParams.set('userId', session.userId);
-    url.searchParams.set('listeningKey', session.listeningKey);
-    if (receipts) url.searchParams.set('receipts', '1');
-    this.ws = new WebSocket(url);
+    this.ws = openSession(session, { receipts });
     this.ws.on('message', (data) => this.frames.push(JSON.parse(String(data)) as ServerFrame));
     this.ws.on('error', () => undefined);
   }

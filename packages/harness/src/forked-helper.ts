@@ -25,7 +25,10 @@ interface Waiting {
   reject: (error: Error) => void;
 }
 
-export class ForkedHelper {
+/** What a helper serves: a command's name to the function that answers it (one argument, sent over IPC as JSON). */
+export type Commands = Record<string, (args: never) => unknown>;
+
+export class ForkedHelper<C extends Commands = Commands> {
   private nextId = 1;
   private readonly waiting = new Map<number, Waiting>();
 
@@ -50,7 +53,7 @@ export class ForkedHelper {
   }
 
   /** Forks `script` under tsx and resolves once it has said it is ready. */
-  static async start(script: string, onEvent: (event: HelperEvent) => void): Promise<ForkedHelper> {
+  static async start<C extends Commands>(script: string, onEvent: (event: HelperEvent) => void): Promise<ForkedHelper<C>> {
     const child = fork(script, [], { execArgv: ['--conditions=source', '--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     await new Promise<void>((resolve, reject) => {
       const onMessage = (message: FromChild): void => {
@@ -63,18 +66,19 @@ export class ForkedHelper {
       child.on('message', onMessage);
       child.once('exit', onExit);
     });
-    return new ForkedHelper(child, onEvent);
+    return new ForkedHelper<C>(child, onEvent);
   }
 
   get pid(): number {
     return this.child.pid as number;
   }
 
-  request<T>(command: { cmd: string } & Record<string, unknown>): Promise<T> {
+  /** Runs `cmd` in the child with `args`; resolves with its answer, rejects with its error. */
+  call<K extends keyof C & string>(cmd: K, ...args: Parameters<C[K]>): Promise<Awaited<ReturnType<C[K]>>> {
     const reqId = this.nextId++;
-    return new Promise<T>((resolve, reject) => {
+    return new Promise((resolve, reject) => {
       this.waiting.set(reqId, { resolve: resolve as (value: unknown) => void, reject });
-      this.child.send({ ...command, reqId });
+      this.child.send({ cmd, args: args[0], reqId });
     });
   }
 
@@ -94,13 +98,19 @@ export function emitToParent(event: HelperEvent & Record<string, unknown>): void
   process.send?.(event);
 }
 
-/** The child's side: answers every command with `run`'s result or its error, says ready, and exits with its parent. */
-export function serveCommands<C extends { cmd: string }>(run: (command: C) => Promise<unknown>): void {
-  process.on('message', (message: { reqId: number } & C) => {
-    run(message).then(
-      (result) => process.send?.({ reqId: message.reqId, result }),
-      (error: unknown) => process.send?.({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
-    );
+/** The child's side: answers every command with its handler's result or error, says ready, and exits with its parent. */
+export function serveCommands(commands: Commands): void {
+  process.on('message', (message: { reqId: number; cmd: string; args: unknown }) => {
+    const handler = commands[message.cmd];
+    Promise.resolve()
+      .then(() => {
+        if (!handler) throw new Error(`unknown command ${message.cmd}`);
+        return handler(message.args as never);
+      })
+      .then(
+        (result) => process.send?.({ reqId: message.reqId, result }),
+        (error: unknown) => process.send?.({ reqId: message.reqId, error: error instanceof Error ? error.message : String(error) }),
+      );
   });
   process.on('disconnect', () => process.exit(0));
   emitToParent({ event: 'ready' });

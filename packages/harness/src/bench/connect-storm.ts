@@ -9,7 +9,7 @@ import { readConfig } from './config.js';
 import { LoadGen } from './driver.js';
 import type { BenchResults } from './results.js';
 import { connectScenario, stormScenario, type ScenarioContext } from './scenarios.js';
-import { median } from './stats.js';
+import { median } from '../stats.js';
 import { startOurs, startPeerJs, TMP, type RunningSystem } from './systems.js';
 
 function log(text: string): void {

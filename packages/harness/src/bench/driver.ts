@@ -1,8 +1,8 @@
 /** The harness's side of the load generator: a forked process, commands over IPC, CPU sampled on its window events. */
 import { fileURLToPath } from 'node:url';
 import { ForkedHelper, type HelperEvent } from '../forked-helper.js';
-import type { ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult, StormArgs, StormResult } from './loadgen.js';
-import { cpuOf, elsewhereCpu, syscallsOf } from './procstat.js';
+import type { BenchCommands, ConnectArgs, ConnectResult, PairsArgs, RelayArgs, RelayResult, StormArgs, StormResult } from './loadgen.js';
+import { cpuOf, elsewhereCpu, syscallsOf } from '../proc.js';
 
 const LOADGEN = fileURLToPath(new URL('./loadgen.ts', import.meta.url));
 
@@ -55,13 +55,13 @@ export class LoadGen {
   readonly windowSpanUs = { start: NaN, end: NaN };
 
   private constructor(
-    private readonly helper: ForkedHelper,
+    private readonly helper: ForkedHelper<BenchCommands>,
     private readonly progress: (text: string) => void,
   ) {}
 
   static async start(progress: (text: string) => void): Promise<LoadGen> {
     let loadgen: LoadGen | undefined;
-    const helper = await ForkedHelper.start(LOADGEN, (event) => loadgen?.onEvent(event));
+    const helper = await ForkedHelper.start<BenchCommands>(LOADGEN, (event) => loadgen?.onEvent(event));
     loadgen = new LoadGen(helper, progress);
     return loadgen;
   }
@@ -104,33 +104,33 @@ export class LoadGen {
   }
 
   pairs(args: PairsArgs): Promise<{ clients: number }> {
-    return this.helper.request({ cmd: 'pairs', args });
+    return this.helper.call('pairs', args);
   }
 
   /** Runs a relay measurement and returns it with the CPU each watched pid used during its window. */
   async relay(args: RelayArgs, watch: number[]): Promise<RelayResult & Window> {
     this.watched = [...watch, this.pid];
     this.lastWindow = { cpu: {}, syscalls: {}, elsewhere: NaN };
-    const result = await this.helper.request<RelayResult>({ cmd: 'relay', args });
+    const result = await this.helper.call('relay', args);
     return { ...result, ...this.lastWindow };
   }
 
   connect(args: ConnectArgs): Promise<ConnectResult> {
-    return this.helper.request({ cmd: 'connect', args });
+    return this.helper.call('connect', args);
   }
 
   /** Makes every idle client reconnect once its connection closes. */
   armStorm(args: StormArgs): Promise<{ armed: number }> {
-    return this.helper.request({ cmd: 'arm-storm', args });
+    return this.helper.call('arm-storm', args);
   }
 
   /** Resolves once every armed client is back (or the storm's timeout passed). */
   stormResult(): Promise<StormResult> {
-    return this.helper.request({ cmd: 'storm-result' });
+    return this.helper.call('storm-result');
   }
 
   close(): Promise<{ closed: number }> {
-    return this.helper.request({ cmd: 'close' });
+    return this.helper.call('close');
   }
 
   stop(): Promise<void> {

@@ -9,25 +9,10 @@ import { performance } from 'node:perf_hooks';
 import { emitToParent, serveCommands } from '../forked-helper.js';
 import { closeAll, confirmer, counters, hooks, open, type Client, type Direction, type Target } from './loadgen-clients.js';
 import { BODY, type SizeName } from './payload.js';
+import { summarize, type LatencySummary } from '../stats.js';
 
 export type { SystemKind, Target } from './loadgen-clients.js';
-
-// ---- statistics -------------------------------------------------------------------------------------------------
-
-export interface LatencySummary {
-  count: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  max: number;
-}
-
-function summarize(samples: number[]): LatencySummary {
-  const sorted = Float64Array.from(samples).sort();
-  const at = (q: number): number => (sorted.length === 0 ? NaN : (sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number));
-  return { count: sorted.length, p50: at(0.5), p90: at(0.9), p99: at(0.99), max: at(1) };
-}
-
+export type { LatencySummary } from '../stats.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -368,29 +353,15 @@ async function closeEverything(): Promise<{ closed: number }> {
   return { closed: all.length };
 }
 
-type Command =
-  | { cmd: 'pairs'; args: PairsArgs }
-  | { cmd: 'relay'; args: RelayArgs }
-  | { cmd: 'connect'; args: ConnectArgs }
-  | { cmd: 'arm-storm'; args: StormArgs }
-  | { cmd: 'storm-result' }
-  | { cmd: 'close' };
+/** The commands the bench's driver (driver.ts) sends. */
+const commands = {
+  pairs: openPairs,
+  relay,
+  connect: connectMany,
+  'arm-storm': armStorm,
+  'storm-result': stormResult,
+  close: closeEverything,
+};
+export type BenchCommands = typeof commands;
 
-async function run(command: Command): Promise<unknown> {
-  switch (command.cmd) {
-    case 'pairs':
-      return openPairs(command.args);
-    case 'relay':
-      return relay(command.args);
-    case 'connect':
-      return connectMany(command.args);
-    case 'arm-storm':
-      return armStorm(command.args);
-    case 'storm-result':
-      return stormResult();
-    case 'close':
-      return closeEverything();
-  }
-}
-
-serveCommands(run);
+serveCommands(commands);

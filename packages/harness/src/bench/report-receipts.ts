@@ -1,7 +1,8 @@
 /** The report's "Receipts on and off" section (issue 24): the receipts runs side by side, with their ratios. */
 import { receiptsRuns, shapeKey, shapeLabel, type BenchResults, type ReceiptsRow } from './results.js';
 import { CONFIRM_INTERVAL_MS } from './receipts.js';
-import { formatNumber as f, formatRatio as x, median, ratioByRound } from './stats.js';
+import { formatNumber as f, formatRatio as x } from '../markdown.js';
+import { median, ratioByRound } from '../stats.js';
 
 /** The rows of one receipts run with one setting. */
 function rowsOf(results: BenchResults, receipts: boolean, run: ReturnType<typeof receiptsRuns>[number]): ReceiptsRow[] {

@@ -1,6 +1,8 @@
 /** The latency-over-load plot (docs/benchmarks.svg) from the paced sweeps of one bench run. */
 import { shapeKey, shapeLabel, type BenchResults, type Scenario, type SystemName } from './results.js';
-import { formatNumber, median } from './stats.js';
+import { formatNumber } from '../markdown.js';
+import { median } from '../stats.js';
+import { svgStart } from '../svg.js';
 
 interface Series {
   label: string;
@@ -52,8 +54,7 @@ export function renderSvg(results: BenchResults): string {
   const sx = (v: number): number => m.left + (v / maxRate) * pw;
   const sy = (v: number): number => m.top + ph - ((Math.log10(Math.max(v, yMin)) - Math.log10(yMin)) / (Math.log10(yMax) - Math.log10(yMin))) * ph;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${String(W)}" height="${String(H)}" viewBox="0 0 ${String(W)} ${String(H)}" font-family="sans-serif" font-size="12">`);
-  out.push(`<rect width="100%" height="100%" fill="white"/>`);
+  out.push(...svgStart(W, H, 12));
   out.push(`<text x="${String(m.left)}" y="22" font-size="14" font-weight="bold">Relay latency over load (200 B, ${first}, median of ${String(results.config.rounds)} rounds)</text>`);
   for (let d = yMin; d <= yMax * 1.0001; d *= 10) {
     const y = sy(d).toFixed(1);

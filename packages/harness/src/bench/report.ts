@@ -4,7 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { receiptsSection, receiptsSummary } from './report-receipts.js';
 import { renderSvg } from './report-svg.js';
 import { shapeKey, shapeLabel, type BenchResults, type IdleRow, type RelayRow, type Scenario, type SystemName } from './results.js';
-import { formatNumber as f, formatRatio as x, median, ratioByRound } from './stats.js';
+import { formatNumber as f, formatRatio as x } from '../markdown.js';
+import { median, ratioByRound } from '../stats.js';
 import { BUSY_ELSEWHERE_LIMIT, formatFigure, idleRowProblems, judge, PACED_TOLERANCE, sweepRowProblems, type BenchVerdict, type TargetVerdict } from './verdict.js';
 
 const NAMES: Record<SystemName, string> = { ours: 'ours', base: 'base', peerjs: 'PeerJS server 1.0.2', ws: 'bare `ws` relay', sockjs: 'bare `sockjs` relay' };

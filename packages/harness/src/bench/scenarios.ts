@@ -1,7 +1,7 @@
 /** The bench's scenarios on one running system: idle memory, connects, and relays in each shape. Each records rows. */
 import { cpuSecondsOf, type LoadGen } from './driver.js';
 import type { SizeName } from './payload.js';
-import { elsewhereCpu, rssOf } from './procstat.js';
+import { elsewhereCpu, rssOf } from '../proc.js';
 import { shapeKey, shapeLabel, type BenchConfig, type BenchResults, type ConnectRow, type IdleRow, type RelayRow, type Shape, type StormRow, type SweepRow } from './results.js';
 import type { RunningSystem } from './systems.js';
 import { BUSY_ELSEWHERE_LIMIT, sweepRowProblems } from './verdict.js';

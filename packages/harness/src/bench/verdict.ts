@@ -13,6 +13,7 @@
  * commit, issues 11 and 12's "within 5 % of before" against that commit's build run in the same rounds; and issue 24's
  * "CPU per message with receipts on within 10 % of receipts off", per placement, shape and size of the receipts runs.
  */
+import { median } from '../stats.js';
 import { JUDGED_FRACTION } from './config.js';
 import { receiptsRuns, shapeKey, shapeLabel, type BenchResults, type ConnectRow, type IdleRow, type ReceiptsRow, type RelayRow, type Scenario, type Shape, type StormRow, type SweepRow, type SystemName } from './results.js';
 
@@ -120,10 +121,9 @@ function perRound<T extends { round: number }>(
 function strictMedian(values: RoundValue[]): { value: number; missing: string[] } {
   const missing = values.flatMap((v) => ('missing' in v ? [v.missing] : []));
   if (missing.length > 0 || values.length === 0) return { value: Number.NaN, missing: missing.length > 0 ? missing : ['no round configured'] };
-  const sorted = values.map((v) => (v as { value: number }).value).sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  const value = sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
-  return { value, missing: [] };
+  const numbers = values.map((v) => (v as { value: number }).value);
+  // The shared median passes over values that are not finite; a judged figure must not, so one of them fails it.
+  return { value: numbers.every(Number.isFinite) ? median(numbers) : Number.NaN, missing: [] };
 }
 
 /** Per-round ratios a/b; a round where either side has no value has no ratio. */

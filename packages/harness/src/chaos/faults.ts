@@ -4,7 +4,7 @@ import type { ChaosConfig, FaultStep } from './config.js';
 import type { Fleet } from './fleet.js';
 import type { Ledger } from './ledger.js';
 import type { NodeProxies } from './proxies.js';
-import type { LoadSampler } from './sampler.js';
+import type { ClusterSampler } from '../sampler.js';
 
 export interface ScaleOutResult {
   nodeId: string;
@@ -22,7 +22,7 @@ export interface FaultContext {
   config: ChaosConfig;
   cluster: LocalCluster;
   fleet: Fleet;
-  sampler: LoadSampler;
+  sampler: ClusterSampler;
   /** Seconds since traffic started, and ms for the ledger's clock. */
   seconds(): number;
   sinceStartMs(): number;

@@ -2,12 +2,12 @@ import type { ChaosConfig } from './config.js';
 import type { ScaleOutResult } from './faults.js';
 import type { SessionEvent } from './fleet.js';
 import type { Ledger } from './ledger.js';
-import type { LoadSample } from './sampler.js';
-import type { Percentiles } from './stats.js';
+import type { NodeSample } from '../sampler.js';
+import type { Percentiles } from '../stats.js';
 
 export interface ObservationInput {
   config: ChaosConfig;
-  samples: LoadSample[];
+  samples: NodeSample[];
   scaleOut: ScaleOutResult[];
   sessions: SessionEvent[];
   reconnectsByFault: { fault: string; at: number; stats: Percentiles }[];

@@ -1,7 +1,7 @@
 import type { FaultContext } from './faults.js';
 import type { Fleet, Half } from './fleet.js';
 import type { Ledger, MessageRecord } from './ledger.js';
-import { percentiles, type Percentiles } from './stats.js';
+import { percentiles, type Percentiles } from '../stats.js';
 
 /** Issue 24: one half of the fleet (receipts on, or a v1.1 client), over the streams into its clients. */
 export interface HalfFigures {

@@ -1,8 +1,5 @@
+import { table } from '../markdown.js';
 import type { ChaosResult } from './run.js';
-
-function table(header: string[], rows: (string | number)[][]): string {
-  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(String).join(' | ')} |`)].join('\n');
-}
 
 /** Issue 24: the two halves side by side, and the silent network death. */
 export function receiptsSection(result: ChaosResult): string[] {

@@ -1,8 +1,5 @@
+import { table } from '../markdown.js';
 import type { ChaosResult } from './run.js';
-
-function table(header: string[], rows: (string | number)[][]): string {
-  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(String).join(' | ')} |`)].join('\n');
-}
 
 /** Issue 23, acceptance 7: the rooms that rode through the faults, per half. */
 export function roomsSection(result: ChaosResult): string[] {

@@ -2,15 +2,16 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { receiptsSection } from './report-receipts.js';
 import { roomsSection } from './report-rooms.js';
+import { table } from '../markdown.js';
+import { COLORS, escapeXml, pathD, svgStart } from '../svg.js';
 import type { ChaosResult } from './run.js';
-import type { Percentiles } from './stats.js';
-import type { LoadSample } from './sampler.js';
+import type { Percentiles } from '../stats.js';
+import type { NodeSample } from '../sampler.js';
 import { verdict } from './verdict.js';
 
 const DASHES = ['', '', '', '8 4', '3 3', '10 3 2 3'];
-const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
-function nodeIds(samples: LoadSample[]): string[] {
+function nodeIds(samples: NodeSample[]): string[] {
   const ids = new Set<string>();
   for (const s of samples) for (const id of Object.keys(s.connections)) ids.add(id);
   return [...ids].sort((a, b) => Number(a.replace(/\D+/g, '')) - Number(b.replace(/\D+/g, '')) || a.localeCompare(b));
@@ -35,8 +36,7 @@ export function renderSvg(result: ChaosResult): string {
   const x = (t: number): number => left + (t / maxT) * (width - left - right);
   const y = (v: number): number => top + (1 - v / maxY) * (height - top - bottom);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${String(width)}" height="${String(height)}" viewBox="0 0 ${String(width)} ${String(height)}" font-family="sans-serif" font-size="11">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
+    ...svgStart(width, height, 11),
     `<line x1="${String(left)}" y1="${String(y(0))}" x2="${String(width - right)}" y2="${String(y(0))}" stroke="black"/>`,
     `<line x1="${String(left)}" y1="${String(top)}" x2="${String(left)}" y2="${String(y(0))}" stroke="black"/>`,
   ];
@@ -61,7 +61,7 @@ export function renderSvg(result: ChaosResult): string {
     const color = COLORS[i % COLORS.length] as string;
     const points = samples.filter((s) => s.connections[id] !== undefined).map((s) => ({ t: s.at / 1000, v: s.connections[id] as number, src: s.source }));
     if (points.length === 0) return;
-    const d = points.map((p, j) => `${j === 0 ? 'M' : 'L'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+    const d = pathD(points.map((p) => [x(p.t), y(p.v)]), 1);
     // Earlier nodes are drawn wider, so two nodes with the same load stay distinguishable.
     const strokeWidth = Math.max(1.5, 4 - i * 0.5);
     const dash = DASHES[i % DASHES.length] ?? '';
@@ -74,14 +74,6 @@ export function renderSvg(result: ChaosResult): string {
   });
   parts.push('</svg>');
   return parts.join('\n') + '\n';
-}
-
-function escapeXml(text: string): string {
-  return text.replaceAll('&', '&amp;').replaceAll('<', '&lt;').replaceAll('>', '&gt;');
-}
-
-function table(header: string[], rows: (string | number)[][]): string {
-  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...rows.map((r) => `| ${r.map(String).join(' | ')} |`)].join('\n');
 }
 
 /** Reconnect times and errors, over the whole run and per fault phase. */

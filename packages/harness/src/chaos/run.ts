@@ -9,8 +9,8 @@ import { observe } from './observations.js';
 import { NodeProxies } from './proxies.js';
 import { halvesFigures, silentDeathFigures, type HalfFigures, type SilentDeathFigures } from './receipts-figures.js';
 import { RoomFleet, type RoomFigures } from './rooms.js';
-import { LoadSampler, type LoadSample } from './sampler.js';
-import { percentiles, type Percentiles } from './stats.js';
+import { ClusterSampler, type NodeSample } from '../sampler.js';
+import { percentiles, type Percentiles } from '../stats.js';
 
 export interface TimelineEvent {
   /** Seconds after traffic started (negative: during setup). */
@@ -48,7 +48,7 @@ export interface ChaosResult {
   /** Message frames that reached a client other than their `to`. */
   misdelivered: Misdelivery[];
   scaleOut: ScaleOutResult[];
-  samples: LoadSample[];
+  samples: NodeSample[];
   sessions: SessionEvent[];
   clients: number;
   /** Facts worth a sentence in the report, derived from the figures. */
@@ -129,7 +129,7 @@ interface RunRecord {
   trafficStart: number;
   timeline: TimelineEvent[];
   stamps: number[];
-  samples: LoadSample[];
+  samples: NodeSample[];
   scaleOut: ScaleOutResult[];
   faultStarts: { fault: string; at: number }[];
   fleet: Fleet;
@@ -208,7 +208,7 @@ export async function runChaos(config: ChaosConfig, options: RunOptions = {}): P
   const ledger = new Ledger(sinceStartMs);
   const proxies = new NodeProxies();
   const { fleet, rooms } = newFleets(config, cluster, ledger, proxies, sinceStartMs, record);
-  const sampler = new LoadSampler(cluster, sinceStartMs);
+  const sampler = new ClusterSampler(cluster, { intervalMs: 1000, clock: sinceStartMs, metricsWhileRegistryDown: true, dialTimeoutMs: 700, scrapeTimeoutMs: 500 });
   const scaleOut: ScaleOutResult[] = [];
   const faultStarts: { fault: string; at: number }[] = [{ fault: 'steady traffic', at: 0 }];
   let phase = 'setup';
@@ -304,7 +304,7 @@ export function fleetFigures(
 }
 
 /** Seconds until the new node's load first comes within 10 % of the other active nodes' average. */
-function evenedOutAfter(samples: LoadSample[], nodeId: string, at: number, until: number): number | null {
+function evenedOutAfter(samples: NodeSample[], nodeId: string, at: number, until: number): number | null {
   for (const s of samples) {
     if (s.at / 1000 < at || s.at / 1000 >= until) continue;
     const mine = s.connections[nodeId];

@@ -1,6 +1,5 @@
-import WebSocket from 'ws';
-import { postConnect } from '@messaging-server/testkit';
-import type { ServerFrame, Session } from '@messaging-server/protocol';
+import type WebSocket from 'ws';
+import { connectSession, openSession, whenWelcomed } from '../wire.js';
 
 /**
  * A user who will drop off the network and never come back: a raw websocket on the node's `<prefix>/websocket`
@@ -18,25 +17,12 @@ export class Vanisher {
 
   /** /connect, then the raw websocket; resolves on the welcome. */
   async start(gatewayUrl: string): Promise<void> {
-    const answer = await postConnect(gatewayUrl, this.userId);
-    if (answer.status !== 200) throw new Error(`/connect for ${this.userId} answered ${String(answer.status)}`);
-    const session = answer.body as Session;
-    const url = new URL(`${session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '')}/websocket`);
-    url.searchParams.set('userId', this.userId);
-    url.searchParams.set('listeningKey', session.listeningKey);
-    const ws = new WebSocket(url);
-    this.ws = ws;
-    await new Promise<void>((resolve, reject) => {
-      ws.on('message', (data) => {
-        const frame = JSON.parse(String(data)) as ServerFrame;
-        if (frame.type === 'welcome') {
-          this.nodeId = frame.nodeId;
-          resolve();
-        } else if (frame.type === 'message') this.onMessage(frame.from, frame.content);
-      });
-      ws.on('close', (code) => reject(new Error(`${this.userId} closed with ${String(code)} before its welcome`)));
-      ws.on('error', reject);
+    const session = await connectSession(gatewayUrl, { userId: this.userId }, { timeoutMs: 5000 });
+    this.ws = openSession(session);
+    const welcome = await whenWelcomed(this.ws, 'raw', (frame) => {
+      if (frame.type === 'message') this.onMessage(frame.from, frame.content);
     });
+    this.nodeId = welcome.nodeId;
   }
 
   /** Cuts the TCP connection without a close frame, and never comes back. */

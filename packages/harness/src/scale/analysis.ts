@@ -2,9 +2,9 @@
  * The scale run's figures, derived from its raw samples. Every figure is null when its data is missing: a missing
  * figure must read as "not measured", never as a zero (verdict.ts turns nulls into failures).
  */
-import { percentiles, type Percentiles } from '../chaos/stats.js';
+import { median, percentiles, type Percentiles } from '../stats.js';
 import type { ScaleResult } from './run.js';
-import type { ResourceSample } from './sampler.js';
+import type { ResourceSample } from './resources.js';
 import { roomFigures, type RoomFigures } from './rooms-analysis.js';
 
 export interface SpreadPoint {
@@ -150,7 +150,7 @@ export interface Memory {
   connections: number | null;
 }
 
-const median = (values: number[]): number | null => (values.length === 0 ? null : ([...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number));
+const medianOrNull = (values: number[]): number | null => (values.length === 0 ? null : median(values));
 
 function idlePerConnection(result: ScaleResult): number | null {
   const before = result.baseline?.nodeRssKiB ?? {};
@@ -183,14 +183,14 @@ export function memory(result: ScaleResult): Memory {
   const last = samples.at(-1);
   const gateways = last?.gatewayRssKiB.filter(Number.isFinite) ?? [];
   return {
-    rssPerConnectionKiB: median(per),
-    marginalPerConnectionKiB: median(marginal),
+    rssPerConnectionKiB: medianOrNull(per),
+    marginalPerConnectionKiB: medianOrNull(marginal),
     idlePerConnectionKiB: idlePerConnection(result),
     emptyNodeRssKiB: empty,
     gatewayRssKiB: gateways.length > 0 ? gateways.reduce((a, b) => a + b, 0) / gateways.length : null,
     etcdRssKiB: last?.etcdRssKiB ?? null,
     memcachedRssKiB: last?.memcachedRssKiB ?? null,
-    connections: median(totals),
+    connections: medianOrNull(totals),
   };
 }
 

@@ -4,7 +4,7 @@
  */
 import { PEER_LANES } from '@messaging-server/node';
 import type { Figures } from './analysis.js';
-import { table } from './markdown.js';
+import { table } from '../markdown.js';
 import type { ScaleResult } from './run.js';
 
 export const TARGET = { nodes: 1000, connections: 1_000_000, gateways: 10 };

@@ -1,6 +1,6 @@
 /** What the load generator keeps while it runs: allocations per gateway and node, and message latencies over time. */
 import { performance } from 'node:perf_hooks';
-import { percentiles, type Percentiles } from '../chaos/stats.js';
+import { percentiles, type Percentiles } from '../stats.js';
 
 /** Per gateway (by index): for each node, when this gateway first answered /connect with it (epoch ms), and how often. */
 export interface AllocationFigures {

@@ -4,7 +4,7 @@
  * totals the run reads at the edges of its measurement windows.
  */
 import { performance } from 'node:perf_hooks';
-import { percentiles, type Percentiles } from '../chaos/stats.js';
+import { percentiles, type Percentiles } from '../stats.js';
 
 export interface RoomArgs {
   rooms: number;

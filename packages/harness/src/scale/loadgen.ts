@@ -1,15 +1,16 @@
 /**
  * The scale run's load generator: a child process (commands over IPC, see loadgen-driver.ts) that holds every client
- * as a raw WebSocket on the node's `<prefix>/websocket` transport: plain JSON frames, no SockJS framing and no
- * sockjs-client, so 10,000 clients fit in one process beside the cluster. Clients behave as the SDK does where it
+ * as a raw WebSocket on the node's `<prefix>/websocket` transport (the harness's wire client): plain JSON frames, no
+ * SockJS framing and no sockjs-client, so 10,000 clients fit in one process beside the cluster. Clients behave as the SDK does where it
  * matters here: a close with a recoverable code (4000 on a drain) is followed by /connect after a short random delay,
  * with the one Backoff schedule on failures; a pair's side asks the gateway to avoid its partner's node; a room
  * member connects with its room's name and joins it (loadgen-rooms.ts).
  */
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
-import WebSocket from 'ws';
+import type { Pool } from 'undici';
+import type WebSocket from 'ws';
 import { Backoff } from '@messaging-server/protocol';
+import { closeSocket, connectSession, gatewayPool, openSession, whenWelcomed } from '../wire.js';
 import { emitToParent, serveCommands } from '../forked-helper.js';
 import { AllocationLog, LatencyLog, type AllocationFigures, type LatencyFigures } from './loadgen-logs.js';
 import { RoomLoad, totals, type LoadTotals, type RoomArgs, type RoomFigures } from './loadgen-rooms.js';
@@ -34,8 +35,16 @@ interface Client {
   generation: number;
 }
 
-const HEADERS = { 'content-type': 'application/json' };
-let gateways: Pool[] = [];
+interface Frame {
+  type: string;
+  nodeId?: string;
+  room?: string;
+  id?: string;
+  content?: { t: number; c: number };
+  code?: string;
+}
+
+let gateways: { url: string; pool: Pool }[] = [];
 let nextGateway = 0;
 let stopping = false;
 const clients: Client[] = [];
@@ -53,54 +62,32 @@ function newClient(id: string, role: Client['role']): Client {
   return client;
 }
 
-async function requestSession(client: Client): Promise<{ url: string; nodeId: string }> {
-  const index = nextGateway++ % gateways.length;
-  const avoid = client.partner?.nodeId;
-  const res = await (gateways[index] as Pool).request({
-    path: '/connect',
-    method: 'POST',
-    headers: HEADERS,
-    body: JSON.stringify({ userId: client.id, ...(avoid ? { avoid: [avoid] } : {}), ...(client.room ? { room: client.room } : {}) }),
-  });
-  const text = await res.body.text();
-  if (res.statusCode !== 200) throw new Error(`/connect ${String(res.statusCode)}: ${text.slice(0, 160)}`);
-  const session = JSON.parse(text) as { listeningAddress: string; listeningKey: string; nodeId: string };
-  allocations.record(index, session.nodeId, Date.now());
-  const base = session.listeningAddress.replace(/^http/, 'ws').replace(/\/$/, '');
-  const query = `userId=${encodeURIComponent(client.id)}&listeningKey=${encodeURIComponent(session.listeningKey)}`;
-  return { url: `${base}/websocket?${query}`, nodeId: session.nodeId };
-}
-
-/** /connect, then the WebSocket; resolves on the node's welcome. */
+/** /connect through the next gateway, then the raw socket; resolves on the node's welcome. */
 async function connect(client: Client): Promise<void> {
-  const { url } = await requestSession(client);
-  const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: 10_000 });
+  const index = nextGateway++ % gateways.length;
+  const gateway = gateways[index] as { url: string; pool: Pool };
+  const avoid = client.partner?.nodeId;
+  const session = await connectSession(gateway.url, { userId: client.id, avoid: avoid ? [avoid] : undefined, room: client.room }, { pool: gateway.pool });
+  allocations.record(index, session.nodeId, Date.now());
+  const ws = openSession({ ...session, userId: client.id }, { handshakeTimeoutMs: 10_000 });
   client.ws = ws;
-  await new Promise<void>((resolve, reject) => {
-    let welcomed = false;
-    ws.on('message', (data: Buffer) => {
-      const frame = JSON.parse(data.toString()) as { type: string; nodeId?: string; room?: string; id?: string; content?: { t: number; c: number }; code?: string };
-      if (client.role === 'room' && rooms.onFrame(client, frame)) return;
-      if (frame.type === 'message' && frame.content) pairReceived(frame.content.t, frame.content.c === 1);
-      else if (frame.type === 'ack') latency.acked();
-      else if (frame.type === 'error') latency.errored(frame.code ?? '?');
-      else if (frame.type === 'welcome') {
-        welcomed = true;
-        client.open = true;
-        client.nodeId = frame.nodeId;
-        rooms.welcomed(client);
-        resolve();
-      }
-    });
-    ws.on('error', () => undefined); // the close event follows and decides
-    ws.on('close', (code: number) => {
-      counters.closesByCode.set(code, (counters.closesByCode.get(code) ?? 0) + 1);
-      if (!welcomed) return reject(new Error(`closed (${String(code)}) before welcome`));
-      if (client.ws !== ws) return;
-      client.open = false;
-      if (!client.leaving && !stopping) reconnect(client, client.backoff.next());
-    });
+  let welcomed = false;
+  ws.on('close', (code: number) => {
+    counters.closesByCode.set(code, (counters.closesByCode.get(code) ?? 0) + 1);
+    if (!welcomed || client.ws !== ws) return;
+    client.open = false;
+    if (!client.leaving && !stopping) reconnect(client, client.backoff.next());
   });
+  const welcome = await whenWelcomed<Frame>(ws, 'raw', (frame) => {
+    if (client.role === 'room' && rooms.onFrame(client, frame)) return;
+    if (frame.type === 'message' && frame.content) pairReceived(frame.content.t, frame.content.c === 1);
+    else if (frame.type === 'ack') latency.acked();
+    else if (frame.type === 'error') latency.errored(frame.code ?? '?');
+  });
+  welcomed = true;
+  client.open = true;
+  client.nodeId = welcome.nodeId;
+  rooms.welcomed(client);
 }
 
 /**
@@ -328,71 +315,37 @@ function status(): { open: number; reconnecting: number; clients: number } {
 async function closeAll(): Promise<{ closed: number }> {
   stopping = true;
   if (ticker) clearTimeout(ticker);
-  const closing = clients.filter((c) => c.ws && c.ws.readyState !== WebSocket.CLOSED);
-  await Promise.all(
-    closing.map(
-      (c) =>
-        new Promise<void>((resolve) => {
-          const ws = c.ws as WebSocket;
-          c.leaving = true;
-          const timer = setTimeout(() => {
-            ws.terminate();
-            resolve();
-          }, 5000);
-          ws.once('close', () => {
-            clearTimeout(timer);
-            resolve();
-          });
-          ws.close(1000);
-        }),
-    ),
-  );
-  await Promise.all(gateways.map((pool) => pool.close()));
+  const closing = clients.filter((c) => c.ws && c.ws.readyState !== c.ws.CLOSED);
+  for (const c of closing) c.leaving = true;
+  await Promise.all(closing.map((c) => closeSocket(c.ws as WebSocket, 1000)));
+  await Promise.all(gateways.map((g) => g.pool.close()));
   return { closed: closing.length };
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-type Command =
-  | { cmd: 'init'; gateways: string[] }
-  | { cmd: 'idle'; args: OpenArgs }
-  | { cmd: 'pairs'; args: OpenArgs }
-  | { cmd: 'rooms'; args: RoomArgs }
-  | { cmd: 'pace'; pairs: boolean; rooms: boolean }
-  | { cmd: 'totals' }
-  | { cmd: 'start'; args: TrafficArgs }
-  | { cmd: 'phase' }
-  | { cmd: 'status' }
-  | { cmd: 'stop' }
-  | { cmd: 'close' };
-
-async function run(command: Command): Promise<unknown> {
-  switch (command.cmd) {
-    case 'init':
-      gateways = command.gateways.map((url) => new Pool(url, { connections: 16, keepAliveTimeout: 30_000 }));
-      return { gateways: gateways.length };
-    case 'idle':
-      return openIdle(command.args);
-    case 'pairs':
-      return openPairs(command.args);
-    case 'rooms':
-      return openRooms(command.args);
-    case 'pace':
-      Object.assign(pace, { pairs: command.pairs, rooms: command.rooms });
-      return { ...pace };
-    case 'totals':
-      return { ...totals } satisfies LoadTotals;
-    case 'start':
-      return startTraffic(command.args);
-    case 'phase':
-      return startPhase();
-    case 'status':
-      return status();
-    case 'stop':
-      return stopTraffic();
-    case 'close':
-      return closeAll();
-  }
+function init(urls: string[]): { gateways: number } {
+  gateways = urls.map((url) => ({ url, pool: gatewayPool(url, 16) }));
+  return { gateways: gateways.length };
 }
 
-serveCommands(run);
+/** The commands the scale run sends (through loadgen-driver.ts). */
+const commands = {
+  init,
+  idle: openIdle,
+  pairs: openPairs,
+  rooms: openRooms,
+  /** Pauses or resumes each kind of message (a paused kind does not catch up). */
+  pace: (kinds: { pairs: boolean; rooms: boolean }) => ({ ...Object.assign(pace, kinds) }),
+  /** Running totals since the load generator started (the edges of a measurement window). */
+  totals: (): LoadTotals => ({ ...totals }),
+  start: startTraffic,
+  /** Ends the warm-up; answers the phase's start (epoch ms, the load generator's clock). */
+  phase: startPhase,
+  status,
+  stop: stopTraffic,
+  close: closeAll,
+};
+export type ScaleCommands = typeof commands;
+
+serveCommands(commands);

@@ -5,11 +5,11 @@
 import type { Figures } from './analysis.js';
 import type { ScaleResult } from './run.js';
 import { MAX_SPREAD_OVER_MEAN } from './verdict.js';
+import { COLORS, niceStep, pathD, svgStart } from '../svg.js';
 
 const WIDTH = 900;
 const LEFT = 60;
 const RIGHT = 30;
-const COLORS = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
 
 interface Panel {
   top: number;
@@ -63,12 +63,6 @@ function axes(p: Panel, maxT: number, label: string, unit: string, log = false):
   return parts;
 }
 
-function niceStep(raw: number): number {
-  const power = 10 ** Math.floor(Math.log10(Math.max(raw, 1e-9)));
-  const unit = raw / power;
-  return (unit <= 1 ? 1 : unit <= 2 ? 2 : unit <= 5 ? 5 : 10) * power;
-}
-
 function markers(result: ScaleResult, p: Panel): string[] {
   return result.timeline
     .filter((e) => e.event === 'join' || e.event === 'drain')
@@ -79,7 +73,7 @@ function markers(result: ScaleResult, p: Panel): string[] {
     });
 }
 
-const path = (points: [number, number][]): string => points.map(([x, y], i) => `${i === 0 ? 'M' : 'L'}${f1(x)},${f1(y)}`).join(' ');
+const path = (points: [number, number][]): string => pathD(points, 0);
 
 function connectionsPanel(result: ScaleResult, f: Figures, p: Panel): string[] {
   const parts: string[] = [];
@@ -125,8 +119,7 @@ export function renderSvg(result: ScaleResult, f: Figures): string {
   const bottom = logPanel(380, 180, maxT, worstP99);
   const height = 620;
   return [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${String(WIDTH)}" height="${String(height)}" viewBox="0 0 ${String(WIDTH)} ${String(height)}" font-family="sans-serif" font-size="11">`,
-    `<rect width="100%" height="100%" fill="white"/>`,
+    ...svgStart(WIDTH, height, 11),
     ...axes(top, maxT, 'Connections per node (thin lines); settled nodes\' mean (thick) and mean + 15 % (dashed)', ''),
     ...markers(result, top),
     ...connectionsPanel(result, f, top),

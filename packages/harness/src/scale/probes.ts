@@ -1,8 +1,5 @@
-/** One-shot readings of the backing services and processes: etcd's /metrics, memcached's `stats`, RSS from /proc. */
-import { execFileSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+/** One-shot readings of the backing services: etcd's /metrics and memcached's `stats` (processes: ../proc.ts). */
 import { connect } from 'node:net';
-import { cpuSeconds, rssKiB } from '../bench/procstat.js';
 
 /** Cumulative etcd counters; rates come from the difference of two readings. */
 export interface EtcdReading {
@@ -75,64 +72,4 @@ export function readMemcached(address: string): Promise<MemcachedReading> {
       reject(error);
     });
   });
-}
-
-/** RSS in KiB, or undefined when the process has gone (a drained node may exit between listing and reading). */
-export function rssIfAlive(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    const kib = rssKiB(pid);
-    return Number.isFinite(kib) ? kib : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Pids of this process's direct children whose command name is `name` (etcd and memcached: the testkit starts them). */
-export function childPids(name: string): number[] {
-  const own = String(process.pid);
-  const pids: number[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
-      if (comm === name && ppid === own) pids.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return pids;
-}
-
-/** CPU seconds used so far, or undefined when the process has gone. */
-export function cpuIfAlive(pid: number | undefined): number | undefined {
-  if (pid === undefined) return undefined;
-  try {
-    return cpuSeconds(pid);
-  } catch {
-    return undefined;
-  }
-}
-
-let ticks: number | undefined;
-
-/** CPU seconds of the whole machine so far, from /proc/stat's first line. */
-export interface MachineCpu {
-  /** Every process, ours and anyone else's, user and system time. */
-  processes: number;
-  /** Interrupts and softirqs: mostly the kernel moving loopback packets, for every process at once. */
-  interrupts: number;
-  /** Time the hypervisor gave to other guests. */
-  steal: number;
-  total: number;
-}
-
-export function machineCpu(): MachineCpu {
-  ticks ??= Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = line.trim().split(/\s+/).slice(1).map(Number);
-  const t = ticks;
-  return { processes: (user + nice + system) / t, interrupts: (irq + softirq) / t, steal: steal / t, total: (user + nice + system + idle + iowait + irq + softirq + steal) / t };
 }

@@ -2,12 +2,12 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Percentiles } from '../chaos/stats.js';
+import type { Percentiles } from '../stats.js';
 import { cpuIntervals, type Figures } from './analysis.js';
 import { renderSvg } from './plot.js';
 import type { ScaleResult } from './run.js';
 import { extrapolationTable } from './extrapolation.js';
-import { table } from './markdown.js';
+import { table } from '../markdown.js';
 import { roomsSection, roomVerdictSection } from './rooms-report.js';
 import { acceptance, MAX_PROPAGATION_P99_MS, MAX_SPREAD_OVER_MEAN, missingFigures } from './verdict.js';
 

@@ -6,7 +6,7 @@
 import type { LocalCluster } from '@messaging-server/testkit';
 import type { LoadTotals } from './loadgen-rooms.js';
 import type { ScaleLoadGen } from './loadgen-driver.js';
-import { cpuIfAlive, machineCpu } from './probes.js';
+import { cpuIfAlive, machineCpu } from '../proc.js';
 
 /** One node's cumulative figures. */
 export interface NodeTally {
@@ -67,7 +67,7 @@ async function nodeTally(internalUrl: string, pid: number | undefined): Promise<
 
 export async function snapshot(cluster: LocalCluster, loadgen: ScaleLoadGen): Promise<Snapshot> {
   const nodes = [...cluster.nodes.values()];
-  const [tallies, load] = await Promise.all([Promise.all(nodes.map((n) => nodeTally(n.internalUrl, n.process.pid))), loadgen.totals()]);
+  const [tallies, load] = await Promise.all([Promise.all(nodes.map((n) => nodeTally(n.internalUrl, n.process.pid))), loadgen.call('totals')]);
   const out: Record<string, NodeTally> = {};
   nodes.forEach((node, i) => {
     const tally = tallies[i];
@@ -80,7 +80,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 /** Runs one window of `seconds` with the given kinds sending; the first second after a pace change is not measured. */
 async function window(cluster: LocalCluster, loadgen: ScaleLoadGen, name: RoomWindow['name'], seconds: number, kinds: { pairs: boolean; rooms: boolean }): Promise<RoomWindow> {
-  await loadgen.pace(kinds);
+  await loadgen.call('pace', kinds);
   await sleep(1000); // what the previous window sent lands first
   const from = await snapshot(cluster, loadgen);
   await sleep(seconds * 1000);
@@ -95,7 +95,7 @@ export async function stableWindows(cluster: LocalCluster, loadgen: ScaleLoadGen
     await window(cluster, loadgen, 'rooms', seconds, { pairs: false, rooms: true }),
     await window(cluster, loadgen, 'idle', seconds, { pairs: false, rooms: false }),
   ];
-  await loadgen.pace({ pairs: true, rooms: true });
+  await loadgen.call('pace', { pairs: true, rooms: true });
   return windows;
 }
 

@@ -1,6 +1,6 @@
 /** The rooms' part of docs/scale.md (issue 23, acceptance 7): its verdict table and its section. */
 import type { Figures } from './analysis.js';
-import { table } from './markdown.js';
+import { table } from '../markdown.js';
 import type { Share, WindowFigures } from './rooms-analysis.js';
 import type { ScaleResult } from './run.js';
 import { MAX_ROOM_CROSSED_SHARE, missingRoomFigures, roomAcceptance } from './verdict.js';

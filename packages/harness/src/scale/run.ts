@@ -8,9 +8,10 @@ import { cpus, totalmem } from 'node:os';
 import { LocalCluster } from '@messaging-server/testkit';
 import type { ScaleConfig } from './config.js';
 import type { LoadResult } from './loadgen.js';
-import { ScaleLoadGen } from './loadgen-driver.js';
+import { startScaleLoadGen, type ScaleLoadGen } from './loadgen-driver.js';
 import { afterWindow, snapshotsEvery, stableWindows, type RoomsMeasurements } from './rooms-phase.js';
-import { ClusterSampler, type NodeSample, type ResourceSample } from './sampler.js';
+import { ClusterSampler, type NodeSample } from '../sampler.js';
+import { ResourceSampler, type ResourceSample } from './resources.js';
 
 export interface TimelineEvent {
   /** Epoch ms. */
@@ -115,13 +116,13 @@ interface Phases {
 /** Opens the idle clients, then the pairs; returns how many of each and when each phase ended. */
 async function openClients(loadgen: ScaleLoadGen, config: ScaleConfig, say: (line: string) => void) {
   say(`opening ${config.idleClients.toLocaleString('en')} idle clients through ${String(config.gateways)} gateways`);
-  const idle = await loadgen.openIdle({ count: config.idleClients, prefix: 'idle', concurrency: config.openConcurrency });
+  const idle = await loadgen.call('idle', { count: config.idleClients, prefix: 'idle', concurrency: config.openConcurrency });
   const idleDone = Date.now();
   say(`${idle.opened.toLocaleString('en')} idle clients open in ${idle.seconds.toFixed(1)} s; opening ${String(config.pairs)} pairs`);
-  const pairs = await loadgen.openPairs({ count: config.pairs, prefix: 'pair', concurrency: config.openConcurrency });
+  const pairs = await loadgen.call('pairs', { count: config.pairs, prefix: 'pair', concurrency: config.openConcurrency });
   const pairsDone = Date.now();
   say(`${String(pairs.opened)} pair clients open; opening ${String(config.rooms)} rooms of ${String(config.membersPerRoom)} (each member connects with its room's name, then joins)`);
-  const rooms = await loadgen.openRooms({ rooms: config.rooms, membersPerRoom: config.membersPerRoom, prefix: 'room', concurrency: config.openConcurrency });
+  const rooms = await loadgen.call('rooms', { rooms: config.rooms, membersPerRoom: config.membersPerRoom, prefix: 'room', concurrency: config.openConcurrency });
   say(`${String(rooms.opened)} room members open, ${String(rooms.joined)} joined, in ${rooms.seconds.toFixed(1)} s`);
   return { opened: { idle: idle.opened, pairClients: pairs.opened, roomMembers: rooms.opened }, rooms, idleDone, pairsDone, roomsDone: Date.now() };
 }
@@ -129,19 +130,19 @@ async function openClients(loadgen: ScaleLoadGen, config: ScaleConfig, say: (lin
 /** The join/drain phase with traffic running; a progress line every 5 s. */
 async function traffic(phases: Required<Phases>, config: ScaleConfig, say: (line: string) => void) {
   const { cluster, loadgen, sampler } = phases;
-  const warmup = await loadgen.startTraffic({ pairIntervalMs: config.pairIntervalMs, roomIntervalMs: config.roomIntervalMs, churnPerSecond: config.churnPerSecond, bucketMs: config.bucketMs });
+  const warmup = await loadgen.call('start', { pairIntervalMs: config.pairIntervalMs, roomIntervalMs: config.roomIntervalMs, churnPerSecond: config.churnPerSecond, bucketMs: config.bucketMs });
   say(`traffic: pairs send every ${String(config.pairIntervalMs)} ms, room members every ${String(config.roomIntervalMs)} ms, ${String(config.churnPerSecond)} idle users/s churn; ${String(config.warmupSeconds)} s of warm-up`);
   await sleep(config.warmupSeconds * 1000);
   const windowsStartedAt = Date.now();
   const windows = await stableWindows(cluster, loadgen, config.roomWindowSeconds, say);
-  const { startedAt } = await loadgen.startPhase();
+  const { startedAt } = await loadgen.call('phase');
   const stopSnapshots = snapshotsEvery(cluster, loadgen, 5000);
   say(`joins and drains: a node joins every ${String(config.cycleSeconds)} s and the oldest drains ${String(config.drainAfterSeconds)} s later`);
   const stopProgress = progressEvery(
     5000,
     async () => {
-      const s = await loadgen.status();
-      const latest = sampler.nodeSamples.at(-1);
+      const s = await loadgen.call('status');
+      const latest = sampler.latest;
       const nodes = Object.keys(latest?.connections ?? {});
       const draining = latest?.draining.length ?? 0;
       const elapsed = ((Date.now() - startedAt) / 1000).toFixed(0);
@@ -159,14 +160,14 @@ async function traffic(phases: Required<Phases>, config: ScaleConfig, say: (line
   const endedAt = Date.now();
   say(`rooms: a ${String(config.roomWindowSeconds)} s window after the last drain (membership stable again)`);
   windows.push(await afterWindow(cluster, loadgen, config.roomWindowSeconds));
-  const load = await loadgen.stopTraffic();
+  const load = await loadgen.call('stop');
   const allocations = await Promise.all(cluster.gateways.map((g) => gatewayAllocations(g.url)));
   return { warmupStartedAt: warmup.startedAt, windowsStartedAt, startedAt, endedAt, afterEndedAt: Date.now(), windows, phase, timeline, load, gatewayAllocations: allocations };
 }
 
 async function stopAll(phases: Phases): Promise<void> {
   await phases.sampler?.stop().catch(() => undefined);
-  await phases.loadgen?.closeAll().catch(() => undefined);
+  await phases.loadgen?.call('close').catch(() => undefined);
   await phases.loadgen?.stop().catch(() => undefined);
   await phases.cluster.stop();
 }
@@ -187,22 +188,24 @@ export async function runScale(config: ScaleConfig, options: RunOptions = {}): P
     say(`etcd ${cluster.etcdEndpoint}, memcached ${cluster.memcachedAddress}, ${String(config.gateways)} gateways; starting ${String(config.initialNodes)} nodes`);
     await startNodes(cluster, config.initialNodes, say);
     const clusterReady = Date.now();
-    const sampler = (phases.sampler = new ClusterSampler(cluster, config.sampleMs));
-    await sampler.sampleResources();
-    const baseline = sampler.resourceSamples.pop() ?? null;
+    // Resources on every 5th tick: reading /proc and the services' counters costs more than a registry list.
+    const sampler = (phases.sampler = new ClusterSampler(cluster, { intervalMs: config.sampleMs, every: { ticks: 5, sample: () => resources.sample() } }));
+    const resources = new ResourceSampler(cluster, (text) => sampler.note(text));
+    await resources.sample();
+    const baseline = resources.samples.pop() ?? null;
     sampler.start();
-    const loadgen = (phases.loadgen = await ScaleLoadGen.start(cluster.gateways.map((g) => g.url), say));
-    sampler.watch('loadgen', loadgen.pid);
+    const loadgen = (phases.loadgen = await startScaleLoadGen(cluster.gateways.map((g) => g.url), say));
+    resources.watch('loadgen', loadgen.pid);
     const clients = await openClients(loadgen, config, say);
-    const afterOpen = await sampler.sampleResources().then(() => sampler.resourceSamples.pop() ?? null);
+    const afterOpen = await resources.sample().then(() => resources.samples.pop() ?? null);
     const run = await traffic({ cluster, sampler, loadgen }, config, say);
     say('stopping: closing clients, then the cluster');
-    collected = { clusterReady, baseline, afterOpen, clients, run, sampler };
+    collected = { clusterReady, baseline, afterOpen, clients, run, sampler, resources };
   } finally {
     await stopAll(phases);
   }
   const stopped = Date.now();
-  const { clusterReady, baseline, afterOpen, clients, run, sampler } = collected;
+  const { clusterReady, baseline, afterOpen, clients, run, sampler, resources } = collected;
   const first = cpus()[0];
   return {
     config,
@@ -227,11 +230,11 @@ export async function runScale(config: ScaleConfig, options: RunOptions = {}): P
     opened: clients.opened,
     rooms: { opened: clients.rooms.opened, joined: clients.rooms.joined, openSeconds: clients.rooms.seconds, windows: run.windows, phase: run.phase },
     timeline: run.timeline,
-    nodeSamples: sampler.nodeSamples,
+    nodeSamples: sampler.samples,
     nodeStartedAt: sampler.nodeStartedAt,
     baseline,
     afterOpen,
-    resourceSamples: sampler.resourceSamples,
+    resourceSamples: resources.samples,
     load: run.load,
     gatewayAllocations: run.gatewayAllocations,
     samplerErrors: sampler.errors,

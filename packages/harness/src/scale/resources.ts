@@ -1,17 +1,8 @@
-/** Samples the cluster while the scale run goes: connections per node from the registry, and resources every 5th tick. */
-import { EtcdRegistry } from '@messaging-server/core';
+/** What the scale run reads of its processes and backing services: RSS, CPU, etcd's and memcached's counters. */
 import type { LocalCluster } from '@messaging-server/testkit';
-import { childPids, cpuIfAlive, machineCpu, readEtcd, readMemcached, rssIfAlive, type EtcdReading, type MachineCpu, type MemcachedReading } from './probes.js';
-
-/**
- * The registry at one moment (epoch ms): each node's reported connections (a node without a load record yet is
- * left out), and which of them are draining.
- */
-export interface NodeSample {
-  at: number;
-  connections: Record<string, number>;
-  draining: string[];
-}
+import { scrapeConnections } from '../sampler.js';
+import { childPids, cpuIfAlive, machineCpu, rssIfAlive, type MachineCpu } from '../proc.js';
+import { readEtcd, readMemcached, type EtcdReading, type MemcachedReading } from './probes.js';
 
 export interface ResourceSample {
   at: number;
@@ -32,73 +23,28 @@ export interface ResourceSample {
   machine: MachineCpu;
 }
 
-async function nodeConnections(internalUrl: string): Promise<number | undefined> {
-  try {
-    const res = await fetch(`${internalUrl}/metrics`, { signal: AbortSignal.timeout(1000) });
-    const match = /^msg_connections(?:\{[^}]*\})? (\d+)/m.exec(await res.text());
-    return match ? Number(match[1]) : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export class ClusterSampler {
-  readonly nodeSamples: NodeSample[] = [];
-  /** Each node's registration time (its record's `startedAt`, epoch ms), from the first sample that saw it. */
-  readonly nodeStartedAt: Record<string, number> = {};
-  readonly resourceSamples: ResourceSample[] = [];
-  readonly errors: string[] = [];
-  private readonly registry: EtcdRegistry;
-  private timer: NodeJS.Timeout | undefined;
-  private ticks = 0;
-  private busy = false;
+/** The scale run's resource readings, taken on every 5th tick of the cluster sampler and at the run's edges. */
+export class ResourceSampler {
+  readonly samples: ResourceSample[] = [];
   private readonly extraPids = new Map<string, number>();
 
   constructor(
     private readonly cluster: LocalCluster,
-    private readonly intervalMs: number,
-  ) {
-    this.registry = new EtcdRegistry({ endpoints: [cluster.etcdEndpoint], prefix: cluster.prefix, leaseTtlSeconds: 5, dialTimeoutMs: 1000 });
-  }
+    private readonly note: (text: string) => void,
+  ) {}
 
   /** Adds a process whose CPU is sampled under `name` (the load generator). */
   watch(name: string, pid: number): void {
     this.extraPids.set(name, pid);
   }
 
-  start(): void {
-    this.timer = setInterval(() => {
-      if (this.busy) return;
-      this.busy = true;
-      const withResources = this.ticks++ % 5 === 0;
-      void Promise.all([this.sampleNodes(), withResources ? this.sampleResources() : undefined]).finally(() => (this.busy = false));
-    }, this.intervalMs);
-  }
-
-  async sampleNodes(): Promise<void> {
-    const at = Date.now();
-    try {
-      const { nodes, loads } = await this.registry.list();
-      const sample: NodeSample = { at, connections: {}, draining: [] };
-      for (const [id, record] of nodes) {
-        this.nodeStartedAt[id] ??= Date.parse(record.startedAt);
-        const load = loads.get(id);
-        if (load) sample.connections[id] = load.connections;
-        if (record.state === 'draining') sample.draining.push(id);
-      }
-      this.nodeSamples.push(sample);
-    } catch (error) {
-      this.note(`registry sample failed: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-
-  async sampleResources(): Promise<void> {
+  async sample(): Promise<void> {
     const at = Date.now();
     const nodes = [...this.cluster.nodes.values()];
     const [etcd, memcached, counts] = await Promise.all([
       readEtcd(this.cluster.etcdEndpoint).catch((error: unknown) => this.failed('etcd /metrics', error)),
       readMemcached(this.cluster.memcachedAddress).catch((error: unknown) => this.failed('memcached stats', error)),
-      Promise.all(nodes.map((n) => nodeConnections(n.internalUrl))),
+      Promise.all(nodes.map((n) => scrapeConnections(n.internalUrl, 1000))),
     ]);
     const sample: ResourceSample = {
       at,
@@ -120,7 +66,7 @@ export class ClusterSampler {
       sample.nodeRssKiB[node.nodeId] = rss;
       sample.nodeConnections[node.nodeId] = connections;
     });
-    this.resourceSamples.push(sample);
+    this.samples.push(sample);
   }
 
   private cpuSeconds(): Record<string, number> {
@@ -143,14 +89,5 @@ export class ClusterSampler {
   private failed(what: string, error: unknown): null {
     this.note(`${what} failed: ${error instanceof Error ? error.message : String(error)}`);
     return null;
-  }
-
-  private note(text: string): void {
-    if (this.errors.length < 20) this.errors.push(text);
-  }
-
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.registry.close();
   }
 }

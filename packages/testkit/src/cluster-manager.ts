@@ -12,7 +12,10 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { EtcdRegistry } from '@messaging-server/core';
-import { freePort, LocalCluster, LocalProxy, type ClusterNode, type ManagedProcess, type ProxyRoute } from '@messaging-server/testkit';
+import { LocalCluster, type ClusterNode } from './cluster.js';
+import { freePort } from './free-port.js';
+import { LocalProxy, type ProxyRoute } from './local-proxy.js';
+import type { ManagedProcess } from './process.js';
 
 // Tests point this elsewhere, so they never collide with a developer's own `make run`.
 const STATE_DIR = process.env['CLUSTER_STATE_DIR'] ?? '.run';
