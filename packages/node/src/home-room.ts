@@ -2,6 +2,9 @@ import type { RoomMemberRecord } from '@messaging-server/core';
 import type { ServerFrame } from '@messaging-server/protocol';
 import type { RoomAbsences } from './room-absence.js';
 
+/** A new home continues the order past the old home's last persisted place, leaving room for what it gave out since. */
+export const HANDOVER_GAP = 1_000_000;
+
 /** What a room's home keeps in memory for one room (RoomHome). */
 export interface HomeRoom {
   /** Loaded from the store on first use (after a handover the record carries the previous home's state). */

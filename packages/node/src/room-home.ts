@@ -2,7 +2,7 @@ import type { Logger, RoomMemberRecord, RoomRecord, RoomStore } from '@messaging
 import type { ServerFrame } from '@messaging-server/protocol';
 import type { HeldBudget } from './held-budget.js';
 import { RoomAbsences, type Presence } from './room-absence.js';
-import { union, type HomeRoom } from './home-room.js';
+import { HANDOVER_GAP, union, type HomeRoom } from './home-room.js';
 import type { RoomJournal, TrackedCopy } from './room-journal.js';
 import type { RoomAnswer, RoomOp } from './room-wire.js';
 
@@ -35,9 +35,6 @@ export interface RoomHomeDeps {
   registryVersion(): number;
   log: Logger;
 }
-
-// A new home continues the order past the old home's last persisted place, leaving room for what it gave out since.
-const HANDOVER_GAP = 1_000_000;
 
 /**
  * The rooms whose home is this node (rendezvousOrder(R, active nodes)[0]). Serialises each room's joins, leaves and
@@ -145,9 +142,13 @@ export class RoomHome {
         continue;
       }
       for (const [index, frame] of frames.entries()) {
-        if (!room.away.holding(userId)) await this.sendTo(name, room, userId, member.nodeId ?? this.deps.nodeId, frame);
-        else if (!room.away.hold(userId, frames.slice(index))) return this.overCap(name, room, userId);
-        else break;
+        if (!room.away.holding(userId)) {
+          await this.sendTo(name, room, userId, member.nodeId ?? this.deps.nodeId, frame);
+          continue;
+        }
+        // Missed once: the rest is held behind it, in order.
+        if (!room.away.hold(userId, frames.slice(index))) await this.overCap(name, room, userId);
+        break;
       }
     }
     if (writer !== this.deps.nodeId) await this.saveHeld(name, room);
