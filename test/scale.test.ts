@@ -51,7 +51,7 @@ function emptyLoad(): LoadResult {
   return {
     allocations: { byGateway: [{ 'node-3': { first: T0 + 5200, count: 10 } }, { 'node-3': { first: T0 + 5300, count: 9 } }] },
     latency: { sent: 100, received: 100, acked: 100, carriedIn: 0, errors: {}, skipped: 0, crossNode: percentiles([2, 3, 4]), sameNode: none, buckets: [], reconnectMs: none, churnConnectMs: none, warmupCrossNode: none },
-    rooms: { members: 40, joined: 40, sent: 100, acked: 100, received: 300, errors: {}, skipped: 0, latency: percentiles([1, 2]) },
+    rooms: { members: 40, joined: 40, sent: 100, acked: 100, received: 300, errors: {}, skipped: 0, removed: 0, latency: percentiles([1, 2]) },
     failedAttempts: 0,
     closesByCode: {},
     eventLoopDelayMs: { p50: 1, p99: 2, max: 3 },

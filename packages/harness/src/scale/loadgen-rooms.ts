@@ -19,7 +19,7 @@ export interface RoomMember {
   room?: string;
   /** The room's other members (the load generator holds them all). */
   peers?: RoomMember[];
-  /** Its `joined` (with the join's id) arrived: it sends room messages from now on, and never joins again. */
+  /** Its `joined` (with the join's id) arrived: it sends room messages from now on, and joins again only if removed. */
   joined?: boolean;
   nodeId?: string | undefined;
   open: boolean;
@@ -53,6 +53,8 @@ export interface RoomFigures {
   received: number;
   errors: Record<string, number>;
   skipped: number;
+  /** Times a member got its own `left` (away past the resume window, or over a held cap) and joined again. */
+  removed: number;
   /** Sender to each other member, per copy received. */
   latency: Percentiles;
 }
@@ -60,7 +62,7 @@ export interface RoomFigures {
 /** Room members and their phase figures. */
 export class RoomLoad {
   readonly members: RoomMember[] = [];
-  private phase = { sent: 0, acked: 0, received: 0, skipped: 0 };
+  private phase = { sent: 0, acked: 0, received: 0, skipped: 0, removed: 0 };
   private readonly errors = new Map<string, number>();
   private latencies: number[] = [];
   private nextId = 0;
@@ -88,12 +90,20 @@ export class RoomLoad {
   }
 
   /** A frame about rooms, or an ack/error of a room message; returns false when the frame is not the rooms'. */
-  onFrame(member: RoomMember, frame: { type: string; room?: string; id?: string; code?: string; content?: { t?: number } }): boolean {
+  onFrame(member: RoomMember, frame: { type: string; room?: string; id?: string; code?: string; userId?: string; event?: string; content?: { t?: number } }): boolean {
     if (frame.type === 'joined') {
       if (frame.id !== undefined) member.joined = true;
       return true;
     }
-    if (frame.type === 'member') return true;
+    if (frame.type === 'member') {
+      // Its own `left` (contract v1.2): the room removed it, so it joins again, as an app would.
+      if (frame.userId === member.id && frame.event === 'left' && member.joined === true) {
+        member.joined = false;
+        this.phase.removed += 1;
+        member.ws?.send(JSON.stringify({ type: 'join', room: member.room, id: `j${member.id}-again` }));
+      }
+      return true;
+    }
     if (frame.type === 'message' && frame.room !== undefined) {
       totals.roomReceived += 1;
       this.phase.received += 1;
@@ -134,7 +144,7 @@ export class RoomLoad {
   }
 
   startPhase(): void {
-    this.phase = { sent: 0, acked: 0, received: 0, skipped: 0 };
+    this.phase = { sent: 0, acked: 0, received: 0, skipped: 0, removed: 0 };
     this.errors.clear();
     this.latencies = [];
   }

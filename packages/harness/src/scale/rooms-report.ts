@@ -83,7 +83,8 @@ export function roomsSection(result: ScaleResult, f: Figures): string[] {
     '',
     load
       ? `Room messages in the join/drain phase: sent ${load.sent.toLocaleString('en')}, acked ${load.acked.toLocaleString('en')}, copies received ${load.received.toLocaleString('en')} ` +
-        `(${String(c.membersPerRoom - 1)} per message would be ${(load.sent * (c.membersPerRoom - 1)).toLocaleString('en')}; a member removed from its room, whose next messages get NOT_A_MEMBER below, gets nothing meanwhile); ` +
+        `(${String(c.membersPerRoom - 1)} per message would be ${(load.sent * (c.membersPerRoom - 1)).toLocaleString('en')}; a member removed from its room gets nothing until it joins again); ` +
+        `${load.removed.toLocaleString('en')} times a member got its own \`left\` (removed: away past the resume window, or over a held cap) and joined again; ` +
         `errors: ${Object.keys(load.errors).length === 0 ? 'none' : Object.entries(load.errors).map(([k, v]) => `${k} ${String(v)}`).join(', ')}; ${load.skipped.toLocaleString('en')} sends skipped while the sender was between connections. ` +
         `Sender → member latency p50 / p99 / max: ${lat?.count ? `${lat.p50?.toFixed(1) ?? '–'} ms / ${lat.p99?.toFixed(0) ?? '–'} ms / ${lat.max?.toFixed(0) ?? '–'} ms` : '–'}.`
       : '',
