@@ -7,7 +7,7 @@
  */
 import { readConfig } from './config.js';
 import { LoadGen } from './driver.js';
-import type { BenchResults } from './results.js';
+import { emptyResults } from './results.js';
 import { connectScenario, stormScenario, type ScenarioContext } from './scenarios.js';
 import { median } from '../stats.js';
 import { startOurs, startPeerJs, TMP, type RunningSystem } from './systems.js';
@@ -32,19 +32,7 @@ async function onFresh(start: () => Promise<RunningSystem>, work: (sys: RunningS
 
 async function main(): Promise<void> {
   const config = readConfig(process.env, `${TMP}/connect-storm`);
-  const results: BenchResults = {
-    startedAt: new Date().toISOString(),
-    machine: { cpus: 0, cpuModel: '', node: process.version, platform: process.platform, memoryGiB: 0 },
-    config,
-    relay: [],
-    sweep: [],
-    connect: [],
-    idle: [],
-    storm: [],
-    receipts: [],
-    failures: [],
-    durationSeconds: 0,
-  };
+  const results = emptyResults(config, { cpus: 0, cpuModel: '', node: process.version, platform: process.platform, memoryGiB: 0 });
   const ctx: ScenarioContext = { config, results, log };
   for (let round = 1; round <= config.rounds; round += 1) {
     log(`round ${String(round)}`);

@@ -13,7 +13,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { buildBaseline } from './baseline.js';
 import { readConfig } from './config.js';
 import { renderReport } from './report.js';
-import { fromSaved, type BenchResults, type SavedResults, type SystemName } from './results.js';
+import { emptyResults, fromSaved, type BenchResults, type SavedResults, type SystemName } from './results.js';
 import { runUnit, unitsOf, type RoundContext } from './rounds.js';
 import { judge } from './verdict.js';
 import { ROOT, TMP } from './systems.js';
@@ -61,25 +61,13 @@ if (!render && openFiles < Math.max(...config.idle) + 2000) {
   log(`open-files limit is ${String(openFiles)}: the idle scenario needs more than ${String(Math.max(...config.idle) + 2000)} (ulimit -n)`);
 }
 
-const results: BenchResults = {
-  startedAt: new Date().toISOString(),
-  machine: {
-    cpus: cpus().length,
-    cpuModel: cpus()[0]?.model ?? 'unknown',
-    node: process.version,
-    platform: `${process.platform} ${process.arch}`,
-    memoryGiB: Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576),
-  },
-  config,
-  relay: [],
-  sweep: [],
-  connect: [],
-  idle: [],
-  storm: [],
-  receipts: [],
-  failures: [],
-  durationSeconds: 0,
-};
+const results = emptyResults(config, {
+  cpus: cpus().length,
+  cpuModel: cpus()[0]?.model ?? 'unknown',
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+  memoryGiB: Math.round(Number(execFileSync('awk', ['/MemTotal/ {print $2}', '/proc/meminfo']).toString()) / 1048576),
+});
 
 async function main(): Promise<void> {
   log(`machine: ${String(results.machine.cpus)} × ${results.machine.cpuModel}, node ${results.machine.node}, open files ${String(openFiles)}; config ${JSON.stringify(config)}`);

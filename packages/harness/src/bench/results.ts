@@ -162,6 +162,11 @@ export interface BenchResults {
   durationSeconds: number;
 }
 
+/** A run's results before its first round: every table empty. */
+export function emptyResults(config: BenchConfig, machine: BenchResults['machine']): BenchResults {
+  return { startedAt: new Date().toISOString(), machine, config, relay: [], sweep: [], connect: [], idle: [], storm: [], receipts: [], failures: [], durationSeconds: 0 };
+}
+
 /** benchmarks.json as older harnesses wrote it: one relay shape in `pairs`/`window`, rows without a shape, no failures. */
 export type SavedResults = Omit<BenchResults, 'config' | 'failures'> & {
   config: Omit<BenchConfig, 'shapes'> & { shapes?: Shape[]; pairs?: number; window?: number; fractions?: number[] };
