@@ -20,6 +20,8 @@ export interface HomeRoom {
   storedHeld: Set<string>;
   /** registryVersion() when the room was last read from the store; `undefined`: never read (or a write failed). */
   readAt: number | undefined;
+  /** When the record was last read again for a sender the room did not know (ms). */
+  rereadAt: number;
 }
 
 /** `first`, then what `second` adds, each frame once (copies held by two homes are the same JSON). */
@@ -27,4 +29,16 @@ export function union(first: ServerFrame[], second: ServerFrame[]): ServerFrame[
   if (second.length === 0) return first;
   const seen = new Set(first.map((frame) => JSON.stringify(frame)));
   return [...first, ...second.filter((frame) => !seen.has(JSON.stringify(frame)))];
+}
+
+/** At most one re-read a second per room for a sender it does not know, so bad frames cannot drive store reads. */
+export function mayReread(room: HomeRoom, now = Date.now()): boolean {
+  if (now - room.rereadAt < 1000) return false;
+  room.rereadAt = now;
+  return true;
+}
+
+/** A room message crossed nodes when its sender is not on the home, or some other member is not (metrics). */
+export function crossedNodes(room: HomeRoom, sender: string, senderNode: string, home: string): boolean {
+  return senderNode !== home || room.members.some((m) => m.userId !== sender && (m.nodeId ?? home) !== home);
 }

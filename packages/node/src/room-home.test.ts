@@ -179,6 +179,18 @@ describe('RoomHome handover: what is held lives in the room record', () => {
     expect(await old.home.handle({ op: 'join', room: 'R', userId: 'dave', nodeId: 'n1' })).to.deep.equal({ status: 'joined', members: ['alice', 'carol', 'dave'] });
   });
 
+  it('a home that does not know a sender reads the record again: another home took its join meanwhile (no NOT_A_MEMBER)', async () => {
+    const store = new MemoryRoomStore();
+    const mine = home(new Map(), { nodeId: 'n2', store });
+    await mine.home.handle({ op: 'join', room: 'R', userId: 'alice', nodeId: 'n2' });
+    // A node whose registry view lags still takes bob's join as the room's home.
+    const lagging = home(new Map(), { nodeId: 'n1', store });
+    await lagging.home.handle({ op: 'join', room: 'R', userId: 'bob', nodeId: 'n1' });
+    expect(await mine.home.handle({ op: 'message', room: 'R', userId: 'bob', nodeId: 'n1', content: 1, id: 'b1' })).to.deep.equal({ status: 'ack' });
+    expect(contents(mine.sent, 'alice')).to.include(1);
+    expect(await mine.home.handle({ op: 'message', room: 'R', userId: 'carol', nodeId: 'n1', content: 2 })).to.deep.equal({ status: 'error', code: 'NOT_A_MEMBER' });
+  });
+
   it('a home that kept the room reads the record again after a registry change, and adopts another home\'s holds', async () => {
     const store = new MemoryRoomStore();
     const registry = { isHome: true, version: 0 };

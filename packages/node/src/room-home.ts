@@ -2,7 +2,7 @@ import type { Logger, RoomMemberRecord, RoomRecord, RoomStore } from '@messaging
 import type { ServerFrame } from '@messaging-server/protocol';
 import type { HeldBudget } from './held-budget.js';
 import { RoomAbsences, type Presence } from './room-absence.js';
-import { HANDOVER_GAP, union, type HomeRoom } from './home-room.js';
+import { crossedNodes, HANDOVER_GAP, mayReread, union, type HomeRoom } from './home-room.js';
 import type { RoomJournal, TrackedCopy } from './room-journal.js';
 import type { RoomAnswer, RoomOp } from './room-wire.js';
 
@@ -78,7 +78,7 @@ export class RoomHome {
   private run<T>(name: string, task: (room: HomeRoom) => Promise<T>): Promise<T> {
     let entry = this.rooms.get(name);
     if (!entry) {
-      entry = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences(), queued: 0, storedHeld: new Set(), readAt: undefined };
+      entry = { members: [], seq: 0, tail: Promise.resolve(), away: this.absences(), queued: 0, storedHeld: new Set(), readAt: undefined, rereadAt: 0 };
       this.rooms.set(name, entry);
     }
     const room = entry;
@@ -196,7 +196,12 @@ export class RoomHome {
   }
 
   private async apply(room: HomeRoom, op: RoomOp, journaled: Promise<boolean>[]): Promise<RoomAnswer> {
-    const isMember = room.members.some((m) => m.userId === op.userId);
+    let isMember = room.members.some((m) => m.userId === op.userId);
+    // Another home may have taken the join meanwhile (two homes during a handover): the record says, not memory.
+    if (!isMember && (op.op === 'message' || op.op === 'resume') && mayReread(room)) {
+      await this.read(op.room, room);
+      isMember = room.members.some((m) => m.userId === op.userId);
+    }
     switch (op.op) {
       case 'join': {
         if (isMember) {
@@ -228,7 +233,8 @@ export class RoomHome {
         if (!isMember) return { status: 'error', code: 'NOT_A_MEMBER' };
         await this.seen(op.room, room, op.userId, op.nodeId);
         room.seq += 1;
-        this.countMessage(room, op);
+        if (crossedNodes(room, op.userId, op.nodeId, this.deps.nodeId)) this.counts.messagesCrossed += 1;
+        else this.counts.messagesLocal += 1;
         const frame: ServerFrame = { type: 'message', from: op.userId, room: op.room, content: op.content, ...(op.id === undefined ? {} : { id: op.id }) };
         const copies: TrackedCopy[] = [];
         await this.broadcast(op.room, room, op.userId, frame, copies);
@@ -236,13 +242,6 @@ export class RoomHome {
         return { status: 'ack' };
       }
     }
-  }
-
-  private countMessage(room: HomeRoom, op: RoomOp): void {
-    const here = this.deps.nodeId;
-    const elsewhere = room.members.some((m) => m.userId !== op.userId && (m.nodeId ?? here) !== here);
-    if (op.nodeId !== here || elsewhere) this.counts.messagesCrossed += 1;
-    else this.counts.messagesLocal += 1;
   }
 
   /** The member is out of the room: persisted, `left` to the others, and nothing more held for it. */
