@@ -46,12 +46,13 @@ export interface RoomJournalDeps {
 }
 
 /**
- * The journal of the rooms homed here (decision in docs/decisions.md, "Room messages outlive their home"). A room
- * message's ack means the room took it in its order (contract v1.2); the copies its home wrote to its own members'
- * connections with receipts on would die with the home while unconfirmed. So, before the ack, the home appends the
- * message to the room's journal in the store, one append per message and no read; once every copy is safe the
- * entry goes at the next rewrite. The next home reads the journal when it takes the room over and delivers those
- * copies again (receivers drop repeats by `from` and `id`).
+ * This node's journal of each room (decision in docs/decisions.md, "Room messages outlive their home"). A room
+ * message's ack means the room took it in its order (contract v1.2); the copies written here to members'
+ * connections with receipts on, by this node as the room's home or as a member's node, would die with it while
+ * unconfirmed. So, before the ack, the message is appended to the room's journal of this node in the store, one
+ * append per message and no read; once every copy is safe the entry goes at the next rewrite. A next home reads the
+ * journal when it takes the room over, and a home reads a member's entries when it resumes elsewhere; both deliver
+ * those copies again (receivers drop repeats by `from` and `id`).
  */
 export class RoomJournal {
   private readonly logs = new Map<string, RoomLog>();
